@@ -111,7 +111,7 @@ enum log_level log_get_level(void);
 void log_set_file(FILE* f);
 /* Prints "<prefix>error: msg\n" when level <= current level; newline appended. */
 void moat_log(enum log_level level, const char* fmt, ...) PRINTF_FMT(2, 3);
-void moat_vlog(enum log_level level, const char* fmt, va_list ap);
+void moat_vlog(enum log_level level, const char* fmt, va_list ap) PRINTF_FMT(2, 0);
 /* Program name used as prefix ("moat: "); may be NULL for none. Not copied. */
 void log_set_prefix(const char* prefix);
 
@@ -216,7 +216,7 @@ void strbuf_append(struct strbuf* sb, const char* s, size_t n);
 void strbuf_puts(struct strbuf* sb, const char* s);
 void strbuf_putc(struct strbuf* sb, char c);
 void strbuf_printf(struct strbuf* sb, const char* fmt, ...) PRINTF_FMT(2, 3);
-void strbuf_vprintf(struct strbuf* sb, const char* fmt, va_list ap);
+void strbuf_vprintf(struct strbuf* sb, const char* fmt, va_list ap) PRINTF_FMT(2, 0);
 /* Returns the buffer (never NULL, "" when empty) and resets sb. Caller frees. */
 char* strbuf_take(struct strbuf* sb, size_t* ret_len);
 void strbuf_free(struct strbuf* sb);

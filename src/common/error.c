@@ -5,7 +5,7 @@
 
 #include "common.h"
 
-static void verror(struct moat_error* err, int code, const char* fmt, va_list ap) {
+PRINTF_FMT(3, 0) static void verror(struct moat_error* err, int code, const char* fmt, va_list ap) {
     err->code = code;
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
