@@ -1,0 +1,59 @@
+"""Shared pytest fixtures: every integration test runs the real moat binary.
+
+MOAT is the path of the binary under test (scripts/check sets it to the ASan build); without it
+the tests look for build-asan/ then build/ in the source tree.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "testdata"
+
+
+def moat_binary() -> Path:
+    if os.environ.get("MOAT"):
+        return Path(os.environ["MOAT"]).resolve()
+    for build in ("build-asan", "build"):
+        p = ROOT / build / "src" / "cli" / "moat"
+        if p.exists():
+            return p
+    pytest.exit("moat binary not found: set MOAT or run 'make check'", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def moat_path() -> Path:
+    return moat_binary()
+
+
+@pytest.fixture(scope="session")
+def build_dir(moat_path) -> Path:
+    return moat_path.parents[2]
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.exit(f"conformance data not found at {SHARED}", returncode=2)
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def moat(moat_path):
+    """moat(*args, input=None, cwd=None, env=None, check=None) -> CompletedProcess (text)."""
+
+    def run(*args, input=None, cwd=None, env=None, check=None, timeout=300):
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        r = subprocess.run([str(moat_path), *map(str, args)], input=input, cwd=cwd,
+                           env=full_env, capture_output=True, text=True, timeout=timeout)
+        if check is not None and r.returncode != check:
+            raise AssertionError(
+                f"moat {' '.join(map(str, args))}: exit {r.returncode}, expected {check}\n"
+                f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+        return r
+
+    return run
