@@ -46,8 +46,10 @@ void strbuf_printf(struct strbuf* sb, const char* fmt, ...) {
 }
 
 char* strbuf_take(struct strbuf* sb, size_t* ret_len) {
-    if (!sb->buf)
+    if (!sb->buf) {
         strbuf_reserve(sb, 0);
+        sb->buf[0] = '\0';
+    }
     char* s = sb->buf;
     if (ret_len)
         *ret_len = sb->len;

@@ -47,7 +47,8 @@ struct toml_datetime {
 struct toml_value;
 
 struct toml_kv {
-    char* key; /* NUL-terminated; keys with embedded NUL are rejected by the parser */
+    char* key;      /* NUL-terminated; may contain NUL ("\u0000" keys): see key_len */
+    size_t key_len; /* C-string lookups (toml_table_get) never match keys with NUL */
     uint32_t line, col;
     struct toml_value* value;
 };
