@@ -146,7 +146,7 @@ static int finalize(const struct sign_args* a, char** ret_doc, size_t* ret_len,
 
 static void print_hex(const char* label, const uint8_t* p, size_t n) {
     char hex[2 * 64 + 1];
-    if (hex_encode(p, n, hex, sizeof(hex)) == 0)
+    if (hex_encode(p, n, hex, sizeof(hex)) >= 0)
         printf("    %s%s\n", label, hex);
 }
 

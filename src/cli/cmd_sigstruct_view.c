@@ -152,6 +152,7 @@ static int view_run(int argc, char** argv) {
         return MOAT_EXIT_RUNTIME;
     }
     struct field fields[16];
+    memset(fields, 0, sizeof(fields));
     size_t n = collect(&s, verbose, fields);
     if (npos == 2) {
         struct strbuf sb = STRBUF_INIT;

@@ -734,22 +734,41 @@ char* schema_suggest(const char* const* comps, size_t n) {
     const char* last         = comps[n - 1];
 
     const char* best = NULL;
+    char* best_buf   = NULL;
     size_t best_dist = SIZE_MAX;
     for (size_t i = 0; i < g_schema_len; i++) {
-        if (g_schema[i].status != KEY_CURRENT || strchr(g_schema[i].pattern, '*'))
+        if (g_schema[i].status != KEY_CURRENT)
             continue;
-        size_t d = edit_distance(key, g_schema[i].pattern);
+        /* compare with the pattern cut to as many components as the key has, so that an
+         * unknown table ("sgxx") is matched against table names ("sgx") */
+        const char* pat = g_schema[i].pattern;
+        const char* cut = pat;
+        for (size_t c = 0; c < n && cut; c++) {
+            cut = strchr(cut, '.');
+            if (cut && c + 1 < n)
+                cut++;
+        }
+        _cleanup_free_ char* cand = cut ? xstrndup(pat, (size_t)(cut - pat)) : xstrdup(pat);
+        if (strchr(cand, '*'))
+            continue;
+        size_t d = edit_distance(key, cand);
         /* the same last component under another table ("loader.max_threads") */
-        const char* plast = strrchr(g_schema[i].pattern, '.');
+        const char* plast = strrchr(cand, '.');
         if (plast && strcmp(plast + 1, last) == 0 && d > 1)
             d = 2;
         if (d < best_dist) {
             best_dist = d;
-            best      = g_schema[i].pattern;
+            best      = pat;
+            free(best_buf);
+            best_buf = xstrdup(cand);
         }
     }
     size_t limit = strlen(key) / 4 + 1;
     if (limit < 2)
         limit = 2;
-    return best && best_dist <= limit ? xstrdup(best) : NULL;
+    char* ret = NULL;
+    if (best && best_dist > 0 && best_dist <= limit)
+        ret = TAKE_PTR(best_buf);
+    free(best_buf);
+    return ret;
 }

@@ -735,7 +735,17 @@ static int parse_postfix(struct tparser* p, struct expr** ret) {
                 return -EINVAL;
             set_args(a, &l);
             e = a;
-        } else if (eat(p, "|")) {
+        } else {
+            *ret = e;
+            return 0;
+        }
+    }
+}
+
+/* Jinja's parse_filter_expr: `| filter(args)` and `is [not] test(args)`, after unary minus. */
+static int parse_filters(struct tparser* p, struct expr* e, struct expr** ret) {
+    for (;;) {
+        if (eat(p, "|")) {
             struct expr* a = new_expr(p, EX_FILTER);
             a->a           = e;
             a->name        = tparse_name(p->ev, p->s, p->len, &p->pos);
@@ -769,15 +779,24 @@ static int parse_postfix(struct tparser* p, struct expr** ret) {
     }
 }
 
-static int parse_unary(struct tparser* p, struct expr** ret) {
+static int parse_unary_f(struct tparser* p, bool with_filter, struct expr** ret) {
+    struct expr* e;
     if (eat(p, "-") || eat(p, "+")) {
-        struct expr* e = new_expr(p, p->s[p->pos - 1] == '-' ? EX_NEG : EX_POS);
-        if (parse_unary(p, &e->a) < 0)
+        e = new_expr(p, p->s[p->pos - 1] == '-' ? EX_NEG : EX_POS);
+        if (parse_unary_f(p, false, &e->a) < 0)
             return -EINVAL;
+    } else if (parse_postfix(p, &e) < 0) {
+        return -EINVAL;
+    }
+    if (!with_filter) {
         *ret = e;
         return 0;
     }
-    return parse_postfix(p, ret);
+    return parse_filters(p, e, ret);
+}
+
+static int parse_unary(struct tparser* p, struct expr** ret) {
+    return parse_unary_f(p, true, ret);
 }
 
 static struct expr* binary(struct tparser* p, enum ex_op op, struct expr* a, struct expr* b) {

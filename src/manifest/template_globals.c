@@ -65,6 +65,12 @@ void template_env_default(struct template_env* env) {
 /* Runs argv (PATH lookup), returns its standard output. stderr is inherited so the user sees
  * the tool's own complaint. */
 static int run_capture(struct teval* ev, char* const* argv, char** ret_out, size_t* ret_len) {
+#ifdef MOAT_FUZZING
+    /* fuzzed templates must not run arbitrary programs (python.get_sys_path('/any/binary')) */
+    (void)ret_out;
+    (void)ret_len;
+    return teval_fail(ev, "'%s': subprocesses are disabled in fuzzing builds", argv[0]);
+#endif
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return teval_fail(ev, "cannot create a pipe: %s", strerror(errno));

@@ -247,8 +247,12 @@ static int add_uri(struct tf_list* l, const char* key, const char* uri, const ch
         return tf_add(l, xstrdup(uri), TAKE_PTR(host), lower, err);
     free(lower);
     struct stat st;
-    if (stat(host, &st) < 0)
+    if (stat(host, &st) < 0) {
+        if (errno == ENOTDIR && slash)
+            return moat_error_set(err, -EINVAL, "URI '%s' ends with \"/\" but is not a directory",
+                                  uri);
         return moat_error_set(err, -ENOENT, "Missing trusted file: '%s'", path);
+    }
     if (slash) {
         if (!S_ISDIR(st.st_mode))
             return moat_error_set(err, -EINVAL, "URI '%s' ends with \"/\" but is not a directory",
@@ -338,8 +342,8 @@ static int hash_one(const char* path, char hex[SHA256_HEX_SIZE], uint8_t* buf, s
         ret = sha256_final(&ctx, digest);
     sha256_ctx_free(&ctx);
     close(fd);
-    if (ret == 0)
-        ret = hex_encode(digest, sizeof(digest), hex, SHA256_HEX_SIZE);
+    if (ret == 0 && hex_encode(digest, sizeof(digest), hex, SHA256_HEX_SIZE) < 0)
+        ret = -ENOBUFS;
     *ret_bytes = total;
     return ret;
 }

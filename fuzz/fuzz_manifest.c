@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libFuzzer target: manifest check, Graphene migration and default injection on any TOML
+ * document; a migrated manifest must still serialize to TOML that parses back. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    struct toml_value* root = NULL;
+    struct toml_error terr;
+    if (toml_parse((const char*)data, size, "fuzz", &root, &terr, NULL) < 0)
+        return 0;
+    struct manifest_diags d         = {0};
+    struct manifest_check_opts opts = {.finalized = size & 1};
+    (void)manifest_check(root, &opts, &d);
+    manifest_diags_free(&d);
+
+    struct toml_value* copy = toml_clone(root);
+    struct moat_error err   = {0};
+    if (manifest_migrate(copy, &d, &err) == 0) {
+        (void)manifest_check(copy, &opts, &d);
+        size_t len;
+        char* out                = toml_write(copy, &len);
+        struct toml_value* again = NULL;
+        if (toml_parse(out, len, "fuzz-migrated", &again, &terr, NULL) < 0)
+            abort();
+        toml_free(again);
+        free(out);
+    }
+    manifest_diags_free(&d);
+    toml_free(copy);
+    (void)manifest_inject_defaults(root, "/usr/bin/moat", &err);
+    toml_free(root);
+    return 0;
+}
