@@ -30,7 +30,7 @@ static void set_default(struct toml_value* table, const char* key, struct toml_v
 
 int manifest_inject_defaults(struct toml_value* root, const char* libos_path,
                              struct moat_error* err) {
-    struct toml_value *sgx, *loader, *features;
+    struct toml_value *sgx = NULL, *loader = NULL, *features = NULL;
     int ret = table_at(root, "sgx", &sgx, err);
     if (ret < 0)
         return ret;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Template expressions: parser, evaluator, Python-compatible values, filters, tests and the
- * string/dict/path methods the Gramine and MarbleRun templates use. Semantics follow Jinja2
- * with StrictUndefined (as gramine-manifest configures it).
+ * Template evaluation: expressions, the string/dict/path methods, filters and tests the
+ * Gramine and MarbleRun templates use. Semantics follow Jinja2 with StrictUndefined (as
+ * gramine-manifest configures it).
  */
 #include <inttypes.h>
 #include <math.h>
@@ -10,961 +10,6 @@
 #include <sys/stat.h>
 
 #include "template_impl.h"
-
-/* ---------------------------------------------------------------------------------------- */
-/* Arena                                                                                      */
-
-struct arena_block {
-    struct arena_block* next;
-    size_t used, size;
-    max_align_t data[];
-};
-
-void* arena_alloc(struct arena* a, size_t size) {
-    size = (size + 15) & ~(size_t)15;
-    if (!a->head || a->head->size - a->head->used < size) {
-        size_t bsize          = size > 32768 ? size : 32768;
-        struct arena_block* b = xmalloc(sizeof(*b) + bsize);
-        b->next               = a->head;
-        b->used               = 0;
-        b->size               = bsize;
-        a->head               = b;
-    }
-    void* p = (char*)a->head->data + a->head->used;
-    a->head->used += size;
-    memset(p, 0, size);
-    return p;
-}
-
-char* arena_strndup(struct arena* a, const char* s, size_t n) {
-    char* d = arena_alloc(a, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-char* arena_strdup(struct arena* a, const char* s) {
-    return arena_strndup(a, s, strlen(s));
-}
-
-void arena_free(struct arena* a) {
-    while (a->head) {
-        struct arena_block* next = a->head->next;
-        free(a->head);
-        a->head = next;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Values                                                                                     */
-
-int teval_fail(struct teval* ev, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    struct strbuf sb = STRBUF_INIT;
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    if (!ev->err->msg[0] || ev->err->code == 0)
-        moat_error_set(ev->err, -EINVAL, "%s:%u: %s", ev->filename, ev->line, sb.buf);
-    strbuf_free(&sb);
-    return -EINVAL;
-}
-
-static const struct tval g_none  = {.type = TV_NONE};
-static const struct tval g_true  = {.type = TV_BOOL, .u.b = true};
-static const struct tval g_false = {.type = TV_BOOL, .u.b = false};
-
-const struct tval* tv_none(void) {
-    return &g_none;
-}
-
-const struct tval* tv_bool(bool b) {
-    return b ? &g_true : &g_false;
-}
-
-static struct tval* tv_new(struct teval* ev, enum tv_type t) {
-    struct tval* v = arena_alloc(ev->arena, sizeof(*v));
-    v->type        = t;
-    return v;
-}
-
-const struct tval* tv_int(struct teval* ev, int64_t i) {
-    struct tval* v = tv_new(ev, TV_INT);
-    v->u.i         = i;
-    return v;
-}
-
-static const struct tval* tv_float(struct teval* ev, double f) {
-    struct tval* v = tv_new(ev, TV_FLOAT);
-    v->u.f         = f;
-    return v;
-}
-
-const struct tval* tv_str(struct teval* ev, const char* s, size_t len) {
-    struct tval* v = tv_new(ev, TV_STR);
-    v->u.str.s     = arena_strndup(ev->arena, s, len);
-    v->u.str.len   = len;
-    return v;
-}
-
-const struct tval* tv_cstr(struct teval* ev, const char* s) {
-    return tv_str(ev, s, strlen(s));
-}
-
-const struct tval* tv_path(struct teval* ev, const char* s) {
-    struct tval* v = (struct tval*)tv_cstr(ev, s);
-    v->type        = TV_PATH;
-    return v;
-}
-
-const struct tval* tv_list(struct teval* ev, const struct tval** items, size_t n) {
-    struct tval* v  = tv_new(ev, TV_LIST);
-    v->u.list.items = arena_alloc(ev->arena, (n ? n : 1) * sizeof(*items));
-    v->u.list.n     = n;
-    if (n)
-        memcpy(v->u.list.items, items, n * sizeof(*items));
-    return v;
-}
-
-const struct tval* tv_func(struct teval* ev, const char* name, tbuiltin fn, const struct tval* self,
-                           const char* as_str) {
-    struct tval* v = tv_new(ev, TV_FUNC);
-    v->u.fn.name   = name;
-    v->u.fn.fn     = fn;
-    v->u.fn.self   = self;
-    v->u.fn.as_str = as_str;
-    return v;
-}
-
-const struct tval* tv_undef(struct teval* ev, const char* name) {
-    struct tval* v = tv_new(ev, TV_UNDEF);
-    v->u.str.s     = arena_strdup(ev->arena, name);
-    v->u.str.len   = strlen(name);
-    return v;
-}
-
-const struct tval* tv_dict(struct teval* ev, const char* const* keys,
-                           const struct tval* const* values, size_t n) {
-    struct tval* v  = tv_new(ev, TV_DICT);
-    v->u.dict.items = arena_alloc(ev->arena, (n ? n : 1) * sizeof(struct tdict_entry));
-    v->u.dict.n     = n;
-    for (size_t i = 0; i < n; i++) {
-        v->u.dict.items[i].key   = arena_strdup(ev->arena, keys[i]);
-        v->u.dict.items[i].value = values[i];
-    }
-    return v;
-}
-
-const struct tval* tv_dict_get(const struct tval* dict, const char* key) {
-    for (size_t i = 0; i < dict->u.dict.n; i++)
-        if (strcmp(dict->u.dict.items[i].key, key) == 0)
-            return dict->u.dict.items[i].value;
-    return NULL;
-}
-
-static const char* type_name(const struct tval* v) {
-    static const char* const names[] = {"Undefined", "NoneType",  "bool", "int",  "float",
-                                        "str",       "PosixPath", "list", "dict", "function"};
-    return names[v->type];
-}
-
-static int undefined_error(struct teval* ev, const struct tval* v) {
-    return teval_fail(ev, "'%s' is undefined", v->u.str.s);
-}
-
-static void repr_str(struct strbuf* sb, const char* s, size_t len) {
-    bool has_single = memchr(s, '\'', len) && !memchr(s, '"', len);
-    char q          = has_single ? '"' : '\'';
-    strbuf_putc(sb, q);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == (unsigned char)q)
-            strbuf_printf(sb, "\\%c", c);
-        else if (c == '\n')
-            strbuf_puts(sb, "\\n");
-        else if (c == '\t')
-            strbuf_puts(sb, "\\t");
-        else if (c == '\r')
-            strbuf_puts(sb, "\\r");
-        else if (c < 0x20 || c == 0x7f)
-            strbuf_printf(sb, "\\x%02x", c);
-        else
-            strbuf_putc(sb, (char)c);
-    }
-    strbuf_putc(sb, q);
-}
-
-static void format_float(struct strbuf* sb, double d) {
-    if (isnan(d)) {
-        strbuf_puts(sb, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        strbuf_puts(sb, d < 0 ? "-inf" : "inf");
-        return;
-    }
-    char buf[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
-    strbuf_puts(sb, buf);
-    if (!strpbrk(buf, ".e"))
-        strbuf_puts(sb, ".0");
-}
-
-static int to_str(struct teval* ev, const struct tval* v, struct strbuf* sb, bool repr) {
-    switch (v->type) {
-        case TV_UNDEF:
-            return undefined_error(ev, v);
-        case TV_NONE:
-            strbuf_puts(sb, "None");
-            return 0;
-        case TV_BOOL:
-            strbuf_puts(sb, v->u.b ? "True" : "False");
-            return 0;
-        case TV_INT:
-            strbuf_printf(sb, "%" PRId64, v->u.i);
-            return 0;
-        case TV_FLOAT:
-            format_float(sb, v->u.f);
-            return 0;
-        case TV_STR:
-            if (repr)
-                repr_str(sb, v->u.str.s, v->u.str.len);
-            else
-                strbuf_append(sb, v->u.str.s, v->u.str.len);
-            return 0;
-        case TV_PATH:
-            if (repr) {
-                strbuf_puts(sb, "PosixPath(");
-                repr_str(sb, v->u.str.s, v->u.str.len);
-                strbuf_putc(sb, ')');
-            } else {
-                strbuf_append(sb, v->u.str.s, v->u.str.len);
-            }
-            return 0;
-        case TV_LIST:
-            strbuf_putc(sb, '[');
-            for (size_t i = 0; i < v->u.list.n; i++) {
-                if (i)
-                    strbuf_puts(sb, ", ");
-                if (to_str(ev, v->u.list.items[i], sb, true) < 0)
-                    return -EINVAL;
-            }
-            strbuf_putc(sb, ']');
-            return 0;
-        case TV_DICT:
-            strbuf_putc(sb, '{');
-            for (size_t i = 0; i < v->u.dict.n; i++) {
-                if (i)
-                    strbuf_puts(sb, ", ");
-                repr_str(sb, v->u.dict.items[i].key, strlen(v->u.dict.items[i].key));
-                strbuf_puts(sb, ": ");
-                if (to_str(ev, v->u.dict.items[i].value, sb, true) < 0)
-                    return -EINVAL;
-            }
-            strbuf_putc(sb, '}');
-            return 0;
-        case TV_FUNC:
-            if (v->u.fn.as_str)
-                strbuf_puts(sb, v->u.fn.as_str);
-            else
-                strbuf_printf(sb, "<function %s>", v->u.fn.name);
-            return 0;
-    }
-    return 0;
-}
-
-int tv_to_str(struct teval* ev, const struct tval* v, struct strbuf* sb) {
-    return to_str(ev, v, sb, false);
-}
-
-static const struct tval* str_of(struct teval* ev, const struct tval* v) {
-    if (v->type == TV_STR)
-        return v;
-    struct strbuf sb = STRBUF_INIT;
-    if (to_str(ev, v, &sb, false) < 0) {
-        strbuf_free(&sb);
-        return NULL;
-    }
-    const struct tval* s = tv_str(ev, sb.buf ? sb.buf : "", sb.len);
-    strbuf_free(&sb);
-    return s;
-}
-
-int tv_truth(struct teval* ev, const struct tval* v, bool* ret) {
-    switch (v->type) {
-        case TV_UNDEF:
-            return undefined_error(ev, v);
-        case TV_NONE:
-            *ret = false;
-            break;
-        case TV_BOOL:
-            *ret = v->u.b;
-            break;
-        case TV_INT:
-            *ret = v->u.i != 0;
-            break;
-        case TV_FLOAT:
-            *ret = v->u.f != 0.0;
-            break;
-        case TV_STR:
-            *ret = v->u.str.len != 0;
-            break;
-        case TV_LIST:
-            *ret = v->u.list.n != 0;
-            break;
-        case TV_DICT:
-            *ret = v->u.dict.n != 0;
-            break;
-        case TV_PATH:
-        case TV_FUNC:
-            *ret = true;
-            break;
-    }
-    return 0;
-}
-
-static bool tv_equal(const struct tval* a, const struct tval* b) {
-    bool an = a->type == TV_INT || a->type == TV_FLOAT || a->type == TV_BOOL;
-    bool bn = b->type == TV_INT || b->type == TV_FLOAT || b->type == TV_BOOL;
-    if (an && bn) {
-        double x = a->type == TV_FLOAT ? a->u.f : a->type == TV_INT ? (double)a->u.i : a->u.b;
-        double y = b->type == TV_FLOAT ? b->u.f : b->type == TV_INT ? (double)b->u.i : b->u.b;
-        if (a->type != TV_FLOAT && b->type != TV_FLOAT) {
-            int64_t xi = a->type == TV_INT ? a->u.i : a->u.b;
-            int64_t yi = b->type == TV_INT ? b->u.i : b->u.b;
-            return xi == yi;
-        }
-        return x == y;
-    }
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-        case TV_NONE:
-            return true;
-        case TV_STR:
-        case TV_PATH:
-            return a->u.str.len == b->u.str.len &&
-                   memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
-        case TV_LIST:
-            if (a->u.list.n != b->u.list.n)
-                return false;
-            for (size_t i = 0; i < a->u.list.n; i++)
-                if (!tv_equal(a->u.list.items[i], b->u.list.items[i]))
-                    return false;
-            return true;
-        case TV_DICT:
-            if (a->u.dict.n != b->u.dict.n)
-                return false;
-            for (size_t i = 0; i < a->u.dict.n; i++) {
-                const struct tval* o = tv_dict_get(b, a->u.dict.items[i].key);
-                if (!o || !tv_equal(a->u.dict.items[i].value, o))
-                    return false;
-            }
-            return true;
-        default:
-            return a == b;
-    }
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Scopes                                                                                     */
-
-void tscope_set(struct tscope* s, const char* name, const struct tval* v) {
-    for (size_t i = 0; i < s->n; i++) {
-        if (strcmp(s->names[i], name) == 0) {
-            s->values[i] = v;
-            return;
-        }
-    }
-    if (s->n == s->cap) {
-        s->cap    = s->cap ? s->cap * 2 : 8;
-        s->names  = xrealloc(s->names, s->cap * sizeof(*s->names));
-        s->values = xrealloc(s->values, s->cap * sizeof(*s->values));
-    }
-    s->names[s->n]    = name;
-    s->values[s->n++] = v;
-}
-
-const struct tval* tscope_get(const struct tscope* s, const char* name) {
-    for (; s; s = s->parent)
-        for (size_t i = 0; i < s->n; i++)
-            if (strcmp(s->names[i], name) == 0)
-                return s->values[i];
-    return NULL;
-}
-
-void tscope_free(struct tscope* s) {
-    free(s->names);
-    free(s->values);
-    s->names  = NULL;
-    s->values = NULL;
-    s->n = s->cap = 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Expression parser                                                                          */
-
-struct tparser {
-    struct teval* ev;
-    const char* s;
-    size_t len, pos;
-    uint32_t line;
-};
-
-void tparse_skip_ws(const char* src, size_t len, size_t* pos) {
-    while (*pos < len &&
-           (src[*pos] == ' ' || src[*pos] == '\t' || src[*pos] == '\n' || src[*pos] == '\r'))
-        (*pos)++;
-}
-
-static bool is_name_start(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_name_char(char c) {
-    return is_name_start(c) || (c >= '0' && c <= '9');
-}
-
-bool tparse_peek_word(const char* src, size_t len, size_t* pos, const char* word) {
-    tparse_skip_ws(src, len, pos);
-    size_t n = strlen(word);
-    return len - *pos >= n && memcmp(src + *pos, word, n) == 0 &&
-           (*pos + n == len || !is_name_char(src[*pos + n]));
-}
-
-const char* tparse_name(struct teval* ev, const char* src, size_t len, size_t* pos) {
-    tparse_skip_ws(src, len, pos);
-    if (*pos >= len || !is_name_start(src[*pos]))
-        return NULL;
-    size_t start = *pos;
-    while (*pos < len && is_name_char(src[*pos]))
-        (*pos)++;
-    return arena_strndup(ev->arena, src + start, *pos - start);
-}
-
-static void ws(struct tparser* p) {
-    tparse_skip_ws(p->s, p->len, &p->pos);
-}
-
-static bool eat(struct tparser* p, const char* tok) {
-    ws(p);
-    size_t n = strlen(tok);
-    if (p->len - p->pos < n || memcmp(p->s + p->pos, tok, n) != 0)
-        return false;
-    /* do not split "==" into "=" or "//" into "/" */
-    if (n == 1 && p->pos + 1 < p->len &&
-        ((tok[0] == '/' && p->s[p->pos + 1] == '/') || (tok[0] == '*' && p->s[p->pos + 1] == '*') ||
-         ((tok[0] == '<' || tok[0] == '>' || tok[0] == '=' || tok[0] == '!') &&
-          p->s[p->pos + 1] == '=')))
-        return false;
-    p->pos += n;
-    return true;
-}
-
-static bool eat_word(struct tparser* p, const char* word) {
-    if (!tparse_peek_word(p->s, p->len, &p->pos, word))
-        return false;
-    p->pos += strlen(word);
-    return true;
-}
-
-static struct expr* new_expr(struct tparser* p, enum ex_kind kind) {
-    struct expr* e = arena_alloc(p->ev->arena, sizeof(*e));
-    e->kind        = kind;
-    e->line        = p->line;
-    return e;
-}
-
-static int perr(struct tparser* p, const char* what) {
-    ws(p);
-    p->ev->line = p->line;
-    if (p->pos >= p->len)
-        return teval_fail(p->ev, "unexpected end of expression, expected %s", what);
-    return teval_fail(p->ev, "unexpected '%.*s' in expression, expected %s",
-                      (int)(p->len - p->pos > 10 ? 10 : p->len - p->pos), p->s + p->pos, what);
-}
-
-static int parse_expr(struct tparser* p, struct expr** ret);
-static int parse_or(struct tparser* p, struct expr** ret);
-
-struct arglist {
-    struct expr** items;
-    const char** kwnames;
-    size_t n, npos, cap;
-};
-
-static void arglist_push(struct tparser* p, struct arglist* l, struct expr* e, const char* kw) {
-    if (l->n == l->cap) {
-        size_t cap       = l->cap ? l->cap * 2 : 4;
-        struct expr** ni = arena_alloc(p->ev->arena, cap * sizeof(*ni));
-        const char** nk  = arena_alloc(p->ev->arena, cap * sizeof(*nk));
-        if (l->n) {
-            memcpy(ni, l->items, l->n * sizeof(*ni));
-            memcpy(nk, l->kwnames, l->n * sizeof(*nk));
-        }
-        l->items   = ni;
-        l->kwnames = nk;
-        l->cap     = cap;
-    }
-    l->kwnames[l->n] = kw;
-    l->items[l->n++] = e;
-    if (!kw)
-        l->npos = l->n;
-}
-
-/* Comma-separated items up to `close`. With `call`, name=value keyword arguments. */
-static int parse_items(struct tparser* p, const char* close, bool call, bool dict,
-                       struct arglist* l) {
-    while (!eat(p, close)) {
-        if (l->n) {
-            if (!eat(p, ","))
-                return perr(p, close);
-            if (eat(p, close))
-                break;
-        }
-        const char* kw = NULL;
-        if (call) {
-            size_t save    = p->pos;
-            const char* nm = tparse_name(p->ev, p->s, p->len, &p->pos);
-            if (nm && eat(p, "="))
-                kw = nm;
-            else
-                p->pos = save;
-            if (!kw && l->n > l->npos)
-                return teval_fail(p->ev, "positional argument follows keyword argument");
-        }
-        struct expr* e;
-        if (parse_expr(p, &e) < 0)
-            return -EINVAL;
-        arglist_push(p, l, e, kw);
-        if (dict) {
-            if (!eat(p, ":"))
-                return perr(p, "':' in dict literal");
-            if (parse_expr(p, &e) < 0)
-                return -EINVAL;
-            arglist_push(p, l, e, NULL);
-        }
-    }
-    return 0;
-}
-
-static void set_args(struct expr* e, const struct arglist* l) {
-    e->args    = l->items;
-    e->kwnames = l->kwnames;
-    e->nargs   = l->n;
-    e->npos    = l->npos;
-}
-
-static int parse_string_lit(struct tparser* p, struct strbuf* sb) {
-    char q = p->s[p->pos++];
-    while (p->pos < p->len && p->s[p->pos] != q) {
-        char c = p->s[p->pos++];
-        if (c == '\\' && p->pos < p->len) {
-            char e = p->s[p->pos++];
-            switch (e) {
-                case 'n':
-                    c = '\n';
-                    break;
-                case 't':
-                    c = '\t';
-                    break;
-                case 'r':
-                    c = '\r';
-                    break;
-                case '0':
-                    c = '\0';
-                    break;
-                case '\\':
-                case '\'':
-                case '"':
-                    c = e;
-                    break;
-                default:
-                    strbuf_putc(sb, '\\');
-                    c = e;
-            }
-        }
-        strbuf_putc(sb, c);
-    }
-    if (p->pos >= p->len)
-        return teval_fail(p->ev, "unterminated string literal");
-    p->pos++;
-    return 0;
-}
-
-static int parse_primary(struct tparser* p, struct expr** ret) {
-    ws(p);
-    if (p->pos >= p->len)
-        return perr(p, "a value");
-    char c         = p->s[p->pos];
-    struct expr* e = new_expr(p, EX_LIT);
-    if (c == '\'' || c == '"') {
-        struct strbuf sb = STRBUF_INIT;
-        do {
-            if (parse_string_lit(p, &sb) < 0) {
-                strbuf_free(&sb);
-                return -EINVAL;
-            }
-            ws(p);
-        } while (p->pos < p->len && (p->s[p->pos] == '\'' || p->s[p->pos] == '"'));
-        e->lit = tv_str(p->ev, sb.buf ? sb.buf : "", sb.len);
-        strbuf_free(&sb);
-    } else if (c >= '0' && c <= '9') {
-        size_t start  = p->pos;
-        bool is_float = false;
-        while (p->pos < p->len &&
-               ((p->s[p->pos] >= '0' && p->s[p->pos] <= '9') || p->s[p->pos] == '_' ||
-                p->s[p->pos] == '.' || p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
-            if (p->s[p->pos] == '.' &&
-                !(p->pos + 1 < p->len && p->s[p->pos + 1] >= '0' && p->s[p->pos + 1] <= '9'))
-                break;
-            is_float |= p->s[p->pos] == '.' || p->s[p->pos] == 'e' || p->s[p->pos] == 'E';
-            p->pos++;
-        }
-        char buf[64];
-        size_t n = 0;
-        for (size_t i = start; i < p->pos && n + 1 < sizeof(buf); i++)
-            if (p->s[i] != '_')
-                buf[n++] = p->s[i];
-        buf[n] = '\0';
-        if (is_float) {
-            e->lit = tv_float(p->ev, strtod(buf, NULL));
-        } else {
-            int64_t v;
-            if (parse_i64(buf, 10, &v) < 0)
-                return teval_fail(p->ev, "invalid integer literal '%s'", buf);
-            e->lit = tv_int(p->ev, v);
-        }
-    } else if (is_name_start(c)) {
-        const char* name = tparse_name(p->ev, p->s, p->len, &p->pos);
-        if (!strcmp(name, "true") || !strcmp(name, "True"))
-            e->lit = tv_bool(true);
-        else if (!strcmp(name, "false") || !strcmp(name, "False"))
-            e->lit = tv_bool(false);
-        else if (!strcmp(name, "none") || !strcmp(name, "None"))
-            e->lit = tv_none();
-        else {
-            e->kind = EX_NAME;
-            e->name = name;
-        }
-    } else if (eat(p, "(")) {
-        struct expr* inner;
-        if (eat(p, ")")) {
-            e->kind = EX_TUPLE;
-        } else {
-            if (parse_expr(p, &inner) < 0)
-                return -EINVAL;
-            if (eat(p, ")")) {
-                *ret = inner;
-                return 0;
-            }
-            struct arglist l = {0};
-            arglist_push(p, &l, inner, NULL);
-            if (!eat(p, ","))
-                return perr(p, "')'");
-            if (parse_items(p, ")", false, false, &l) < 0)
-                return -EINVAL;
-            e->kind = EX_TUPLE;
-            set_args(e, &l);
-        }
-    } else if (eat(p, "[")) {
-        struct arglist l = {0};
-        if (parse_items(p, "]", false, false, &l) < 0)
-            return -EINVAL;
-        e->kind = EX_LIST;
-        set_args(e, &l);
-    } else if (eat(p, "{")) {
-        struct arglist l = {0};
-        if (parse_items(p, "}", false, true, &l) < 0)
-            return -EINVAL;
-        e->kind = EX_DICT;
-        set_args(e, &l);
-    } else {
-        return perr(p, "a value");
-    }
-    *ret = e;
-    return 0;
-}
-
-static int parse_postfix(struct tparser* p, struct expr** ret) {
-    struct expr* e = NULL;
-    if (parse_primary(p, &e) < 0)
-        return -EINVAL;
-    for (;;) {
-        if (eat(p, ".")) {
-            struct expr* a = new_expr(p, EX_ATTR);
-            ws(p);
-            if (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
-                /* foo.0 is foo[0] */
-                size_t start = p->pos;
-                while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-                    p->pos++;
-                a->kind          = EX_ITEM;
-                struct expr* idx = new_expr(p, EX_LIT);
-                int64_t i        = 0;
-                char buf[24];
-                snprintf(buf, sizeof(buf), "%.*s", (int)(p->pos - start), p->s + start);
-                if (parse_i64(buf, 10, &i) < 0)
-                    return teval_fail(p->ev, "invalid index '%s'", buf);
-                idx->lit = tv_int(p->ev, i);
-                a->b     = idx;
-            } else {
-                a->name = tparse_name(p->ev, p->s, p->len, &p->pos);
-                if (!a->name)
-                    return perr(p, "an attribute name after '.'");
-            }
-            a->a = e;
-            e    = a;
-        } else if (eat(p, "[")) {
-            struct expr* a = new_expr(p, EX_ITEM);
-            a->a           = e;
-            if (parse_expr(p, &a->b) < 0)
-                return -EINVAL;
-            if (!eat(p, "]"))
-                return perr(p, "']'");
-            e = a;
-        } else if (eat(p, "(")) {
-            struct expr* a   = new_expr(p, EX_CALL);
-            a->a             = e;
-            struct arglist l = {0};
-            if (parse_items(p, ")", true, false, &l) < 0)
-                return -EINVAL;
-            set_args(a, &l);
-            e = a;
-        } else {
-            *ret = e;
-            return 0;
-        }
-    }
-}
-
-/* Jinja's parse_filter_expr: `| filter(args)` and `is [not] test(args)`, after unary minus. */
-static int parse_filters(struct tparser* p, struct expr* e, struct expr** ret) {
-    for (;;) {
-        if (eat(p, "|")) {
-            struct expr* a = new_expr(p, EX_FILTER);
-            a->a           = e;
-            a->name        = tparse_name(p->ev, p->s, p->len, &p->pos);
-            if (!a->name)
-                return perr(p, "a filter name after '|'");
-            if (eat(p, "(")) {
-                struct arglist l = {0};
-                if (parse_items(p, ")", true, false, &l) < 0)
-                    return -EINVAL;
-                set_args(a, &l);
-            }
-            e = a;
-        } else if (eat_word(p, "is")) {
-            struct expr* a = new_expr(p, EX_TEST);
-            a->a           = e;
-            a->negate      = eat_word(p, "not");
-            a->name        = tparse_name(p->ev, p->s, p->len, &p->pos);
-            if (!a->name)
-                return perr(p, "a test name after 'is'");
-            if (eat(p, "(")) {
-                struct arglist l = {0};
-                if (parse_items(p, ")", true, false, &l) < 0)
-                    return -EINVAL;
-                set_args(a, &l);
-            }
-            e = a;
-        } else {
-            *ret = e;
-            return 0;
-        }
-    }
-}
-
-static int parse_unary_f(struct tparser* p, bool with_filter, struct expr** ret) {
-    struct expr* e;
-    if (eat(p, "-") || eat(p, "+")) {
-        e = new_expr(p, p->s[p->pos - 1] == '-' ? EX_NEG : EX_POS);
-        if (parse_unary_f(p, false, &e->a) < 0)
-            return -EINVAL;
-    } else if (parse_postfix(p, &e) < 0) {
-        return -EINVAL;
-    }
-    if (!with_filter) {
-        *ret = e;
-        return 0;
-    }
-    return parse_filters(p, e, ret);
-}
-
-static int parse_unary(struct tparser* p, struct expr** ret) {
-    return parse_unary_f(p, true, ret);
-}
-
-static struct expr* binary(struct tparser* p, enum ex_op op, struct expr* a, struct expr* b) {
-    struct expr* e = new_expr(p, EX_BINARY);
-    e->op          = op;
-    e->a           = a;
-    e->b           = b;
-    return e;
-}
-
-static int parse_pow(struct tparser* p, struct expr** ret) {
-    if (parse_unary(p, ret) < 0)
-        return -EINVAL;
-    while (eat(p, "**")) {
-        struct expr* b;
-        if (parse_unary(p, &b) < 0)
-            return -EINVAL;
-        *ret = binary(p, OP_POW, *ret, b);
-    }
-    return 0;
-}
-
-static int parse_mul(struct tparser* p, struct expr** ret) {
-    if (parse_pow(p, ret) < 0)
-        return -EINVAL;
-    for (;;) {
-        enum ex_op op;
-        if (eat(p, "//"))
-            op = OP_FLOORDIV;
-        else if (eat(p, "/"))
-            op = OP_DIV;
-        else if (eat(p, "*"))
-            op = OP_MUL;
-        else if (eat(p, "%"))
-            op = OP_MOD;
-        else
-            return 0;
-        struct expr* b;
-        if (parse_pow(p, &b) < 0)
-            return -EINVAL;
-        *ret = binary(p, op, *ret, b);
-    }
-}
-
-static int parse_add(struct tparser* p, struct expr** ret) {
-    if (parse_mul(p, ret) < 0)
-        return -EINVAL;
-    for (;;) {
-        enum ex_op op;
-        if (eat(p, "+"))
-            op = OP_ADD;
-        else if (eat(p, "-"))
-            op = OP_SUB;
-        else
-            return 0;
-        struct expr* b;
-        if (parse_mul(p, &b) < 0)
-            return -EINVAL;
-        *ret = binary(p, op, *ret, b);
-    }
-}
-
-static int parse_concat(struct tparser* p, struct expr** ret) {
-    if (parse_add(p, ret) < 0)
-        return -EINVAL;
-    while (eat(p, "~")) {
-        struct expr* b;
-        if (parse_add(p, &b) < 0)
-            return -EINVAL;
-        *ret = binary(p, OP_CONCAT, *ret, b);
-    }
-    return 0;
-}
-
-static int parse_compare(struct tparser* p, struct expr** ret) {
-    if (parse_concat(p, ret) < 0)
-        return -EINVAL;
-    for (;;) {
-        enum ex_op op;
-        size_t save = p->pos;
-        if (eat(p, "=="))
-            op = OP_EQ;
-        else if (eat(p, "!="))
-            op = OP_NE;
-        else if (eat(p, "<="))
-            op = OP_LE;
-        else if (eat(p, ">="))
-            op = OP_GE;
-        else if (eat(p, "<"))
-            op = OP_LT;
-        else if (eat(p, ">"))
-            op = OP_GT;
-        else if (eat_word(p, "in"))
-            op = OP_IN;
-        else if (eat_word(p, "not") && eat_word(p, "in"))
-            op = OP_NOT_IN;
-        else {
-            p->pos = save;
-            return 0;
-        }
-        struct expr* b;
-        if (parse_concat(p, &b) < 0)
-            return -EINVAL;
-        *ret = binary(p, op, *ret, b);
-    }
-}
-
-static int parse_not(struct tparser* p, struct expr** ret) {
-    if (eat_word(p, "not")) {
-        struct expr* e = new_expr(p, EX_NOT);
-        if (parse_not(p, &e->a) < 0)
-            return -EINVAL;
-        *ret = e;
-        return 0;
-    }
-    return parse_compare(p, ret);
-}
-
-static int parse_and(struct tparser* p, struct expr** ret) {
-    if (parse_not(p, ret) < 0)
-        return -EINVAL;
-    while (eat_word(p, "and")) {
-        struct expr* e = new_expr(p, EX_AND);
-        e->a           = *ret;
-        if (parse_not(p, &e->b) < 0)
-            return -EINVAL;
-        *ret = e;
-    }
-    return 0;
-}
-
-static int parse_or(struct tparser* p, struct expr** ret) {
-    if (parse_and(p, ret) < 0)
-        return -EINVAL;
-    while (eat_word(p, "or")) {
-        struct expr* e = new_expr(p, EX_OR);
-        e->a           = *ret;
-        if (parse_and(p, &e->b) < 0)
-            return -EINVAL;
-        *ret = e;
-    }
-    return 0;
-}
-
-static int parse_expr(struct tparser* p, struct expr** ret) {
-    if (parse_or(p, ret) < 0)
-        return -EINVAL;
-    if (eat_word(p, "if")) {
-        struct expr* e = new_expr(p, EX_COND);
-        e->a           = *ret;
-        if (parse_or(p, &e->b) < 0)
-            return -EINVAL;
-        if (eat_word(p, "else") && parse_expr(p, &e->c) < 0)
-            return -EINVAL;
-        *ret = e;
-    }
-    return 0;
-}
-
-int tparse_expr(struct teval* ev, const char* src, size_t len, size_t* pos, uint32_t line,
-                struct expr** ret) {
-    struct tparser p = {.ev = ev, .s = src, .len = len, .pos = *pos, .line = line};
-    ev->line         = line;
-    if (parse_expr(&p, ret) < 0)
-        return -EINVAL;
-    *pos = p.pos;
-    return 0;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Methods, filters, tests                                                                    */
@@ -977,9 +22,9 @@ static int want_args(struct teval* ev, const char* name, size_t nargs, size_t lo
 
 static int want_str(struct teval* ev, const char* name, const struct tval* v) {
     if (v->type == TV_UNDEF)
-        return undefined_error(ev, v);
+        return tv_undefined_error(ev, v);
     if (v->type != TV_STR && v->type != TV_PATH)
-        return teval_fail(ev, "%s(): expected a string, got %s", name, type_name(v));
+        return teval_fail(ev, "%s(): expected a string, got %s", name, tv_type_name(v));
     return 0;
 }
 
@@ -1161,7 +206,7 @@ static int get_attr(struct teval* ev, const struct tval* obj, const char* name,
                     const struct tval** ret) {
     switch (obj->type) {
         case TV_UNDEF:
-            return undefined_error(ev, obj);
+            return tv_undefined_error(ev, obj);
         case TV_DICT: {
             if (!strcmp(name, "get"))
                 *ret = tv_func(ev, "get", m_dict_get, obj, NULL);
@@ -1209,18 +254,18 @@ static int get_attr(struct teval* ev, const struct tval* obj, const char* name,
         default:
             break;
     }
-    return teval_fail(ev, "'%s' object has no attribute '%s'", type_name(obj), name);
+    return teval_fail(ev, "'%s' object has no attribute '%s'", tv_type_name(obj), name);
 }
 
 static int get_item(struct teval* ev, const struct tval* obj, const struct tval* key,
                     const struct tval** ret) {
     if (obj->type == TV_UNDEF)
-        return undefined_error(ev, obj);
+        return tv_undefined_error(ev, obj);
     if (key->type == TV_UNDEF)
-        return undefined_error(ev, key);
+        return tv_undefined_error(ev, key);
     if (obj->type == TV_DICT) {
         if (key->type != TV_STR)
-            return teval_fail(ev, "dict keys are strings, got %s", type_name(key));
+            return teval_fail(ev, "dict keys are strings, got %s", tv_type_name(key));
         const struct tval* v = tv_dict_get(obj, key->u.str.s);
         if (!v)
             return teval_fail(ev, "'dict object' has no attribute '%s'", key->u.str.s);
@@ -1237,15 +282,15 @@ static int get_item(struct teval* ev, const struct tval* obj, const struct tval*
     }
     if (key->type == TV_STR)
         return get_attr(ev, obj, key->u.str.s, ret);
-    return teval_fail(ev, "'%s' object is not subscriptable with %s", type_name(obj),
-                      type_name(key));
+    return teval_fail(ev, "'%s' object is not subscriptable with %s", tv_type_name(obj),
+                      tv_type_name(key));
 }
 
 /* Items of an iterable: list, dict (keys), string (characters). */
 static int iter_items(struct teval* ev, const struct tval* v, const struct tval*** ret_items,
                       size_t* ret_n) {
     if (v->type == TV_UNDEF)
-        return undefined_error(ev, v);
+        return tv_undefined_error(ev, v);
     if (v->type == TV_LIST) {
         *ret_items = (const struct tval**)v->u.list.items;
         *ret_n     = v->u.list.n;
@@ -1261,7 +306,7 @@ static int iter_items(struct teval* ev, const struct tval* v, const struct tval*
         *ret_n     = n;
         return 0;
     }
-    return teval_fail(ev, "'%s' object is not iterable", type_name(v));
+    return teval_fail(ev, "'%s' object is not iterable", tv_type_name(v));
 }
 
 int titer(struct teval* ev, const struct tval* v, const struct tval*** ret_items, size_t* ret_n) {
@@ -1284,8 +329,8 @@ static int compare_values(struct teval* ev, const struct tval* a, const struct t
             c ? (c > 0) - (c < 0) : (a->u.str.len > b->u.str.len) - (a->u.str.len < b->u.str.len);
         return 0;
     }
-    return teval_fail(ev, "'<' not supported between instances of '%s' and '%s'", type_name(a),
-                      type_name(b));
+    return teval_fail(ev, "'<' not supported between instances of '%s' and '%s'", tv_type_name(a),
+                      tv_type_name(b));
 }
 
 static int sort_cmp_fail;
@@ -1309,14 +354,14 @@ static int apply_filter(struct teval* ev, const char* name, const struct tval* v
         return 0;
     }
     if (v->type == TV_UNDEF)
-        return undefined_error(ev, v);
+        return tv_undefined_error(ev, v);
     if (!strcmp(name, "string")) {
-        *ret = str_of(ev, v);
+        *ret = tv_str_of(ev, v);
         return *ret ? 0 : -EINVAL;
     }
     if (!strcmp(name, "lower") || !strcmp(name, "upper") || !strcmp(name, "trim") ||
         !strcmp(name, "replace")) {
-        const struct tval* s = str_of(ev, v);
+        const struct tval* s = tv_str_of(ev, v);
         if (!s)
             return -EINVAL;
         const struct tval* fn = tv_func(ev, !strcmp(name, "trim") ? "strip" : name, m_str, s, NULL);
@@ -1357,7 +402,7 @@ static int apply_filter(struct teval* ev, const char* name, const struct tval* v
         } else if (v->type == TV_FLOAT) {
             *ret = is_int ? tv_int(ev, (int64_t)v->u.f) : v;
         } else {
-            const struct tval* s = str_of(ev, v);
+            const struct tval* s = tv_str_of(ev, v);
             char* end;
             double d    = s ? strtod(s->u.str.s, &end) : 0;
             bool parsed = s && end != s->u.str.s && *end == '\0';
@@ -1405,12 +450,12 @@ static int apply_filter(struct teval* ev, const char* name, const struct tval* v
         else if (v->type == TV_FLOAT)
             *ret = tv_float(ev, fabs(v->u.f));
         else
-            return teval_fail(ev, "abs: bad operand type '%s'", type_name(v));
+            return teval_fail(ev, "abs: bad operand type '%s'", tv_type_name(v));
         return 0;
     }
     if (!strcmp(name, "tojson")) {
         /* enough for strings and numbers in manifests */
-        const struct tval* s = str_of(ev, v);
+        const struct tval* s = tv_str_of(ev, v);
         if (!s)
             return -EINVAL;
         struct strbuf sb = STRBUF_INIT;
@@ -1445,7 +490,7 @@ static int apply_test(struct teval* ev, const char* name, const struct tval* v,
         return 0;
     }
     if (v->type == TV_UNDEF)
-        return undefined_error(ev, v);
+        return tv_undefined_error(ev, v);
     if (!strcmp(name, "none"))
         *ret = v->type == TV_NONE;
     else if (!strcmp(name, "string"))
@@ -1519,7 +564,7 @@ static int arith(struct teval* ev, enum ex_op op, const struct tval* a, const st
     bool bi = b->type == TV_INT || b->type == TV_BOOL;
     if (!(ai || a->type == TV_FLOAT) || !(bi || b->type == TV_FLOAT))
         return teval_fail(ev, "unsupported operand types for arithmetic: '%s' and '%s'",
-                          type_name(a), type_name(b));
+                          tv_type_name(a), tv_type_name(b));
     if (ai && bi && op != OP_DIV && op != OP_POW) {
         int64_t x = a->type == TV_INT ? a->u.i : a->u.b, y = b->type == TV_INT ? b->u.i : b->u.b;
         int64_t r;
@@ -1584,10 +629,10 @@ static int eval_binary(struct teval* ev, const struct expr* e, const struct tval
     if (teval_expr(ev, e->a, &a) < 0 || teval_expr(ev, e->b, &b) < 0)
         return -EINVAL;
     if (a->type == TV_UNDEF)
-        return undefined_error(ev, a);
+        return tv_undefined_error(ev, a);
     if (b->type == TV_UNDEF)
-        return undefined_error(ev, b);
-    int c;
+        return tv_undefined_error(ev, b);
+    int c = 0;
     switch (e->op) {
         case OP_EQ:
         case OP_NE:
@@ -1618,7 +663,7 @@ static int eval_binary(struct teval* ev, const struct expr* e, const struct tval
                 for (size_t i = 0; i < b->u.list.n && !found; i++)
                     found = tv_equal(a, b->u.list.items[i]);
             } else {
-                return teval_fail(ev, "argument of type '%s' is not iterable", type_name(b));
+                return teval_fail(ev, "argument of type '%s' is not iterable", tv_type_name(b));
             }
             *ret = tv_bool(found == (e->op == OP_IN));
             return 0;
@@ -1664,9 +709,9 @@ int teval_expr(struct teval* ev, const struct expr* e, const struct tval** ret) 
             if (teval_expr(ev, e->a, &a) < 0)
                 return -EINVAL;
             if (a->type == TV_UNDEF)
-                return undefined_error(ev, a);
+                return tv_undefined_error(ev, a);
             if (a->type != TV_FUNC)
-                return teval_fail(ev, "'%s' object is not callable", type_name(a));
+                return teval_fail(ev, "'%s' object is not callable", tv_type_name(a));
             const struct tval** args;
             struct tkwarg* kw;
             if (eval_args(ev, e, &args, &kw) < 0)
@@ -1700,7 +745,7 @@ int teval_expr(struct teval* ev, const struct expr* e, const struct tval** ret) 
             if (teval_expr(ev, e->a, &a) < 0)
                 return -EINVAL;
             if (a->type == TV_UNDEF)
-                return undefined_error(ev, a);
+                return tv_undefined_error(ev, a);
             if (e->kind == EX_POS)
                 return arith(ev, OP_ADD, tv_int(ev, 0), a, ret);
             return arith(ev, OP_SUB, tv_int(ev, 0), a, ret);

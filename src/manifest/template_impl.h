@@ -179,6 +179,16 @@ const struct tval* tv_dict(struct teval* ev, const char* const* keys,
                            const struct tval* const* values, size_t n);
 const struct tval* tv_dict_get(const struct tval* dict, const char* key);
 
+const struct tval* tv_float(struct teval* ev, double f);
+/* Python's type name ("str", "list", …) for messages. */
+const char* tv_type_name(const struct tval* v);
+/* "'<name>' is undefined" (StrictUndefined); returns -EINVAL. */
+int tv_undefined_error(struct teval* ev, const struct tval* v);
+/* str(v) as a string value, or NULL (error set) for undefined. */
+const struct tval* tv_str_of(struct teval* ev, const struct tval* v);
+/* Python ==. */
+bool tv_equal(const struct tval* a, const struct tval* b);
+
 /* Python str() of a value, appended to sb. Fails on undefined. */
 int tv_to_str(struct teval* ev, const struct tval* v, struct strbuf* sb) WARN_UNUSED;
 int tv_truth(struct teval* ev, const struct tval* v, bool* ret) WARN_UNUSED;
