@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Number and size-string parsing with complete checks (no atoi, no silent truncation). */
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
@@ -78,4 +79,25 @@ int parse_u64(const char* str, int base, uint64_t* ret) {
 int cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : (int)n;
+}
+
+void format_double(double d, char* buf, size_t size) {
+    if (isnan(d)) {
+        snprintf(buf, size, "nan");
+        return;
+    }
+    if (isinf(d)) {
+        snprintf(buf, size, d < 0 ? "-inf" : "inf");
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (!strpbrk(buf, ".e")) {
+        size_t n = strlen(buf);
+        if (n + 2 < size)
+            memcpy(buf + n, ".0", 3);
+    }
 }

@@ -9,13 +9,10 @@
 
 #include "schema.h"
 
-void manifest_diags_add(struct manifest_diags* d, enum diag_severity sev, const char* key,
-                        uint32_t line, uint32_t col, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+void manifest_diags_vadd(struct manifest_diags* d, enum diag_severity sev, const char* key,
+                         uint32_t line, uint32_t col, const char* fmt, va_list ap) {
     struct strbuf sb = STRBUF_INIT;
     strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
     d->items           = xgrow(d->items, &d->cap, d->len + 1, sizeof(*d->items));
     d->items[d->len++] = (struct manifest_diag){
         .sev  = sev,
@@ -24,6 +21,14 @@ void manifest_diags_add(struct manifest_diags* d, enum diag_severity sev, const 
         .col  = col,
         .msg  = strbuf_take(&sb, NULL),
     };
+}
+
+void manifest_diags_add(struct manifest_diags* d, enum diag_severity sev, const char* key,
+                        uint32_t line, uint32_t col, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    manifest_diags_vadd(d, sev, key, line, col, fmt, ap);
+    va_end(ap);
 }
 
 void manifest_diags_free(struct manifest_diags* d) {
@@ -73,11 +78,8 @@ void check_report(struct check_ctx* c, enum diag_severity sev, const struct chec
                   const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    struct strbuf sb = STRBUF_INIT;
-    strbuf_vprintf(&sb, fmt, ap);
+    manifest_diags_vadd(c->diags, sev, k->key, k->line, k->col, fmt, ap);
     va_end(ap);
-    manifest_diags_add(c->diags, sev, k->key, k->line, k->col, "%s", sb.buf);
-    strbuf_free(&sb);
     if (sev == DIAG_ERROR)
         c->errors++;
 }

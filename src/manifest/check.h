@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -34,6 +35,8 @@ struct manifest_diags {
 
 void manifest_diags_add(struct manifest_diags* d, enum diag_severity sev, const char* key,
                         uint32_t line, uint32_t col, const char* fmt, ...) PRINTF_FMT(6, 7);
+void manifest_diags_vadd(struct manifest_diags* d, enum diag_severity sev, const char* key,
+                         uint32_t line, uint32_t col, const char* fmt, va_list ap) PRINTF_FMT(6, 0);
 void manifest_diags_free(struct manifest_diags* d);
 size_t manifest_diags_count(const struct manifest_diags* d, enum diag_severity sev);
 /* Prints each diag as "<file>:<line>:<col>: error: <msg>" (line/col omitted when 0), in

@@ -14,30 +14,17 @@ struct migration {
     struct manifest_diags* diags;
 };
 
-PRINTF_FMT(4, 5)
-static void note(struct migration* m, const char* key, const struct toml_value* where,
-                 const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    struct strbuf sb = STRBUF_INIT;
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    manifest_diags_add(m->diags, DIAG_NOTE, key, where ? where->line : 0, where ? where->col : 0,
-                       "%s", sb.buf);
-    strbuf_free(&sb);
-}
+#define note(m, key, where, ...) report((m), DIAG_NOTE, (key), (where), __VA_ARGS__)
+#define warn(m, key, where, ...) report((m), DIAG_WARNING, (key), (where), __VA_ARGS__)
 
-PRINTF_FMT(4, 5)
-static void warn(struct migration* m, const char* key, const struct toml_value* where,
-                 const char* fmt, ...) {
+PRINTF_FMT(5, 6)
+static void report(struct migration* m, enum diag_severity sev, const char* key,
+                   const struct toml_value* where, const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    struct strbuf sb = STRBUF_INIT;
-    strbuf_vprintf(&sb, fmt, ap);
+    manifest_diags_vadd(m->diags, sev, key, where ? where->line : 0, where ? where->col : 0, fmt,
+                        ap);
     va_end(ap);
-    manifest_diags_add(m->diags, DIAG_WARNING, key, where ? where->line : 0, where ? where->col : 0,
-                       "%s", sb.buf);
-    strbuf_free(&sb);
 }
 
 static bool is_str(const struct toml_value* v) {

@@ -193,23 +193,9 @@ static void repr_str(struct strbuf* sb, const char* s, size_t len) {
 }
 
 static void format_float(struct strbuf* sb, double d) {
-    if (isnan(d)) {
-        strbuf_puts(sb, "nan");
-        return;
-    }
-    if (isinf(d)) {
-        strbuf_puts(sb, d < 0 ? "-inf" : "inf");
-        return;
-    }
     char buf[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
+    format_double(d, buf, sizeof(buf));
     strbuf_puts(sb, buf);
-    if (!strpbrk(buf, ".e"))
-        strbuf_puts(sb, ".0");
 }
 
 static int to_str(struct teval* ev, const struct tval* v, struct strbuf* sb, bool repr) {

@@ -72,24 +72,13 @@ char* toml_quote_key(const char* key) {
 }
 
 static void write_float(struct strbuf* sb, double d) {
-    if (isnan(d)) {
-        strbuf_puts(sb, signbit(d) ? "-nan" : "nan");
+    if (isnan(d) && signbit(d)) {
+        strbuf_puts(sb, "-nan"); /* TOML keeps the sign of NaN */
         return;
     }
-    if (isinf(d)) {
-        strbuf_puts(sb, d < 0 ? "-inf" : "inf");
-        return;
-    }
-    /* shortest representation that reads back bit-identical */
     char buf[64];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof(buf), "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            break;
-    }
+    format_double(d, buf, sizeof(buf));
     strbuf_puts(sb, buf);
-    if (!strpbrk(buf, ".en"))
-        strbuf_puts(sb, ".0");
 }
 
 static void write_datetime(struct strbuf* sb, const struct toml_datetime* dt) {

@@ -224,12 +224,39 @@ static void test_strbuf_and_errors(void** state) {
     assert_int_equal(u64, 255);
 }
 
+static void test_format_double(void** state) {
+    (void)state;
+    static const struct {
+        double d;
+        const char* want;
+    } cases[] = {{0.1, "0.1"},
+                 {2.0, "2.0"},
+                 {-0.5, "-0.5"},
+                 {1e100, "1e+100"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {0.0, "0.0"},
+                 {-1.0 / 0.0, "-inf"}};
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        char buf[32];
+        format_double(cases[i].d, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].want);
+    }
+    char buf[32];
+    format_double(0.0 / 0.0, buf, sizeof(buf));
+    assert_string_equal(buf, "nan");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_size_strings), cmocka_unit_test(test_path_normalize),
-        cmocka_unit_test(test_hex),          cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_cursor),       cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_files),        cmocka_unit_test(test_strbuf_and_errors),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_size_strings),
+        cmocka_unit_test(test_path_normalize),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_strbuf_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
