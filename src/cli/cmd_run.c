@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `moat run`: gramine-direct (reference/gramine.md §1.1), in a Linux sandbox (docs/run.md). */
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "sandbox.h"
+
+static int run_run(int argc, char** argv);
+
+const struct moat_command cmd_run = {
+    .name    = "run",
+    .run     = run_run,
+    .summary = "run an application under its manifest, in a sandbox",
+    .usage =
+        "usage: moat run [OPTIONS] STEM [ARGS...]\n"
+        "\n"
+        "Reads STEM.manifest (rendered by 'moat manifest render') and runs libos.entrypoint\n"
+        "with the manifest's argv and environment rules in new user, mount, pid, ipc and uts\n"
+        "namespaces: chroot mounts are served through a FUSE view that verifies trusted files\n"
+        "(every read) and refuses unlisted ones under sgx.file_check_policy = \"strict\";\n"
+        "tmpfs mounts, allowed files (bind mounts), /proc, a minimal /dev and a read-only /sys\n"
+        "complete the root. ARGS reach the app only if the manifest allows it\n"
+        "(loader.insecure__use_cmdline_argv). See docs/run.md.\n"
+        "\n"
+        "options (before STEM):\n"
+        "  -h, --help   show this help\n"
+        "\n"
+        "exit status: the app's (128+N when it was killed by signal N); 1 when the sandbox\n"
+        "could not be set up; 2 for a usage error or a manifest the runtime refuses.\n",
+};
+
+static int run_run(int argc, char** argv) {
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            command_print_usage(&cmd_run, stdout);
+            return MOAT_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        }
+        return command_usage_error(&cmd_run, "unknown option '%s'", argv[i]);
+    }
+    if (i >= argc)
+        return command_usage_error(&cmd_run, "expected STEM (the manifest is STEM.manifest)");
+    const char* stem = argv[i];
+    size_t n         = strlen(stem);
+    /* accept "app.manifest" too, as a convenience */
+    _cleanup_free_ char* trimmed =
+        n > 9 && !strcmp(stem + n - 9, ".manifest") ? xstrndup(stem, n - 9) : xstrdup(stem);
+    struct run_opts opts = {
+        .stem = trimmed,
+        .argv = (const char* const*)argv + i,
+        .argc = (size_t)(argc - i),
+    };
+    return sandbox_run(&opts);
+}

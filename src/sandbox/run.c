@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `moat run`: the supervisor and the sandbox child (../shared/ARCHITECTURE.md, "moat run").
+ *
+ *   supervisor (host mount namespace): manifest -> argv, env, file policy, mount plan; serves
+ *   the FUSE view on the connection the child passes back over a socketpair.
+ *   child (clone: new user, mount, pid, ipc, uts namespaces; PID 1 there): mounts the FUSE view
+ *   as the new root, tmpfs mounts, bind mounts of allowed paths, /proc, a minimal /dev, /sys
+ *   read-only; pivot_root; limits; no_new_privs; capabilities dropped; seccomp; then forks the
+ *   app and reaps until it exits, passing its status on.
+ */
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "fusefs.h"
+#include "seccomp_filter.h"
+
+extern char** environ;
+
+struct sandbox {
+    const struct run_opts* opts;
+    struct toml_value* manifest;
+    struct strv argv, env;
+    struct file_policy policy;
+    struct mount_plan plan;
+    char root[64];    /* child: staging mount point of the new root */
+    int sock[2];      /* [0] supervisor, [1] child */
+    int* allowed_fds; /* child: O_PATH fds of the allowed paths to bind */
+    uint64_t stack_size, fds_limit;
+    bool stack_set, disallow_subprocesses, sigterm_injection;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Messages across the socketpair                                                             */
+
+static int send_fd(int sock, int fd) {
+    char byte        = 'F';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level     = SOL_SOCKET;
+    c->cmsg_type      = SCM_RIGHTS;
+    c->cmsg_len       = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock) {
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+        return -EPIPE;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+        return -EPROTO;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+/* One status byte, or an error message from the child ("E<text>"). */
+static int send_msg(int sock, const char* msg) {
+    return send(sock, msg, strlen(msg), MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The child                                                                                  */
+
+static char g_child_err[1024];
+
+PRINTF_FMT(1, 2) static int child_fail(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    g_child_err[0] = 'E';
+    vsnprintf(g_child_err + 1, sizeof(g_child_err) - 1, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static char* in_root(const struct sandbox* sb, const char* app_path) {
+    return path_join(sb->root, app_path);
+}
+
+static int bind_dev(const struct sandbox* sb, const char* name) {
+    _cleanup_free_ char* host   = xasprintf("/dev/%s", name);
+    _cleanup_free_ char* target = xasprintf("%s/dev/%s", sb->root, name);
+    struct stat st;
+    if (stat(host, &st) < 0)
+        return 0; /* e.g. no /dev/tty without a terminal */
+    int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return child_fail("cannot create %s: %s", target, strerror(errno));
+    close(fd);
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0)
+        return child_fail("cannot bind %s: %s", host, strerror(errno));
+    return 0;
+}
+
+static int mount_dev(const struct sandbox* sb) {
+    _cleanup_free_ char* dev = in_root(sb, "/dev");
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=1m") < 0)
+        return child_fail("cannot mount /dev: %s", strerror(errno));
+    static const char* const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
+        if (bind_dev(sb, nodes[i]) < 0)
+            return -1;
+    _cleanup_free_ char* shm = in_root(sb, "/dev/shm");
+    _cleanup_free_ char* pts = in_root(sb, "/dev/pts");
+    if (mkdir(shm, 01777) < 0 ||
+        mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+        return child_fail("cannot mount /dev/shm: %s", strerror(errno));
+    if (mkdir(pts, 0755) < 0 || mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
+                                      "newinstance,ptmxmode=0666,mode=620") < 0)
+        return child_fail("cannot mount /dev/pts: %s", strerror(errno));
+    static const char* const links[][2] = {{"pts/ptmx", "ptmx"},
+                                           {"/proc/self/fd", "fd"},
+                                           {"/proc/self/fd/0", "stdin"},
+                                           {"/proc/self/fd/1", "stdout"},
+                                           {"/proc/self/fd/2", "stderr"}};
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+        _cleanup_free_ char* l = xasprintf("%s/dev/%s", sb->root, links[i][1]);
+        if (symlink(links[i][0], l) < 0)
+            return child_fail("cannot create /dev/%s: %s", links[i][1], strerror(errno));
+    }
+    return 0;
+}
+
+static int mount_plan_entries(const struct sandbox* sb) {
+    for (size_t i = 1; i < sb->plan.len; i++) {
+        const struct mount_entry* m = &sb->plan.items[i];
+        _cleanup_free_ char* target = in_root(sb, m->path);
+        int r                       = 0;
+        switch (m->type) {
+            case MOUNT_CHROOT:
+                break; /* served by the FUSE view */
+            case MOUNT_TMPFS:
+                r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+                break;
+            case MOUNT_PSEUDO:
+                if (!strcmp(m->path, "/proc"))
+                    r = mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                else if (!strcmp(m->path, "/dev"))
+                    r = mount_dev(sb) < 0 ? 1 : 0;
+                else if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0)
+                    r = mount(NULL, target, NULL,
+                              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                              NULL);
+                else
+                    r = -1;
+                break;
+            case MOUNT_ENCRYPTED:
+            case MOUNT_UNTRUSTED_SHM:
+                return child_fail("mounting \"%s\" (%s) is not supported by this moat build",
+                                  m->path,
+                                  m->type == MOUNT_ENCRYPTED ? "encrypted" : "untrusted_shm");
+        }
+        if (r == 1)
+            return -1;
+        if (r < 0)
+            return child_fail("Mounting %s under %s failed: %s", m->host ? m->host : "tmpfs",
+                              m->path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Allowed files and directories are bind-mounted: native speed, writable. Their sources are
+ * opened (O_PATH) before the staging tmpfs hides /tmp, and bound through /proc/self/fd. */
+static int open_allowed(struct sandbox* sb) {
+    sb->allowed_fds = xcalloc(sb->policy.nallowed + 1, sizeof(int));
+    for (size_t i = 0; i < sb->policy.nallowed; i++) {
+        const char* host         = sb->policy.allowed[i];
+        _cleanup_free_ char* app = mount_plan_app_path(&sb->plan, host);
+        struct stat st;
+        sb->allowed_fds[i] = -1;
+        if (!app || !strcmp(app, "/") || stat(host, &st) < 0)
+            continue; /* not visible in the app, or created later through the view */
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+            continue;
+        sb->allowed_fds[i] = open(host, O_PATH | O_CLOEXEC);
+    }
+    return 0;
+}
+
+static int bind_allowed(const struct sandbox* sb) {
+    for (size_t i = 0; i < sb->policy.nallowed; i++) {
+        if (sb->allowed_fds[i] < 0)
+            continue;
+        _cleanup_free_ char* app    = mount_plan_app_path(&sb->plan, sb->policy.allowed[i]);
+        _cleanup_free_ char* target = in_root(sb, app);
+        char source[64];
+        snprintf(source, sizeof(source), "/proc/self/fd/%d", sb->allowed_fds[i]);
+        if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+            return child_fail("cannot bind allowed path '%s': %s", sb->policy.allowed[i],
+                              strerror(errno));
+        close(sb->allowed_fds[i]);
+    }
+    return 0;
+}
+
+/* The staging root lives in a tmpfs private to the sandbox: nothing is created on the host. */
+static int make_staging(struct sandbox* sb) {
+    if (mount("moat-staging", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") < 0 ||
+        mkdir("/tmp/root", 0755) < 0)
+        return child_fail("cannot create the sandbox staging directory: %s", strerror(errno));
+    snprintf(sb->root, sizeof(sb->root), "/tmp/root");
+    return 0;
+}
+
+static int enter_root(const struct sandbox* sb) {
+    if (chdir(sb->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+        umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+        return child_fail("cannot enter the sandbox root: %s", strerror(errno));
+    if (chdir(sb->plan.start_dir) < 0)
+        return child_fail("Invalid 'fs.start_dir' in manifest. (%s: %s)", sb->plan.start_dir,
+                          strerror(errno));
+    return 0;
+}
+
+static int apply_limits(const struct sandbox* sb) {
+    struct rlimit rl = {.rlim_cur = sb->fds_limit, .rlim_max = sb->fds_limit};
+    struct rlimit hard;
+    if (getrlimit(RLIMIT_NOFILE, &hard) == 0 && hard.rlim_max < rl.rlim_max)
+        rl.rlim_cur = rl.rlim_max = hard.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return child_fail("cannot apply sys.fds.limit: %s", strerror(errno));
+    if (sb->stack_set) {
+        rl.rlim_cur = rl.rlim_max = sb->stack_size;
+        if (setrlimit(RLIMIT_STACK, &rl) < 0)
+            return child_fail("cannot apply sys.stack.size: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static int drop_privileges(void) {
+    for (int cap = 0; cap <= 63; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+            return child_fail("cannot drop capability %d: %s", cap, strerror(errno));
+    struct {
+        uint32_t version;
+        int pid;
+    } hdr            = {0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+    uint32_t data[6] = {0};
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        return child_fail("cannot drop capabilities: %s", strerror(errno));
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return child_fail("cannot set no_new_privs: %s", strerror(errno));
+    return 0;
+}
+
+static volatile sig_atomic_t g_app_pid;
+
+static void forward_signal(int sig) {
+    if (g_app_pid > 0)
+        kill(g_app_pid, sig);
+}
+
+/* PID 1 of the sandbox: start the app, reap everything, exit with the app's status. */
+static int init_and_exec(const struct sandbox* sb) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t app = fork();
+    if (app < 0)
+        return child_fail("fork: %s", strerror(errno));
+    if (app == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
+            _exit(126);
+        execve(sb->plan.entrypoint, sb->argv.items, sb->env.items);
+        fprintf(stderr, "moat: error: cannot execute '%s' (libos.entrypoint): %s\n",
+                sb->plan.entrypoint, strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    g_app_pid           = app;
+    struct sigaction sa = {.sa_handler = forward_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    int status = 0, app_status = 0;
+    for (;;) {
+        pid_t p = wait(&status);
+        if (p < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p == app)
+            app_status = status;
+    }
+    if (WIFSIGNALED(app_status))
+        return 128 + WTERMSIG(app_status);
+    return WEXITSTATUS(app_status);
+}
+
+static int child_main(struct sandbox* sb) {
+    close(sb->sock[0]);
+    int sock = sb->sock[1];
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* no sandbox outlives its supervisor */
+    char go;
+    if (read(sock, &go, 1) != 1) /* uid/gid maps written */
+        _exit(1);
+    int fuse_fd = -1;
+    int r       = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    if (r < 0)
+        child_fail("cannot make mounts private: %s", strerror(errno));
+    if (r == 0)
+        r = open_allowed(sb) < 0 || make_staging(sb) < 0 ? -1 : 0;
+    if (r == 0 && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
+        r = child_fail(
+            "cannot open /dev/fuse: %s (is the fuse module loaded, and /dev/fuse "
+            "accessible?)",
+            strerror(errno));
+    if (r == 0) {
+        char opts[128];
+        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse_fd);
+        if (mount("moat", sb->root, "fuse.moat", MS_NOSUID | MS_NODEV, opts) < 0)
+            r = child_fail("cannot mount the FUSE view: %s", strerror(errno));
+    }
+    if (r == 0 && send_fd(sock, fuse_fd) < 0)
+        r = child_fail("cannot pass the FUSE connection to the supervisor");
+    if (fuse_fd >= 0)
+        close(fuse_fd);
+    if (r == 0 && (mount_plan_entries(sb) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
+                   apply_limits(sb) < 0 || drop_privileges() < 0))
+        r = -1;
+    if (r < 0) {
+        (void)send_msg(sock, g_child_err);
+        _exit(MOAT_EXIT_RUNTIME);
+    }
+    (void)send_msg(sock, "S"); /* started */
+    close(sock);
+    _exit(init_and_exec(sb));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The supervisor                                                                             */
+
+static int write_file_str(const char* path, const char* s) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = write_all(fd, s, strlen(s));
+    close(fd);
+    return r;
+}
+
+static int map_ids(pid_t pid, struct moat_error* err) {
+    char path[64], map[64];
+    snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)getuid());
+    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+    int r = write_file_str(path, map);
+    snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+    if (r == 0)
+        r = write_file_str(path, "deny");
+    snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)getgid());
+    snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+    if (r == 0)
+        r = write_file_str(path, map);
+    if (r < 0)
+        return moat_error_set(err, r, "cannot map user ids into the sandbox: %s", strerror(-r));
+    return 0;
+}
+
+struct serve_args {
+    struct fusefs* fs;
+    int fd;
+    struct moat_error err;
+    int ret;
+};
+
+static void* serve_thread(void* arg) {
+    struct serve_args* a = arg;
+    a->ret               = fusefs_serve(a->fs, a->fd, &a->err);
+    return NULL;
+}
+
+static int load(struct sandbox* sb, struct moat_error* err) {
+    _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
+    _cleanup_free_ char* text = NULL;
+    size_t len;
+    struct moat_error rerr = {0};
+    if (read_file(path, &text, &len, &rerr) < 0)
+        return moat_error_set(err, -ENOENT,
+                              "Invalid application path specified (%s does not exist).\n"
+                              "The path should point to an application configured with a "
+                              "manifest (render one with 'moat manifest render').",
+                              path);
+    struct toml_error terr;
+    if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
+        return moat_error_prefix(err, "failed at parsing the manifest");
+
+    const char* level;
+    enum log_level lvl;
+    if (toml_get_string(sb->manifest, "loader.log_level", "error", &level) < 0 ||
+        log_level_parse(level, &lvl) < 0)
+        return moat_error_set(err, -EINVAL, "Unknown 'loader.log_level'");
+    log_set_level(lvl);
+
+    struct strbuf warn = STRBUF_INIT;
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return moat_error_set_errno(err, -errno, "getcwd");
+    int r = sandbox_build_argv(sb->manifest, sb->opts->argv, sb->opts->argc, &sb->argv, &warn, err);
+    if (r == 0 && warn.len)
+        log_error("%.*s", (int)warn.len - 1, warn.buf);
+    strbuf_free(&warn);
+    if (r == 0)
+        r = sandbox_build_env(sb->manifest, environ, &sb->env, err);
+    if (r == 0)
+        r = file_policy_load(sb->manifest, &sb->policy, err);
+    if (r == 0)
+        r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
+    if (r < 0)
+        return r;
+
+    int64_t fds = 900;
+    if (toml_get_int(sb->manifest, "sys.fds.limit", 900, &fds) < 0 || fds < 0)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.fds.limit'");
+    sb->fds_limit = (uint64_t)fds;
+    sb->stack_set = toml_get_path(sb->manifest, "sys.stack.size") != NULL;
+    if (toml_get_size(sb->manifest, "sys.stack.size", 256 * 1024, &sb->stack_size) < 0)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.stack.size'");
+    if (toml_get_bool(sb->manifest, "sys.disallow_subprocesses", false,
+                      &sb->disallow_subprocesses) < 0 ||
+        toml_get_bool(sb->manifest, "sys.enable_sigterm_injection", false, &sb->sigterm_injection) <
+            0)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.*' booleans");
+
+    /* every chroot source must exist before anything is mounted */
+    for (size_t i = 0; i < sb->plan.len; i++) {
+        const struct mount_entry* m = &sb->plan.items[i];
+        struct stat st;
+        if (m->type == MOUNT_CHROOT && stat(m->host, &st) < 0)
+            return moat_error_set(err, -ENOENT, "Mounting \"file:%s\" (chroot) under %s failed: %s",
+                                  m->host, m->path, strerror(errno));
+    }
+    return 0;
+}
+
+static void banner(const struct sandbox* sb) {
+    static const char* const insecure[] = {
+        "loader.insecure__use_cmdline_argv", "loader.insecure__use_host_env",
+        "loader.insecure__disable_aslr",     "sys.insecure__allow_eventfd",
+        "sys.experimental__enable_flock",
+    };
+    struct strbuf sb2 = STRBUF_INIT;
+    for (size_t i = 0; i < ARRAY_SIZE(insecure); i++) {
+        bool b = false;
+        if (toml_get_bool(sb->manifest, insecure[i], false, &b) == 0 && b)
+            strbuf_printf(&sb2, "  - %s = true\n", insecure[i]);
+    }
+    if (!sb->policy.strict)
+        strbuf_puts(&sb2, "  - sgx.file_check_policy = allow_all_but_log\n");
+    if (sb->policy.nallowed)
+        strbuf_puts(&sb2, "  - sgx.allowed_files = [ ... ]\n");
+    if (toml_get_path(sb->manifest, "fs.insecure__keys"))
+        strbuf_puts(&sb2, "  - fs.insecure__keys.* = \"...\"\n");
+    if (sb2.len)
+        fprintf(stderr,
+                "moat: Gramine detected the following insecure configurations:\n\n%s\n"
+                "moat: Use these options only for testing, never in production.\n",
+                sb2.buf);
+    strbuf_free(&sb2);
+}
+
+static volatile sig_atomic_t g_child_pid;
+static volatile sig_atomic_t g_forward_term;
+
+static void on_term(int sig) {
+    if (sig == SIGTERM && g_forward_term && g_child_pid > 0)
+        kill(g_child_pid, SIGTERM);
+}
+
+int sandbox_run(const struct run_opts* opts) {
+    struct sandbox sb     = {.opts = opts, .sock = {-1, -1}};
+    struct moat_error err = {0};
+    int ret               = load(&sb, &err);
+    int status            = MOAT_EXIT_USAGE;
+    struct fusefs* fs     = NULL;
+    pthread_t server;
+    bool serving         = false;
+    struct serve_args sa = {0};
+    if (ret < 0) {
+        log_error("%s", err.msg);
+        status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
+        goto out;
+    }
+    banner(&sb);
+    status = MOAT_EXIT_RUNTIME;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
+        log_error("cannot prepare the sandbox: %s", strerror(errno));
+        goto out;
+    }
+    struct sigaction ign  = {.sa_handler = SIG_IGN};
+    struct sigaction term = {.sa_handler = on_term};
+    sigaction(SIGINT, &ign, NULL); /* the terminal's Ctrl-C reaches the app directly */
+    sigaction(SIGTERM, &term, NULL);
+    g_forward_term = sb.sigterm_injection;
+
+    pid_t pid = (pid_t)syscall(
+        SYS_clone,
+        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
+        NULL, NULL, NULL);
+    if (pid < 0) {
+        log_error("cannot create the sandbox namespaces: %s%s", strerror(errno),
+                  errno == EPERM || errno == ENOSPC
+                      ? " (user namespaces are disabled: enable them with 'sysctl -w "
+                        "kernel.unprivileged_userns_clone=1' or 'sysctl -w "
+                        "user.max_user_namespaces=15000')"
+                      : "");
+        goto out;
+    }
+    if (pid == 0)
+        child_main(&sb);
+    g_child_pid = pid;
+    close(sb.sock[1]);
+    sb.sock[1] = -1;
+    if (map_ids(pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1) {
+        log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    int fuse_fd = recv_fd(sb.sock[0]);
+    if (fuse_fd >= 0) {
+        fs      = fusefs_new(&sb.plan, &sb.policy);
+        sa.fs   = fs;
+        sa.fd   = fuse_fd;
+        serving = pthread_create(&server, NULL, serve_thread, &sa) == 0;
+    }
+    /* the child reports "S" once the app is about to start, or "E<message>" */
+    char msg[1024] = {0};
+    ssize_t n      = read(sb.sock[0], msg, sizeof(msg) - 1);
+    if (n > 0 && msg[0] == 'E')
+        log_error("%s", msg + 1);
+    int wstatus;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+        ;
+    status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    if (n > 0 && msg[0] == 'E')
+        status = MOAT_EXIT_RUNTIME;
+out:
+    if (serving) {
+        /* the sandbox's mount namespace is gone with its last process: the connection closes */
+        fusefs_stop(fs);
+        pthread_join(server, NULL);
+    }
+    fusefs_free(fs);
+    if (sb.sock[0] >= 0)
+        close(sb.sock[0]);
+    if (sb.sock[1] >= 0)
+        close(sb.sock[1]);
+    strv_free(&sb.argv);
+    strv_free(&sb.env);
+    file_policy_free(&sb.policy);
+    mount_plan_free(&sb.plan);
+    toml_free(sb.manifest);
+    return status;
+}
