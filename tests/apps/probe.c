@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A small app for the `moat run` integration tests (tests/test_run.py): each subcommand does
+ * one thing inside the sandbox and reports what the kernel said. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+static int report(const char* what, int ok) {
+    if (ok)
+        printf("%s: ok\n", what);
+    else
+        printf("%s: %s\n", what, strerror(errno));
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) {
+        printf("argc=%d\n", argc);
+        return 0;
+    }
+    const char* cmd = argv[1];
+    if (!strcmp(cmd, "argv")) {
+        for (int i = 0; i < argc; i++)
+            printf("argv[%d]=%s\n", i, argv[i]);
+        return 0;
+    }
+    if (!strcmp(cmd, "env")) {
+        for (char** e = environ; *e; e++)
+            printf("%s\n", *e);
+        return 0;
+    }
+    if (!strcmp(cmd, "read") && argc > 2) {
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0)
+            return report("open", 0);
+        char buf[65536];
+        ssize_t n, total = 0;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            total += n;
+        if (n < 0)
+            return report("read", 0);
+        printf("read %zd bytes\n", total);
+        return 0;
+    }
+    if (!strcmp(cmd, "stat") && argc > 2) {
+        struct stat st;
+        return report("stat", stat(argv[2], &st) == 0);
+    }
+    if (!strcmp(cmd, "write") && argc > 2) {
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return report("open", 0);
+        return report("write", write(fd, "written\n", 8) == 8 && close(fd) == 0);
+    }
+    if (!strcmp(cmd, "readlater") && argc > 3) {
+        /* read the first 4 KiB, say "ready", wait for a line on stdin, read at the offset */
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0)
+            return report("open", 0);
+        char buf[4096];
+        if (read(fd, buf, sizeof(buf)) < 0)
+            return report("first read", 0);
+        printf("ready\n");
+        char line[16];
+        if (!fgets(line, sizeof(line), stdin))
+            return 2;
+        ssize_t n = pread(fd, buf, sizeof(buf), atol(argv[3]));
+        return report("second read", n >= 0);
+    }
+    if (!strcmp(cmd, "fork")) {
+        pid_t p = fork();
+        if (p == 0)
+            _exit(0);
+        if (p > 0)
+            waitpid(p, NULL, 0);
+        return report("fork", p >= 0);
+    }
+    if (!strcmp(cmd, "pwd")) {
+        char buf[4096];
+        printf("cwd=%s\n", getcwd(buf, sizeof(buf)) ? buf : strerror(errno));
+        return 0;
+    }
+    if (!strcmp(cmd, "nofile")) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        printf("nofile=%llu\n", (unsigned long long)rl.rlim_cur);
+        return 0;
+    }
+    if (!strcmp(cmd, "exit") && argc > 2)
+        return atoi(argv[2]);
+    if (!strcmp(cmd, "kill") && argc > 2) {
+        kill(getpid(), atoi(argv[2]));
+        return 0;
+    }
+    if (!strcmp(cmd, "sleep") && argc > 2) {
+        printf("sleeping\n");
+        sleep((unsigned)atoi(argv[2]));
+        printf("woke\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "mount"))
+        return report("umount /proc", umount2("/proc", 0) == 0) == 0 ? 0 : 1;
+    printf("unknown command %s\n", cmd);
+    return 2;
+}

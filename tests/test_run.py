@@ -1,0 +1,305 @@
+"""`moat run`: Gramine's runtime behaviours (reference/gramine.md §1.3, §6) in the sandbox.
+
+Each test renders a small manifest for tests/apps/probe.c, runs it with `moat run` and checks
+what the app saw and what moat printed.
+"""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import moat_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBDIR = "/lib/x86_64-linux-gnu"
+
+BASE = """\
+libos.entrypoint = "/probe"
+loader.log_level = "warning"
+fs.mounts = [
+  { path = "/lib", uri = "file:{{ gramine.runtimedir() }}" },
+  { path = "/lib64", uri = "file:/lib64" },
+  { path = "/probe", uri = "file:probe" },
+  { path = "/data", uri = "file:data" },
+  { type = "tmpfs", path = "/tmp" },
+]
+sgx.trusted_files = [
+  "file:probe",
+  "file:{{ gramine.runtimedir() }}/libc.so.6",
+  "file:/lib64/ld-linux-x86-64.so.2",
+  "file:data/trusted.txt",
+  "file:data/big.bin",
+]
+sgx.allowed_files = [ "file:data/allowed/" ]
+"""
+
+
+@pytest.fixture(scope="session")
+def probe_binary(tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", out, ROOT / "tests/apps/probe.c"], check=True)
+    return out
+
+
+@pytest.fixture
+def app(tmp_path, probe_binary, moat):
+    """app(extra_manifest_lines, *args, ...) renders probe.manifest and runs it."""
+    (tmp_path / "probe").write_bytes(probe_binary.read_bytes())
+    (tmp_path / "probe").chmod(0o755)
+    data = tmp_path / "data"
+    (data / "allowed").mkdir(parents=True)
+    (data / "trusted.txt").write_text("trusted content\n")
+    (data / "unlisted.txt").write_text("not in the manifest\n")
+    (data / "big.bin").write_bytes(os.urandom(1 << 20))
+
+    def run(extra="", *args, render=True, start=True, env=None, input=None, timeout=60):
+        if render:
+            (tmp_path / "probe.manifest.template").write_text(BASE + extra)
+            moat("manifest", "render", "--no-progress", "probe.manifest.template",
+                 "probe.manifest", cwd=tmp_path, check=0)
+        if not start:
+            return None
+        full_env = {k: v for k, v in os.environ.items()}
+        full_env.update(env or {})
+        return moat("run", "probe", *args, cwd=tmp_path, env=full_env, input=input,
+                    timeout=timeout)
+
+    run.dir = tmp_path
+    return run
+
+
+def test_hello_and_exit_status(app):
+    r = app("")
+    assert r.returncode == 0 and r.stdout == "argc=1\n", r.stderr
+    r = app('loader.argv = ["probe", "exit", "42"]\n')
+    assert r.returncode == 42
+
+
+def test_killed_by_signal(app):
+    r = app('loader.argv = ["probe", "kill", "9"]\n')
+    assert r.returncode == 128 + 9
+
+
+def test_missing_manifest(moat, tmp_path):
+    r = moat("run", "nothing", cwd=tmp_path, check=2)
+    assert "Invalid application path specified (nothing.manifest does not exist)." in r.stderr
+
+
+# ---- argv (reference §1.3) ----
+
+def test_argv_not_configured(app):
+    r = app("", "extra")
+    assert r.returncode != 0
+    assert ("argv handling wasn't configured in the manifest, but cmdline arguments were "
+            "specified.") in r.stderr
+
+
+def test_argv_from_cmdline(app):
+    r = app("loader.insecure__use_cmdline_argv = true\n", "argv", "a b", "c")
+    assert r.stdout == "argv[0]=/probe\nargv[1]=argv\nargv[2]=a b\nargv[3]=c\n", r.stderr
+    assert "loader.insecure__use_cmdline_argv = true" in r.stderr  # insecure banner
+
+
+def test_argv_from_manifest_discards_cmdline(app):
+    r = app('loader.argv = ["zero", "argv", "x"]\n', "ignored")
+    assert r.stdout == "argv[0]=zero\nargv[1]=argv\nargv[2]=x\n"
+    assert ("Discarding cmdline arguments (ignored) because loader.argv was specified in the "
+            "manifest.") in r.stderr
+
+
+def test_argv_src_file(app):
+    (app.dir / "args").write_bytes(b"first\0argv\0from file\0")
+    r = app('loader.argv_src_file = "file:args"\n')
+    assert r.stdout == "argv[0]=first\nargv[1]=argv\nargv[2]=from file\n", r.stderr
+    (app.dir / "args").write_bytes(b"no terminator")
+    r = app(render=False)
+    assert r.returncode != 0 and "Cannot load arguments from 'loader.argv_src_file'" in r.stderr
+
+
+def test_argv_exclusive(app):
+    (app.dir / "probe.manifest").write_text(
+        'libos.entrypoint = "/probe"\nloader.argv = ["a"]\nloader.insecure__use_cmdline_argv = true\n')
+    r = app(render=False)
+    assert ("Options loader.argv, loader.argv_src_file, and loader.insecure__use_cmdline_argv "
+            "are mutually exclusive") in r.stderr
+
+
+# ---- environment (reference §1.3, build_envs) ----
+
+def env_of(r):
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def test_env_only_what_the_manifest_allows(app):
+    r = app('loader.argv = ["probe", "env"]\nloader.env.A = "1"\nloader.env.B = { value = "2" }\n'
+            'loader.env.PASS = { passthrough = true }\n',
+            env={"PASS": "from host", "SECRET": "host only"})
+    assert env_of(r) == {"A": "1", "B": "2", "PASS": "from host"}, r.stdout
+
+
+def test_env_passthrough_false_is_refused(app):
+    (app.dir / "probe.manifest").write_text(
+        'libos.entrypoint = "/probe"\nloader.env.X = { passthrough = false }\n')
+    r = app(render=False)
+    assert r.returncode != 0
+    assert "Detected environment variable 'X' with 'passthrough = false'" in r.stderr
+
+
+def test_env_from_host_and_file(app):
+    r = app('loader.argv = ["probe", "env"]\nloader.insecure__use_host_env = true\n'
+            'loader.env.A = "manifest wins"\n', env={"A": "host", "HOSTVAR": "h"})
+    env = env_of(r)
+    assert env["A"] == "manifest wins" and env["HOSTVAR"] == "h"
+    (app.dir / "envs").write_bytes(b"F1=file\0A=from file\0")
+    r = app('loader.argv = ["probe", "env"]\nloader.env_src_file = "file:envs"\n'
+            'loader.env.A = "manifest"\n', env={"HOSTVAR": "h"})
+    assert env_of(r) == {"F1": "file", "A": "manifest"}, r.stdout
+
+
+# ---- trusted and allowed files (reference §6) ----
+
+def test_trusted_file_readable_and_read_only(app):
+    r = app('loader.argv = ["probe", "read", "/data/trusted.txt"]\n')
+    assert r.stdout == "read 16 bytes\n", r.stderr
+    r = app('loader.argv = ["probe", "write", "/data/trusted.txt"]\n')
+    assert r.stdout == "open: Permission denied\n"
+    assert "Disallowing write/append to a trusted file 'trusted.txt'" in r.stderr
+    assert (app.dir / "data/trusted.txt").read_text() == "trusted content\n"
+
+
+def test_tampered_trusted_file_refused(app):
+    app('loader.argv = ["probe", "read", "/data/trusted.txt"]\n')
+    (app.dir / "data/trusted.txt").write_text("tampered content\n")
+    r = app(render=False)
+    assert r.stdout == "open: Operation not permitted\n"
+    assert "Hash of trusted file" in r.stderr and "does not match with the reference hash" in r.stderr
+
+
+def test_trusted_file_changed_while_running(app):
+    app('loader.argv = ["probe", "readlater", "/data/big.bin", "1040384"]\n', start=False)
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    with open(app.dir / "data/big.bin", "r+b") as f:  # change the last chunk on the host
+        f.seek(1040384)
+        f.write(b"X" * 16)
+    out, err = p.communicate("go\n", timeout=30)
+    assert out == "second read: Operation not permitted\n", err
+    assert "changed on the host" in err
+
+
+def test_unlisted_file_strict_and_log(app):
+    r = app('loader.argv = ["probe", "read", "/data/unlisted.txt"]\n')
+    assert r.stdout == "open: Permission denied\n"
+    assert "Disallowing access to file 'unlisted.txt'; file is not allowed." in r.stderr
+    r = app('loader.argv = ["probe", "read", "/data/unlisted.txt"]\n'
+            'sgx.file_check_policy = "allow_all_but_log"\n')
+    assert r.stdout == "read 20 bytes\n"
+    assert "Allowing access to unknown file 'unlisted.txt' due to file_check_policy." in r.stderr
+    assert "sgx.file_check_policy = allow_all_but_log" in r.stderr  # insecure banner
+
+
+def test_creating_unlisted_file(app):
+    r = app('loader.argv = ["probe", "write", "/data/new.txt"]\n')
+    assert r.stdout == "open: Permission denied\n"
+    assert "Disallowing creating file" in r.stderr and not (app.dir / "data/new.txt").exists()
+
+
+def test_allowed_directory_is_writable(app):
+    r = app('loader.argv = ["probe", "write", "/data/allowed/out.txt"]\n')
+    assert r.stdout == "write: ok\n", r.stderr
+    assert (app.dir / "data/allowed/out.txt").read_text() == "written\n"
+
+
+# ---- mounts and limits ----
+
+def test_tmpfs_and_start_dir(app):
+    r = app('loader.argv = ["probe", "write", "/tmp/x"]\n')
+    assert r.stdout == "write: ok\n"
+    r = app('loader.argv = ["probe", "pwd"]\nfs.start_dir = "/data"\n')
+    assert r.stdout == "cwd=/data\n"
+
+
+def test_missing_mount_source(app):
+    app('loader.argv = ["probe"]\n', start=False)
+    text = (app.dir / "probe.manifest").read_text().replace("file:data", "file:no-such-dir", 1)
+    (app.dir / "probe.manifest").write_text(text)
+    r = app(render=False)
+    assert r.returncode != 0 and "no-such-dir" in r.stderr and "failed" in r.stderr
+
+
+def test_fd_limit(app):
+    r = app('loader.argv = ["probe", "nofile"]\nsys.fds.limit = 123\n')
+    assert r.stdout == "nofile=123\n"
+
+
+def test_disallow_subprocesses(app):
+    r = app('loader.argv = ["probe", "fork"]\n')
+    assert r.stdout == "fork: ok\n"
+    r = app('loader.argv = ["probe", "fork"]\nsys.disallow_subprocesses = true\n')
+    assert r.stdout == "fork: Resource temporarily unavailable\n"
+
+
+def test_seccomp_blocks_mount(app):
+    r = app('loader.argv = ["probe", "mount"]\n')
+    assert r.stdout == "umount /proc: Operation not permitted\n"
+
+
+def test_sigterm_injection(app):
+    for inject, expect in ((False, 0), (True, 128 + signal.SIGTERM)):
+        app('loader.argv = ["probe", "sleep", "3"]\n'
+            + ("sys.enable_sigterm_injection = true\n" if inject else ""), start=False)
+        p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "sleeping\n"
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        assert p.returncode == expect, p.stderr.read()
+
+
+def descendants(pid):
+    """Host pids of every process below pid."""
+    children = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def test_no_leftovers_after_kill(app):
+    """kill -9 of moat takes the whole sandbox down: no process, mount or FUSE connection."""
+    app('loader.argv = ["probe", "sleep", "30"]\n', start=False)
+    conns = Path("/sys/fs/fuse/connections")
+    if os.geteuid() == 0 and conns.is_dir() and not any(conns.iterdir()):
+        subprocess.run(["mount", "-t", "fusectl", "none", str(conns)], capture_output=True)
+    before = set(os.listdir(conns)) if conns.is_dir() else set()
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "sleeping\n"
+    during = set(os.listdir(conns)) if conns.is_dir() else set()
+    sandbox = descendants(p.pid)
+    assert len(sandbox) >= 2  # the sandbox's init and the app
+    p.kill()
+    p.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in sandbox):
+        time.sleep(0.05)
+    left = [pid for pid in sandbox if Path(f"/proc/{pid}").exists()]
+    assert not left, f"processes left behind: {left}"
+    if during - before:  # fusectl is mounted: the sandbox's FUSE connection is gone too
+        deadline = time.time() + 10
+        while time.time() < deadline and (set(os.listdir(conns)) & (during - before)):
+            time.sleep(0.05)
+        assert not set(os.listdir(conns)) & (during - before), "FUSE connection left behind"
