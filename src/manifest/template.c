@@ -209,7 +209,10 @@ struct tparse {
     struct teval* ev;
     const struct ttok* toks;
     size_t n, pos;
+    int depth; /* nesting of if/for blocks */
 };
+
+#define MAX_BLOCK_DEPTH 64
 
 static void list_push(struct teval* ev, struct tnode_list* l, struct tnode* node) {
     if (l->n == l->cap) {
@@ -380,6 +383,9 @@ static int parse_body(struct tparse* p, struct tnode_list* out, const char* cons
                       const char** ret_stop, size_t* ret_stop_pos) {
     struct teval* ev = p->ev;
     *ret_stop        = NULL;
+    if (p->depth > MAX_BLOCK_DEPTH)
+        return teval_fail(ev, "statements nested too deeply (more than %d levels)",
+                          MAX_BLOCK_DEPTH);
     while (p->pos < p->n) {
         const struct ttok* t = &p->toks[p->pos++];
         ev->line             = t->line;
@@ -409,6 +415,7 @@ static int parse_body(struct tparse* p, struct tnode_list* out, const char* cons
             }
         }
         int ret;
+        p->depth++;
         if (!strcmp(kw, "if"))
             ret = parse_if(p, t, pos, out);
         else if (!strcmp(kw, "for"))
@@ -423,6 +430,7 @@ static int parse_body(struct tparse* p, struct tnode_list* out, const char* cons
                              "unsupported statement {%% %s %%} (moat supports if, for, set, raw "
                              "and comments; see docs/templates.md)",
                              kw);
+        p->depth--;
         if (ret < 0)
             return ret;
     }

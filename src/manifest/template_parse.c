@@ -16,7 +16,10 @@ struct tparser {
     const char* s;
     size_t len, pos;
     uint32_t line;
+    int depth; /* nesting of parse_expr: bounded so hostile templates cannot exhaust the stack */
 };
+
+#define MAX_EXPR_DEPTH 64
 
 void tparse_skip_ws(const char* src, size_t len, size_t* pos) {
     while (*pos < len &&
@@ -544,7 +547,20 @@ static int parse_or(struct tparser* p, struct expr** ret) {
     return 0;
 }
 
+static int parse_expr_inner(struct tparser* p, struct expr** ret);
+
 static int parse_expr(struct tparser* p, struct expr** ret) {
+    if (++p->depth > MAX_EXPR_DEPTH) {
+        p->ev->line = p->line;
+        return teval_fail(p->ev, "expression nested too deeply (more than %d levels)",
+                          MAX_EXPR_DEPTH);
+    }
+    int r = parse_expr_inner(p, ret);
+    p->depth--;
+    return r;
+}
+
+static int parse_expr_inner(struct tparser* p, struct expr** ret) {
     if (parse_or(p, ret) < 0)
         return -EINVAL;
     if (eat_word(p, "if")) {

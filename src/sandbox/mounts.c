@@ -6,6 +6,7 @@
  * sources are host paths made absolute against the directory moat runs in.
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sandbox.h"
 
@@ -213,4 +214,24 @@ char* mount_plan_app_path(const struct mount_plan* p, const char* host_path) {
         free(app);
     }
     return NULL;
+}
+
+void mount_plan_add_interpreter(struct mount_plan* p) {
+    /* Gramine's LibOS loads the ELF interpreter from the app's /lib (its runtimedir); the kernel
+     * loads it from the PT_INTERP path. Map one to the other when the manifest does not. */
+    static const char* const interp[][2] = {
+        {"/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-x86-64.so.2"},
+        {"/lib/ld-linux-aarch64.so.1", "/lib/ld-linux-aarch64.so.1"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(interp); i++) {
+        _cleanup_free_ char* have = NULL;
+        _cleanup_free_ char* from = NULL;
+        struct stat st;
+        if (mount_plan_resolve(p, interp[i][0], &have) && stat(have, &st) == 0)
+            continue;
+        if (!mount_plan_resolve(p, interp[i][1], &from) || stat(from, &st) < 0)
+            continue;
+        size_t cap = p->len;
+        add(p, &cap, MOUNT_CHROOT, interp[i][0], TAKE_PTR(from), NULL);
+    }
 }

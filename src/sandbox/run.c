@@ -439,6 +439,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
     if (r < 0)
         return r;
+    mount_plan_add_interpreter(&sb->plan);
 
     int64_t fds = 900;
     if (toml_get_int(sb->manifest, "sys.fds.limit", 900, &fds) < 0 || fds < 0)

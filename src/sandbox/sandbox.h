@@ -105,6 +105,9 @@ const struct mount_entry* mount_plan_resolve(const struct mount_plan* p, const c
                                              char** ret_host);
 /* True if app_path is a strict ancestor of some mount point (a synthetic directory). */
 bool mount_plan_is_synthetic_dir(const struct mount_plan* p, const char* app_path);
+/* Adds /lib64/ld-linux-x86-64.so.2 -> the app's /lib/ld-linux-x86-64.so.2 when the manifest
+ * provides only the latter (Gramine templates mount the C library at /lib). */
+void mount_plan_add_interpreter(struct mount_plan* p);
 /* The in-app path through which a host path is visible, or NULL. */
 char* mount_plan_app_path(const struct mount_plan* p, const char* host_path);
 

@@ -122,6 +122,18 @@ static void test_errors(void** state) {
     expect_error("{{ gramine.runtimedir('musl') }}", "musl");
     expect_error("{{ 1 // 0 }}", "division");
     expect_error("a\n\n{{ {'a': 1}.b }}", "t.template:3: 'dict object' has no attribute 'b'");
+    /* hostile nesting is an error, not a stack overflow */
+    struct strbuf deep = STRBUF_INIT;
+    strbuf_puts(&deep, "{{ ");
+    for (int i = 0; i < 1000; i++)
+        strbuf_putc(&deep, '[');
+    strbuf_puts(&deep, " }}");
+    expect_error(deep.buf, "nested too deeply");
+    strbuf_free(&deep);
+    for (int i = 0; i < 500; i++)
+        strbuf_puts(&deep, "{% if 1 %}");
+    expect_error(deep.buf, "nested too deeply");
+    strbuf_free(&deep);
 }
 
 static void test_ldd_and_python(void** state) {
