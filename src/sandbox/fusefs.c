@@ -682,6 +682,7 @@ int fusefs_serve(struct fusefs* fs, int fuse_fd, struct moat_error* err) {
     snprintf(mountpoint, sizeof(mountpoint), "/dev/fd/%d", fuse_fd);
     if (fuse_session_mount(fs->se, mountpoint) != 0)
         return moat_error_set(err, -EIO, "cannot attach to the FUSE connection");
+    /* several threads: a slow request (hashing a large trusted file) never stalls the rest */
     struct fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, 8);
     int r = fuse_session_loop_mt(fs->se, cfg);

@@ -347,6 +347,18 @@ static int parse_string(struct parser* p, struct strbuf* sb, bool allow_multilin
 
     p->pos++;
     for (;;) {
+        /* fast path: a run of ordinary characters is copied at once */
+        size_t run = p->pos;
+        while (run < p->len) {
+            unsigned char ch = (unsigned char)p->s[run];
+            if (ch == (unsigned char)q || ch == '\\' || is_control(ch))
+                break;
+            run++;
+        }
+        if (run > p->pos) {
+            strbuf_append(sb, p->s + p->pos, run - p->pos);
+            p->pos = run;
+        }
         int c = peek(p);
         if (c == q) {
             p->pos++;
