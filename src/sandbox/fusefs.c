@@ -37,7 +37,12 @@ struct node {
     size_t nchunks;
 };
 
+enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_HASH, ST_OTHER, ST_MAX };
+static const char* const g_stat_names[ST_MAX] = {"lookup",  "getattr", "open", "read",
+                                                 "readdir", "hash",    "other"};
+
 struct fusefs {
+    uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     const struct mount_plan* plan;
     const struct file_policy* policy;
     pthread_mutex_t lock; /* the node table */
@@ -50,6 +55,11 @@ struct fusefs {
 
 static struct fusefs* fs_of(fuse_req_t req) {
     return fuse_req_userdata(req);
+}
+
+static void account(struct fusefs* fs, int kind, uint64_t start_ns) {
+    __atomic_add_fetch(&fs->stat_count[kind], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&fs->stat_ns[kind], time_now_ns() - start_ns, __ATOMIC_RELAXED);
 }
 
 static struct node* node_get(struct fusefs* fs, fuse_ino_t ino) {
@@ -242,7 +252,16 @@ static double timeout_for(const struct node* n) {
     return n->cls == FILE_TRUSTED || !n->host_path ? LONG_TIMEOUT : 1.0;
 }
 
+static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    struct fusefs* fs = fs_of(req); /* req is gone once replied to */
+    uint64_t t        = time_now_ns();
+    do_lookup(req, parent, name);
+    account(fs, ST_LOOKUP, t);
+}
+
+static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     struct fusefs* fs = fs_of(req);
     struct node* p    = node_get(fs, parent);
     if (!p) {
@@ -265,7 +284,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     struct node* n = node_get(fs, ino);
     if (n->cls == FILE_TRUSTED && n->host_path && S_ISREG(st.st_mode)) {
         pthread_mutex_lock(&n->lock);
-        int r = trusted_check(n);
+        uint64_t t = time_now_ns();
+        bool first = !n->checked;
+        int r      = trusted_check(n);
+        if (first)
+            account(fs, ST_HASH, t);
         pthread_mutex_unlock(&n->lock);
         if (r < 0) {
             fuse_reply_err(req, -r);
@@ -298,6 +321,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)fi;
+    account(fs_of(req), ST_GETATTR, time_now_ns());
     struct node* n = node_get(fs_of(req), ino);
     struct stat st;
     int r = n ? node_attr(n, ino, &st) : -ENOENT;
@@ -332,7 +356,8 @@ static bool dirbuf_has(const struct dirbuf* names, const char* name) {
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct fusefs* fs = fs_of(req);
-    struct node* n    = node_get(fs, ino);
+    account(fs, ST_READDIR, time_now_ns());
+    struct node* n = node_get(fs, ino);
     if (!n) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -405,7 +430,8 @@ static bool wants_write(int flags) {
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct fusefs* fs = fs_of(req);
-    struct node* n    = node_get(fs, ino);
+    account(fs, ST_OPEN, time_now_ns());
+    struct node* n = node_get(fs, ino);
     if (!n || !n->host_path) {
         fuse_reply_err(req, n ? EISDIR : ENOENT);
         return;
@@ -452,6 +478,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info* fi) {
+    account(fs_of(req), ST_READ, time_now_ns());
     struct node* n = node_get(fs_of(req), ino);
     char* buf      = xmalloc(size ? size : 1);
     size_t len     = 0;
@@ -698,6 +725,18 @@ void fusefs_stop(struct fusefs* fs) {
 void fusefs_free(struct fusefs* fs) {
     if (!fs)
         return;
+    if (log_get_level() >= LOG_LEVEL_DEBUG) {
+        struct strbuf sb = STRBUF_INIT;
+        for (int i = 0; i < ST_MAX; i++)
+            if (fs->stat_count[i] && (i == ST_LOOKUP || i == ST_HASH))
+                strbuf_printf(&sb, " %s %llu (%.1f ms)", g_stat_names[i],
+                              (unsigned long long)fs->stat_count[i], fs->stat_ns[i] / 1e6);
+            else if (fs->stat_count[i])
+                strbuf_printf(&sb, " %s %llu", g_stat_names[i],
+                              (unsigned long long)fs->stat_count[i]);
+        moat_log(LOG_LEVEL_DEBUG, "file system requests:%s", sb.buf ? sb.buf : " none");
+        strbuf_free(&sb);
+    }
     if (fs->se) {
         fuse_session_unmount(fs->se);
         fuse_session_destroy(fs->se);
