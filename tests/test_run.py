@@ -303,3 +303,49 @@ def test_no_leftovers_after_kill(app):
         while time.time() < deadline and (set(os.listdir(conns)) & (during - before)):
             time.sleep(0.05)
         assert not set(os.listdir(conns)) & (during - before), "FUSE connection left behind"
+
+
+def test_argv_serialize_round_trip(app, moat):
+    moat("manifest", "argv-serialize", "-o", app.dir / "args", "probe", "argv", "x y",
+         check=0)
+    assert (app.dir / "args").read_bytes() == b"probe\0argv\0x y\0"
+    r = app('loader.argv_src_file = "file:args"\n')
+    assert r.stdout == "argv[0]=probe\nargv[1]=argv\nargv[2]=x y\n"
+
+
+def test_extra_runtime_domain_names_conf(app):
+    import socket
+    r = app('loader.argv = ["probe", "cat", "/etc/hosts"]\n'
+            "sys.enable_extra_runtime_domain_names_conf = true\n")
+    assert "127.0.0.1 localhost" in r.stdout and socket.gethostname() in r.stdout, r.stderr
+    r = app('loader.argv = ["probe", "hostname"]\n'
+            "sys.enable_extra_runtime_domain_names_conf = true\n")
+    assert r.stdout.strip() == socket.gethostname()
+    r = app('loader.argv = ["probe", "cat", "/etc/resolv.conf"]\n'
+            "sys.enable_extra_runtime_domain_names_conf = true\n")
+    assert r.returncode == 0
+    assert all(l.split()[0] in ("nameserver", "search", "options") for l in r.stdout.splitlines())
+    r = app('loader.argv = ["probe", "cat", "/etc/hosts"]\n')
+    assert r.stdout == "open: No such file or directory\n"
+
+
+def test_log_file(app):
+    r = app('loader.argv = ["probe", "read", "/data/unlisted.txt"]\nloader.log_file = "moat.log"\n')
+    assert "Disallowing access to file 'unlisted.txt'" not in r.stderr
+    assert "Disallowing access to file 'unlisted.txt'" in (app.dir / "moat.log").read_text()
+    assert oct((app.dir / "moat.log").stat().st_mode & 0o777) == "0o600"
+
+
+def test_learn_writes_trusted_and_allowed_files(app, moat):
+    app('loader.argv = ["probe", "read", "/data/unlisted.txt"]\n', start=False)
+    r = moat("run", "--learn", "probe", cwd=app.dir)
+    assert r.stdout == "read 20 bytes\n", r.stderr
+    import tomllib
+    learned = tomllib.loads((app.dir / "probe.learned.toml").read_text())
+    assert f"file:{app.dir}/data/unlisted.txt" in learned["sgx"]["trusted_files"]
+    assert f"file:{app.dir}/probe" in learned["sgx"]["trusted_files"]
+    app('loader.argv = ["probe", "write", "/data/created.txt"]\n', start=False)
+    r = moat("run", "--learn=out.toml", "probe", cwd=app.dir)
+    assert r.stdout == "write: ok\n", r.stderr
+    learned = tomllib.loads((app.dir / "out.toml").read_text())
+    assert learned["sgx"]["allowed_files"] == [f"file:{app.dir}/data/created.txt"]

@@ -9,6 +9,7 @@ static const struct moat_command* const g_manifest_commands[] = {
     &cmd_manifest_render,
     &cmd_manifest_check,
     &cmd_manifest_migrate,
+    &cmd_manifest_argv,
 };
 
 static int manifest_run(int argc, char** argv);
@@ -22,6 +23,7 @@ const struct moat_command cmd_manifest = {
         "[--chroot DIR] TEMPLATE [OUTPUT]\n"
         "       moat manifest check [--finalized] FILE...\n"
         "       moat manifest migrate [--in-place] IN [OUT]\n"
+        "       moat manifest argv-serialize [-o FILE] ARG...\n"
         "\n"
         "Run 'moat manifest SUBCOMMAND --help' for details.\n",
 };

@@ -24,18 +24,32 @@ const struct moat_command cmd_run = {
         "(loader.insecure__use_cmdline_argv). See docs/run.md.\n"
         "\n"
         "options (before STEM):\n"
-        "  -h, --help   show this help\n"
+        "      --learn[=FILE]  allow every file (as sgx.file_check_policy = "
+        "\"allow_all_but_log\")\n"
+        "                      and write the files the app used to FILE (default\n"
+        "                      STEM.learned.toml) as sgx.trusted_files / sgx.allowed_files\n"
+        "  -h, --help          show this help\n"
         "\n"
         "exit status: the app's (128+N when it was killed by signal N); 1 when the sandbox\n"
         "could not be set up; 2 for a usage error or a manifest the runtime refuses.\n",
 };
 
 static int run_run(int argc, char** argv) {
-    int i = 1;
+    int i              = 1;
+    const char* learn  = NULL;
+    bool learn_default = false;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             command_print_usage(&cmd_run, stdout);
             return MOAT_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--learn")) {
+            learn_default = true;
+            continue;
+        }
+        if (!strncmp(argv[i], "--learn=", 8) && argv[i][8]) {
+            learn = argv[i] + 8;
+            continue;
         }
         if (!strcmp(argv[i], "--")) {
             i++;
@@ -50,10 +64,12 @@ static int run_run(int argc, char** argv) {
     /* accept "app.manifest" too, as a convenience */
     _cleanup_free_ char* trimmed =
         n > 9 && !strcmp(stem + n - 9, ".manifest") ? xstrndup(stem, n - 9) : xstrdup(stem);
-    struct run_opts opts = {
-        .stem = trimmed,
-        .argv = (const char* const*)argv + i,
-        .argc = (size_t)(argc - i),
+    _cleanup_free_ char* learn_file = learn_default ? xasprintf("%s.learned.toml", trimmed) : NULL;
+    struct run_opts opts            = {
+                   .stem  = trimmed,
+                   .learn = learn ? learn : learn_file,
+                   .argv  = (const char* const*)argv + i,
+                   .argc  = (size_t)(argc - i),
     };
     return sandbox_run(&opts);
 }

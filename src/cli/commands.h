@@ -30,6 +30,7 @@ extern const struct moat_command cmd_manifest;
 extern const struct moat_command cmd_manifest_render;
 extern const struct moat_command cmd_manifest_check;
 extern const struct moat_command cmd_manifest_migrate;
+extern const struct moat_command cmd_manifest_argv;
 extern const struct moat_command cmd_sign;
 extern const struct moat_command cmd_sigstruct_view;
 extern const struct moat_command cmd_run;

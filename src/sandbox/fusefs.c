@@ -25,7 +25,8 @@
 
 struct node {
     char* app_path;
-    char* host_path; /* NULL: synthetic directory */
+    char* host_path; /* NULL: synthetic directory (or file, see synthetic_file) */
+    bool synthetic_file;
     uint64_t nlookup;
     enum file_class cls;
     const struct trusted_entry* trusted;
@@ -41,8 +42,16 @@ enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_HASH, ST_OTHER, S
 static const char* const g_stat_names[ST_MAX] = {"lookup",  "getattr", "open", "read",
                                                  "readdir", "hash",    "other"};
 
+struct learned {
+    char* host_path;
+    bool written;
+};
+
 struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
+    bool learn;                                   /* --learn: record every file used */
+    struct learned* learned;
+    size_t nlearned, learned_cap;
     const struct mount_plan* plan;
     const struct file_policy* policy;
     pthread_mutex_t lock; /* the node table */
@@ -118,11 +127,28 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
     return ino;
 }
 
-static bool is_mount_point(const struct mount_plan* plan, const char* app) {
-    for (size_t i = 1; i < plan->len; i++)
+/* The mount whose mount point is exactly app, or NULL. */
+static const struct mount_entry* mount_point(const struct mount_plan* plan, const char* app) {
+    for (size_t i = plan->len; i-- > 1;)
         if (!strcmp(plan->items[i].path, app))
-            return true;
-    return false;
+            return &plan->items[i];
+    return NULL;
+}
+
+static void learn(struct fusefs* fs, const char* host_path, bool written) {
+    if (!fs->learn)
+        return;
+    pthread_mutex_lock(&fs->lock);
+    size_t i = 0;
+    for (; i < fs->nlearned && strcmp(fs->learned[i].host_path, host_path); i++)
+        ;
+    if (i == fs->nlearned) {
+        fs->learned = xgrow(fs->learned, &fs->learned_cap, fs->nlearned + 1, sizeof(*fs->learned));
+        fs->learned[fs->nlearned++] = (struct learned){xstrdup(host_path), written};
+    } else {
+        fs->learned[i].written |= written;
+    }
+    pthread_mutex_unlock(&fs->lock);
 }
 
 static const char* base_name(const char* path) {
@@ -238,6 +264,10 @@ static void synthetic_attr(struct stat* st, fuse_ino_t ino) {
 static int node_attr(struct node* n, fuse_ino_t ino, struct stat* st) {
     if (!n->host_path) {
         synthetic_attr(st, ino);
+        if (n->synthetic_file) {
+            st->st_mode  = S_IFREG | 0644;
+            st->st_nlink = 1;
+        }
         return 0;
     }
     if (stat(n->host_path, st) < 0)
@@ -272,9 +302,9 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     _cleanup_free_ char* host   = NULL;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
     struct stat st;
-    bool exists    = m && stat(host, &st) == 0;
-    bool synthetic = !exists && (mount_plan_is_synthetic_dir(fs->plan, app) ||
-                                 (!m && is_mount_point(fs->plan, app)));
+    bool exists                  = m && stat(host, &st) == 0;
+    const struct mount_entry* mp = m ? NULL : mount_point(fs->plan, app);
+    bool synthetic               = !exists && (mount_plan_is_synthetic_dir(fs->plan, app) || mp);
     if (!exists && !synthetic) {
         struct fuse_entry_param e = {.ino = 0, .entry_timeout = 1.0};
         fuse_reply_entry(req, &e); /* negative entry, cached briefly */
@@ -282,6 +312,8 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     }
     fuse_ino_t ino = node_intern(fs, app, exists ? host : NULL);
     struct node* n = node_get(fs, ino);
+    if (mp && mp->type == MOUNT_PSEUDO_FILE)
+        n->synthetic_file = true;
     if (n->cls == FILE_TRUSTED && n->host_path && S_ISREG(st.st_mode)) {
         pthread_mutex_lock(&n->lock);
         uint64_t t = time_now_ns();
@@ -472,6 +504,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, errno);
         return;
     }
+    learn(fs, n->host_path, wants_write(fi->flags));
     fi->fh = (uint64_t)fd;
     fuse_reply_open(req, fi);
 }
@@ -567,6 +600,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
         fuse_reply_err(req, errno);
         return;
     }
+    learn(fs, host, true);
     fuse_ino_t ino            = node_intern(fs, app, host);
     struct node* n            = node_get(fs, ino);
     struct fuse_entry_param e = {.ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0};
@@ -717,6 +751,40 @@ int fusefs_serve(struct fusefs* fs, int fuse_fd, struct moat_error* err) {
     return r < 0 ? moat_error_set(err, -EIO, "FUSE session failed") : 0;
 }
 
+void fusefs_set_learn(struct fusefs* fs, bool on) {
+    fs->learn = on;
+}
+
+static int learned_cmp(const void* a, const void* b) {
+    return strcmp(((const struct learned*)a)->host_path, ((const struct learned*)b)->host_path);
+}
+
+int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error* err) {
+    qsort(fs->learned, fs->nlearned, sizeof(*fs->learned), learned_cmp);
+    struct strbuf sb = STRBUF_INIT;
+    strbuf_puts(&sb,
+                "# Files the app used under 'moat run --learn' (sgx.file_check_policy was\n"
+                "# \"allow_all_but_log\"). Review before adding these to the manifest template:\n"
+                "# files only read become trusted files, files written become allowed files.\n");
+    for (int written = 0; written < 2; written++) {
+        strbuf_printf(&sb, "%s = [\n", written ? "sgx.allowed_files" : "sgx.trusted_files");
+        for (size_t i = 0; i < fs->nlearned; i++) {
+            if (fs->learned[i].written != (bool)written)
+                continue;
+            _cleanup_free_ char* uri = xasprintf("file:%s", fs->learned[i].host_path);
+            struct toml_value* v     = toml_new_string(uri);
+            strbuf_puts(&sb, "  ");
+            toml_write_inline(&sb, v);
+            strbuf_puts(&sb, ",\n");
+            toml_free(v);
+        }
+        strbuf_puts(&sb, "]\n");
+    }
+    int r = write_file_atomic(path, sb.buf, sb.len, 0644, err);
+    strbuf_free(&sb);
+    return r;
+}
+
 void fusefs_stop(struct fusefs* fs) {
     if (fs->se)
         fuse_session_exit(fs->se);
@@ -750,6 +818,9 @@ void fusefs_free(struct fusefs* fs) {
     }
     free(fs->nodes);
     free(fs->index);
+    for (size_t i = 0; i < fs->nlearned; i++)
+        free(fs->learned[i].host_path);
+    free(fs->learned);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

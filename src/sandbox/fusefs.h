@@ -12,4 +12,9 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
  * unmounted or fusefs_stop() is called. Multi-threaded. */
 int fusefs_serve(struct fusefs* fs, int fuse_fd, struct moat_error* err) WARN_UNUSED;
 void fusefs_stop(struct fusefs* fs);
+/* --learn: record every file the app opens or creates. */
+void fusefs_set_learn(struct fusefs* fs, bool on);
+/* Writes the recorded files as sgx.trusted_files / sgx.allowed_files arrays (read-only use
+ * vs. written), atomically. */
+int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error* err) WARN_UNUSED;
 void fusefs_free(struct fusefs* fs);

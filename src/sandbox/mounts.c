@@ -235,3 +235,10 @@ void mount_plan_add_interpreter(struct mount_plan* p) {
         add(p, &cap, MOUNT_CHROOT, interp[i][0], TAKE_PTR(from), NULL);
     }
 }
+
+void mount_plan_add_domain_files(struct mount_plan* p) {
+    static const char* const files[] = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"};
+    size_t cap                       = p->len;
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+        add(p, &cap, MOUNT_PSEUDO_FILE, files[i], NULL, NULL);
+}

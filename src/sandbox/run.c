@@ -150,6 +150,63 @@ static int mount_dev(const struct sandbox* sb) {
     return 0;
 }
 
+/* sys.enable_extra_runtime_domain_names_conf: hostname, hosts and resolv.conf from the host's
+ * (resolv.conf keeps nameserver, search and the options Gramine passes on). */
+static char* domain_file_content(const char* path) {
+    char host[256] = "localhost";
+    (void)gethostname(host, sizeof(host) - 1);
+    if (!strcmp(path, "/etc/hostname"))
+        return xasprintf("%s\n", host);
+    if (!strcmp(path, "/etc/hosts"))
+        return xasprintf(
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
+            "127.0.1.1 %s\n",
+            host);
+    struct strbuf sb          = STRBUF_INIT;
+    _cleanup_free_ char* text = NULL;
+    size_t len;
+    struct moat_error err = {0};
+    if (read_file("/etc/resolv.conf", &text, &len, &err) == 0) {
+        for (char *line = text, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            if (!strncmp(line, "nameserver", 10) || !strncmp(line, "search", 6)) {
+                strbuf_printf(&sb, "%s\n", line);
+            } else if (!strncmp(line, "options", 7)) {
+                static const char* const kept[] = {"edns0", "inet6", "rotate", "use-vc"};
+                struct strbuf opts              = STRBUF_INIT;
+                for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+                    if (strstr(line, kept[i]))
+                        strbuf_printf(&opts, " %s", kept[i]);
+                if (opts.len)
+                    strbuf_printf(&sb, "options%s\n", opts.buf);
+                strbuf_free(&opts);
+            }
+        }
+    }
+    return strbuf_take(&sb, NULL);
+}
+
+static int bind_domain_file(const struct sandbox* sb, const char* app_path) {
+    _cleanup_free_ char* content = domain_file_content(app_path);
+    _cleanup_free_ char* source  = xasprintf("/tmp/domain-%s", strrchr(app_path, '/') + 1);
+    _cleanup_free_ char* target  = in_root(sb, app_path);
+    struct moat_error err        = {0};
+    if (write_file_atomic(source, content, strlen(content), 0644, &err) < 0)
+        return child_fail("cannot generate %s: %s", app_path, err.msg);
+    if (mount(source, target, NULL, MS_BIND, NULL) < 0 ||
+        mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        return child_fail("cannot provide %s: %s", app_path, strerror(errno));
+    if (!strcmp(app_path, "/etc/hostname")) {
+        char host[256] = "localhost";
+        (void)gethostname(host, sizeof(host) - 1);
+        if (sethostname(host, strlen(host)) < 0)
+            return child_fail("cannot set the hostname: %s", strerror(errno));
+    }
+    return 0;
+}
+
 static int mount_plan_entries(const struct sandbox* sb) {
     for (size_t i = 1; i < sb->plan.len; i++) {
         const struct mount_entry* m = &sb->plan.items[i];
@@ -172,6 +229,9 @@ static int mount_plan_entries(const struct sandbox* sb) {
                               NULL);
                 else
                     r = -1;
+                break;
+            case MOUNT_PSEUDO_FILE:
+                r = bind_domain_file(sb, m->path) < 0 ? 1 : 0;
                 break;
             case MOUNT_ENCRYPTED:
             case MOUNT_UNTRUSTED_SHM:
@@ -422,6 +482,17 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         log_level_parse(level, &lvl) < 0)
         return moat_error_set(err, -EINVAL, "Unknown 'loader.log_level'");
     log_set_level(lvl);
+    const char* log_file = NULL;
+    if (toml_get_string(sb->manifest, "loader.log_file", NULL, &log_file) < 0)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'loader.log_file'");
+    if (log_file && lvl != LOG_LEVEL_NONE) {
+        int fd  = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        FILE* f = fd >= 0 ? fdopen(fd, "a") : NULL;
+        if (!f)
+            return moat_error_set_errno(err, -errno, "cannot open 'loader.log_file' %s", log_file);
+        setvbuf(f, NULL, _IOLBF, 0);
+        log_set_file(f);
+    }
 
     struct strbuf warn = STRBUF_INIT;
     char cwd[PATH_MAX];
@@ -440,6 +511,15 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
+    bool domain = false;
+    if (toml_get_bool(sb->manifest, "sys.enable_extra_runtime_domain_names_conf", false, &domain) <
+        0)
+        return moat_error_set(err, -EINVAL,
+                              "Cannot parse 'sys.enable_extra_runtime_domain_names_conf'");
+    if (domain)
+        mount_plan_add_domain_files(&sb->plan);
+    if (sb->opts->learn)
+        sb->policy.strict = false; /* every file is allowed and recorded */
 
     int64_t fds = 900;
     if (toml_get_int(sb->manifest, "sys.fds.limit", 900, &fds) < 0 || fds < 0)
@@ -551,7 +631,8 @@ int sandbox_run(const struct run_opts* opts) {
     }
     int fuse_fd = recv_fd(sb.sock[0]);
     if (fuse_fd >= 0) {
-        fs      = fusefs_new(&sb.plan, &sb.policy);
+        fs = fusefs_new(&sb.plan, &sb.policy);
+        fusefs_set_learn(fs, opts->learn != NULL);
         sa.fs   = fs;
         sa.fd   = fuse_fd;
         serving = pthread_create(&server, NULL, serve_thread, &sa) == 0;
@@ -572,6 +653,12 @@ out:
         /* the sandbox's mount namespace is gone with its last process: the connection closes */
         fusefs_stop(fs);
         pthread_join(server, NULL);
+        if (opts->learn) {
+            if (fusefs_write_learned(fs, opts->learn, &err) < 0)
+                log_error("%s", err.msg);
+            else
+                fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
+        }
     }
     fusefs_free(fs);
     if (sb.sock[0] >= 0)

@@ -77,7 +77,8 @@ enum mount_type {
     MOUNT_TMPFS,
     MOUNT_ENCRYPTED,
     MOUNT_UNTRUSTED_SHM,
-    MOUNT_PSEUDO, /* /proc, /dev, /sys: mounted by the sandbox itself */
+    MOUNT_PSEUDO,      /* /proc, /dev, /sys: mounted by the sandbox itself */
+    MOUNT_PSEUDO_FILE, /* /etc/hosts etc.: a file the sandbox binds over an empty placeholder */
 };
 
 struct mount_entry {
@@ -105,6 +106,9 @@ const struct mount_entry* mount_plan_resolve(const struct mount_plan* p, const c
                                              char** ret_host);
 /* True if app_path is a strict ancestor of some mount point (a synthetic directory). */
 bool mount_plan_is_synthetic_dir(const struct mount_plan* p, const char* app_path);
+/* Adds placeholders for the files sys.enable_extra_runtime_domain_names_conf generates
+ * (/etc/hostname, /etc/hosts, /etc/resolv.conf); they shadow the user's mounts. */
+void mount_plan_add_domain_files(struct mount_plan* p);
 /* Adds /lib64/ld-linux-x86-64.so.2 -> the app's /lib/ld-linux-x86-64.so.2 when the manifest
  * provides only the latter (Gramine templates mount the C library at /lib). */
 void mount_plan_add_interpreter(struct mount_plan* p);
@@ -118,7 +122,7 @@ struct run_opts {
     const char* stem;        /* <stem>.manifest */
     const char* const* argv; /* host arguments, argv[0] = stem */
     size_t argc;
-    bool learn; /* --learn (not yet) */
+    const char* learn; /* --learn[=FILE]: allow and record every file (NULL: off) */
 };
 
 /* Runs the app; returns its exit status (128+signal if killed) or MOAT_EXIT_* on errors

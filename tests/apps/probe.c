@@ -52,6 +52,23 @@ int main(int argc, char** argv) {
         printf("read %zd bytes\n", total);
         return 0;
     }
+    if (!strcmp(cmd, "cat") && argc > 2) {
+        FILE* f = fopen(argv[2], "r");
+        if (!f)
+            return report("open", 0);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            fwrite(buf, 1, n, stdout);
+        fclose(f);
+        return 0;
+    }
+    if (!strcmp(cmd, "hostname")) {
+        char buf[256];
+        gethostname(buf, sizeof(buf));
+        printf("%s\n", buf);
+        return 0;
+    }
     if (!strcmp(cmd, "stat") && argc > 2) {
         struct stat st;
         return report("stat", stat(argv[2], &st) == 0);
