@@ -53,7 +53,7 @@ def app(tmp_path, probe_binary, moat):
     (data / "allowed").mkdir(parents=True)
     (data / "trusted.txt").write_text("trusted content\n")
     (data / "unlisted.txt").write_text("not in the manifest\n")
-    (data / "big.bin").write_bytes(os.urandom(1 << 20))
+    (data / "big.bin").write_bytes(os.urandom(4 << 20))  # above the in-memory size: chunk-checked
 
     def run(extra="", *args, render=True, start=True, env=None, input=None, timeout=60):
         if render:
@@ -179,12 +179,12 @@ def test_tampered_trusted_file_refused(app):
 
 
 def test_trusted_file_changed_while_running(app):
-    app('loader.argv = ["probe", "readlater", "/data/big.bin", "1040384"]\n', start=False)
+    app('loader.argv = ["probe", "readlater", "/data/big.bin", "4177920"]\n', start=False)
     p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline() == "ready\n"
     with open(app.dir / "data/big.bin", "r+b") as f:  # change the last chunk on the host
-        f.seek(1040384)
+        f.seek(4177920)
         f.write(b"X" * 16)
     out, err = p.communicate("go\n", timeout=30)
     assert out == "second read: Operation not permitted\n", err

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,8 +22,10 @@
 
 #include "fusefs.h"
 
-#define CHUNK_SIZE   (16 * 1024) /* TRUSTED_CHUNK_SIZE = 4 pages */
-#define LONG_TIMEOUT 3600.0      /* the view does not change while the app runs */
+#define CHUNK_SIZE     (16 * 1024)         /* TRUSTED_CHUNK_SIZE = 4 pages */
+#define CONTENT_MAX    (1024 * 1024)       /* trusted files up to this size are kept ... */
+#define CONTENT_BUDGET (256 * 1024 * 1024) /* ... within this total */
+#define LONG_TIMEOUT   3600.0              /* the view does not change while the app runs */
 
 struct node {
     char* app_path;
@@ -31,10 +35,11 @@ struct node {
     enum file_class cls;
     const struct trusted_entry* trusted;
     pthread_mutex_t lock;
-    bool checked; /* trusted: whole-file hash compared */
-    bool bad;     /* trusted: mismatch seen */
-    off_t size;   /* trusted: frozen at lookup */
-    uint8_t (*chunks)[16];
+    bool checked;          /* trusted: whole-file hash compared */
+    bool bad;              /* trusted: mismatch seen */
+    off_t size;            /* trusted: frozen at lookup */
+    uint8_t (*chunks)[16]; /* or: */
+    uint8_t* content;      /* the verified bytes of a small file */
     size_t nchunks;
 };
 
@@ -50,6 +55,8 @@ struct learned {
 struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     bool learn;                                   /* --learn: record every file used */
+    uint8_t mac_key[16];                          /* chunk tags (never leaves the process) */
+    size_t content_bytes;                         /* verified bytes kept in memory */
     struct learned* learned;
     size_t nlearned, learned_cap;
     const struct mount_plan* plan;
@@ -159,16 +166,29 @@ static const char* base_name(const char* path) {
 /* ---------------------------------------------------------------------------------------- */
 /* Trusted files                                                                              */
 
-static int hash_chunk(const uint8_t* buf, size_t len, uint8_t out[16]) {
-    uint8_t full[32];
-    int r = sha256_buf(buf, len, full);
-    if (r == 0)
-        memcpy(out, full, 16); /* first 128 bits, as Gramine keeps them */
-    return r;
+/* Chunk tags: AES-128-GMAC under a key drawn at start-up and never leaving this process, with
+ * the node and chunk number as IV. A tag cannot be forged without the key, so a chunk whose
+ * host bytes changed after the whole-file check is caught; GMAC costs a fraction of SHA-256. */
+static int chunk_tag(const struct fusefs* fs, size_t node_id, size_t chunk, const uint8_t* buf,
+                     size_t len, uint8_t out[16]) {
+    uint8_t iv[12];
+    uint64_t c = chunk;
+    uint32_t n = (uint32_t)node_id;
+    memcpy(iv, &n, 4);
+    memcpy(iv + 4, &c, 8);
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int outl, ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, fs->mac_key, iv) &&
+                   EVP_EncryptUpdate(ctx, NULL, &outl, buf, (int)len) &&
+                   EVP_EncryptFinal_ex(ctx, NULL, &outl) &&
+                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out);
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : -EIO;
 }
 
-/* Whole-file check at first lookup: SHA-256 in 16 KiB chunks, chunk hashes kept. */
-static int trusted_check(struct node* n) {
+/* Whole-file check at first lookup (SHA-256 against the manifest). Small files keep their
+ * verified bytes in memory (reads are then served from it); larger ones keep a tag per
+ * 16 KiB chunk, checked on every read. */
+static int trusted_check(struct fusefs* fs, struct node* n, size_t node_id) {
     if (n->checked)
         return n->bad ? -EPERM : 0;
     int fd = open(n->host_path, O_RDONLY | O_CLOEXEC);
@@ -180,20 +200,26 @@ static int trusted_check(struct node* n) {
         close(fd);
         return e;
     }
-    size_t nchunks       = (size_t)(st.st_size + CHUNK_SIZE - 1) / CHUNK_SIZE;
-    uint8_t(*chunks)[16] = xcalloc(nchunks + 1, 16);
-    uint8_t* buf         = xmalloc(CHUNK_SIZE);
+    size_t size = (size_t)st.st_size;
+    bool keep   = size <= CONTENT_MAX &&
+                __atomic_add_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED) <= CONTENT_BUDGET;
+    size_t nchunks       = (size + CHUNK_SIZE - 1) / CHUNK_SIZE;
+    uint8_t* content     = keep ? xmalloc(size ? size : 1) : NULL;
+    uint8_t(*chunks)[16] = keep ? NULL : xcalloc(nchunks + 1, 16);
+    uint8_t* buf         = keep ? NULL : xmalloc(CHUNK_SIZE);
     struct sha256_ctx ctx;
     int r = sha256_init(&ctx);
     for (size_t i = 0; r == 0 && i < nchunks; i++) {
-        ssize_t got = read_full(fd, buf, CHUNK_SIZE);
-        if (got < 0 || (i + 1 < nchunks && got != CHUNK_SIZE)) {
+        uint8_t* dst = keep ? content + i * CHUNK_SIZE : buf;
+        size_t want  = size - i * CHUNK_SIZE < CHUNK_SIZE ? size - i * CHUNK_SIZE : CHUNK_SIZE;
+        ssize_t got  = read_full(fd, dst, want);
+        if (got != (ssize_t)want) {
             r = got < 0 ? (int)got : -EIO;
             break;
         }
-        r = sha256_update(&ctx, buf, (size_t)got);
-        if (r == 0)
-            r = hash_chunk(buf, (size_t)got, chunks[i]);
+        r = sha256_update(&ctx, dst, want);
+        if (r == 0 && !keep)
+            r = chunk_tag(fs, node_id, i, dst, want, chunks[i]);
     }
     uint8_t digest[32];
     if (r == 0)
@@ -208,23 +234,35 @@ static int trusted_check(struct node* n) {
                  n->host_path);
         n->bad = true;
         free(chunks);
+        free(content);
+        if (keep)
+            __atomic_sub_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED);
         return -EPERM;
     }
-    n->size    = st.st_size;
+    if (!keep && size <= CONTENT_MAX)
+        __atomic_sub_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED);
+    n->size    = (off_t)size;
+    n->content = content;
     n->chunks  = chunks;
     n->nchunks = nchunks;
     return 0;
 }
 
-/* Reads [off, off+size) of a trusted file, re-verifying every covering chunk. */
-static int trusted_read(struct node* n, int fd, off_t off, size_t size, char* out,
-                        size_t* ret_len) {
+/* Reads [off, off+size) of a verified trusted file: from memory, or re-reading and checking
+ * every covering chunk on the host. */
+static int trusted_read(const struct fusefs* fs, struct node* n, size_t node_id, int fd, off_t off,
+                        size_t size, char* out, size_t* ret_len) {
     if (off >= n->size) {
         *ret_len = 0;
         return 0;
     }
     if ((off_t)size > n->size - off)
         size = (size_t)(n->size - off);
+    if (n->content) {
+        memcpy(out, n->content + off, size);
+        *ret_len = size;
+        return 0;
+    }
     uint8_t* buf = xmalloc(CHUNK_SIZE);
     size_t done  = 0;
     int r        = 0;
@@ -233,7 +271,7 @@ static int trusted_read(struct node* n, int fd, off_t off, size_t size, char* ou
         size_t clen  = (size_t)(n->size - cstart < CHUNK_SIZE ? n->size - cstart : CHUNK_SIZE);
         ssize_t got  = pread(fd, buf, clen, cstart);
         uint8_t h[16];
-        if (got != (ssize_t)clen || hash_chunk(buf, clen, h) < 0 ||
+        if (got != (ssize_t)clen || chunk_tag(fs, node_id, c, buf, clen, h) < 0 ||
             CRYPTO_memcmp(h, n->chunks[c], 16) != 0) {
             moat_log(LOG_LEVEL_ERROR,
                      "Trusted file '%s' changed on the host: chunk %zu does not match its hash",
@@ -318,7 +356,7 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         pthread_mutex_lock(&n->lock);
         uint64_t t = time_now_ns();
         bool first = !n->checked;
-        int r      = trusted_check(n);
+        int r      = trusted_check(fs, n, ino);
         if (first)
             account(fs, ST_HASH, t);
         pthread_mutex_unlock(&n->lock);
@@ -511,13 +549,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info* fi) {
-    account(fs_of(req), ST_READ, time_now_ns());
-    struct node* n = node_get(fs_of(req), ino);
-    char* buf      = xmalloc(size ? size : 1);
-    size_t len     = 0;
-    int r          = 0;
+    struct fusefs* fs = fs_of(req);
+    uint64_t t0       = time_now_ns();
+    struct node* n    = node_get(fs_of(req), ino);
+    char* buf         = xmalloc(size ? size : 1);
+    size_t len        = 0;
+    int r             = 0;
     if (n && n->cls == FILE_TRUSTED) {
-        r = trusted_read(n, (int)fi->fh, off, size, buf, &len);
+        r = trusted_read(fs, n, ino, (int)fi->fh, off, size, buf, &len);
     } else {
         ssize_t got = pread((int)fi->fh, buf, size, off);
         if (got < 0)
@@ -530,6 +569,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     else
         fuse_reply_buf(req, buf, len);
     free(buf);
+    account(fs, ST_READ, t0);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
@@ -725,8 +765,10 @@ static const struct fuse_lowlevel_ops g_ops = {
 
 struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy) {
     struct fusefs* fs = xcalloc(1, sizeof(*fs));
-    fs->plan          = plan;
-    fs->policy        = policy;
+    if (RAND_bytes(fs->mac_key, sizeof(fs->mac_key)) != 1)
+        abort(); /* no randomness: nothing can be verified safely */
+    fs->plan   = plan;
+    fs->policy = policy;
     pthread_mutex_init(&fs->lock, NULL);
     node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
     return fs;
@@ -796,7 +838,7 @@ void fusefs_free(struct fusefs* fs) {
     if (log_get_level() >= LOG_LEVEL_DEBUG) {
         struct strbuf sb = STRBUF_INIT;
         for (int i = 0; i < ST_MAX; i++)
-            if (fs->stat_count[i] && (i == ST_LOOKUP || i == ST_HASH))
+            if (fs->stat_count[i] && (i == ST_LOOKUP || i == ST_HASH || i == ST_READ))
                 strbuf_printf(&sb, " %s %llu (%.1f ms)", g_stat_names[i],
                               (unsigned long long)fs->stat_count[i], fs->stat_ns[i] / 1e6);
             else if (fs->stat_count[i])
@@ -813,6 +855,7 @@ void fusefs_free(struct fusefs* fs) {
         free(fs->nodes[i]->app_path);
         free(fs->nodes[i]->host_path);
         free(fs->nodes[i]->chunks);
+        free(fs->nodes[i]->content);
         pthread_mutex_destroy(&fs->nodes[i]->lock);
         free(fs->nodes[i]);
     }
@@ -821,6 +864,7 @@ void fusefs_free(struct fusefs* fs) {
     for (size_t i = 0; i < fs->nlearned; i++)
         free(fs->learned[i].host_path);
     free(fs->learned);
+    OPENSSL_cleanse(fs->mac_key, sizeof(fs->mac_key));
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -594,6 +595,10 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     banner(&sb);
+    /* everything needed is derived now: a small heap makes the two forks below cheaper */
+    toml_free(sb.manifest);
+    sb.manifest = NULL;
+    malloc_trim(0);
     status = MOAT_EXIT_RUNTIME;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
         log_error("cannot prepare the sandbox: %s", strerror(errno));
