@@ -742,7 +742,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         fuse_reply_statfs(req, &sv);
 }
 
+static void op_init(void* userdata, struct fuse_conn_info* conn) {
+    (void)userdata;
+    /* the view does not change behind the kernel's back (trusted content is immutable, writes
+     * go through this server or through bind mounts): no revalidation on every read */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
 static const struct fuse_lowlevel_ops g_ops = {
+    .init       = op_init,
     .lookup     = op_lookup,
     .forget     = op_forget,
     .getattr    = op_getattr,
