@@ -33,11 +33,12 @@ const struct moat_command cmd_sign = {
         "  -o, --output FILE    finalized manifest to write (usually MANIFEST.sgx)\n"
         "  -k, --key FILE       signing key (default: $XDG_CONFIG_HOME/gramine/enclave-key.pem\n"
         "                       or ~/.config/gramine/enclave-key.pem)\n"
-        "  -s, --sigfile FILE   SIGSTRUCT to write (default: OUTPUT without .manifest.sgx, .sig)\n"
+        "  -s, --sigfile FILE   SIGSTRUCT to write (default: OUTPUT without .manifest.sgx or\n"
+        "                       .manifest, plus .sig)\n"
         "  -d, --date DATE      date in the SIGSTRUCT (default: today, UTC)\n"
         "      --chroot DIR     hash trusted files as found under DIR\n"
-        "  -v, --verbose        print the SIGSTRUCT attributes\n"
-        "  -q, --quiet          print nothing on success\n"
+        "  -v, --verbose        also print the attributes and the measurement's definition\n"
+        "  -q, --quiet          print nothing on success (the last of -v/-q wins)\n"
         "      --gen-key        generate a signing key at OUTPUT (default: the default key path)\n"
         "  -f, --force          with --gen-key: overwrite an existing key\n"
         "  -h, --help           show this help\n"
@@ -101,7 +102,7 @@ static int gen_key(const struct sign_args* a, const char* out) {
 
 static char* default_sigfile(const char* output) {
     size_t n                            = strlen(output);
-    static const char* const suffixes[] = {".manifest.sgx", ".manifest", ".sgx"};
+    static const char* const suffixes[] = {".manifest.sgx", ".manifest"};
     for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
         size_t s = strlen(suffixes[i]);
         if (n > s && strcmp(output + n - s, suffixes[i]) == 0)
@@ -144,31 +145,38 @@ static int finalize(const struct sign_args* a, char** ret_doc, size_t* ret_len,
     return 0;
 }
 
-static void print_hex(const char* label, const uint8_t* p, size_t n) {
-    char hex[2 * 64 + 1];
-    if (hex_encode(p, n, hex, sizeof(hex)) >= 0)
-        printf("    %s%s\n", label, hex);
-}
-
-static void print_verbose(const struct sigstruct* s, const struct toml_value* root) {
-    const char* ra   = "none";
-    int64_t threads  = 4;
-    const char* size = "256M";
-    bool edmm        = false;
+/* gramine-sgx-sign -v (sgx_sign.py get_mrenclave_and_manifest), minus the memory map: moat
+ * lays out no enclave pages. */
+static void print_verbose(const struct sigstruct* s, const struct toml_value* root,
+                          const char* output) {
+    const char *ra = "none", *size = "256M";
+    int64_t threads = 4;
+    bool edmm       = false;
+    uint64_t bytes  = 0;
     (void)!toml_get_string(root, "sgx.remote_attestation", "none", &ra);
     (void)!toml_get_int(root, "sgx.max_threads", 4, &threads);
     (void)!toml_get_string(root, "sgx.enclave_size", "256M", &size);
     (void)!toml_get_bool(root, "sgx.edmm_enable", false, &edmm);
     printf("Attributes (required for enclave measurement):\n");
-    printf("    size:        %s\n    edmm:        %s\n    max_threads: %lld\n", size,
-           edmm ? "True" : "False", (long long)threads);
-    printf("Attributes (SIGSTRUCT):\n");
+    if (parse_size_str(size, &bytes) == 0)
+        printf("    size:        %#llx\n", (unsigned long long)bytes);
+    else
+        printf("    size:        %s\n", size);
+    printf("    edmm:        %s\n    max_threads: %lld\n", edmm ? "True" : "False",
+           (long long)threads);
     printf("    isv_prod_id: %u\n    isv_svn:     %u\n", s->isv_prod_id, s->isv_svn);
-    printf("    attribute.flags: %016llx\n    attribute.xfrm:  %016llx\n",
-           (unsigned long long)s->attr_flags, (unsigned long long)s->attr_xfrm);
-    printf("    misc_select:     %08x\n    date:            %04x-%02x-%02x\n", s->misc_select,
-           s->date >> 16, (s->date >> 8) & 0xff, s->date & 0xff);
-    printf("SGX remote attestation:\n    %s\n", !strcmp(ra, "dcap") ? "DCAP/ECDSA" : "None");
+    printf("    attr.flags:  %#llx\n    attr.xfrm:   %#llx\n    misc_select: %#x\n",
+           (unsigned long long)s->attr_flags, (unsigned long long)s->attr_xfrm, s->misc_select);
+    printf("    date:        %04x-%02x-%02x\n", s->date >> 16, (s->date >> 8) & 0xff,
+           s->date & 0xff);
+    printf("SGX remote attestation:\n    %s\n", !strcmp(ra, "dcap")   ? "DCAP/ECDSA"
+                                                : !strcmp(ra, "none") ? "None"
+                                                                      : "<unrecognized>");
+    printf(
+        "Measurement scheme:\n    moat-measurement-v1: SHA-256(\"moat-measurement-v1\\0\" || "
+        "%s)\n    this is moat's measurement, stored as MRENCLAVE; it is not an SGX "
+        "MRENCLAVE (docs/measurement.md)\n",
+        output);
 }
 
 static int sign_manifest(const struct sign_args* a) {
@@ -215,12 +223,10 @@ static int sign_manifest(const struct sign_args* a) {
         return exit_for(ret);
     }
     if (a->verbose)
-        print_verbose(&s, root);
-    if (!a->quiet) {
-        printf("Measurement (moat-measurement-v1 over %s, not an SGX MRENCLAVE):\n", a->output);
-        print_hex("", measurement, 32);
-        printf("wrote %s and %s\n", a->output, sigfile);
-    }
+        print_verbose(&s, root, a->output);
+    char hex[SHA256_HEX_SIZE];
+    if (!a->quiet && hex_encode(measurement, sizeof(measurement), hex, sizeof(hex)) >= 0)
+        printf("Measurement:\n    %s\n", hex);
     return MOAT_EXIT_OK;
 }
 
@@ -264,9 +270,11 @@ static int sign_run(int argc, char** argv) {
                 break;
             case 'v':
                 a.verbose = true;
+                a.quiet   = false;
                 break;
             case 'q':
-                a.quiet = true;
+                a.quiet   = true;
+                a.verbose = false;
                 break;
             case OPT_GEN_KEY:
                 a.gen_key = true;

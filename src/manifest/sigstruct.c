@@ -5,6 +5,8 @@
  * RSASSA-PKCS1-v1_5 with SHA-256, modulus/signature/q1/q2 little-endian,
  * q1 = floor(s^2 / n), q2 = floor((s^2 mod n) * s / n).
  */
+#include <fcntl.h>
+#include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -12,6 +14,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -74,6 +77,16 @@ void sigstruct_serialize(const struct sigstruct* s, uint8_t out[SIGSTRUCT_SIZE])
     memcpy(out + SIGSTRUCT_OFF_Q2, s->q2, SIGSTRUCT_KEY_BYTES);
 }
 
+/* Takes n reserved bytes; *ret_bad gets the offset of the first non-zero one (if none yet). */
+static int cur_reserved(struct cursor* c, size_t n, const uint8_t* base, size_t* ret_bad) {
+    const uint8_t* p;
+    int r = cur_ptr(c, n, &p);
+    for (size_t i = 0; r == 0 && i < n && *ret_bad == SIZE_MAX; i++)
+        if (p[i] != 0)
+            *ret_bad = (size_t)(p + i - base);
+    return r;
+}
+
 /* Every read goes through the bounds-checked cursor (STYLE.md §4). */
 int sigstruct_parse(const uint8_t* buf, size_t len, struct sigstruct* ret, struct moat_error* err) {
     if (len != SIGSTRUCT_SIZE)
@@ -82,13 +95,14 @@ int sigstruct_parse(const uint8_t* buf, size_t len, struct sigstruct* ret, struc
     struct cursor c = cursor_init(buf, len);
     struct sigstruct s;
     uint8_t header[16], header2[16];
+    size_t bad = SIZE_MAX;
     memset(&s, 0, sizeof(s));
     int r = cur_bytes(&c, header, 16);
     r     = r ?: cur_u32le(&c, &s.vendor);
     r     = r ?: cur_u32le(&c, &s.date);
     r     = r ?: cur_bytes(&c, header2, 16);
     r     = r ?: cur_u32le(&c, &s.swdefined);
-    r     = r ?: cur_skip(&c, SIGSTRUCT_OFF_MODULUS - SIGSTRUCT_OFF_SWDEFINED - 4);
+    r     = r ?: cur_reserved(&c, SIGSTRUCT_OFF_MODULUS - SIGSTRUCT_OFF_SWDEFINED - 4, buf, &bad);
     r     = r ?: cur_bytes(&c, s.modulus, SIGSTRUCT_KEY_BYTES);
     r     = r ?: cur_u32le(&c, &s.exponent);
     r     = r ?: cur_bytes(&c, s.signature, SIGSTRUCT_KEY_BYTES);
@@ -96,24 +110,32 @@ int sigstruct_parse(const uint8_t* buf, size_t len, struct sigstruct* ret, struc
     r     = r ?: cur_u32le(&c, &s.misc_mask);
     r     = r ?: cur_u8(&c, &s.cet_attributes);
     r     = r ?: cur_u8(&c, &s.cet_attributes_mask);
-    r     = r ?: cur_skip(&c, SIGSTRUCT_OFF_ISV_FAMILY_ID - SIGSTRUCT_OFF_CET_ATTRS_MASK - 1);
+    r     = r
+                ?: cur_reserved(&c, SIGSTRUCT_OFF_ISV_FAMILY_ID - SIGSTRUCT_OFF_CET_ATTRS_MASK - 1, buf,
+                                &bad);
     r     = r ?: cur_bytes(&c, s.isv_family_id, 16);
     r     = r ?: cur_u64le(&c, &s.attr_flags);
     r     = r ?: cur_u64le(&c, &s.attr_xfrm);
     r     = r ?: cur_u64le(&c, &s.attr_mask_flags);
     r     = r ?: cur_u64le(&c, &s.attr_mask_xfrm);
     r     = r ?: cur_bytes(&c, s.enclave_hash, 32);
-    r     = r ?: cur_skip(&c, SIGSTRUCT_OFF_ISVEXT_PROD_ID - SIGSTRUCT_OFF_ENCLAVE_HASH - 32);
+    r     = r
+                ?: cur_reserved(&c, SIGSTRUCT_OFF_ISVEXT_PROD_ID - SIGSTRUCT_OFF_ENCLAVE_HASH - 32, buf,
+                                &bad);
     r     = r ?: cur_bytes(&c, s.isvext_prod_id, 16);
     r     = r ?: cur_u16le(&c, &s.isv_prod_id);
     r     = r ?: cur_u16le(&c, &s.isv_svn);
-    r     = r ?: cur_skip(&c, SIGSTRUCT_OFF_Q1 - SIGSTRUCT_OFF_ISV_SVN - 2);
+    r     = r ?: cur_reserved(&c, SIGSTRUCT_OFF_Q1 - SIGSTRUCT_OFF_ISV_SVN - 2, buf, &bad);
     r     = r ?: cur_bytes(&c, s.q1, SIGSTRUCT_KEY_BYTES);
     r     = r ?: cur_bytes(&c, s.q2, SIGSTRUCT_KEY_BYTES);
-    if (r < 0)
+    if (r < 0 || c.len != 0)
         return moat_error_set(err, -EINVAL, "truncated SIGSTRUCT");
     if (memcmp(header, g_header, 16) != 0 || memcmp(header2, g_header2, 16) != 0)
         return moat_error_set(err, -EINVAL, "not a SIGSTRUCT: bad header bytes");
+    /* Gramine writes zeros there; anything else is not covered by our re-serialization */
+    if (bad != SIZE_MAX)
+        return moat_error_set(err, -EINVAL, "not a SIGSTRUCT: reserved byte at offset %zu is not 0",
+                              bad);
     *ret = s;
     return 0;
 }
@@ -205,67 +227,207 @@ int sigstruct_from_manifest(const struct toml_value* root, const uint8_t measure
     return 0;
 }
 
+/* Exactly n ASCII digits (no sign, no spaces, unlike sscanf's %d). */
+static int parse_digits(const char* p, size_t n, int* ret) {
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (p[i] - '0');
+    }
+    *ret = v;
+    return 0;
+}
+
+static int days_in_month(int y, int m) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap               = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* --date as gramine-sgx-sign takes it (datetime.date: a real calendar date) */
 int sigstruct_date_parse(const char* str, uint32_t* ret) {
     int y, m, d;
-    char tail;
     if (!strcmp(str, "today")) {
         time_t now = time(NULL);
         struct tm tm;
-        gmtime_r(&now, &tm);
+        if (!gmtime_r(&now, &tm))
+            return -EINVAL;
         y = tm.tm_year + 1900;
         m = tm.tm_mon + 1;
         d = tm.tm_mday;
-    } else if (sscanf(str, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || strlen(str) != 10 ||
-               y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31) {
+    } else if (strlen(str) != 10 || str[4] != '-' || str[7] != '-' ||
+               parse_digits(str, 4, &y) < 0 || parse_digits(str + 5, 2, &m) < 0 ||
+               parse_digits(str + 8, 2, &d) < 0) {
         return -EINVAL;
     }
-    /* "hex digits of the decimal value": 2026-11-24 -> 0x20261124 */
-    unsigned bcd = 0;
-    char digits[48];
-    snprintf(digits, sizeof(digits), "%04d%02d%02d", y, m, d);
-    for (const char* c = digits; *c; c++)
-        bcd = (bcd << 4) | (unsigned)(*c - '0');
-    *ret = bcd;
+    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+        return -EINVAL;
+    /* day@20, month@21, year@22, each the hex digits of the decimal value (§3) */
+    uint32_t v = 0;
+    for (int div = 1000; div > 0; div /= 10)
+        v = (v << 4) | (uint32_t)(y / div % 10);
+    v    = (v << 8) | (uint32_t)(m / 10 << 4 | m % 10);
+    v    = (v << 8) | (uint32_t)(d / 10 << 4 | d % 10);
+    *ret = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sigstruct-view output                                                                      */
+
+int sigstruct_format_parse(const char* name, enum sigstruct_format* ret) {
+    static const char* const names[] = {
+        [SIGSTRUCT_FORMAT_TEXT] = "text",
+        [SIGSTRUCT_FORMAT_TOML] = "toml",
+        [SIGSTRUCT_FORMAT_JSON] = "json",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *ret = (enum sigstruct_format)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+enum field_kind { FIELD_STRING, FIELD_INT, FIELD_BOOL };
+
+struct view_field {
+    const char* name;
+    enum field_kind kind;
+    char value[SHA256_HEX_SIZE];
+};
+
+/* Python's rendering of each kind: text prints str(v) (True/False), toml/json their literals */
+static void put_field(struct strbuf* out, const struct view_field* f, enum sigstruct_format fmt,
+                      bool first) {
+    bool truth = f->kind == FIELD_BOOL && f->value[0] == 't';
+    switch (fmt) {
+        case SIGSTRUCT_FORMAT_TEXT:
+            strbuf_printf(out, "    %s: %s\n", f->name,
+                          f->kind != FIELD_BOOL ? f->value
+                          : truth               ? "True"
+                                                : "False");
+            break;
+        case SIGSTRUCT_FORMAT_TOML:
+            strbuf_printf(out, f->kind == FIELD_STRING ? "%s = \"%s\"\n" : "%s = %s\n", f->name,
+                          f->value);
+            break;
+        case SIGSTRUCT_FORMAT_JSON:
+            strbuf_printf(out, f->kind == FIELD_STRING ? "%s\"%s\": \"%s\"" : "%s\"%s\": %s",
+                          first ? "" : ", ", f->name, f->value);
+            break;
+    }
+}
+
+int sigstruct_format(const struct sigstruct* s, enum sigstruct_format fmt, bool verbose,
+                     struct strbuf* out) {
+    struct view_field f[12];
+    size_t n = 0;
+    uint8_t mrsigner[32];
+    memset(f, 0, sizeof(f));
+    int r = sigstruct_mrsigner(s, mrsigner);
+    if (r < 0)
+        return r;
+    f[n] = (struct view_field){.name = "mr_signer", .kind = FIELD_STRING};
+    r    = hex_encode(mrsigner, 32, f[n++].value, sizeof(f[0].value));
+    f[n] = (struct view_field){.name = "mr_enclave", .kind = FIELD_STRING};
+    r    = r < 0 ? r : hex_encode(s->enclave_hash, 32, f[n++].value, sizeof(f[0].value));
+    if (r < 0)
+        return r;
+    f[n] = (struct view_field){.name = "isv_prod_id", .kind = FIELD_INT};
+    snprintf(f[n++].value, sizeof(f[0].value), "%u", s->isv_prod_id);
+    f[n] = (struct view_field){.name = "isv_svn", .kind = FIELD_INT};
+    snprintf(f[n++].value, sizeof(f[0].value), "%u", s->isv_svn);
+    f[n] = (struct view_field){.name = "debug_enclave", .kind = FIELD_BOOL};
+    snprintf(f[n++].value, sizeof(f[0].value), "%s",
+             s->attr_flags & SGX_FLAGS_DEBUG ? "true" : "false");
+    if (verbose) {
+        const struct {
+            const char* name;
+            uint64_t value;
+        } hex[] = {
+            {"attribute_flags", s->attr_flags},
+            {"attribute_xfrms", s->attr_xfrm},
+            {"misc_select", s->misc_select},
+            {"attribute_flags_mask", s->attr_mask_flags},
+            {"attribute_xfrm_mask", s->attr_mask_xfrm},
+            {"misc_mask", s->misc_mask},
+            {"date", s->date},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(hex); i++) {
+            f[n] = (struct view_field){.name = hex[i].name, .kind = FIELD_STRING};
+            snprintf(f[n++].value, sizeof(f[0].value), "0x%llx", (unsigned long long)hex[i].value);
+        }
+    }
+    if (fmt == SIGSTRUCT_FORMAT_TEXT)
+        strbuf_puts(out, "Attributes:\n");
+    if (fmt == SIGSTRUCT_FORMAT_JSON)
+        strbuf_putc(out, '{');
+    for (size_t i = 0; i < n; i++)
+        put_field(out, &f[i], fmt, i == 0);
+    if (fmt == SIGSTRUCT_FORMAT_JSON)
+        strbuf_puts(out, "}\n");
     return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Keys                                                                                       */
 
+/* gramine sgx_sign.py load_private_key_from_pem_file(): the same checks and messages */
 int enclave_key_check(EVP_PKEY* key, struct moat_error* err) {
-    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
-        return moat_error_set(err, -EINVAL, "Invalid RSA key: not an RSA key");
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+        const char* type = EVP_PKEY_get0_type_name(key);
+        return moat_error_set(err, -EINVAL, "Invalid key: expected RSA private key, found %s",
+                              type ? type : "another type");
+    }
     int bits = EVP_PKEY_get_bits(key);
     if (bits != SIGSTRUCT_KEY_BITS)
-        return moat_error_set(err, -EINVAL, "Invalid RSA key: expected key size 3072, got %d",
-                              bits);
+        return moat_error_set(err, -EINVAL, "Invalid RSA key: expected key size %d, got %d",
+                              SIGSTRUCT_KEY_BITS, bits);
     BIGNUM* e = NULL;
     if (!EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e))
         return ossl_fail(err, "cannot read the RSA exponent");
     bool ok   = BN_is_word(e, SIGSTRUCT_EXPONENT);
-    char* hex = BN_bn2dec(e);
+    char* dec = ok ? NULL : BN_bn2dec(e);
     int ret   = ok ? 0
-                   : moat_error_set(err, -EINVAL, "Invalid RSA key: expected exponent 3, got %s",
-                                  hex ? hex : "?");
-    OPENSSL_free(hex);
+                   : moat_error_set(err, -EINVAL, "Invalid RSA key: expected exponent %d, got %s",
+                                    SIGSTRUCT_EXPONENT, dec ? dec : "?");
+    OPENSSL_free(dec);
     BN_free(e);
     return ret;
 }
 
+/* Never prompts: the passphrase callback refuses, so an encrypted key is an error. */
+static int no_passphrase(char* buf, int size, int rwflag, void* u) {
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 int enclave_key_load(const char* path, EVP_PKEY** ret, struct moat_error* err) {
-    FILE* f = fopen(path, "re");
-    if (!f)
-        return moat_error_set_errno(err, -errno, "cannot open signing key '%s'", path);
-    EVP_PKEY* key = PEM_read_PrivateKey(f, NULL, NULL, (void*)"");
-    fclose(f);
-    if (!key) {
-        ERR_clear_error();
+    char* pem = NULL;
+    size_t len;
+    int r = read_file(path, &pem, &len, err);
+    if (r < 0)
+        return moat_error_prefix(err, "cannot read the signing key");
+    EVP_PKEY* key = NULL;
+    BIO* bio      = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    if (bio)
+        key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    BIO_free(bio);
+    OPENSSL_cleanse(pem, len);
+    free(pem);
+    ERR_clear_error();
+    if (!key)
         return moat_error_set(err, -EINVAL,
-                              "'%s' is not an unencrypted PEM private key (create one with 'moat "
+                              "%s: not an unencrypted PEM private key (create one with 'moat "
                               "sign --gen-key')",
                               path);
-    }
-    int r = enclave_key_check(key, err);
+    r = enclave_key_check(key, err);
     if (r < 0) {
         EVP_PKEY_free(key);
         return moat_error_prefix(err, "%s", path);
@@ -290,9 +452,45 @@ int enclave_key_generate(EVP_PKEY** ret, struct moat_error* err) {
     return r;
 }
 
+/* Moves tmp to path; without force it fails with EEXIST instead of replacing a file that
+ * exists now, however late it appeared (RENAME_NOREPLACE, or link() where unsupported). */
+static int install_file(const char* tmp, const char* path, bool force) {
+    if (force)
+        return rename(tmp, path) < 0 ? -errno : 0;
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    if (link(tmp, path) < 0)
+        return -errno;
+    return unlink(tmp) < 0 ? -errno : 0;
+}
+
+static int write_secret_file(const char* path, const void* data, size_t len, bool force,
+                             struct moat_error* err) {
+    _cleanup_free_ char* tmp = xasprintf("%s.tmp.XXXXXX", path);
+    _cleanup_close_ int fd   = mkostemp(tmp, O_CLOEXEC); /* mode 0600 from the start */
+    if (fd < 0)
+        return moat_error_set_errno(err, -errno, "cannot create a temporary file next to %s", path);
+    int r = write_all(fd, data, len);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0)
+        r = -errno;
+    if (r == 0)
+        r = install_file(tmp, path, force);
+    if (r < 0) {
+        unlink(tmp);
+        if (r == -EEXIST)
+            return moat_error_set(err, r, "refusing to overwrite %s, use -f to force", path);
+        return moat_error_set_errno(err, r, "cannot write %s", path);
+    }
+    return 0;
+}
+
 int enclave_key_write(const char* path, EVP_PKEY* key, bool force, struct moat_error* err) {
     struct stat st;
-    if (!force && lstat(path, &st) == 0)
+    if (!force && lstat(path, &st) == 0) /* early, friendly answer; install_file() decides */
         return moat_error_set(err, -EEXIST, "refusing to overwrite %s, use -f to force", path);
     BIO* bio = BIO_new(BIO_s_secmem());
     if (!bio || !PEM_write_bio_PrivateKey_traditional(bio, key, NULL, NULL, 0, NULL, NULL)) {
@@ -301,7 +499,8 @@ int enclave_key_write(const char* path, EVP_PKEY* key, bool force, struct moat_e
     }
     char* data;
     long len = BIO_get_mem_data(bio, &data);
-    int r    = write_file_atomic(path, data, (size_t)len, 0600, err);
+    int r    = len > 0 ? write_secret_file(path, data, (size_t)len, force, err)
+                       : ossl_fail(err, "cannot encode the private key");
     BIO_free(bio); /* secure memory: wiped on free */
     return r;
 }
@@ -404,6 +603,9 @@ static EVP_PKEY* public_key_of(const struct sigstruct* s) {
 int sigstruct_verify(const struct sigstruct* s, struct moat_error* err) {
     if (s->exponent != SIGSTRUCT_EXPONENT)
         return moat_error_set(err, -EBADMSG, "SIGSTRUCT exponent is %u, expected 3", s->exponent);
+    /* SGX requires a 3072-bit modulus: its most significant (last, little-endian) byte is set */
+    if (s->modulus[SIGSTRUCT_KEY_BYTES - 1] < 0x80)
+        return moat_error_set(err, -EBADMSG, "SIGSTRUCT modulus is not a 3072-bit number");
     EVP_PKEY* key = public_key_of(s);
     if (!key)
         return ossl_fail(err, "SIGSTRUCT modulus is not a valid RSA key");

@@ -85,26 +85,54 @@ int sigstruct_from_manifest(const struct toml_value* root, const uint8_t measure
                             uint32_t date, struct sigstruct* ret,
                             struct moat_error* err) WARN_UNUSED;
 
-/* Signs: sets modulus, exponent, signature, q1, q2. The key must pass enclave_key_check. */
+/* Signs s in place (reference/gramine.md §3): sets modulus, exponent, signature, q1 and q2.
+ * The key must pass enclave_key_check (-EINVAL otherwise); -EIO if OpenSSL fails. */
 int sigstruct_sign(struct sigstruct* s, EVP_PKEY* key, struct moat_error* err) WARN_UNUSED;
-/* Verifies the RSA signature over the signed ranges with the embedded modulus, and q1/q2. */
+/* Verifies the RSA signature over the signed ranges with the embedded 3072-bit modulus and
+ * exponent 3, and that q1/q2 match it (as EINIT does). -EBADMSG with a message otherwise. */
 int sigstruct_verify(const struct sigstruct* s, struct moat_error* err) WARN_UNUSED;
 
+/* Writes the 1808 bytes (reserved fields zero). */
 void sigstruct_serialize(const struct sigstruct* s, uint8_t out[SIGSTRUCT_SIZE]);
-/* Parses exactly SIGSTRUCT_SIZE bytes; checks the constant headers. */
+/* Parses exactly SIGSTRUCT_SIZE untrusted bytes through a cursor; checks the constant headers
+ * and that the reserved fields are zero, so sigstruct_serialize() gives back the same bytes and
+ * the signature is checked over what is in the file. -EINVAL with a message otherwise. */
 int sigstruct_parse(const uint8_t* buf, size_t len, struct sigstruct* ret,
                     struct moat_error* err) WARN_UNUSED;
 /* MRSIGNER: SHA-256 of the little-endian modulus. */
 int sigstruct_mrsigner(const struct sigstruct* s, uint8_t out[32]) WARN_UNUSED;
 
-/* "YYYY-MM-DD" or "today" (UTC) to the SIGSTRUCT date encoding. */
+/* "YYYY-MM-DD" (a real calendar date, 1970..9999) or "today" (UTC) to the SIGSTRUCT date
+ * encoding: the decimal digits as hex digits, 2026-11-24 -> 0x20261124. -EINVAL otherwise. */
 int sigstruct_date_parse(const char* s, uint32_t* ret) WARN_UNUSED;
 
-/* Enclave signing keys: RSA-3072, public exponent 3 (Gramine's messages otherwise). */
+/* gramine-sgx-sigstruct-view's output (reference/gramine.md §3). */
+enum sigstruct_format {
+    SIGSTRUCT_FORMAT_TEXT,
+    SIGSTRUCT_FORMAT_TOML,
+    SIGSTRUCT_FORMAT_JSON,
+};
+/* "text", "toml" or "json"; -EINVAL otherwise. */
+int sigstruct_format_parse(const char* name, enum sigstruct_format* ret) WARN_UNUSED;
+/* Appends the view of s to out: mr_signer, mr_enclave, isv_prod_id, isv_svn, debug_enclave
+ * and, if verbose, the attribute/misc fields, their masks and the date as "0x…" strings.
+ * Does not verify the signature (sigstruct_verify does). */
+int sigstruct_format(const struct sigstruct* s, enum sigstruct_format fmt, bool verbose,
+                     struct strbuf* out) WARN_UNUSED;
+
+/* Enclave signing keys (gramine sgx_sign.py): RSA-3072 with public exponent 3, else -EINVAL
+ * with Gramine's message ("Invalid RSA key: expected key size 3072, got 2048", "Invalid RSA
+ * key: expected exponent 3, got 65537", "Invalid key: expected RSA private key, found EC"). */
 int enclave_key_check(EVP_PKEY* key, struct moat_error* err) WARN_UNUSED;
+/* Loads an unencrypted PEM private key (traditional or PKCS#8) and checks it. The file's bytes
+ * are wiped from memory after decoding. The caller frees *ret with EVP_PKEY_free. Errors:
+ * -ENOENT/-EACCES (cannot read), -EINVAL (not a key, encrypted, or wrong size/exponent). */
 int enclave_key_load(const char* path, EVP_PKEY** ret, struct moat_error* err) WARN_UNUSED;
+/* Generates a new RSA-3072, e = 3 key; the caller frees it. */
 int enclave_key_generate(EVP_PKEY** ret, struct moat_error* err) WARN_UNUSED;
-/* Writes an unencrypted traditional ("BEGIN RSA PRIVATE KEY") PEM, mode 0600, atomically.
- * Refuses to overwrite unless force. */
+/* Writes an unencrypted traditional ("BEGIN RSA PRIVATE KEY") PEM with mode 0600 atomically:
+ * a temporary file in the same directory, then renamed into place. Unless force, an existing
+ * path is never replaced, even if it appears while the key is written (-EEXIST, "refusing to
+ * overwrite <path>, use -f to force"). The encoded key is kept in OpenSSL secure memory. */
 int enclave_key_write(const char* path, EVP_PKEY* key, bool force,
                       struct moat_error* err) WARN_UNUSED;
