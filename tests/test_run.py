@@ -4,6 +4,8 @@ Each test renders a small manifest for tests/apps/probe.c, runs it with `moat ru
 what the app saw and what moat printed.
 """
 import os
+import shutil
+import tempfile
 import signal
 import subprocess
 import time
@@ -349,3 +351,31 @@ def test_learn_writes_trusted_and_allowed_files(app, moat):
     assert r.stdout == "write: ok\n", r.stderr
     learned = tomllib.loads((app.dir / "out.toml").read_text())
     assert learned["sgx"]["allowed_files"] == [f"file:{app.dir}/data/created.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs root to switch to an unprivileged user")
+def test_unprivileged_user(probe_binary, moat, tmp_path_factory):
+    """As an ordinary user (mapped to root in the sandbox's user namespace): runs when
+    /dev/fuse is accessible, otherwise fails with a message naming what to fix."""
+    d = Path(tempfile.mkdtemp(prefix="moat-unpriv-"))
+    try:
+        (d / "probe").write_bytes(probe_binary.read_bytes())
+        (d / "probe.manifest.template").write_text(BASE.replace('  { path = "/data", uri = "file:data" },\n', "")
+                                                   .replace('  "file:data/trusted.txt",\n  "file:data/big.bin",\n', "")
+                                                   .replace('sgx.allowed_files = [ "file:data/allowed/" ]\n', ""))
+        moat("manifest", "render", "--no-progress", "probe.manifest.template", "probe.manifest",
+             cwd=d, check=0)
+        for p in [d, *d.iterdir()]:
+            p.chmod(0o755)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            str(moat_binary()), "run", "probe"], cwd=d, capture_output=True,
+                           text=True, timeout=60)
+        if os.stat("/dev/fuse").st_mode & 0o006 == 0o006:
+            assert r.returncode == 0 and r.stdout == "argc=1\n", r.stderr
+        else:
+            assert r.returncode == 1
+            assert "cannot open /dev/fuse: Permission denied" in r.stderr
+            assert "/dev/fuse accessible" in r.stderr
+    finally:
+        shutil.rmtree(d)

@@ -476,11 +476,17 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info* fi) {
     (void)ino;
     struct dirbuf* b = (struct dirbuf*)(uintptr_t)fi->fh;
-    if ((size_t)off >= b->size)
+    if ((size_t)off >= b->size) {
         fuse_reply_buf(req, NULL, 0);
-    else
-        fuse_reply_buf(req, b->p + off,
-                       b->size - (size_t)off < size ? b->size - (size_t)off : size);
+        return;
+    }
+    /* reply from a private copy: once the reply is written the app may close the directory
+     * and RELEASEDIR (on another thread) frees b */
+    size_t n  = b->size - (size_t)off < size ? b->size - (size_t)off : size;
+    char* out = xmalloc(n);
+    memcpy(out, b->p + off, n);
+    fuse_reply_buf(req, out, n);
+    free(out);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {

@@ -65,18 +65,19 @@ static int send_fd(int sock, int fd) {
     return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
-static int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+/* Receives the FUSE fd; if the child sent an error message instead, it lands in msg. */
+static int recv_fd(int sock, char* msg, size_t msg_size) {
+    struct iovec iov = {.iov_base = msg, .iov_len = msg_size - 1};
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
     } u;
-    struct msghdr msg = {
+    struct msghdr m = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+    memset(msg, 0, msg_size);
+    if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) < 1)
         return -EPIPE;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
     if (!c || c->cmsg_type != SCM_RIGHTS)
         return -EPROTO;
     int fd;
@@ -634,7 +635,8 @@ int sandbox_run(const struct run_opts* opts) {
         waitpid(pid, NULL, 0);
         goto out;
     }
-    int fuse_fd = recv_fd(sb.sock[0]);
+    char msg[1024] = {0};
+    int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
     if (fuse_fd >= 0) {
         fs = fusefs_new(&sb.plan, &sb.policy);
         fusefs_set_learn(fs, opts->learn != NULL);
@@ -643,8 +645,11 @@ int sandbox_run(const struct run_opts* opts) {
         serving = pthread_create(&server, NULL, serve_thread, &sa) == 0;
     }
     /* the child reports "S" once the app is about to start, or "E<message>" */
-    char msg[1024] = {0};
-    ssize_t n      = read(sb.sock[0], msg, sizeof(msg) - 1);
+    ssize_t n = msg[0] == 'E' ? (ssize_t)strlen(msg) : 0;
+    if (fuse_fd >= 0) {
+        memset(msg, 0, sizeof(msg));
+        n = read(sb.sock[0], msg, sizeof(msg) - 1);
+    }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
     int wstatus;
