@@ -42,7 +42,8 @@ sgx.allowed_files = [ "file:data/allowed/" ]
 @pytest.fixture(scope="session")
 def probe_binary(tmp_path_factory):
     out = tmp_path_factory.mktemp("probe") / "probe"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", out, ROOT / "tests/apps/probe.c"], check=True)
+    subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", out, ROOT / "tests/apps/probe.c"],
+                   check=True)
     return out
 
 
@@ -379,3 +380,15 @@ def test_unprivileged_user(probe_binary, moat, tmp_path_factory):
             assert "/dev/fuse accessible" in r.stderr
     finally:
         shutil.rmtree(d)
+
+
+def test_emulate_sgx_limits(app, moat):
+    app('loader.argv = ["probe", "threads", "8"]\nsgx.max_threads = 4\n', start=False)
+    assert moat("run", "probe", cwd=app.dir).stdout == "threads=8\n"
+    r = moat("run", "--emulate-sgx-limits", "probe", cwd=app.dir)
+    assert r.stdout == "threads=3\n", r.stderr  # the main thread holds the fourth TCS
+    assert "emulating SGX limits" in r.stderr
+    app('loader.argv = ["probe", "alloc", "400"]\nsgx.enclave_size = "256M"\n', start=False)
+    assert moat("run", "probe", cwd=app.dir).stdout == "alloc: ok\n"
+    r = moat("run", "--emulate-sgx-limits", "probe", cwd=app.dir)
+    assert r.stdout == "alloc: Cannot allocate memory\n", r.stderr

@@ -28,6 +28,10 @@ const struct moat_command cmd_run = {
         "\"allow_all_but_log\")\n"
         "                      and write the files the app used to FILE (default\n"
         "                      STEM.learned.toml) as sgx.trusted_files / sgx.allowed_files\n"
+        "      --emulate-sgx-limits\n"
+        "                      apply sgx.enclave_size as the address-space limit and\n"
+        "                      sgx.max_threads as the thread limit, to find the sizes the app\n"
+        "                      needs before deploying to SGX\n"
         "  -h, --help          show this help\n"
         "\n"
         "exit status: the app's (128+N when it was killed by signal N); 1 when the sandbox\n"
@@ -38,10 +42,15 @@ static int run_run(int argc, char** argv) {
     int i              = 1;
     const char* learn  = NULL;
     bool learn_default = false;
+    bool emulate       = false;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             command_print_usage(&cmd_run, stdout);
             return MOAT_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--emulate-sgx-limits")) {
+            emulate = true;
+            continue;
         }
         if (!strcmp(argv[i], "--learn")) {
             learn_default = true;
@@ -66,10 +75,11 @@ static int run_run(int argc, char** argv) {
         n > 9 && !strcmp(stem + n - 9, ".manifest") ? xstrndup(stem, n - 9) : xstrdup(stem);
     _cleanup_free_ char* learn_file = learn_default ? xasprintf("%s.learned.toml", trimmed) : NULL;
     struct run_opts opts            = {
-                   .stem  = trimmed,
-                   .learn = learn ? learn : learn_file,
-                   .argv  = (const char* const*)argv + i,
-                   .argc  = (size_t)(argc - i),
+                   .stem               = trimmed,
+                   .learn              = learn ? learn : learn_file,
+                   .emulate_sgx_limits = emulate,
+                   .argv               = (const char* const*)argv + i,
+                   .argc               = (size_t)(argc - i),
     };
     return sandbox_run(&opts);
 }

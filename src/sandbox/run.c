@@ -42,6 +42,7 @@ struct sandbox {
     int* allowed_fds; /* child: O_PATH fds of the allowed paths to bind */
     uint64_t stack_size, fds_limit;
     bool stack_set, disallow_subprocesses, sigterm_injection;
+    uint64_t sgx_enclave_size, sgx_max_threads; /* --emulate-sgx-limits (0: off) */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -318,6 +319,25 @@ static int apply_limits(const struct sandbox* sb) {
     return 0;
 }
 
+/* --emulate-sgx-limits, in the app's process only (moat's own init must not be limited). */
+static int apply_sgx_limits(const struct sandbox* sb) {
+    struct rlimit rl;
+    if (sb->sgx_enclave_size) {
+        /* the enclave is the app's whole address space */
+        rl.rlim_cur = rl.rlim_max = sb->sgx_enclave_size;
+        if (setrlimit(RLIMIT_AS, &rl) < 0)
+            return child_fail("cannot apply sgx.enclave_size: %s", strerror(errno));
+    }
+    if (sb->sgx_max_threads) {
+        /* one TCS per thread; RLIMIT_NPROC counts the tasks of the sandbox's own user
+         * namespace (Linux >= 5.14), plus one for its init */
+        rl.rlim_cur = rl.rlim_max = sb->sgx_max_threads + 1;
+        if (setrlimit(RLIMIT_NPROC, &rl) < 0)
+            return child_fail("cannot apply sgx.max_threads: %s", strerror(errno));
+    }
+    return 0;
+}
+
 static int drop_privileges(void) {
     for (int cap = 0; cap <= 63; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -353,6 +373,11 @@ static int init_and_exec(const struct sandbox* sb) {
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
             _exit(126);
+        /* last before execve: nothing of moat's may allocate under these limits */
+        if (apply_sgx_limits(sb) < 0) {
+            fprintf(stderr, "moat: error: %s\n", g_child_err + 1);
+            _exit(126);
+        }
         execve(sb->plan.entrypoint, sb->argv.items, sb->env.items);
         fprintf(stderr, "moat: error: cannot execute '%s' (libos.entrypoint): %s\n",
                 sb->plan.entrypoint, strerror(errno));
@@ -536,6 +561,24 @@ static int load(struct sandbox* sb, struct moat_error* err) {
             0)
         return moat_error_set(err, -EINVAL, "Cannot parse 'sys.*' booleans");
 
+    if (sb->opts->emulate_sgx_limits) {
+        int64_t threads = 4;
+        if (toml_get_int(sb->manifest, "sgx.max_threads", 4, &threads) < 0 || threads < 1)
+            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.max_threads'");
+        bool edmm = false;
+        if (toml_get_bool(sb->manifest, "sgx.edmm_enable", false, &edmm) < 0)
+            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.edmm_enable'");
+        if (toml_get_size(sb->manifest, "sgx.enclave_size", edmm ? 1024ULL << 30 : 256ULL << 20,
+                          &sb->sgx_enclave_size) < 0)
+            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.enclave_size'");
+        sb->sgx_max_threads = (uint64_t)threads;
+        log_warning(
+            "emulating SGX limits: %llu MiB of address space (sgx.enclave_size), %llu "
+            "threads (sgx.max_threads)",
+            (unsigned long long)(sb->sgx_enclave_size >> 20),
+            (unsigned long long)sb->sgx_max_threads);
+    }
+
     /* every chroot source must exist before anything is mounted */
     for (size_t i = 0; i < sb->plan.len; i++) {
         const struct mount_entry* m = &sb->plan.items[i];
@@ -573,6 +616,34 @@ static void banner(const struct sandbox* sb) {
     strbuf_free(&sb2);
 }
 
+/* --emulate-sgx-limits as root: RLIMIT_NPROC does not bind root's tasks, a pids cgroup does.
+ * Returns the cgroup directory to remove afterwards, or NULL. */
+static char* pids_cgroup(pid_t child, uint64_t max_tasks) {
+    static const char* const roots[] = {"/sys/fs/cgroup/pids", "/sys/fs/cgroup"};
+    for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+        _cleanup_free_ char* probe = xasprintf("%s/pids.max", roots[i]);
+        _cleanup_free_ char* ctl   = xasprintf("%s/cgroup.controllers", roots[i]);
+        bool v2                    = access(ctl, R_OK) == 0;
+        if (!v2 && access(roots[i], W_OK) < 0)
+            continue;
+        char* dir = xasprintf("%s/moat-%d", roots[i], (int)child);
+        if (mkdir(dir, 0755) < 0) {
+            free(dir);
+            continue;
+        }
+        _cleanup_free_ char* max   = xasprintf("%s/pids.max", dir);
+        _cleanup_free_ char* procs = xasprintf("%s/cgroup.procs", dir);
+        char value[32], pid[32];
+        snprintf(value, sizeof(value), "%llu", (unsigned long long)max_tasks);
+        snprintf(pid, sizeof(pid), "%d", (int)child);
+        if (write_file_str(max, value) == 0 && write_file_str(procs, pid) == 0)
+            return dir;
+        rmdir(dir);
+        free(dir);
+    }
+    return NULL;
+}
+
 static volatile sig_atomic_t g_child_pid;
 static volatile sig_atomic_t g_forward_term;
 
@@ -589,6 +660,7 @@ int sandbox_run(const struct run_opts* opts) {
     struct fusefs* fs     = NULL;
     pthread_t server;
     bool serving         = false;
+    char* cgroup         = NULL;
     struct serve_args sa = {0};
     if (ret < 0) {
         log_error("%s", err.msg);
@@ -629,6 +701,13 @@ int sandbox_run(const struct run_opts* opts) {
     g_child_pid = pid;
     close(sb.sock[1]);
     sb.sock[1] = -1;
+    if (sb.sgx_max_threads && geteuid() == 0) {
+        cgroup = pids_cgroup(pid, sb.sgx_max_threads + 1);
+        if (!cgroup)
+            log_warning(
+                "sgx.max_threads is not enforced: running as root needs a writable pids "
+                "cgroup");
+    }
     if (map_ids(pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1) {
         log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
         kill(pid, SIGKILL);
@@ -671,6 +750,10 @@ out:
         }
     }
     fusefs_free(fs);
+    if (cgroup) {
+        rmdir(cgroup);
+        free(cgroup);
+    }
     if (sb.sock[0] >= 0)
         close(sb.sock[0]);
     if (sb.sock[1] >= 0)

@@ -122,7 +122,8 @@ struct run_opts {
     const char* stem;        /* <stem>.manifest */
     const char* const* argv; /* host arguments, argv[0] = stem */
     size_t argc;
-    const char* learn; /* --learn[=FILE]: allow and record every file (NULL: off) */
+    const char* learn;       /* --learn[=FILE]: allow and record every file (NULL: off) */
+    bool emulate_sgx_limits; /* sgx.enclave_size -> RLIMIT_AS, sgx.max_threads -> NPROC */
 };
 
 /* Runs the app; returns its exit status (128+signal if killed) or MOAT_EXIT_* on errors

@@ -3,6 +3,7 @@
  * one thing inside the sandbox and reports what the kernel said. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,12 @@
 #include <unistd.h>
 
 extern char** environ;
+
+static void* idle_thread(void* arg) {
+    (void)arg;
+    sleep(2);
+    return NULL;
+}
 
 static int report(const char* what, int ok) {
     if (ok)
@@ -93,6 +100,24 @@ int main(int argc, char** argv) {
             return 2;
         ssize_t n = pread(fd, buf, sizeof(buf), atol(argv[3]));
         return report("second read", n >= 0);
+    }
+    if (!strcmp(cmd, "threads") && argc > 2) {
+        int want = atoi(argv[2]), made = 0;
+        for (; made < want; made++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+                break;
+            pthread_detach(t);
+        }
+        printf("threads=%d\n", made);
+        return 0;
+    }
+    if (!strcmp(cmd, "alloc") && argc > 2) {
+        size_t mb = (size_t)atol(argv[2]);
+        void* p   = malloc(mb << 20);
+        if (p)
+            memset(p, 1, mb << 20);
+        return report("alloc", p != NULL);
     }
     if (!strcmp(cmd, "fork")) {
         pid_t p = fork();
