@@ -188,6 +188,8 @@ static int chroot_resolve(const char* root, const char* path, char** ret_inner) 
         ssize_t tlen = readlink(host, target, sizeof(target) - 1);
         if (tlen <= 0)
             continue; /* not a symlink (or missing): a resolved component */
+        if ((size_t)tlen >= sizeof(target) - 1)
+            return -ENAMETOOLONG;
         if (++links > MAX_SYMLINKS)
             return -ELOOP;
         target[tlen]       = '\0';
@@ -262,7 +264,8 @@ static size_t read_names(DIR* d, struct dir_name** ret_names) {
         names      = xgrow(names, &cap, n + 1, sizeof(*names));
         names[n++] = (struct dir_name){xstrdup(de->d_name), de->d_type};
     }
-    qsort(names, n, sizeof(*names), dir_name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), dir_name_cmp);
     *ret_names = names;
     return n;
 }
@@ -564,6 +567,7 @@ static void watch_progress(struct hash_pool* pool) {
         fprintf(stderr, "\rhashing trusted files: %zu/%zu files, %llu/%llu MB",
                 atomic_load(&pool->done), pool->n, atomic_load(&pool->bytes) >> 20, total_mb);
         fflush(stderr);
+        clock_gettime(CLOCK_MONOTONIC, &deadline); /* from now: stat()ing the list takes time */
         timespec_add_ms(&deadline, 200);
         pthread_mutex_lock(&pool->lock);
     }
