@@ -392,3 +392,28 @@ def test_emulate_sgx_limits(app, moat):
     assert moat("run", "probe", cwd=app.dir).stdout == "alloc: ok\n"
     r = moat("run", "--emulate-sgx-limits", "probe", cwd=app.dir)
     assert r.stdout == "alloc: Cannot allocate memory\n", r.stderr
+
+
+def test_ctrl_c_reaches_the_app(app):
+    """The terminal's SIGINT goes to the whole foreground process group: the app dies of it and
+    moat reports 128+2."""
+    app('loader.argv = ["probe", "sleep", "30"]\n', start=False)
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir, start_new_session=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "sleeping\n"
+    os.killpg(p.pid, signal.SIGINT)
+    p.wait(timeout=30)
+    assert p.returncode == 128 + signal.SIGINT
+
+
+def test_no_fuse_deadlock_with_host_root(app):
+    """The FUSE server resolves host paths in the host's mount namespace, never through its own
+    mount: an app whose root is the host's / can walk it (including the directory moat itself
+    runs from) without hanging."""
+    (app.dir / "probe.manifest").write_text(
+        'libos.entrypoint = "' + str(app.dir / "probe") + '"\n'
+        'loader.argv = ["probe", "read", "' + str(app.dir / "data" / "trusted.txt") + '"]\n'
+        'fs.root = { type = "chroot", uri = "file:/" }\n'
+        'sgx.file_check_policy = "allow_all_but_log"\n')
+    r = app(render=False, timeout=60)
+    assert r.stdout == "read 16 bytes\n", r.stderr

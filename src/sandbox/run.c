@@ -370,6 +370,11 @@ static int init_and_exec(const struct sandbox* sb) {
     if (app < 0)
         return child_fail("fork: %s", strerror(errno));
     if (app == 0) {
+        /* the app starts with default dispositions (moat ignores SIGINT; ignoring survives
+         * execve) and an empty mask */
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL);
+        sigemptyset(&old);
         sigprocmask(SIG_SETMASK, &old, NULL);
         if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
             _exit(126);
