@@ -12,12 +12,9 @@ static int cmp_trusted(const void* a, const void* b) {
     return strcmp(((const struct trusted_entry*)a)->path, ((const struct trusted_entry*)b)->path);
 }
 
-/* Host path of a "file:" URI: normalized, absolute against the current directory. */
-static char* host_path_of(const char* path) {
-    if (path[0] == '/')
-        return path_normalize(path);
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof(cwd)))
+/* Host path of a "file:" URI: normalized, absolute against the current directory `cwd`. */
+static char* host_path_of(const char* path, const char* cwd) {
+    if (path[0] == '/' || !cwd)
         return path_normalize(path);
     _cleanup_free_ char* joined = path_join(cwd, path);
     return path_normalize(joined);
@@ -25,6 +22,8 @@ static char* host_path_of(const char* path) {
 
 int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct moat_error* err) {
     struct file_policy p = {.strict = true};
+    char cwd_buf[4096];
+    const char* cwd = getcwd(cwd_buf, sizeof(cwd_buf)); /* once, not per entry */
     const char* policy;
     if (toml_get_string(m, "sgx.file_check_policy", "strict", &policy) < 0)
         return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.file_check_policy'");
@@ -71,7 +70,7 @@ int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct
             file_policy_free(&p);
             return r;
         }
-        p.trusted[p.ntrusted++].path = host_path_of(uri->u.str.ptr + 5);
+        p.trusted[p.ntrusted++].path = host_path_of(uri->u.str.ptr + 5, cwd);
     }
     qsort(p.trusted, p.ntrusted, sizeof(*p.trusted), cmp_trusted);
 
@@ -95,7 +94,7 @@ int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct
                                   "'dev:'",
                                   s);
         }
-        p.allowed[p.nallowed++] = host_path_of(path);
+        p.allowed[p.nallowed++] = host_path_of(path, cwd);
     }
     *ret = p;
     return 0;
