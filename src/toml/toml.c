@@ -389,14 +389,19 @@ struct key_part {
 };
 
 struct dotted_key {
-    struct key_part* parts;
+    struct key_part* parts; /* inline_parts until a key has more than 4 parts */
     size_t len, cap;
+    struct key_part inline_parts[4];
 };
+
+#define DOTTED_KEY_INIT(k) \
+    { .parts = (k).inline_parts, .cap = 4 }
 
 static void dotted_key_free(struct dotted_key* k) {
     for (size_t i = 0; i < k->len; i++)
         free(k->parts[i].name);
-    free(k->parts);
+    if (k->parts != k->inline_parts)
+        free(k->parts);
 }
 
 static int parse_simple_key(struct parser* p, struct dotted_key* k) {
@@ -421,7 +426,14 @@ static int parse_simple_key(struct parser* p, struct dotted_key* k) {
         part.name = xstrndup(p->s + start, p->pos - start);
         part.len  = p->pos - start;
     }
-    k->parts           = xgrow(k->parts, &k->cap, k->len + 1, sizeof(*k->parts));
+    if (k->len == k->cap) {
+        struct key_part* grown = xmalloc(2 * k->cap * sizeof(*grown));
+        memcpy(grown, k->parts, k->len * sizeof(*grown));
+        if (k->parts != k->inline_parts)
+            free(k->parts);
+        k->parts = grown;
+        k->cap *= 2;
+    }
     k->parts[k->len++] = part;
     return 0;
 }
@@ -877,18 +889,23 @@ static struct toml_kv* table_kv(struct toml_value* t, const struct key_part* par
     return NULL;
 }
 
-static void table_add(struct toml_value* t, const struct key_part* part, struct toml_value* v) {
+/* Adds key -> v. With `steal`, the key's name moves into the table (the last part of a key,
+ * never needed again); otherwise it is copied. */
+static void table_add_name(struct toml_value* t, struct key_part* part, struct toml_value* v,
+                           bool steal) {
     t->u.tab.items = xgrow(t->u.tab.items, &t->u.tab.cap, t->u.tab.len + 1, sizeof(struct toml_kv));
-    t->u.tab.items[t->u.tab.len++] = (struct toml_kv){.key     = dup_bytes(part->name, part->len),
-                                                      .key_len = part->len,
-                                                      .line    = part->line,
-                                                      .col     = part->col,
-                                                      .value   = v};
+    char* name     = steal ? TAKE_PTR(part->name) : dup_bytes(part->name, part->len);
+    t->u.tab.items[t->u.tab.len++] = (struct toml_kv){
+        .key = name, .key_len = part->len, .line = part->line, .col = part->col, .value = v};
+}
+
+static void table_add(struct toml_value* t, struct key_part* part, struct toml_value* v) {
+    table_add_name(t, part, v, false);
 }
 
 /* key = value, into `table` (the current section's table or an inline table). */
 static int parse_keyval(struct parser* p, struct toml_value* table, int depth, bool inline_tab) {
-    struct dotted_key k  = {0};
+    struct dotted_key k  = DOTTED_KEY_INIT(k);
     int ret              = -EINVAL;
     struct toml_value* v = NULL;
     if (parse_key(p, &k) < 0)
@@ -940,7 +957,7 @@ static int parse_keyval(struct parser* p, struct toml_value* table, int depth, b
 
     if (parse_value(p, &v, depth) < 0)
         goto out;
-    const struct key_part* last = &k.parts[k.len - 1];
+    struct key_part* last = &k.parts[k.len - 1];
     if (table_kv(t, last)) {
         char* name    = key_display(&k, k.len);
         p->line       = last->line;
@@ -951,7 +968,7 @@ static int parse_keyval(struct parser* p, struct toml_value* table, int depth, b
         free(name);
         goto out;
     }
-    table_add(t, last, TAKE_PTR(v));
+    table_add_name(t, &k.parts[k.len - 1], TAKE_PTR(v), true);
     ret = 0;
 out:
     toml_free(v);
@@ -964,7 +981,7 @@ static int parse_header(struct parser* p) {
     bool aot = starts_with(p, "[[");
     p->pos += aot ? 2 : 1;
     skip_ws(p);
-    struct dotted_key k = {0};
+    struct dotted_key k = DOTTED_KEY_INIT(k);
     int ret             = -EINVAL;
     if (parse_key(p, &k) < 0)
         goto out;
@@ -1004,21 +1021,21 @@ static int parse_header(struct parser* p) {
         t = sub;
     }
 
-    const struct key_part* last = &k.parts[k.len - 1];
-    struct toml_kv* kv          = table_kv(t, last);
-    char* name                  = key_display(&k, k.len);
+    struct key_part* last = &k.parts[k.len - 1];
+    struct toml_kv* kv    = table_kv(t, last);
     if (aot) {
         struct toml_value* arr;
         if (!kv) {
             arr       = toml_new_array();
             arr->line = last->line;
             arr->col  = last->col;
-            table_add(t, last, arr);
+            table_add_name(t, last, arr, true);
             p->aots             = xgrow(p->aots, &p->aots_cap, p->naots + 1, sizeof(*p->aots));
             p->aots[p->naots++] = arr;
         } else if (kv->value->type == TOML_ARRAY && is_aot(p, kv->value)) {
             arr = kv->value;
         } else {
+            char* name = key_display(&k, k.len);
             parser_error(p, "cannot define array of tables '%s': key is already defined as %s",
                          name,
                          kv->value->type == TOML_ARRAY ? "a static array" : "a table or value");
@@ -1036,17 +1053,17 @@ static int parse_header(struct parser* p) {
         sub->line              = last->line;
         sub->col               = last->col;
         sub->u.tab.origin      = ORIGIN_HEADER;
-        table_add(t, last, sub);
+        table_add_name(t, last, sub, true);
         p->cur = sub;
     } else if (kv->value->type == TOML_TABLE && kv->value->u.tab.origin == ORIGIN_IMPLICIT) {
         kv->value->u.tab.origin = ORIGIN_HEADER;
         p->cur                  = kv->value;
     } else {
+        char* name = key_display(&k, k.len);
         parser_error(p, "duplicate table '[%s]' (first defined at line %u)", name, kv->line);
         free(name);
         goto out;
     }
-    free(name);
     ret = expect_eol(p);
 out:
     dotted_key_free(&k);
