@@ -417,3 +417,19 @@ def test_no_fuse_deadlock_with_host_root(app):
         'sgx.file_check_policy = "allow_all_but_log"\n')
     r = app(render=False, timeout=60)
     assert r.stdout == "read 16 bytes\n", r.stderr
+
+
+def test_rename_follows_the_file_rules(app):
+    """rename(2) through the view: refused for trusted and unlisted files under "strict",
+    allowed for unknown files under "allow_all_but_log" (as creating them is)."""
+    (app.dir / "data" / "tmp.txt").write_text("x")
+    r = app('loader.argv = ["probe", "rename", "/data/tmp.txt", "/data/renamed.txt"]\n')
+    assert r.stdout == "rename: Permission denied\n"
+    r = app('loader.argv = ["probe", "rename", "/data/trusted.txt", "/data/t2.txt"]\n'
+            'sgx.file_check_policy = "allow_all_but_log"\n')
+    assert r.stdout == "rename: Permission denied\n"
+    assert "Disallowing creating a trusted file" in r.stderr
+    r = app('loader.argv = ["probe", "rename", "/data/tmp.txt", "/data/renamed.txt"]\n'
+            'sgx.file_check_policy = "allow_all_but_log"\n')
+    assert r.stdout == "rename: ok\n", r.stderr
+    assert (app.dir / "data" / "renamed.txt").read_text() == "x"

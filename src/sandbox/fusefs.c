@@ -738,6 +738,31 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
     op_lookup(req, parent, name);
 }
 
+/* rename: both names must be creatable (allowed, or unknown under allow_all_but_log). */
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+                      const char* newname, unsigned int flags) {
+    struct fusefs* fs            = fs_of(req);
+    struct node* p               = node_get(fs, parent);
+    struct node* np              = node_get(fs, newparent);
+    _cleanup_free_ char* app     = p ? path_join(p->app_path, name) : NULL;
+    _cleanup_free_ char* newapp  = np ? path_join(np->app_path, newname) : NULL;
+    _cleanup_free_ char* host    = NULL;
+    _cleanup_free_ char* newhost = NULL;
+    if (!p || !np || !mount_plan_resolve(fs->plan, app, &host) ||
+        !mount_plan_resolve(fs->plan, newapp, &newhost)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    int r = create_allowed(fs, host, app);
+    if (r == 0)
+        r = create_allowed(fs, newhost, newapp);
+    if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
+        r = -errno;
+    if (r == 0)
+        learn(fs, newhost, true);
+    fuse_reply_err(req, -r);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
     struct fusefs* fs = fs_of(req);
     (void)ino;
@@ -772,6 +797,7 @@ static const struct fuse_lowlevel_ops g_ops = {
     .unlink     = op_unlink,
     .rmdir      = op_rmdir,
     .mkdir      = op_mkdir,
+    .rename     = op_rename,
     .statfs     = op_statfs,
 };
 

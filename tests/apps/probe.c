@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
             memset(p, 1, mb << 20);
         return report("alloc", p != NULL);
     }
+    if (!strcmp(cmd, "rename") && argc > 3)
+        return report("rename", rename(argv[2], argv[3]) == 0);
     if (!strcmp(cmd, "fork")) {
         pid_t p = fork();
         if (p == 0)
