@@ -159,13 +159,13 @@ static void print_verbose(const struct sigstruct* s, const struct toml_value* ro
     (void)!toml_get_bool(root, "sgx.edmm_enable", false, &edmm);
     printf("Attributes (required for enclave measurement):\n");
     if (parse_size_str(size, &bytes) == 0)
-        printf("    size:        %#llx\n", (unsigned long long)bytes);
+        printf("    size:        0x%llx\n", (unsigned long long)bytes);
     else
         printf("    size:        %s\n", size);
     printf("    edmm:        %s\n    max_threads: %lld\n", edmm ? "True" : "False",
            (long long)threads);
     printf("    isv_prod_id: %u\n    isv_svn:     %u\n", s->isv_prod_id, s->isv_svn);
-    printf("    attr.flags:  %#llx\n    attr.xfrm:   %#llx\n    misc_select: %#x\n",
+    printf("    attr.flags:  0x%llx\n    attr.xfrm:   0x%llx\n    misc_select: 0x%x\n",
            (unsigned long long)s->attr_flags, (unsigned long long)s->attr_xfrm, s->misc_select);
     printf("    date:        %04x-%02x-%02x\n", s->date >> 16, (s->date >> 8) & 0xff,
            s->date & 0xff);
