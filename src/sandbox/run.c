@@ -425,10 +425,13 @@ static int child_main(struct sandbox* sb) {
     if (r == 0)
         r = open_allowed(sb) < 0 || make_staging(sb) < 0 ? -1 : 0;
     if (r == 0 && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
-        r = child_fail(
-            "cannot open /dev/fuse: %s (is the fuse module loaded, and /dev/fuse "
-            "accessible?)",
-            strerror(errno));
+        r = child_fail("cannot open /dev/fuse: %s (%s)", strerror(errno),
+                       errno == ENOENT ? "load the fuse module with 'modprobe fuse'; in a "
+                                         "container, pass the device: --device /dev/fuse"
+                       : errno == EACCES || errno == EPERM
+                           ? "it is not accessible to this user: make it read-writable for "
+                             "everyone (chmod 0666 /dev/fuse, Debian's default) or run as root"
+                           : "is the fuse module loaded?");
     if (r == 0) {
         char opts[128];
         snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse_fd);
