@@ -629,8 +629,8 @@ static void banner(const struct sandbox* sb) {
 static char* pids_cgroup(pid_t child, uint64_t max_tasks) {
     static const char* const roots[] = {"/sys/fs/cgroup/pids", "/sys/fs/cgroup"};
     for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
-        _cleanup_free_ char* ctl   = xasprintf("%s/cgroup.controllers", roots[i]);
-        bool v2                    = access(ctl, R_OK) == 0;
+        _cleanup_free_ char* ctl = xasprintf("%s/cgroup.controllers", roots[i]);
+        bool v2                  = access(ctl, R_OK) == 0;
         if (!v2 && access(roots[i], W_OK) < 0)
             continue;
         char* dir = xasprintf("%s/moat-%d", roots[i], (int)child);
