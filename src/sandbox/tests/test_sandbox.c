@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests for the sandbox's pure parts: argv/env (reference/gramine.md §1.3), the mount plan
+ * and the trusted/allowed file policy (§6). The running sandbox is tested in
+ * tests/test_run.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sandbox.h"
+
+static struct toml_value* parse(const char* text) {
+    struct toml_value* root = NULL;
+    struct moat_error err   = {0};
+    if (toml_parse(text, strlen(text), "t.manifest", &root, NULL, &err) < 0)
+        fail_msg("%s", err.msg);
+    return root;
+}
+
+static void test_argv(void** state) {
+    (void)state;
+    const char* host[]    = {"app", "x", "y"};
+    struct strv v         = {0};
+    struct moat_error err = {0};
+    struct strbuf warn    = STRBUF_INIT;
+
+    _cleanup_toml_ struct toml_value* none = parse("libos.entrypoint = \"/bin/app\"\n");
+    assert_int_equal(sandbox_build_argv(none, host, 1, &v, &warn, &err), 0);
+    assert_int_equal(v.len, 1);
+    assert_string_equal(v.items[0], "/bin/app");
+    assert_null(v.items[1]);
+    strv_free(&v);
+    assert_int_equal(sandbox_build_argv(none, host, 3, &v, &warn, &err), -EINVAL);
+    assert_string_equal(err.msg,
+                        "argv handling wasn't configured in the manifest, but cmdline "
+                        "arguments were specified.");
+
+    _cleanup_toml_ struct toml_value* cmdline =
+        parse("libos.entrypoint = \"/bin/app\"\nloader.insecure__use_cmdline_argv = true\n");
+    assert_int_equal(sandbox_build_argv(cmdline, host, 3, &v, &warn, &err), 0);
+    assert_int_equal(v.len, 3);
+    assert_string_equal(v.items[0], "/bin/app");
+    assert_string_equal(v.items[2], "y");
+    strv_free(&v);
+
+    _cleanup_toml_ struct toml_value* fixed =
+        parse("libos.entrypoint = \"/bin/app\"\nloader.argv = [\"a\", \"b\"]\n");
+    assert_int_equal(sandbox_build_argv(fixed, host, 3, &v, &warn, &err), 0);
+    assert_int_equal(v.len, 2);
+    assert_non_null(strstr(warn.buf,
+                           "Discarding cmdline arguments (x y) because loader.argv "
+                           "was specified in the manifest."));
+    strv_free(&v);
+    strbuf_free(&warn);
+
+    _cleanup_toml_ struct toml_value* empty =
+        parse("libos.entrypoint = \"/bin/app\"\nloader.argv = []\n");
+    assert_int_equal(sandbox_build_argv(empty, host, 1, &v, NULL, &err), -EINVAL);
+    assert_string_equal(err.msg, "'loader.argv' has no arguments, this is unsupported");
+
+    _cleanup_toml_ struct toml_value* both = parse(
+        "libos.entrypoint = \"/a\"\nloader.argv = [\"a\"]\nloader.argv_src_file = \"file:x\"\n");
+    assert_int_equal(sandbox_build_argv(both, host, 1, &v, NULL, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "are mutually exclusive"));
+}
+
+static const char* env_get(const struct strv* v, const char* name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < v->len; i++)
+        if (!strncmp(v->items[i], name, n) && v->items[i][n] == '=')
+            return v->items[i] + n + 1;
+    return NULL;
+}
+
+static void test_env(void** state) {
+    (void)state;
+    char* host[]          = {(char*)"HOME=/root", (char*)"PASS=p", (char*)"A=host", NULL};
+    struct strv v         = {0};
+    struct moat_error err = {0};
+
+    _cleanup_toml_ struct toml_value* m = parse(
+        "loader.env.A = \"manifest\"\nloader.env.B = { value = \"b\" }\n"
+        "loader.env.PASS = { passthrough = true }\n");
+    assert_int_equal(sandbox_build_env(m, host, &v, &err), 0);
+    assert_int_equal(v.len, 3);
+    assert_string_equal(env_get(&v, "A"), "manifest");
+    assert_string_equal(env_get(&v, "B"), "b");
+    assert_string_equal(env_get(&v, "PASS"), "p");
+    assert_null(env_get(&v, "HOME"));
+    assert_null(v.items[v.len]);
+    strv_free(&v);
+
+    _cleanup_toml_ struct toml_value* all =
+        parse("loader.insecure__use_host_env = true\nloader.env.A = \"manifest\"\n");
+    assert_int_equal(sandbox_build_env(all, host, &v, &err), 0);
+    assert_string_equal(env_get(&v, "HOME"), "/root");
+    assert_string_equal(env_get(&v, "A"), "manifest");
+    strv_free(&v);
+
+    _cleanup_toml_ struct toml_value* nothing = parse("x = 1\n");
+    assert_int_equal(sandbox_build_env(nothing, host, &v, &err), 0);
+    assert_int_equal(v.len, 0);
+    assert_null(v.items[0]);
+    strv_free(&v);
+
+    _cleanup_toml_ struct toml_value* bad = parse("loader.env.X = { passthrough = false }\n");
+    assert_int_equal(sandbox_build_env(bad, host, &v, &err), -EACCES);
+    assert_non_null(strstr(err.msg,
+                           "Detected environment variable 'X' with 'passthrough = "
+                           "false'"));
+    _cleanup_toml_ struct toml_value* shape = parse("loader.env.X = 1\n");
+    assert_int_equal(sandbox_build_env(shape, host, &v, &err), -EINVAL);
+    assert_string_equal(err.msg, "Invalid environment variable in manifest: 'X'");
+}
+
+static void test_mount_plan(void** state) {
+    (void)state;
+    _cleanup_toml_ struct toml_value* m = parse(
+        "libos.entrypoint = \"app\"\nfs.start_dir = \"/work\"\n"
+        "fs.mounts = [\n"
+        "  { path = \"/lib\", uri = \"file:/usr/lib/x86_64-linux-gnu\" },\n"
+        "  { path = \"/a/b/c\", uri = \"file:data\" },\n"
+        "  { type = \"tmpfs\", path = \"/lib/tmp\" },\n"
+        "  { path = \"/lib/sub\", uri = \"file:/other\" },\n"
+        "]\n");
+    struct mount_plan p   = {0};
+    struct moat_error err = {0};
+    assert_int_equal(mount_plan_load(m, "/home/u/app", &p, &err), 0);
+    assert_string_equal(p.entrypoint, "/work/app"); /* relative: from fs.start_dir */
+    char* host = NULL;
+    assert_non_null(mount_plan_resolve(&p, "/lib/libc.so.6", &host));
+    assert_string_equal(host, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+    free(host);
+    assert_non_null(mount_plan_resolve(&p, "/lib/sub/x", &host)); /* later mounts shadow */
+    assert_string_equal(host, "/other/x");
+    free(host);
+    assert_non_null(mount_plan_resolve(&p, "/etc/passwd", &host)); /* the root: the cwd */
+    assert_string_equal(host, "/home/u/app/etc/passwd");
+    free(host);
+    assert_null(mount_plan_resolve(&p, "/lib/tmp/x", NULL)); /* tmpfs: not a host path */
+    assert_true(mount_plan_is_synthetic_dir(&p, "/a"));
+    assert_true(mount_plan_is_synthetic_dir(&p, "/a/b"));
+    assert_false(mount_plan_is_synthetic_dir(&p, "/a/b/c"));
+    char* app = mount_plan_app_path(&p, "/home/u/app/data/f");
+    assert_string_equal(app, "/a/b/c/f");
+    free(app);
+    assert_null(mount_plan_app_path(&p, "/nowhere/visible"));
+    mount_plan_free(&p);
+
+    static const char* const bad[][2] = {
+        {"fs.mounts = [ { path = \"lib\", uri = \"file:/lib\" } ]", "Relative mount path"},
+        {"fs.mounts = [ { path = \"/\", uri = \"file:/\" } ]", "cannot be \"/\""},
+        {"fs.mounts = [ { path = \"/x\" } ]", "No value provided for 'fs.mounts[0].uri'"},
+        {"fs.mounts = [ 1 ]", "Invalid mount in manifest at index 0 (not a TOML table)"},
+        {"libos.entrypoint = \"file:app\"", "should be an in-Gramine path, not URI."},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        _cleanup_free_ char* text = xasprintf(
+            "%s%s\n", strstr(bad[i][0], "libos") ? "" : "libos.entrypoint = \"/a\"\n", bad[i][0]);
+        _cleanup_toml_ struct toml_value* b = parse(text);
+        assert_int_equal(mount_plan_load(b, "/", &p, &err), -EINVAL);
+        if (!strstr(err.msg, bad[i][1]))
+            fail_msg("'%s': '%s' lacks '%s'", bad[i][0], err.msg, bad[i][1]);
+    }
+}
+
+static void test_policy(void** state) {
+    (void)state;
+    const char* hash          = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    _cleanup_free_ char* text = xasprintf(
+        "sgx.trusted_files = [ { uri = \"file:/usr/bin/app\", sha256 = \"%s\" } ]\n"
+        "sgx.allowed_files = [ \"file:/data/\", \"file:/etc/hosts\" ]\n",
+        hash);
+    _cleanup_toml_ struct toml_value* m = parse(text);
+    struct file_policy p                = {0};
+    struct moat_error err               = {0};
+    assert_int_equal(file_policy_load(m, &p, &err), 0);
+    assert_true(p.strict);
+    const struct trusted_entry* t = NULL;
+    assert_int_equal(file_policy_classify(&p, "/usr/bin/app", &t), FILE_TRUSTED);
+    assert_int_equal(t->sha256[0], 0x01);
+    assert_int_equal(file_policy_classify(&p, "/usr/bin/app2", NULL), FILE_NONE);
+    assert_int_equal(file_policy_classify(&p, "/data", NULL), FILE_ALLOWED);
+    assert_int_equal(file_policy_classify(&p, "/data/x/y", NULL), FILE_ALLOWED);
+    assert_int_equal(file_policy_classify(&p, "/database", NULL), FILE_NONE);
+    assert_int_equal(file_policy_classify(&p, "/etc/hosts", NULL), FILE_ALLOWED);
+    file_policy_free(&p);
+
+    static const char* const bad[][2] = {
+        {"sgx.trusted_files = [ \"file:/a\" ]",
+         "Invalid trusted file in manifest at index 0 (not a TOML table)"},
+        {"sgx.trusted_files = [ { sha256 = \"x\" } ]", "(no 'uri' key)"},
+        {"sgx.trusted_files = [ { uri = \"file:/a\" } ]", "(no 'sha256' key)"},
+        {"sgx.trusted_files = [ { uri = \"/a\", sha256 = \"x\" } ]",
+         "Trusted files must start with 'file:'"},
+        {"sgx.trusted_files = [ { uri = \"file:/a\", sha256 = \"xyz\" } ]", "is not a SHA256 hash"},
+        {"sgx.allowed_files = [ \"/tmp\" ]", "Allowed files must start with 'file:' or 'dev:'"},
+        {"sgx.file_check_policy = \"lax\"", "Unknown value for 'sgx.file_check_policy'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        _cleanup_toml_ struct toml_value* b = parse(bad[i][0]);
+        assert_int_equal(file_policy_load(b, &p, &err), -EINVAL);
+        if (!strstr(err.msg, bad[i][1]))
+            fail_msg("'%s': '%s' lacks '%s'", bad[i][0], err.msg, bad[i][1]);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_argv),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_mount_plan),
+        cmocka_unit_test(test_policy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
