@@ -433,3 +433,10 @@ def test_rename_follows_the_file_rules(app):
             'sgx.file_check_policy = "allow_all_but_log"\n')
     assert r.stdout == "rename: ok\n", r.stderr
     assert (app.dir / "data" / "renamed.txt").read_text() == "x"
+
+
+def test_signed_manifest_is_accepted(app, moat):
+    app('loader.argv = ["probe", "argv"]\n', start=False)
+    (app.dir / "probe.manifest").rename(app.dir / "probe.manifest.sgx")
+    r = moat("run", "probe", cwd=app.dir)
+    assert r.stdout == "argv[0]=probe\nargv[1]=argv\n", r.stderr

@@ -498,10 +498,13 @@ static void* serve_thread(void* arg) {
 
 static int load(struct sandbox* sb, struct moat_error* err) {
     _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
+    _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", sb->opts->stem);
     _cleanup_free_ char* text = NULL;
     size_t len;
     struct moat_error rerr = {0};
-    if (read_file(path, &text, &len, &rerr) < 0)
+    /* STEM.manifest as gramine-direct reads it; a signed STEM.manifest.sgx (what gramine-sgx
+     * reads) when that is all there is */
+    if (read_file(path, &text, &len, &rerr) < 0 && read_file(sgx, &text, &len, &rerr) < 0)
         return moat_error_set(err, -ENOENT,
                               "Invalid application path specified (%s does not exist).\n"
                               "The path should point to an application configured with a "
