@@ -599,6 +599,24 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
     fuse_reply_err(req, 0);
 }
 
+/* The app path and host path of `name` in directory `parent`, for operations that create or
+ * remove names; -EACCES when the name is not on a chroot mount. */
+static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, char** ret_app,
+                       char** ret_host) {
+    struct node* p = node_get(fs, parent);
+    if (!p)
+        return -ENOENT;
+    char* app  = path_join(p->app_path, name);
+    char* host = NULL;
+    if (!mount_plan_resolve(fs->plan, app, &host)) {
+        free(app);
+        return -EACCES;
+    }
+    *ret_app  = app;
+    *ret_host = host;
+    return 0;
+}
+
 /* Creating files: Gramine's is_create_allowed. */
 static int create_allowed(struct fusefs* fs, const char* host, const char* app) {
     const struct trusted_entry* t;
@@ -624,19 +642,12 @@ static int create_allowed(struct fusefs* fs, const char* host, const char* app) 
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                       struct fuse_file_info* fi) {
-    struct fusefs* fs = fs_of(req);
-    struct node* p    = node_get(fs, parent);
-    if (!p) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    _cleanup_free_ char* app  = path_join(p->app_path, name);
+    struct fusefs* fs         = fs_of(req);
+    _cleanup_free_ char* app  = NULL;
     _cleanup_free_ char* host = NULL;
-    if (!mount_plan_resolve(fs->plan, app, &host)) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    int r = create_allowed(fs, host, app);
+    int r                     = child_paths(fs, parent, name, &app, &host);
+    if (r == 0)
+        r = create_allowed(fs, host, app);
     if (r < 0) {
         fuse_reply_err(req, -r);
         return;
@@ -694,14 +705,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
 
 static void modify_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int op) {
     struct fusefs* fs         = fs_of(req);
-    struct node* p            = node_get(fs, parent);
-    _cleanup_free_ char* app  = p ? path_join(p->app_path, name) : NULL;
+    _cleanup_free_ char* app  = NULL;
     _cleanup_free_ char* host = NULL;
-    if (!p || !mount_plan_resolve(fs->plan, app, &host)) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    int r = create_allowed(fs, host, app);
+    int r                     = child_paths(fs, parent, name, &app, &host);
+    if (r == 0)
+        r = create_allowed(fs, host, app);
     if (r == 0) {
         if (op == 'u')
             r = unlink(host) < 0 ? -errno : 0;
@@ -721,14 +729,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     struct fusefs* fs         = fs_of(req);
-    struct node* p            = node_get(fs, parent);
-    _cleanup_free_ char* app  = p ? path_join(p->app_path, name) : NULL;
+    _cleanup_free_ char* app  = NULL;
     _cleanup_free_ char* host = NULL;
-    if (!p || !mount_plan_resolve(fs->plan, app, &host)) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    int r = create_allowed(fs, host, app);
+    int r                     = child_paths(fs, parent, name, &app, &host);
+    if (r == 0)
+        r = create_allowed(fs, host, app);
     if (r == 0 && mkdir(host, mode) < 0)
         r = -errno;
     if (r < 0) {
@@ -741,19 +746,14 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
 /* rename: both names must be creatable (allowed, or unknown under allow_all_but_log). */
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                       const char* newname, unsigned int flags) {
-    struct fusefs* fs            = fs_of(req);
-    struct node* p               = node_get(fs, parent);
-    struct node* np              = node_get(fs, newparent);
-    _cleanup_free_ char* app     = p ? path_join(p->app_path, name) : NULL;
-    _cleanup_free_ char* newapp  = np ? path_join(np->app_path, newname) : NULL;
-    _cleanup_free_ char* host    = NULL;
-    _cleanup_free_ char* newhost = NULL;
-    if (!p || !np || !mount_plan_resolve(fs->plan, app, &host) ||
-        !mount_plan_resolve(fs->plan, newapp, &newhost)) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    int r = create_allowed(fs, host, app);
+    struct fusefs* fs        = fs_of(req);
+    _cleanup_free_ char *app = NULL, *host = NULL;
+    _cleanup_free_ char *newapp = NULL, *newhost = NULL;
+    int r = child_paths(fs, parent, name, &app, &host);
+    if (r == 0)
+        r = child_paths(fs, newparent, newname, &newapp, &newhost);
+    if (r == 0)
+        r = create_allowed(fs, host, app);
     if (r == 0)
         r = create_allowed(fs, newhost, newapp);
     if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
