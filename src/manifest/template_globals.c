@@ -126,7 +126,9 @@ static const char g_sysconfig_script[] =
     "w = sys.stdout.write\n"
     "for k, v in sysconfig.get_paths().items(): w('path.' + k + '\\0' + str(v) + '\\0')\n"
     "for k, v in sysconfig.get_config_vars().items():\n"
-    "    if v is not None: w('var.' + k + '\\0' + str(v).replace('\\0', '') + '\\0')\n"
+    "    if v is not None:\n"
+    "        t = 'i' if type(v) is int else 's'\n"
+    "        w('var.' + k + '\\0' + t + str(v).replace('\\0', '') + '\\0')\n"
     "w('impl.name\\0' + sys.implementation.name + '\\0')\n"
     "w('impl.cache_tag\\0' + str(sys.implementation.cache_tag) + '\\0')\n"
     "w('distlib\\0' + sysconfig.get_path('stdlib', vars={'py_version_short': '3'}) + "
@@ -160,15 +162,19 @@ static int load_python(struct teval* ev) {
         i += klen + vlen + 2;
         if (!strncmp(key, "path.", 5) && npaths < cap) {
             pk[npaths]   = key + 5;
-            pv[npaths++] = tv_path(ev, value);
+            pv[npaths++] = tv_cstr(ev, value); /* sysconfig paths are str */
         } else if (!strncmp(key, "var.", 4)) {
             if (nvars == vcap) {
                 vcap *= 2;
                 vk = xrealloc(vk, vcap * sizeof(*vk));
                 vv = xrealloc(vv, vcap * sizeof(*vv));
             }
+            /* config vars keep their Python type: int or str */
+            int64_t num;
             vk[nvars]   = key + 4;
-            vv[nvars++] = tv_cstr(ev, value);
+            vv[nvars++] = value[0] == 'i' && py_parse_int(value + 1, strlen(value + 1), 10, &num)
+                              ? tv_int(ev, num)
+                              : tv_cstr(ev, value + (value[0] == 'i' || value[0] == 's'));
         } else if (!strncmp(key, "impl.", 5) && nimpl < 4) {
             ik[nimpl]   = key + 5;
             iv[nimpl++] = tv_cstr(ev, value);
@@ -194,7 +200,7 @@ static int want_string_arg(struct teval* ev, const char* fn, const struct tval* 
     if (nargs != 1 || nkw)
         return teval_fail(ev, "%s() takes exactly one argument", fn);
     if (args[0]->type == TV_UNDEF)
-        return teval_fail(ev, "'%s' is undefined", args[0]->u.str.s);
+        return tv_undefined_error(ev, args[0]);
     if (args[0]->type != TV_STR && args[0]->type != TV_PATH)
         return teval_fail(ev, "%s(): expected a string argument", fn);
     return 0;
@@ -220,8 +226,8 @@ static int py_get_path(struct teval* ev, const struct tval* fn, const struct tva
         return -EINVAL;
     const struct tval* v = tv_dict_get(ev->python->paths, args[0]->u.str.s);
     if (!v)
-        return teval_fail(ev, "python.get_path(): unknown path name '%s'", args[0]->u.str.s);
-    *ret = tv_cstr(ev, v->u.str.s);
+        return teval_fail(ev, "KeyError: '%s' (python.get_path)", args[0]->u.str.s);
+    *ret = v;
     return 0;
 }
 
@@ -248,7 +254,7 @@ static int py_get_sys_path(struct teval* ev, const struct tval* fn, const struct
     (void)nkw; /* Gramine passes **kwargs to subprocess; they do not change the result */
     if (nargs != 1 || (args[0]->type != TV_STR && args[0]->type != TV_PATH))
         return args[0]->type == TV_UNDEF
-                   ? teval_fail(ev, "'%s' is undefined", args[0]->u.str.s)
+                   ? tv_undefined_error(ev, args[0])
                    : teval_fail(ev, "python.get_sys_path() takes the interpreter path");
     char* argv[]             = {(char*)args[0]->u.str.s, (char*)"-c",
                                 (char*)"import sys; sys.stdout.write('\\0'.join(sys.path) + '\\0')", NULL};
@@ -264,10 +270,9 @@ static int py_get_sys_path(struct teval* ev, const struct tval* fn, const struct
         i += plen + 1;
         if (!plen || !exists(p))
             continue;
-        _cleanup_free_ char* norm = path_normalize(p);
         if (n == cap)
             items = xrealloc(items, (cap *= 2) * sizeof(*items));
-        items[n++] = tv_path(ev, norm);
+        items[n++] = tv_path(ev, p); /* pathlib.Path(p): normalised, '..' kept */
     }
     *ret = tv_list(ev, items, n);
     free(items);
@@ -289,7 +294,7 @@ static int g_runtimedir(struct teval* ev, const struct tval* fn, const struct tv
     const char* which = "glibc";
     if (libc) {
         if (libc->type == TV_UNDEF)
-            return teval_fail(ev, "'%s' is undefined", libc->u.str.s);
+            return tv_undefined_error(ev, libc);
         if (libc->type != TV_STR)
             return teval_fail(ev, "gramine.runtimedir(): libc must be a string");
         which = libc->u.str.s;
@@ -319,7 +324,7 @@ static int g_ldd(struct teval* ev, const struct tval* fn, const struct tval* con
     for (size_t i = 0; i < nargs; i++) {
         if (args[i]->type != TV_STR && args[i]->type != TV_PATH) {
             free(argv);
-            return args[i]->type == TV_UNDEF ? teval_fail(ev, "'%s' is undefined", args[i]->u.str.s)
+            return args[i]->type == TV_UNDEF ? tv_undefined_error(ev, args[i])
                                              : teval_fail(ev, "ldd(): arguments must be paths");
         }
         argv[i + 1] = (char*)args[i]->u.str.s;
@@ -388,7 +393,8 @@ static const struct tval* env_dict(struct teval* ev) {
         keys[m]     = arena_strndup(ev->arena, environ[i], (size_t)(eq - environ[i]));
         values[m++] = tv_cstr(ev, eq + 1);
     }
-    const struct tval* d = tv_dict(ev, keys, values, m);
+    struct tval* d = (struct tval*)tv_dict(ev, keys, values, m);
+    d->flags       = TVF_ENVIRON;
     free(keys);
     free(values);
     return d;
@@ -421,6 +427,29 @@ static int g_range(struct teval* ev, const struct tval* fn, const struct tval* c
     }
     *ret = tv_list(ev, items, n);
     free(items);
+    return 0;
+}
+
+/* dict(**kw) and namespace(**kw) (jinja2.utils.Namespace: the one mutable value) */
+static int g_dict(struct teval* ev, const struct tval* fn, const struct tval* const* args,
+                  size_t nargs, const struct tkwarg* kw, size_t nkw, const struct tval** ret) {
+    bool ns = !strcmp(fn->u.fn.name, "namespace");
+    if (nargs > 1 || (nargs && (args[0]->type != TV_DICT || (args[0]->flags & TVF_NAMESPACE))))
+        return teval_fail(ev, "%s() takes keyword arguments or one dict", fn->u.fn.name);
+    size_t base                = nargs ? args[0]->u.dict.n : 0;
+    const char** keys          = arena_alloc(ev->arena, (base + nkw + 1) * sizeof(*keys));
+    const struct tval** values = arena_alloc(ev->arena, (base + nkw + 1) * sizeof(*values));
+    for (size_t i = 0; i < base; i++) {
+        keys[i]   = args[0]->u.dict.items[i].key;
+        values[i] = args[0]->u.dict.items[i].value;
+    }
+    for (size_t i = 0; i < nkw; i++) {
+        keys[base + i]   = kw[i].name;
+        values[base + i] = kw[i].value;
+    }
+    struct tval* d = (struct tval*)tv_dict(ev, keys, values, base + nkw);
+    d->flags       = ns ? TVF_NAMESPACE : 0;
+    *ret           = d;
     return 0;
 }
 
@@ -458,6 +487,8 @@ void template_add_globals(struct teval* ev, struct tscope* globals) {
     tscope_set(globals, "ldd", tv_func(ev, "ldd", g_ldd, NULL, NULL));
     /* Jinja's builtin globals used in manifests */
     tscope_set(globals, "range", tv_func(ev, "range", g_range, NULL, NULL));
+    tscope_set(globals, "dict", tv_func(ev, "dict", g_dict, NULL, NULL));
+    tscope_set(globals, "namespace", tv_func(ev, "namespace", g_dict, NULL, NULL));
 }
 
 /* python.stdlib etc. are values, not functions: resolve them on attribute access. */
@@ -480,7 +511,7 @@ static int py_attr(struct teval* ev, const struct tval* fn, const struct tval* c
         *ret = ev->python->impl;
     else {
         const struct tval* v = tv_dict_get(ev->python->paths, name);
-        *ret                 = v ? v : tv_none();
+        *ret                 = v ? tv_path(ev, v->u.str.s) : tv_none();
     }
     return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Template values: the render arena, Python-compatible values (str(), truthiness, equality)
- * and variable scopes.
+ * Template values: the render arena, Python-compatible values (str(), repr(), truthiness,
+ * equality, ordering), Python's number and pathlib parsing rules, and variable scopes.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +27,7 @@ void* arena_alloc(struct arena* a, size_t size) {
         b->used               = 0;
         b->size               = bsize;
         a->head               = b;
+        a->total += bsize;
     }
     void* p = (char*)a->head->data + a->head->used;
     a->head->used += size;
@@ -51,6 +52,7 @@ void arena_free(struct arena* a) {
         free(a->head);
         a->head = next;
     }
+    a->total = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -62,10 +64,17 @@ int teval_fail(struct teval* ev, const char* fmt, ...) {
     struct strbuf sb = STRBUF_INIT;
     strbuf_vprintf(&sb, fmt, ap);
     va_end(ap);
+    /* the first failure is the cause; callers unwinding past it do not overwrite it */
     if (!ev->err->msg[0] || ev->err->code == 0)
         moat_error_set(ev->err, -EINVAL, "%s:%u: %s", ev->filename, ev->line, sb.buf);
     strbuf_free(&sb);
     return -EINVAL;
+}
+
+int tv_check_size(struct teval* ev, size_t len) {
+    if (len > MAX_STR_SIZE)
+        return teval_fail(ev, "string value too long (more than %zu MiB)", MAX_STR_SIZE >> 20);
+    return 0;
 }
 
 static const struct tval g_none  = {.type = TV_NONE};
@@ -110,7 +119,7 @@ const struct tval* tv_cstr(struct teval* ev, const char* s) {
 }
 
 const struct tval* tv_path(struct teval* ev, const char* s) {
-    struct tval* v = (struct tval*)tv_cstr(ev, s);
+    struct tval* v = (struct tval*)tv_cstr(ev, py_path_norm(ev, s));
     v->type        = TV_PATH;
     return v;
 }
@@ -121,6 +130,12 @@ const struct tval* tv_list(struct teval* ev, const struct tval** items, size_t n
     v->u.list.n     = n;
     if (n)
         memcpy(v->u.list.items, items, n * sizeof(*items));
+    return v;
+}
+
+const struct tval* tv_tuple(struct teval* ev, const struct tval** items, size_t n) {
+    struct tval* v = (struct tval*)tv_list(ev, items, n);
+    v->flags       = TVF_TUPLE;
     return v;
 }
 
@@ -135,9 +150,20 @@ const struct tval* tv_func(struct teval* ev, const char* name, tbuiltin fn, cons
 }
 
 const struct tval* tv_undef(struct teval* ev, const char* name) {
+    return tv_undef_msg(ev, false, "'%s' is undefined", name);
+}
+
+const struct tval* tv_undef_msg(struct teval* ev, bool lenient, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    struct strbuf sb = STRBUF_INIT;
+    strbuf_vprintf(&sb, fmt, ap);
+    va_end(ap);
     struct tval* v = tv_new(ev, TV_UNDEF);
-    v->u.str.s     = arena_strdup(ev->arena, name);
-    v->u.str.len   = strlen(name);
+    v->u.str.s     = arena_strndup(ev->arena, sb.buf ? sb.buf : "", sb.len);
+    v->u.str.len   = sb.len;
+    v->flags       = lenient ? TVF_LENIENT : 0;
+    strbuf_free(&sb);
     return v;
 }
 
@@ -145,10 +171,13 @@ const struct tval* tv_dict(struct teval* ev, const char* const* keys,
                            const struct tval* const* values, size_t n) {
     struct tval* v  = tv_new(ev, TV_DICT);
     v->u.dict.items = arena_alloc(ev->arena, (n ? n : 1) * sizeof(struct tdict_entry));
-    v->u.dict.n     = n;
     for (size_t i = 0; i < n; i++) {
-        v->u.dict.items[i].key   = arena_strdup(ev->arena, keys[i]);
-        v->u.dict.items[i].value = values[i];
+        size_t j = 0;
+        while (j < v->u.dict.n && strcmp(v->u.dict.items[j].key, keys[i]) != 0)
+            j++;
+        if (j == v->u.dict.n)
+            v->u.dict.items[v->u.dict.n++].key = arena_strdup(ev->arena, keys[i]);
+        v->u.dict.items[j].value = values[i];
     }
     return v;
 }
@@ -161,13 +190,76 @@ const struct tval* tv_dict_get(const struct tval* dict, const char* key) {
 }
 
 const char* tv_type_name(const struct tval* v) {
-    static const char* const names[] = {"Undefined", "NoneType",  "bool", "int",  "float",
-                                        "str",       "PosixPath", "list", "dict", "function"};
-    return names[v->type];
+    switch (v->type) {
+        case TV_UNDEF:
+            return v->flags & TVF_LENIENT ? "Undefined" : "StrictUndefined";
+        case TV_NONE:
+            return "NoneType";
+        case TV_BOOL:
+            return "bool";
+        case TV_INT:
+            return "int";
+        case TV_FLOAT:
+            return "float";
+        case TV_STR:
+            return "str";
+        case TV_PATH:
+            return "PosixPath";
+        case TV_LIST:
+            return v->flags & TVF_TUPLE    ? "tuple"
+                   : v->flags & TVF_KEYS   ? "dict_keys"
+                   : v->flags & TVF_VALUES ? "dict_values"
+                   : v->flags & TVF_ITEMS  ? "dict_items"
+                                           : "list";
+        case TV_DICT:
+            return v->flags & TVF_ENVIRON     ? "_Environ"
+                   : v->flags & TVF_NAMESPACE ? "Namespace"
+                                              : "dict";
+        case TV_FUNC:
+            return "builtin_function_or_method";
+        case TV_LOOP:
+            return "LoopContext";
+    }
+    return "object";
+}
+
+const char* tv_object_repr(const struct tval* v) {
+    switch (v->type) {
+        case TV_NONE:
+            return "None";
+        case TV_BOOL:
+            return "bool object";
+        case TV_INT:
+            return "int object";
+        case TV_FLOAT:
+            return "float object";
+        case TV_STR:
+            return "str object";
+        case TV_PATH:
+            return "pathlib.PosixPath object";
+        case TV_UNDEF:
+            return v->flags & TVF_LENIENT ? "jinja2.runtime.Undefined object"
+                                          : "jinja2.runtime.StrictUndefined object";
+        case TV_LOOP:
+            return "jinja2.runtime.LoopContext object";
+        case TV_FUNC:
+            return "builtin_function_or_method object";
+        case TV_LIST:
+            return v->flags & TVF_TUPLE    ? "tuple object"
+                   : v->flags & TVF_KEYS   ? "dict_keys object"
+                   : v->flags & TVF_VALUES ? "dict_values object"
+                   : v->flags & TVF_ITEMS  ? "dict_items object"
+                                           : "list object";
+        case TV_DICT:
+            return v->flags & TVF_ENVIRON     ? "os._Environ object"
+                   : v->flags & TVF_NAMESPACE ? "jinja2.utils.Namespace object"
+                                              : "dict object";
+    }
+    return "object";
 }
 
 int tv_undefined_error(struct teval* ev, const struct tval* v) {
-    return teval_fail(ev, "'%s' is undefined", v->u.str.s);
+    return teval_fail(ev, "%s", v->u.str.s);
 }
 
 static void repr_str(struct strbuf* sb, const char* s, size_t len) {
@@ -192,84 +284,143 @@ static void repr_str(struct strbuf* sb, const char* s, size_t len) {
     strbuf_putc(sb, q);
 }
 
+/* Python's float repr: format_double's shortest round-trip digits, but positional notation for
+ * decimal exponents up to 15 (repr(1e15) is '1000000000000000.0', printf's %g gives 1e+15). */
 static void format_float(struct strbuf* sb, double d) {
     char buf[64];
     format_double(d, buf, sizeof(buf));
-    strbuf_puts(sb, buf);
+    char* e = strchr(buf, 'e');
+    if (!e || isnan(d) || isinf(d)) {
+        strbuf_puts(sb, buf);
+        return;
+    }
+    int64_t exp;
+    if (parse_i64(e + 1 + (e[1] == '+'), 10, &exp) < 0 || exp < 0 || exp >= 16) {
+        strbuf_puts(sb, buf);
+        return;
+    }
+    char digits[32];
+    size_t n = 0;
+    for (const char* c = buf; c < e && n + 1 < sizeof(digits); c++)
+        if (*c >= '0' && *c <= '9')
+            digits[n++] = *c;
+    if (buf[0] == '-')
+        strbuf_putc(sb, '-');
+    for (int64_t i = 0; i <= exp; i++)
+        strbuf_putc(sb, (size_t)i < n ? digits[i] : '0');
+    strbuf_putc(sb, '.');
+    if ((size_t)exp + 1 < n)
+        strbuf_append(sb, digits + exp + 1, n - (size_t)exp - 1);
+    else
+        strbuf_putc(sb, '0');
 }
 
-static int to_str(struct teval* ev, const struct tval* v, struct strbuf* sb, bool repr) {
+static void str_scalar(const struct tval* v, struct strbuf* sb);
+
+static void repr_items(const struct tval* v, struct strbuf* sb, const char* open,
+                       const char* close) {
+    strbuf_puts(sb, open);
+    for (size_t i = 0; i < v->u.list.n; i++) {
+        if (i)
+            strbuf_puts(sb, ", ");
+        tv_repr(v->u.list.items[i], sb);
+    }
+    if (v->u.list.n == 1 && (v->flags & TVF_TUPLE))
+        strbuf_putc(sb, ',');
+    strbuf_puts(sb, close);
+}
+
+void tv_repr(const struct tval* v, struct strbuf* sb) {
     switch (v->type) {
         case TV_UNDEF:
-            return tv_undefined_error(ev, v);
-        case TV_NONE:
-            strbuf_puts(sb, "None");
-            return 0;
-        case TV_BOOL:
-            strbuf_puts(sb, v->u.b ? "True" : "False");
-            return 0;
-        case TV_INT:
-            strbuf_printf(sb, "%" PRId64, v->u.i);
-            return 0;
-        case TV_FLOAT:
-            format_float(sb, v->u.f);
-            return 0;
+            strbuf_puts(sb, "Undefined"); /* Undefined.__repr__ never fails */
+            return;
         case TV_STR:
-            if (repr)
-                repr_str(sb, v->u.str.s, v->u.str.len);
-            else
-                strbuf_append(sb, v->u.str.s, v->u.str.len);
-            return 0;
+            repr_str(sb, v->u.str.s, v->u.str.len);
+            return;
         case TV_PATH:
-            if (repr) {
-                strbuf_puts(sb, "PosixPath(");
-                repr_str(sb, v->u.str.s, v->u.str.len);
-                strbuf_putc(sb, ')');
-            } else {
-                strbuf_append(sb, v->u.str.s, v->u.str.len);
-            }
-            return 0;
+            strbuf_puts(sb, "PosixPath(");
+            repr_str(sb, v->u.str.s, v->u.str.len);
+            strbuf_putc(sb, ')');
+            return;
         case TV_LIST:
-            strbuf_putc(sb, '[');
-            for (size_t i = 0; i < v->u.list.n; i++) {
-                if (i)
-                    strbuf_puts(sb, ", ");
-                if (to_str(ev, v->u.list.items[i], sb, true) < 0)
-                    return -EINVAL;
-            }
-            strbuf_putc(sb, ']');
-            return 0;
+            if (v->flags & TVF_TUPLE)
+                repr_items(v, sb, "(", ")");
+            else if (v->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS))
+                repr_items(v, sb,
+                           v->flags & TVF_KEYS     ? "dict_keys(["
+                           : v->flags & TVF_VALUES ? "dict_values(["
+                                                   : "dict_items([",
+                           "])");
+            else
+                repr_items(v, sb, "[", "]");
+            return;
         case TV_DICT:
-            strbuf_putc(sb, '{');
+            strbuf_puts(sb, v->flags & TVF_ENVIRON     ? "environ({"
+                            : v->flags & TVF_NAMESPACE ? "<Namespace {"
+                                                       : "{");
             for (size_t i = 0; i < v->u.dict.n; i++) {
                 if (i)
                     strbuf_puts(sb, ", ");
                 repr_str(sb, v->u.dict.items[i].key, strlen(v->u.dict.items[i].key));
                 strbuf_puts(sb, ": ");
-                if (to_str(ev, v->u.dict.items[i].value, sb, true) < 0)
-                    return -EINVAL;
+                tv_repr(v->u.dict.items[i].value, sb);
             }
-            strbuf_putc(sb, '}');
-            return 0;
+            strbuf_puts(sb, v->flags & TVF_ENVIRON ? "})" : v->flags & TVF_NAMESPACE ? "}>" : "}");
+            return;
+        default:
+            str_scalar(v, sb);
+    }
+}
+
+int tv_to_str(struct teval* ev, const struct tval* v, struct strbuf* sb) {
+    if (v->type == TV_UNDEF)
+        return v->flags & TVF_LENIENT ? 0 : tv_undefined_error(ev, v);
+    if (v->type == TV_LIST || v->type == TV_DICT)
+        tv_repr(v, sb);
+    else
+        str_scalar(v, sb);
+    return 0;
+}
+
+/* str() of the types whose str() and repr() do not involve other values. */
+static void str_scalar(const struct tval* v, struct strbuf* sb) {
+    switch (v->type) {
+        case TV_NONE:
+            strbuf_puts(sb, "None");
+            return;
+        case TV_BOOL:
+            strbuf_puts(sb, v->u.b ? "True" : "False");
+            return;
+        case TV_INT:
+            strbuf_printf(sb, "%" PRId64, v->u.i);
+            return;
+        case TV_FLOAT:
+            format_float(sb, v->u.f);
+            return;
+        case TV_STR:
+        case TV_PATH:
+            strbuf_append(sb, v->u.str.s, v->u.str.len);
+            return;
         case TV_FUNC:
             if (v->u.fn.as_str)
                 strbuf_puts(sb, v->u.fn.as_str);
             else
-                strbuf_printf(sb, "<function %s>", v->u.fn.name);
-            return 0;
+                strbuf_printf(sb, "<built-in function %s>", v->u.fn.name);
+            return;
+        case TV_LOOP:
+            strbuf_printf(sb, "<LoopContext %zu/%zu>", v->u.loop.i + 1, v->u.loop.n);
+            return;
+        default:
+            return;
     }
-    return 0;
-}
-
-int tv_to_str(struct teval* ev, const struct tval* v, struct strbuf* sb) {
-    return to_str(ev, v, sb, false);
 }
 
 const struct tval* tv_str_of(struct teval* ev, const struct tval* v) {
     if (v->type == TV_STR)
         return v;
     struct strbuf sb = STRBUF_INIT;
-    if (to_str(ev, v, &sb, false) < 0) {
+    if (tv_to_str(ev, v, &sb) < 0) {
         strbuf_free(&sb);
         return NULL;
     }
@@ -281,7 +432,10 @@ const struct tval* tv_str_of(struct teval* ev, const struct tval* v) {
 int tv_truth(struct teval* ev, const struct tval* v, bool* ret) {
     switch (v->type) {
         case TV_UNDEF:
-            return tv_undefined_error(ev, v);
+            if (!(v->flags & TVF_LENIENT))
+                return tv_undefined_error(ev, v);
+            *ret = false;
+            break;
         case TV_NONE:
             *ret = false;
             break;
@@ -301,48 +455,51 @@ int tv_truth(struct teval* ev, const struct tval* v, bool* ret) {
             *ret = v->u.list.n != 0;
             break;
         case TV_DICT:
-            *ret = v->u.dict.n != 0;
+            *ret = v->u.dict.n != 0 || (v->flags & TVF_NAMESPACE);
             break;
         case TV_PATH:
         case TV_FUNC:
+        case TV_LOOP:
             *ret = true;
             break;
     }
     return 0;
 }
 
+static bool is_number(const struct tval* v) {
+    return v->type == TV_INT || v->type == TV_FLOAT || v->type == TV_BOOL;
+}
+
+static double as_double(const struct tval* v) {
+    return v->type == TV_FLOAT ? v->u.f : v->type == TV_INT ? (double)v->u.i : v->u.b;
+}
+
 bool tv_equal(const struct tval* a, const struct tval* b) {
-    bool an = a->type == TV_INT || a->type == TV_FLOAT || a->type == TV_BOOL;
-    bool bn = b->type == TV_INT || b->type == TV_FLOAT || b->type == TV_BOOL;
-    if (an && bn) {
-        double x = a->type == TV_FLOAT ? a->u.f : a->type == TV_INT ? (double)a->u.i : a->u.b;
-        double y = b->type == TV_FLOAT ? b->u.f : b->type == TV_INT ? (double)b->u.i : b->u.b;
-        if (a->type != TV_FLOAT && b->type != TV_FLOAT) {
-            int64_t xi = a->type == TV_INT ? a->u.i : a->u.b;
-            int64_t yi = b->type == TV_INT ? b->u.i : b->u.b;
-            return xi == yi;
-        }
-        return x == y;
+    if (is_number(a) && is_number(b)) {
+        if (a->type != TV_FLOAT && b->type != TV_FLOAT)
+            return (a->type == TV_INT ? a->u.i : a->u.b) == (b->type == TV_INT ? b->u.i : b->u.b);
+        return as_double(a) == as_double(b);
     }
-    if (a->type != b->type)
+    if (a->type != b->type || a->flags != b->flags)
         return false;
     switch (a->type) {
         case TV_NONE:
+        case TV_UNDEF: /* Undefined.__eq__: any two undefined values are equal */
             return true;
         case TV_STR:
         case TV_PATH:
             return a->u.str.len == b->u.str.len &&
                    memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
         case TV_LIST:
-            if (a->u.list.n != b->u.list.n)
-                return false;
+            if (a->u.list.n != b->u.list.n || (a->flags & TVF_VALUES))
+                return a == b && a->u.list.n == b->u.list.n;
             for (size_t i = 0; i < a->u.list.n; i++)
                 if (!tv_equal(a->u.list.items[i], b->u.list.items[i]))
                     return false;
             return true;
         case TV_DICT:
-            if (a->u.dict.n != b->u.dict.n)
-                return false;
+            if (a->u.dict.n != b->u.dict.n || (a->flags & TVF_NAMESPACE))
+                return a == b;
             for (size_t i = 0; i < a->u.dict.n; i++) {
                 const struct tval* o = tv_dict_get(b, a->u.dict.items[i].key);
                 if (!o || !tv_equal(a->u.dict.items[i].value, o))
@@ -352,6 +509,232 @@ bool tv_equal(const struct tval* a, const struct tval* b) {
         default:
             return a == b;
     }
+}
+
+/* PurePosixPath ordering compares the parts ('/', 'usr', 'lib'), not the string. */
+static int compare_path_parts(const char* a, const char* b) {
+    size_t ra = a[0] == '/' ? (a[1] == '/' && a[2] != '/' ? 2 : 1) : 0;
+    size_t rb = b[0] == '/' ? (b[1] == '/' && b[2] != '/' ? 2 : 1) : 0;
+    if (ra != rb) {
+        if (!ra || !rb) /* '/' sorts before any name that does not start with a control char */
+            return ra ? ((unsigned char)'/' < (unsigned char)b[0] ? -1 : 1)
+                      : ((unsigned char)a[0] < (unsigned char)'/' ? -1 : 1);
+        return ra < rb ? 1 : -1; /* '/' < '//' */
+    }
+    a += ra;
+    b += rb;
+    for (;;) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        if (!la || !lb)
+            return (la > 0) - (lb > 0);
+        int c = memcmp(a, b, la < lb ? la : lb);
+        if (c || la != lb)
+            return c ? (c > 0) - (c < 0) : (la > lb) - (la < lb);
+        a += la + (a[la] == '/');
+        b += lb + (b[lb] == '/');
+    }
+}
+
+int tv_compare(struct teval* ev, const struct tval* a, const struct tval* b, int* ret) {
+    if (a->type == TV_UNDEF && !(a->flags & TVF_LENIENT))
+        return tv_undefined_error(ev, a);
+    if (b->type == TV_UNDEF && !(b->flags & TVF_LENIENT))
+        return tv_undefined_error(ev, b);
+    if (is_number(a) && is_number(b)) {
+        if (a->type != TV_FLOAT && b->type != TV_FLOAT) {
+            int64_t x = a->type == TV_INT ? a->u.i : a->u.b;
+            int64_t y = b->type == TV_INT ? b->u.i : b->u.b;
+            *ret      = (x > y) - (x < y);
+        } else {
+            double x = as_double(a), y = as_double(b);
+            *ret = (x > y) - (x < y);
+        }
+        return 0;
+    }
+    if (a->type == TV_STR && b->type == TV_STR) {
+        size_t n = a->u.str.len < b->u.str.len ? a->u.str.len : b->u.str.len;
+        int c    = memcmp(a->u.str.s, b->u.str.s, n);
+        *ret =
+            c ? (c > 0) - (c < 0) : (a->u.str.len > b->u.str.len) - (a->u.str.len < b->u.str.len);
+        return 0;
+    }
+    if (a->type == TV_PATH && b->type == TV_PATH) {
+        *ret = compare_path_parts(a->u.str.s, b->u.str.s);
+        return 0;
+    }
+    if (a->type == TV_LIST && b->type == TV_LIST &&
+        (a->flags & TVF_TUPLE) == (b->flags & TVF_TUPLE)) {
+        size_t i = 0;
+        while (i < a->u.list.n && i < b->u.list.n &&
+               tv_equal(a->u.list.items[i], b->u.list.items[i]))
+            i++;
+        if (i < a->u.list.n && i < b->u.list.n)
+            return tv_compare(ev, a->u.list.items[i], b->u.list.items[i], ret);
+        *ret = (a->u.list.n > b->u.list.n) - (a->u.list.n < b->u.list.n);
+        return 0;
+    }
+    return teval_fail(ev, "'<' not supported between instances of '%s' and '%s'", tv_type_name(a),
+                      tv_type_name(b));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Python's parsing rules                                                                     */
+
+bool py_isspace(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
+}
+
+static void trim(const char** s, size_t* len) {
+    while (*len && py_isspace(**s)) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && py_isspace((*s)[*len - 1]))
+        (*len)--;
+}
+
+static int digit_value(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A' + 10;
+    return 99;
+}
+
+bool py_parse_int(const char* s, size_t len, int base, int64_t* ret) {
+    trim(&s, &len);
+    bool neg = len && s[0] == '-';
+    if (len && (s[0] == '-' || s[0] == '+')) {
+        s++;
+        len--;
+    }
+    bool auto_base = base == 0, prefixed = false;
+    if (len >= 2 && s[0] == '0') {
+        char p   = (char)(s[1] | 0x20);
+        int pb   = p == 'x' ? 16 : p == 'o' ? 8 : p == 'b' ? 2 : 0;
+        prefixed = pb && (auto_base || base == pb);
+        if (prefixed) {
+            base = pb;
+            s += 2;
+            len -= 2;
+        }
+    }
+    if (auto_base && !prefixed)
+        base = 10;
+    if (base < 2 || base > 36 || !len)
+        return false;
+    uint64_t v      = 0;
+    bool need_digit = !prefixed; /* after a prefix, one '_' may come first: 0x_1f */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '_') {
+            if (need_digit || i + 1 == len)
+                return false;
+            need_digit = true;
+            continue;
+        }
+        int d = digit_value(s[i]);
+        if (d >= base)
+            return false;
+        need_digit = false;
+        if (__builtin_mul_overflow(v, (uint64_t)base, &v) ||
+            __builtin_add_overflow(v, (uint64_t)d, &v))
+            return false;
+    }
+    /* int('007', 0) is an error, int('007') is 7 */
+    if (need_digit || (auto_base && !prefixed && s[0] == '0' && v != 0))
+        return false;
+    if (v > (uint64_t)INT64_MAX + neg)
+        return false;
+    *ret = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+bool py_parse_float(const char* s, size_t len, double* ret) {
+    trim(&s, &len);
+    char buf[128];
+    size_t n = 0;
+    size_t i = 0;
+    if (i < len && (s[i] == '-' || s[i] == '+'))
+        buf[n++] = s[i++];
+    static const char* const special[] = {"inf", "infinity", "nan"};
+    for (size_t k = 0; k < ARRAY_SIZE(special); k++) {
+        if (len - i == strlen(special[k]) && !strncasecmp(s + i, special[k], len - i)) {
+            double d = k == 2 ? NAN : INFINITY;
+            *ret     = n && buf[0] == '-' ? -d : d;
+            return true;
+        }
+    }
+    /* digits ['.' digits] [e [sign] digits], '_' only between two digits */
+    size_t mantissa_digits = 0;
+    bool seen_dot = false, seen_exp = false, exp_digits = false;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (n + 2 >= sizeof(buf))
+            return false;
+        if (c >= '0' && c <= '9') {
+            buf[n++] = c;
+            if (seen_exp)
+                exp_digits = true;
+            else
+                mantissa_digits++;
+        } else if (c == '_') {
+            if (!i || i + 1 == len || !(s[i - 1] >= '0' && s[i - 1] <= '9') ||
+                !(s[i + 1] >= '0' && s[i + 1] <= '9'))
+                return false;
+        } else if (c == '.' && !seen_dot && !seen_exp) {
+            seen_dot = true;
+            buf[n++] = c;
+        } else if ((c == 'e' || c == 'E') && !seen_exp && mantissa_digits) {
+            seen_exp = true;
+            buf[n++] = 'e';
+            if (i + 1 < len && (s[i + 1] == '-' || s[i + 1] == '+'))
+                buf[n++] = s[++i];
+        } else {
+            return false;
+        }
+    }
+    if (!mantissa_digits || (seen_exp && !exp_digits))
+        return false;
+    buf[n] = '\0';
+    *ret   = strtod(buf, NULL);
+    return true;
+}
+
+const char* py_path_norm(struct teval* ev, const char* path) {
+    struct strbuf sb = STRBUF_INIT;
+    const char* p    = path;
+    if (p[0] == '/') {
+        bool two = p[1] == '/' && p[2] != '/';
+        strbuf_puts(&sb, two ? "//" : "/");
+        while (*p == '/')
+            p++;
+    }
+    size_t root = sb.len;
+    while (*p) {
+        size_t n = strcspn(p, "/");
+        if (n && !(n == 1 && p[0] == '.')) {
+            if (sb.len > root)
+                strbuf_putc(&sb, '/');
+            strbuf_append(&sb, p, n);
+        }
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    if (!sb.len)
+        strbuf_putc(&sb, '.');
+    const char* r = arena_strndup(ev->arena, sb.buf, sb.len);
+    strbuf_free(&sb);
+    return r;
+}
+
+const struct tval* tv_path_join(struct teval* ev, const char* a, const char* b) {
+    if (b[0] == '/')
+        return tv_path(ev, b);
+    _cleanup_free_ char* joined = xasprintf("%s/%s", a, b);
+    return tv_path(ev, joined);
 }
 
 /* ---------------------------------------------------------------------------------------- */

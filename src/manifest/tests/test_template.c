@@ -115,7 +115,7 @@ static void test_errors(void** state) {
     expect_error("{% if x %}", "never closed");
     expect_error("{% for x in [1] %}", "{% endfor %}");
     expect_error("{{ 1 + }}", "unexpected end of expression");
-    expect_error("{{ 'unterminated }}", "unterminated");
+    expect_error("{{ 'unterminated }}", "never closed");
     expect_error("{% macro m() %}{% endmacro %}", "unsupported statement {% macro %}");
     expect_error("{% endif %}", "without a matching opening tag");
     expect_error("{{ [1] | nosuchfilter }}", "no filter named 'nosuchfilter'");
@@ -127,6 +127,8 @@ static void test_errors(void** state) {
     strbuf_puts(&deep, "{{ ");
     for (int i = 0; i < 1000; i++)
         strbuf_putc(&deep, '[');
+    for (int i = 0; i < 1000; i++)
+        strbuf_putc(&deep, ']');
     strbuf_puts(&deep, " }}");
     expect_error(deep.buf, "nested too deeply");
     strbuf_free(&deep);
