@@ -141,8 +141,15 @@ static int eval_slice(struct teval* ev, const struct expr* e, const struct tval*
     if (obj->type == TV_UNDEF)
         return tv_undefined_error(ev, obj);
     bool is_str = obj->type == TV_STR;
-    if (!is_str && (obj->type != TV_LIST || (obj->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS))))
-        return teval_fail(ev, "'%s' object is not subscriptable with a slice", tv_type_name(obj));
+    if (!is_str && (obj->type != TV_LIST || (obj->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS)))) {
+        /* a TypeError inside getitem: Jinja makes it an undefined value */
+        char b[3][24];
+        for (int k = 0; k < 3; k++)
+            snprintf(b[k], sizeof(b[k]), given[k] ? "%" PRId64 : "None", bound[k]);
+        *ret = tv_undef_msg(ev, false, "%s has no element slice(%s, %s, %s)", tv_object_repr(obj),
+                            b[0], b[1], b[2]);
+        return 0;
+    }
     int64_t step = bound[2];
     if (step == 0)
         return teval_fail(ev, "slice step cannot be zero");
@@ -452,7 +459,9 @@ int teval_equal(struct teval* ev, const struct tval* a, const struct tval* b, bo
 int teval_contains(struct teval* ev, const struct tval* seq, const struct tval* x, bool* ret) {
     if (seq->type == TV_UNDEF && !(seq->flags & TVF_LENIENT))
         return tv_undefined_error(ev, seq);
-    if (x->type == TV_UNDEF && !(x->flags & TVF_LENIENT))
+    /* an undefined x fails when compared or hashed: not against an empty list */
+    if (x->type == TV_UNDEF && !(x->flags & TVF_LENIENT) &&
+        !(seq->type == TV_LIST && seq->u.list.n == 0))
         return tv_undefined_error(ev, x);
     *ret = false;
     switch (seq->type) {

@@ -109,6 +109,8 @@ static int f_number(struct teval* ev, const char* name, const struct tval* v, co
                     const struct tval** ret) {
     bool to_int  = name[0] == 'i';
     int64_t base = 10;
+    if (v->type == TV_UNDEF) /* int(Undefined) fails even for the lenient kind */
+        return teval_fail(ev, "%s", v->u.str.s);
     if (to_int && a->p[1] && twant_int(ev, name, a->p[1], &base) < 0)
         return -EINVAL;
     if (v->type == TV_INT || v->type == TV_BOOL) {
@@ -433,6 +435,16 @@ static int f_truncate(struct teval* ev, const char* name, const struct tval* v,
     int64_t length = 255, leeway = 5;
     bool killwords;
     const struct tval* end = a->p[2] ? a->p[2] : tv_cstr(ev, "...");
+    if (v->type != TV_STR) { /* len(s) <= length + leeway: returned as it is (lists too) */
+        const struct tval* n;
+        struct fargs none = {0};
+        if (f_length(ev, "length", v, &none, &n) < 0)
+            return -EINVAL;
+        if (n->u.i <= (a->p[0] && a->p[0]->type == TV_INT ? a->p[0]->u.i : 255) + 5) {
+            *ret = v;
+            return 0;
+        }
+    }
     if (twant_str(ev, "truncate", v) < 0 ||
         (a->p[0] && twant_int(ev, "truncate", a->p[0], &length) < 0) ||
         ttruth_or(ev, a->p[1], false, &killwords) < 0 || twant_str(ev, "truncate", end) < 0 ||
@@ -766,10 +778,13 @@ static int f_attr(struct teval* ev, const char* name, const struct tval* v, cons
 static int f_map(struct teval* ev, const char* name, const struct tval* v, const struct fargs* a,
                  const struct tval** ret) {
     (void)name;
-    const struct tval** items;
-    size_t n;
-    if (iter_of(ev, v, &items, &n) < 0)
+    const struct tval** items = NULL;
+    size_t n                  = 0;
+    bool any;
+    if (tv_truth(ev, v, &any) < 0 || (any && iter_of(ev, v, &items, &n) < 0))
         return -EINVAL;
+    if (!any) /* jinja: `if value:` before iterating */
+        n = 0;
     const struct tval *attribute = NULL, *dflt = NULL;
     if (!a->nargs) {
         for (size_t k = 0; k < a->nkw; k++) {
@@ -805,10 +820,13 @@ static int f_map(struct teval* ev, const char* name, const struct tval* v, const
 static int f_select(struct teval* ev, const char* name, const struct tval* v, const struct fargs* a,
                     const struct tval** ret) {
     bool by_attr = strstr(name, "attr") != NULL, want = name[0] == 's';
-    const struct tval** items;
-    size_t n, m = 0, first = by_attr;
-    if (iter_of(ev, v, &items, &n) < 0)
+    const struct tval** items = NULL;
+    size_t n = 0, m = 0, first = by_attr;
+    bool any;
+    if (tv_truth(ev, v, &any) < 0 || (any && iter_of(ev, v, &items, &n) < 0))
         return -EINVAL;
+    if (!any) /* jinja: `if value:` before iterating */
+        n = 0;
     if (by_attr && !a->nargs)
         return teval_fail(ev, "Missing parameter for attribute name");
     const char* test = NULL;

@@ -63,14 +63,16 @@ void template_env_default(struct template_env* env) {
 /* Subprocesses                                                                               */
 
 /* Runs argv (PATH lookup), returns its standard output. stderr is inherited so the user sees
- * the tool's own complaint. */
-static int run_capture(struct teval* ev, char* const* argv, char** ret_out, size_t* ret_len) {
+ * the tool's own complaint; `what` names the template construct in messages. */
+static int run_capture(struct teval* ev, const char* what, char* const* argv, char** ret_out,
+                       size_t* ret_len) {
 #ifdef MOAT_FUZZING
     /* fuzzed templates must not run arbitrary programs (python.get_sys_path('/any/binary')) */
+    (void)argv;
     (void)ret_out;
     (void)ret_len;
-    return teval_fail(ev, "'%s': subprocesses are disabled in fuzzing builds", argv[0]);
-#endif
+    return teval_fail(ev, "%s: subprocesses are disabled in fuzzing builds", what);
+#else
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return teval_fail(ev, "cannot create a pipe: %s", strerror(errno));
@@ -84,7 +86,7 @@ static int run_capture(struct teval* ev, char* const* argv, char** ret_out, size
     close(fds[1]);
     if (r != 0) {
         close(fds[0]);
-        return teval_fail(ev, "cannot run '%s': %s", argv[0], strerror(r));
+        return teval_fail(ev, "%s: cannot run '%s': %s", what, argv[0], strerror(r));
     }
     struct strbuf sb = STRBUF_INIT;
     char buf[16384];
@@ -98,17 +100,22 @@ static int run_capture(struct teval* ev, char* const* argv, char** ret_out, size
         strbuf_append(&sb, buf, (size_t)n);
     }
     close(fds[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            strbuf_free(&sb);
+            return teval_fail(ev, "%s: waiting for '%s': %s", what, argv[0], strerror(errno));
+        }
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         strbuf_free(&sb);
-        return teval_fail(ev, "'%s' failed (%s %d)", argv[0],
+        return teval_fail(ev, "%s: '%s' failed (%s %d)", what, argv[0],
                           WIFEXITED(status) ? "exit status" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     }
     *ret_out = strbuf_take(&sb, ret_len);
     return 0;
+#endif
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -140,8 +147,8 @@ static int load_python(struct teval* ev) {
     char* argv[] = {(char*)ev->env->python, (char*)"-c", (char*)g_sysconfig_script, NULL};
     _cleanup_free_ char* out = NULL;
     size_t len;
-    if (run_capture(ev, argv, &out, &len) < 0)
-        return moat_error_prefix(ev->err, "python.* globals need a Python interpreter");
+    if (run_capture(ev, "python.* (the host interpreter's sysconfig)", argv, &out, &len) < 0)
+        return -EINVAL;
 
     size_t cap = 64, npaths = 0, nvars = 0, nimpl = 0;
     const char** pk        = xmalloc(cap * sizeof(*pk));
@@ -260,8 +267,9 @@ static int py_get_sys_path(struct teval* ev, const struct tval* fn, const struct
                                 (char*)"import sys; sys.stdout.write('\\0'.join(sys.path) + '\\0')", NULL};
     _cleanup_free_ char* out = NULL;
     size_t len;
-    if (run_capture(ev, argv, &out, &len) < 0)
-        return moat_error_prefix(ev->err, "python.get_sys_path('%s')", args[0]->u.str.s);
+    _cleanup_free_ char* what = xasprintf("python.get_sys_path('%s')", args[0]->u.str.s);
+    if (run_capture(ev, what, argv, &out, &len) < 0)
+        return -EINVAL;
     size_t cap = 16, n = 0;
     const struct tval** items = xmalloc(cap * sizeof(*items));
     for (size_t i = 0; i < len;) {
@@ -329,12 +337,18 @@ static int g_ldd(struct teval* ev, const struct tval* fn, const struct tval* con
         }
         argv[i + 1] = (char*)args[i]->u.str.s;
     }
+    struct strbuf what = STRBUF_INIT;
+    strbuf_puts(&what, "ldd(");
+    for (size_t i = 0; i < nargs; i++)
+        strbuf_printf(&what, "%s'%s'", i ? ", " : "", argv[i + 1]);
+    strbuf_putc(&what, ')');
     _cleanup_free_ char* out = NULL;
     size_t len;
-    int r = run_capture(ev, argv, &out, &len);
+    int r = run_capture(ev, what.buf, argv, &out, &len);
     free(argv);
+    strbuf_free(&what);
     if (r < 0)
-        return moat_error_prefix(ev->err, "ldd()");
+        return -EINVAL;
 
     size_t cap = 16, n = 0;
     char** paths = xmalloc(cap * sizeof(*paths));

@@ -102,6 +102,11 @@ static int perr(struct tparser* p, const char* what) {
                       (int)(p->len - p->pos > 10 ? 10 : p->len - p->pos), p->s + p->pos, what);
 }
 
+static int unknown_name(struct tparser* p, const char* what, const char* name) {
+    p->ev->line = p->line;
+    return teval_fail(p->ev, "no %s named '%s'", what, name);
+}
+
 static int enter(struct tparser* p) {
     if (++p->depth > MAX_EXPR_DEPTH) {
         p->ev->line = p->line;
@@ -496,6 +501,8 @@ static int parse_test(struct tparser* p, struct expr* e, struct expr** ret) {
     a->name        = tparse_name(p->ev, p->s, p->len, &p->pos);
     if (!a->name)
         return perr(p, "a test name after 'is'");
+    if (!ttest_exists(a->name))
+        return unknown_name(p, "test", a->name);
     if (eat(p, "(")) {
         struct arglist l = {0};
         if (parse_items(p, ')', true, false, &l) < 0)
@@ -532,6 +539,8 @@ static int parse_filters(struct tparser* p, struct expr* e, struct expr** ret) {
             a->name        = tparse_name(p->ev, p->s, p->len, &p->pos);
             if (!a->name)
                 return perr(p, "a filter name after '|'");
+            if (!tfilter_exists(a->name)) /* Jinja checks names when compiling */
+                return unknown_name(p, "filter", a->name);
             if (eat(p, "(")) {
                 struct arglist l = {0};
                 if (parse_items(p, ')', true, false, &l) < 0)
@@ -808,6 +817,8 @@ int tparse_filter_chain(struct teval* ev, const char* src, size_t len, size_t* p
     a->name        = tparse_name(ev, src, len, &p.pos);
     if (!a->name)
         return perr(&p, "a filter name");
+    if (!tfilter_exists(a->name))
+        return unknown_name(&p, "filter", a->name);
     if (eat(&p, "(")) {
         struct arglist l = {0};
         if (parse_items(&p, ')', true, false, &l) < 0)

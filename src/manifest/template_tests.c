@@ -87,11 +87,13 @@ static int t_mod(struct teval* ev, const char* name, const struct tval* v, const
                                      : (double)(d->type == TV_INT ? d->u.i : d->u.b);
     if (y == 0)
         return teval_fail(ev, "integer division or modulo by zero");
-    double m  = v->type != TV_FLOAT && (!d || d->type != TV_FLOAT)
-                    ? (double)((v->type == TV_INT ? v->u.i : v->u.b) % (int64_t)y)
-                    : fmod(x, y);
-    bool zero = m == 0;
-    *ret      = tv_bool(name[0] == 'o' ? !zero : zero);
+    /* Python's %: the result has the sign of the divisor; odd is `value % 2 == 1` */
+    bool ints = v->type != TV_FLOAT && (!d || d->type != TV_FLOAT);
+    double m  = ints ? (y == -1 ? 0 : (double)((v->type == TV_INT ? v->u.i : v->u.b) % (int64_t)y))
+                     : fmod(x, y);
+    if (m != 0 && ((m < 0) != (y < 0)))
+        m += y;
+    *ret = tv_bool(name[0] == 'o' ? m == 1 : m == 0);
     return 0;
 }
 

@@ -138,6 +138,115 @@ static void test_errors(void** state) {
     strbuf_free(&deep);
 }
 
+/* StrictUndefined (jinja2/runtime.py): a missing attribute or item is an undefined value that
+ * fails only when used; `a if c` without else is the lenient jinja2.Undefined. */
+static void test_undefined(void** state) {
+    (void)state;
+    expect("{{ {'a': 1}.b is defined }} {{ {'a': 1}.b | default(5) }} {{ [1][3] is defined }}",
+           "False 5 False");
+    expect("{{ env.MOAT_SURELY_UNSET_VAR | default('x') }} {{ name.nope is defined }}", "x False");
+    expect("{{ 'a' if false }}|{{ ('a' if false) ~ 'x' }}|{{ ('a' if false) is defined }}",
+           "|x|False");
+    expect("{{ [undefined_x] }} {{ [] | first is defined }}", "[Undefined] False");
+    expect("{{ undefined_x not in [] }}", "True");
+    expect_error("{{ [1][3] }}", "list object has no element 3");
+    expect_error("{{ env['MOAT_SURELY_UNSET_VAR'] }}",
+                 "'os._Environ object' has no attribute 'MOAT_SURELY_UNSET_VAR'");
+    expect_error("{{ 'abc'.nope }}", "'str object' has no attribute 'nope'");
+    expect_error("{{ undefined_x is odd }}", "'undefined_x' is undefined");
+    expect_error("{{ ('a' if false) | int }}", "no else section was defined");
+}
+
+/* jinja2/lexer.py literals, Python's unicode-escape, parse_tuple, operator precedence */
+static void test_literals_and_operators(void** state) {
+    (void)state;
+    expect("{{ 0x1f }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }} {{ 1.5e-7 }} {{ 2E+2 }} {{ 1e15 }}",
+           "31 15 5 1000 1.5e-07 200.0 1000000000000000.0");
+    expect("{{ 'a\\x41\\u00e9\\101\\q' }}",
+           "aA\xc3\xa9"
+           "A\\q");
+    expect("{{ 1, 2 }} {{ (1,) }} {{ () }} {{ [1, 2,] }} {{ {'a': 1,} }}",
+           "(1, 2) (1,) () [1, 2] {'a': 1}");
+    expect("{{ 2 * 3 ~ 4 }} {{ 1 ~ 2 * 3 }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }}", "64 16 True False");
+    expect("{{ 'abcdef'[1:3] }} {{ [1, 2, 3][::-1] }} {{ 'abc'[-2:] }} {{ (1, 2, 3)[:2] }}",
+           "bc [3, 2, 1] bc (1, 2)");
+    expect("{{ 'ab' * 2 }} {{ [0] * 3 }} {{ -7.5 // 2 }} {{ 7.5 % -2 }} {{ 2 ** -1 }}",
+           "abab [0, 0, 0] -4.0 -0.5 0.5");
+    expect("{{ '%s-%03d|%-4s|%.2f|%x' % ('a', 7, 'b', 3.14159, 255) }} {{ '%(k)s' % {'k': 1} }}",
+           "a-007|b   |3.14|ff 1");
+    expect("{{ '{} {:>4} {:05.1f} {:,} {x!r}'.format('a', 'b', 2.25, 1234567, x='q') }}",
+           "a    b 002.2 1,234,567 'q'");
+    expect("a\r\nb{{ 'c\r\nd' }}\r", "a\nbc\nd\n");
+    expect("{{ '}}' }}{{ {'a': {'b': 1}}.a.b }}", "}}1");
+    expect_error("{{ 9223372036854775807 + 1 }}", "integer overflow");
+    expect_error("{{ 'a' ~ 1 + 2 }}", "can only concatenate str (not \"int\") to str");
+    expect_error("{% if false %}{{ x | nosuchfilter }}{% endif %}", "no filter named");
+}
+
+static void test_more_filters_and_tests(void** state) {
+    (void)state;
+    expect(
+        "{{ [3, 1, 2] | sort(reverse=true) }} {{ ['b', 'A', 'a'] | sort }} "
+        "{{ ['a', 'A'] | unique | list }} {{ 0 | default('d', boolean=true) }}",
+        "[3, 2, 1] ['A', 'a', 'b'] ['a'] d");
+    expect(
+        "{{ [{'a': 1}, {'a': 2}] | map(attribute='a') | list }} "
+        "{{ [{'a': 0}, {'a': 2}] | selectattr('a') | list }} "
+        "{{ [1, 2, 3, 4] | select('divisibleby', 2) | list }} {{ ['x'] | map('upper') | list }}",
+        "[1, 2] [{'a': 2}] [2, 4] ['X']");
+    expect(
+        "{{ {'b': 1, 'a': 2} | dictsort }} {{ {'b': [1], 'a': none} | tojson }} "
+        "{{ '<&>' | tojson }} {{ '<a>' | e }}",
+        "[('a', 2), ('b', 1)] {\"a\": null, \"b\": [1]} \"\\u003c\\u0026\\u003e\" &lt;a&gt;");
+    expect(
+        "{{ '0x1A' | int }} {{ '1A' | int(base=16) }} {{ ' 5 ' | int }} {{ '4.7' | int }} "
+        "{{ 'x' | int(7) }} {{ ' 2 ' | float }} {{ 2.675 | round(2) }} {{ 2.5 | round }}",
+        "0 26 5 4 7 2.0 2.67 2.0");
+    expect(
+        "{{ 'a\\nb' | indent(2) }}|{{ 'abc' | center(7) }}|{{ 'hello world foo' | truncate(9) }}|"
+        "{{ 'a-b c' | title }}|{{ [1, 2, 3] | sum }}|{{ [3, 1] | min }}",
+        "a\n  b|  abc  |hello...|A-B C|6|1");
+    expect(
+        "{{ 3 is divisibleby 3 }} {{ 1.5 is odd }} {{ none is sameas none }} {{ 2 is in [2] }} "
+        "{{ 'x' is lower }} {{ true is number }} {{ 1 is integer }} {{ 'upper' is filter }}",
+        "True False True True True True True True");
+    expect(
+        "{{ ' a  b '.split() }} {{ 'a,b,c'.rsplit(',', 1) }} {{ 'a=b'.partition('=') }} "
+        "{{ '-4'.zfill(4) }} {{ ', '.join(['x', 'y']) }} {{ {'a': 1}.items() }}",
+        "['a', 'b'] ['a,b', 'c'] ('a', '=', 'b') -004 x, y dict_items([('a', 1)])");
+}
+
+static void test_more_statements(void** state) {
+    (void)state;
+    expect(
+        "{% set ns = namespace(n=0) %}{% for x in [1, 2, 3] %}{% set ns.n = ns.n + x %}"
+        "{% endfor %}{{ ns.n }}",
+        "6");
+    expect("{% with a = 1, b = name %}{{ a }}{{ b }}{% endwith %}{{ a is defined }}",
+           "1worldFalse");
+    expect("{% filter upper %}x {{ name }}{% endfilter %}", "X WORLD");
+    expect("{% set x %}[{{ name }}]{% endset %}{{ x }}{% set y | upper %}q{% endset %}{{ y }}",
+           "[world]Q");
+    expect(
+        "{% for a, b in [(1, 2), (3, 4)] %}{{ a }}{{ b }}{% endfor %}"
+        "{% set c, d = 5, 6 %}{{ c }}{{ d }}",
+        "123456");
+    expect(
+        "{% for x in [1, 2, 3] %}{{ loop.cycle('a', 'b') }}{{ loop.previtem | default('-') }}"
+        "{% endfor %}",
+        "a-b1a2");
+    expect("{% for x in 'ab' %}{{ loop.revindex }}{{ loop.length }}{% endfor %}", "2212");
+    expect_error("{% for x in [1] recursive %}{% endfor %}", "recursive");
+    expect_error("{% include 'x' %}", "unsupported statement {% include %}");
+}
+
+static void test_limits(void** state) {
+    (void)state;
+    /* hostile templates hit a limit instead of exhausting memory */
+    expect_error("{{ 'a' * 100000000 }}", "too large");
+    expect_error("{{ range(1000000) }}", "too long");
+}
+
 static void test_ldd_and_python(void** state) {
     (void)state;
     struct moat_error err = {0};
@@ -154,14 +263,28 @@ static void test_ldd_and_python(void** state) {
         fail_msg("%s", err.msg);
     assert_non_null(strstr(out, "True /usr/lib/python3"));
     free(out);
-    expect_error("{{ ldd('/nonexistent/binary') }}", "ldd");
+    expect_error("{{ ldd('/nonexistent/binary') }}", "ldd('/nonexistent/binary')");
+    /* sysconfig values keep their types; get_paths() holds strings, python.stdlib is a Path */
+    expect(
+        "{{ python.get_config_var('Py_DEBUG') is integer }} "
+        "{{ python.get_paths()['stdlib'] is string }} {{ python.stdlib is string }} "
+        "{{ (python.stdlib / 'os.py').is_file() }}",
+        "True True False True");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_expressions), cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_statements),  cmocka_unit_test(test_whitespace_control),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_ldd_and_python),
+        cmocka_unit_test(test_expressions),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_statements),
+        cmocka_unit_test(test_whitespace_control),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_undefined),
+        cmocka_unit_test(test_literals_and_operators),
+        cmocka_unit_test(test_more_filters_and_tests),
+        cmocka_unit_test(test_more_statements),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_ldd_and_python),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
