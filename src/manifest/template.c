@@ -552,8 +552,13 @@ static int parse_body(struct tparse* p, struct tnode_list* out, const char* cons
             continue;
         }
         if (t->kind == T_VAR) {
-            struct tnode* node = new_node(ev, N_OUTPUT, t->line);
-            if (tag_expr(ev, t, &pos, TPARSE_TUPLE, &node->e) < 0 || tag_done(ev, t, pos) < 0)
+            /* Jinja reports an output's errors at the line where its expression starts */
+            struct ttok at = *t;
+            tparse_skip_ws(t->s, t->len, &pos);
+            for (size_t i = 0; i < pos; i++)
+                at.line += t->s[i] == '\n';
+            struct tnode* node = new_node(ev, N_OUTPUT, at.line);
+            if (tag_expr(ev, &at, &pos, TPARSE_TUPLE, &node->e) < 0 || tag_done(ev, t, pos) < 0)
                 return -EINVAL;
             list_push(ev, out, node);
             continue;

@@ -141,15 +141,9 @@ static int eval_slice(struct teval* ev, const struct expr* e, const struct tval*
     if (obj->type == TV_UNDEF)
         return tv_undefined_error(ev, obj);
     bool is_str = obj->type == TV_STR;
-    if (!is_str && (obj->type != TV_LIST || (obj->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS)))) {
-        /* a TypeError inside getitem: Jinja makes it an undefined value */
-        char b[3][24];
-        for (int k = 0; k < 3; k++)
-            snprintf(b[k], sizeof(b[k]), given[k] ? "%" PRId64 : "None", bound[k]);
-        *ret = tv_undef_msg(ev, false, "%s has no element slice(%s, %s, %s)", tv_object_repr(obj),
-                            b[0], b[1], b[2]);
-        return 0;
-    }
+    /* Jinja compiles a slice to a plain Python subscript: no undefined fallback */
+    if (!is_str && (obj->type != TV_LIST || (obj->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS))))
+        return teval_fail(ev, "'%s' object is not subscriptable", tv_type_name(obj));
     int64_t step = bound[2];
     if (step == 0)
         return teval_fail(ev, "slice step cannot be zero");
@@ -413,6 +407,9 @@ static int arith(struct teval* ev, enum ex_op op, const struct tval* a, const st
     static const char* const names[] = {
         [OP_SUB] = "-", [OP_MUL] = "*",       [OP_DIV] = "/",
         [OP_MOD] = "%", [OP_FLOORDIV] = "//", [OP_POW] = "** or pow()"};
+    /* str % Undefined: CPython takes anything with __getitem__ as a mapping */
+    if (op == OP_MOD && a->type == TV_STR)
+        return teval_percent_format(ev, a, b, ret);
     if (a->type == TV_UNDEF || b->type == TV_UNDEF)
         return tv_undefined_error(ev, a->type == TV_UNDEF ? a : b);
     if (op == OP_ADD)
@@ -438,8 +435,6 @@ static int arith(struct teval* ev, enum ex_op op, const struct tval* a, const st
             return 0;
         }
     }
-    if (op == OP_MOD && a->type == TV_STR)
-        return teval_percent_format(ev, a, b, ret);
     if (!is_num(a) || !is_num(b))
         return operand_error(ev, names[op], a, b);
     if (is_int(a) && is_int(b) && op != OP_DIV)

@@ -494,12 +494,21 @@ static int f_wordcount(struct teval* ev, const char* name, const struct tval* v,
     return 0;
 }
 
-/* markupsafe.escape (the output is not marked safe: autoescape is off) */
+static const struct tval* markup(struct teval* ev, const struct tval* s) {
+    struct tval* m = (struct tval*)tv_str(ev, s->u.str.s, s->u.str.len);
+    m->flags       = TVF_MARKUP;
+    return m;
+}
+
+/* markupsafe.escape: a Markup value is already escaped (forceescape escapes it again) */
 static int f_escape(struct teval* ev, const char* name, const struct tval* v, const struct fargs* a,
                     const struct tval** ret) {
-    (void)name;
     (void)a;
     const struct tval* s;
+    if (v->type == TV_STR && (v->flags & TVF_MARKUP) && name[0] != 'f') {
+        *ret = v;
+        return 0;
+    }
     if (tstr_of(ev, v, &s) < 0)
         return -EINVAL;
     struct strbuf sb = STRBUF_INIT;
@@ -516,8 +525,19 @@ static int f_escape(struct teval* ev, const char* name, const struct tval* v, co
         else
             strbuf_putc(&sb, c);
     }
-    *ret = tstr_from_sb(ev, &sb);
+    *ret = markup(ev, tstr_from_sb(ev, &sb));
     return tv_check_size(ev, (*ret)->u.str.len);
+}
+
+static int f_safe(struct teval* ev, const char* name, const struct tval* v, const struct fargs* a,
+                  const struct tval** ret) {
+    (void)name;
+    (void)a;
+    const struct tval* s;
+    if (tstr_of(ev, v, &s) < 0)
+        return -EINVAL;
+    *ret = markup(ev, s);
+    return 0;
 }
 
 /* format(*args, **kwargs): str(value) % (kwargs or args) */
@@ -669,7 +689,7 @@ static int f_tojson(struct teval* ev, const char* name, const struct tval* v, co
         strbuf_free(&sb);
         return -EINVAL;
     }
-    *ret = tstr_from_sb(ev, &sb);
+    *ret = markup(ev, tstr_from_sb(ev, &sb));
     return 0;
 }
 
@@ -886,7 +906,7 @@ static const struct tentry g_filters[] = {
     {"replace", f_replace, P("old", "new", "count"), 2},
     {"reverse", f_reverse, P(NULL), 0},
     {"round", f_round, P("precision", "method"), 0},
-    {"safe", f_string, P(NULL), 0},
+    {"safe", f_safe, P(NULL), 0},
     {"select", f_select, P("*"), 0},
     {"selectattr", f_select, P("*"), 0},
     {"sort", f_sort, P("reverse", "case_sensitive", "attribute"), 0},

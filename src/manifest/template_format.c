@@ -142,7 +142,8 @@ int teval_percent_format(struct teval* ev, const struct tval* fmt, const struct 
     }
     const struct tval* mapping = args->type == TV_DICT ? args : NULL;
     /* CPython: any non-tuple argument with __getitem__ absorbs unused arguments silently */
-    bool mapping_like = mapping || (args->type == TV_LIST && !(args->flags & TVF_TUPLE));
+    bool mapping_like =
+        mapping || args->type == TV_UNDEF || (args->type == TV_LIST && !(args->flags & TVF_TUPLE));
     bool used_mapping = false;
     struct strbuf sb  = STRBUF_INIT;
     const char* s     = fmt->u.str.s;
@@ -157,6 +158,10 @@ int teval_percent_format(struct teval* ev, const struct tval* fmt, const struct 
         const struct tval* v = NULL;
         if (i < len && s[i] == '(') {
             const char* close = memchr(s + i, ')', len - i);
+            if (close && args->type == TV_UNDEF) {
+                r = tv_undefined_error(ev, args);
+                break;
+            }
             if (!close || !mapping) {
                 r = teval_fail(ev, close ? "format requires a mapping" : "incomplete format key");
                 break;

@@ -67,6 +67,7 @@ enum {
     TVF_KEYS      = 1 << 5, /* TV_LIST: dict.keys() / values() / items() views (repr) */
     TVF_VALUES    = 1 << 6,
     TVF_ITEMS     = 1 << 7,
+    TVF_MARKUP    = 1 << 8, /* TV_STR: markupsafe.Markup (from escape, safe, tojson) */
 };
 
 struct tval {

@@ -336,7 +336,11 @@ void tv_repr(const struct tval* v, struct strbuf* sb) {
             strbuf_puts(sb, "Undefined"); /* Undefined.__repr__ never fails */
             return;
         case TV_STR:
+            if (v->flags & TVF_MARKUP)
+                strbuf_puts(sb, "Markup(");
             repr_str(sb, v->u.str.s, v->u.str.len);
+            if (v->flags & TVF_MARKUP)
+                strbuf_putc(sb, ')');
             return;
         case TV_PATH:
             strbuf_puts(sb, "PosixPath(");
