@@ -827,6 +827,9 @@ int template_render(const char* text, size_t len, const char* filename,
               .env      = env,
               .err      = err,
     };
+    struct moat_error local_err;
+    if (!err)
+        err = ev.err = &local_err;
     moat_error_clear(err);
     struct tlexer lx       = {.ev = &ev, .s = text, .len = len, .line = 1};
     struct strbuf out      = STRBUF_INIT;

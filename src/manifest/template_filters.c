@@ -199,7 +199,8 @@ static int f_unique(struct teval* ev, const char* name, const struct tval* v, co
         const struct tval* k;
         if (titem_key(ev, items[i], a->p[1], cs, &k) < 0)
             return -EINVAL;
-        if ((k->type == TV_LIST && !(k->flags & TVF_TUPLE)) || k->type == TV_DICT)
+        if ((k->type == TV_LIST && !(k->flags & TVF_TUPLE)) ||
+            (k->type == TV_DICT && !(k->flags & TVF_NAMESPACE)))
             return teval_fail(ev, "unhashable type: '%s'", tv_type_name(k));
         bool dup = false;
         for (size_t j = 0; j < m && !dup; j++)

@@ -317,13 +317,19 @@ static void format_float(struct strbuf* sb, double d) {
 
 static void str_scalar(const struct tval* v, struct strbuf* sb);
 
-static void repr_items(const struct tval* v, struct strbuf* sb, const char* open,
-                       const char* close) {
+/* Nesting beyond this is printed as "..." and compared by identity: values can nest deeply (or
+ * contain themselves, through namespace()) and recursion must not exhaust the stack. */
+#define MAX_VALUE_DEPTH 200
+
+static void repr_depth(const struct tval* v, struct strbuf* sb, int depth);
+
+static void repr_items(const struct tval* v, struct strbuf* sb, const char* open, const char* close,
+                       int depth) {
     strbuf_puts(sb, open);
     for (size_t i = 0; i < v->u.list.n; i++) {
         if (i)
             strbuf_puts(sb, ", ");
-        tv_repr(v->u.list.items[i], sb);
+        repr_depth(v->u.list.items[i], sb, depth + 1);
     }
     if (v->u.list.n == 1 && (v->flags & TVF_TUPLE))
         strbuf_putc(sb, ',');
@@ -331,6 +337,14 @@ static void repr_items(const struct tval* v, struct strbuf* sb, const char* open
 }
 
 void tv_repr(const struct tval* v, struct strbuf* sb) {
+    repr_depth(v, sb, 0);
+}
+
+static void repr_depth(const struct tval* v, struct strbuf* sb, int depth) {
+    if (depth > MAX_VALUE_DEPTH && (v->type == TV_LIST || v->type == TV_DICT)) {
+        strbuf_puts(sb, "...");
+        return;
+    }
     switch (v->type) {
         case TV_UNDEF:
             strbuf_puts(sb, "Undefined"); /* Undefined.__repr__ never fails */
@@ -349,15 +363,15 @@ void tv_repr(const struct tval* v, struct strbuf* sb) {
             return;
         case TV_LIST:
             if (v->flags & TVF_TUPLE)
-                repr_items(v, sb, "(", ")");
+                repr_items(v, sb, "(", ")", depth);
             else if (v->flags & (TVF_KEYS | TVF_VALUES | TVF_ITEMS))
                 repr_items(v, sb,
                            v->flags & TVF_KEYS     ? "dict_keys(["
                            : v->flags & TVF_VALUES ? "dict_values(["
                                                    : "dict_items([",
-                           "])");
+                           "])", depth);
             else
-                repr_items(v, sb, "[", "]");
+                repr_items(v, sb, "[", "]", depth);
             return;
         case TV_DICT:
             strbuf_puts(sb, v->flags & TVF_ENVIRON     ? "environ({"
@@ -368,7 +382,7 @@ void tv_repr(const struct tval* v, struct strbuf* sb) {
                     strbuf_puts(sb, ", ");
                 repr_str(sb, v->u.dict.items[i].key, strlen(v->u.dict.items[i].key));
                 strbuf_puts(sb, ": ");
-                tv_repr(v->u.dict.items[i].value, sb);
+                repr_depth(v->u.dict.items[i].value, sb, depth + 1);
             }
             strbuf_puts(sb, v->flags & TVF_ENVIRON ? "})" : v->flags & TVF_NAMESPACE ? "}>" : "}");
             return;
@@ -478,7 +492,15 @@ static double as_double(const struct tval* v) {
     return v->type == TV_FLOAT ? v->u.f : v->type == TV_INT ? (double)v->u.i : v->u.b;
 }
 
+static bool equal_depth(const struct tval* a, const struct tval* b, int depth);
+
 bool tv_equal(const struct tval* a, const struct tval* b) {
+    return equal_depth(a, b, 0);
+}
+
+static bool equal_depth(const struct tval* a, const struct tval* b, int depth) {
+    if (a == b || depth > MAX_VALUE_DEPTH)
+        return a == b || (a->type == TV_NONE && b->type == TV_NONE);
     if (is_number(a) && is_number(b)) {
         if (a->type != TV_FLOAT && b->type != TV_FLOAT)
             return (a->type == TV_INT ? a->u.i : a->u.b) == (b->type == TV_INT ? b->u.i : b->u.b);
@@ -498,7 +520,7 @@ bool tv_equal(const struct tval* a, const struct tval* b) {
             if (a->u.list.n != b->u.list.n || (a->flags & TVF_VALUES))
                 return a == b && a->u.list.n == b->u.list.n;
             for (size_t i = 0; i < a->u.list.n; i++)
-                if (!tv_equal(a->u.list.items[i], b->u.list.items[i]))
+                if (!equal_depth(a->u.list.items[i], b->u.list.items[i], depth + 1))
                     return false;
             return true;
         case TV_DICT:
@@ -506,7 +528,7 @@ bool tv_equal(const struct tval* a, const struct tval* b) {
                 return a == b;
             for (size_t i = 0; i < a->u.dict.n; i++) {
                 const struct tval* o = tv_dict_get(b, a->u.dict.items[i].key);
-                if (!o || !tv_equal(a->u.dict.items[i].value, o))
+                if (!o || !equal_depth(a->u.dict.items[i].value, o, depth + 1))
                     return false;
             }
             return true;
@@ -539,7 +561,17 @@ static int compare_path_parts(const char* a, const char* b) {
     }
 }
 
+static int compare_depth(struct teval* ev, const struct tval* a, const struct tval* b, int* ret,
+                         int depth);
+
 int tv_compare(struct teval* ev, const struct tval* a, const struct tval* b, int* ret) {
+    return compare_depth(ev, a, b, ret, 0);
+}
+
+static int compare_depth(struct teval* ev, const struct tval* a, const struct tval* b, int* ret,
+                         int depth) {
+    if (depth > MAX_VALUE_DEPTH)
+        return teval_fail(ev, "maximum recursion depth exceeded in comparison");
     if (a->type == TV_UNDEF && !(a->flags & TVF_LENIENT))
         return tv_undefined_error(ev, a);
     if (b->type == TV_UNDEF && !(b->flags & TVF_LENIENT))
@@ -573,7 +605,7 @@ int tv_compare(struct teval* ev, const struct tval* a, const struct tval* b, int
                tv_equal(a->u.list.items[i], b->u.list.items[i]))
             i++;
         if (i < a->u.list.n && i < b->u.list.n)
-            return tv_compare(ev, a->u.list.items[i], b->u.list.items[i], ret);
+            return compare_depth(ev, a->u.list.items[i], b->u.list.items[i], ret, depth + 1);
         *ret = (a->u.list.n > b->u.list.n) - (a->u.list.n < b->u.list.n);
         return 0;
     }
