@@ -245,6 +245,11 @@ static void test_limits(void** state) {
     /* hostile templates hit a limit instead of exhausting memory */
     expect_error("{{ 'a' * 100000000 }}", "too large");
     expect_error("{{ range(1000000) }}", "too long");
+    /* a namespace can contain itself: printing and comparing stop instead of recursing */
+    expect("{% set ns = namespace() %}{% set ns.me = ns %}{{ (ns | string)[:30] }} {{ ns == ns }}",
+           "<Namespace {'me': <Namespace { True");
+    /* Jinja reports an output at the line where its expression starts */
+    expect_error("a\n{{\n\n missing }}", "t.template:4: 'missing' is undefined");
 }
 
 static void test_ldd_and_python(void** state) {
