@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Component-private: the template engine's values, expression tree and evaluator, shared by
- * template.c (lexer, statement parser, renderer), template_eval.c (expressions, filters) and
- * template_globals.c (gramine/python/env/ldd).
+ * template.c (lexer, statement parser, renderer), template_parse.c (expressions),
+ * template_value.c (values, Python's str/repr/==/<, scopes), template_eval.c (evaluation),
+ * template_filters.c, template_tests.c, template_methods.c (Jinja's filters and tests, str/dict/
+ * list/Path methods), template_format.c (% and str.format) and template_globals.c
+ * (gramine/python/env/ldd).
  *
  * Everything a render allocates (syntax tree, values, strings) lives in one arena that is freed
  * when the render ends, so values are immutable and shared freely.
@@ -35,7 +38,7 @@ enum tv_type {
     TV_INT,
     TV_FLOAT,
     TV_STR,
-    TV_PATH, /* pathlib.Path: prints as the path, has is_dir(), exists(), is_file(), name */
+    TV_PATH, /* pathlib.PosixPath (normalised): prints as the path; is_dir(), name, / 'x', … */
     TV_LIST,
     TV_DICT,
     TV_FUNC,
@@ -243,7 +246,7 @@ const char* py_path_norm(struct teval* ev, const char* path);
 const struct tval* tv_path_join(struct teval* ev, const char* a, const char* b);
 /* Fails unless the size is acceptable for one string value. */
 int tv_check_size(struct teval* ev, size_t len) WARN_UNUSED;
-/* "'<name>' is undefined" (StrictUndefined); returns -EINVAL. */
+/* Fails with an undefined value's message ("'<name>' is undefined"); returns -EINVAL. */
 int tv_undefined_error(struct teval* ev, const struct tval* v);
 /* str(v) as a string value, or NULL (error set) for undefined. */
 const struct tval* tv_str_of(struct teval* ev, const struct tval* v);
