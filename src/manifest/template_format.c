@@ -131,6 +131,49 @@ static int format_one(struct teval* ev, const struct pspec* sp, const struct tva
     return r;
 }
 
+/* Flags, width and precision of one conversion ("%-*.3d"): `*` takes an argument. */
+static int parse_pspec(struct teval* ev, const char* s, size_t len, size_t* pi,
+                       const struct tval* const* pos, size_t npos, size_t* next, struct pspec* sp) {
+    size_t i = *pi, nf = 0;
+    while (i < len && s[i] && strchr("#0- +", s[i])) {
+        if (!strchr(sp->flags, s[i]))
+            sp->flags[nf++] = s[i];
+        i++;
+    }
+    for (int part = 0; part < 2; part++) {
+        if (part == 1) {
+            if (i >= len || s[i] != '.')
+                break;
+            i++;
+        }
+        int* dst = part ? &sp->prec : &sp->width;
+        if (i < len && s[i] == '*') {
+            i++;
+            if (*next >= npos || !is_int(pos[*next]))
+                return teval_fail(ev, "* wants int");
+            int64_t x = int_of(pos[(*next)++]);
+            *dst      = x > 1000 ? 1000 : x < -1000 ? -1000 : (int)x;
+            if (!part && *dst < 0) {
+                *dst = -*dst;
+                if (!strchr(sp->flags, '-')) /* at most 4 other flags: room is left */
+                    sp->flags[nf++] = '-';
+            }
+        } else if (i < len && s[i] >= '0' && s[i] <= '9') {
+            int x = 0;
+            while (i < len && s[i] >= '0' && s[i] <= '9') {
+                x = x * 10 + (s[i++] - '0');
+                if (x > 1000)
+                    x = 1000;
+            }
+            *dst = x;
+        } else if (part) {
+            *dst = 0; /* "%.f" */
+        }
+    }
+    *pi = i;
+    return 0;
+}
+
 int teval_percent_format(struct teval* ev, const struct tval* fmt, const struct tval* args,
                          const struct tval** ret) {
     const struct tval* one[1]     = {args};
@@ -176,43 +219,7 @@ int teval_percent_format(struct teval* ev, const struct tval* fmt, const struct 
             i            = (size_t)(close - s) + 1;
         }
         struct pspec sp = {.width = -1, .prec = -1};
-        size_t nf       = 0;
-        while (i < len && strchr("#0- +", s[i]) && s[i]) {
-            if (nf + 1 < sizeof(sp.flags) && !strchr(sp.flags, s[i]))
-                sp.flags[nf++] = s[i];
-            i++;
-        }
-        for (int part = 0; part < 2 && r == 0; part++) {
-            if (part == 1) {
-                if (i >= len || s[i] != '.')
-                    break;
-                i++;
-            }
-            int* dst = part ? &sp.prec : &sp.width;
-            if (i < len && s[i] == '*') {
-                i++;
-                if (next >= npos || !is_int(pos[next])) {
-                    r = teval_fail(ev, "* wants int");
-                    break;
-                }
-                int64_t x = int_of(pos[next++]);
-                *dst      = x > 1000 ? 1000 : x < -1000 ? -1000 : (int)x;
-                if (!part && *dst < 0) {
-                    *dst           = -*dst;
-                    sp.flags[nf++] = '-';
-                }
-            } else if (i < len && s[i] >= '0' && s[i] <= '9') {
-                int x = 0;
-                while (i < len && s[i] >= '0' && s[i] <= '9') {
-                    x = x * 10 + (s[i++] - '0');
-                    if (x > 1000)
-                        x = 1000;
-                }
-                *dst = x;
-            } else if (part) {
-                *dst = 0; /* "%.f" */
-            }
-        }
+        r               = parse_pspec(ev, s, len, &i, pos, npos, &next, &sp);
         if (r < 0)
             break;
         while (i < len && strchr("hlL", s[i]) && s[i])
@@ -424,16 +431,10 @@ static int apply_spec(struct teval* ev, const struct tval* v, const char* spec, 
     return r;
 }
 
-/* {name.attr[key]!conv:spec} */
-static int format_field(struct teval* ev, const char* s, size_t len, const struct tval* const* args,
-                        size_t nargs, const struct tkwarg* kw, size_t nkw, size_t* next_auto,
-                        int* numbering, struct strbuf* out) {
-    size_t name_end = 0;
-    for (int depth = 0; name_end < len; name_end++) {
-        depth += s[name_end] == '[' ? 1 : s[name_end] == ']' ? -1 : 0;
-        if (!depth && (s[name_end] == '!' || s[name_end] == ':'))
-            break;
-    }
+/* The value a replacement field names: an argument ({} {0} {name}) then .attr and [key]. */
+static int field_value(struct teval* ev, const char* s, size_t name_end,
+                       const struct tval* const* args, size_t nargs, const struct tkwarg* kw,
+                       size_t nkw, size_t* next_auto, int* numbering, const struct tval** ret) {
     size_t arg_end = strcspn(s, ".[!:");
     arg_end        = arg_end < name_end ? arg_end : name_end;
     const struct tval* v;
@@ -486,6 +487,24 @@ static int format_field(struct teval* ev, const char* s, size_t len, const struc
             return tv_undefined_error(ev, v);
         i = attr ? stop : stop + 1;
     }
+    *ret = v;
+    return 0;
+}
+
+/* {name.attr[key]!conv:spec} */
+static int format_field(struct teval* ev, const char* s, size_t len, const struct tval* const* args,
+                        size_t nargs, const struct tkwarg* kw, size_t nkw, size_t* next_auto,
+                        int* numbering, struct strbuf* out) {
+    size_t name_end = 0;
+    for (int depth = 0; name_end < len; name_end++) {
+        depth += s[name_end] == '[' ? 1 : s[name_end] == ']' ? -1 : 0;
+        if (!depth && (s[name_end] == '!' || s[name_end] == ':'))
+            break;
+    }
+    const struct tval* v = NULL;
+    if (field_value(ev, s, name_end, args, nargs, kw, nkw, next_auto, numbering, &v) < 0)
+        return -EINVAL;
+
     size_t i           = name_end;
     struct strbuf conv = STRBUF_INIT;
     if (i < len && s[i] == '!') {
