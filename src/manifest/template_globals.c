@@ -257,12 +257,18 @@ static int py_get_sys_path(struct teval* ev, const struct tval* fn, const struct
                            size_t nargs, const struct tkwarg* kw, size_t nkw,
                            const struct tval** ret) {
     (void)fn;
-    (void)kw;
-    (void)nkw; /* Gramine passes **kwargs to subprocess; they do not change the result */
-    if (nargs != 1 || (args[0]->type != TV_STR && args[0]->type != TV_PATH))
-        return args[0]->type == TV_UNDEF
-                   ? tv_undefined_error(ev, args[0])
+    /* gen_jinja_env.py: python_get_sys_path(interpreter, include_nonexisting=False) */
+    static const struct tentry sig = {
+        "python.get_sys_path", NULL, {"interpreter", "include_nonexisting", NULL}, 1};
+    struct fargs a;
+    bool all;
+    if (tbind(ev, &sig, args, nargs, kw, nkw, &a) < 0 || ttruth_or(ev, a.p[1], false, &all) < 0)
+        return -EINVAL;
+    if (a.p[0]->type != TV_STR && a.p[0]->type != TV_PATH)
+        return a.p[0]->type == TV_UNDEF
+                   ? tv_undefined_error(ev, a.p[0])
                    : teval_fail(ev, "python.get_sys_path() takes the interpreter path");
+    args                     = a.p;
     char* argv[]             = {(char*)args[0]->u.str.s, (char*)"-c",
                                 (char*)"import sys; sys.stdout.write('\\0'.join(sys.path) + '\\0')", NULL};
     _cleanup_free_ char* out = NULL;
@@ -276,7 +282,7 @@ static int py_get_sys_path(struct teval* ev, const struct tval* fn, const struct
         const char* p = out + i;
         size_t plen   = strnlen(p, len - i);
         i += plen + 1;
-        if (!plen || !exists(p))
+        if (!plen || (!all && !exists(p)))
             continue;
         if (n == cap)
             items = xrealloc(items, (cap *= 2) * sizeof(*items));

@@ -269,6 +269,7 @@ static void test_ldd_and_python(void** state) {
     assert_non_null(strstr(out, "True /usr/lib/python3"));
     free(out);
     expect_error("{{ ldd('/nonexistent/binary') }}", "ldd('/nonexistent/binary')");
+    expect_error("{{ python.get_sys_path() }}", "missing required argument 'interpreter'");
     /* sysconfig values keep their types; get_paths() holds strings, python.stdlib is a Path */
     expect(
         "{{ python.get_config_var('Py_DEBUG') is integer }} "
