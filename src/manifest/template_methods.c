@@ -815,7 +815,7 @@ static const struct tentry* methods_of(const struct tval* v, size_t* n) {
 
 static int m_call(struct teval* ev, const struct tval* fn, const struct tval* const* args,
                   size_t nargs, const struct tkwarg* kw, size_t nkw, const struct tval** ret) {
-    size_t n;
+    size_t n                   = 0;
     const struct tentry* table = methods_of(fn->u.fn.self, &n);
     const struct tentry* t     = tfind_entry(table, n, fn->u.fn.name);
     struct fargs a;
