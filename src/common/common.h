@@ -179,9 +179,9 @@ bool path_is_absolute(const char* path);
 /* Gramine's parse_size_str: decimal digits, optional single suffix K/k (2^10), M/m (2^20),
  * G/g (2^30), nothing after it; overflow rejected. Returns 0 or -EINVAL/-ERANGE. */
 int parse_size_str(const char* str, uint64_t* ret_size) WARN_UNUSED;
-/* Python's repr() of a double: the shortest decimal that reads back bit-identical, with ".0"
- * when it would look like an integer ("0.1", "2.0", "1e+100", "nan", "inf", "-inf").
- * `size` >= 32. */
+/* Python's repr() of a double: the shortest decimal that reads back bit-identical, positional
+ * for decimal exponents -4..15 and with ".0" when it would look like an integer ("0.1", "2.0",
+ * "1000000000000000.0", "1e+16", "1.5e-05", "nan", "inf", "-inf"). `size` >= 32. */
 void format_double(double d, char* buf, size_t size);
 /* Full-check strtoll/strtoull wrappers (base 10 unless base given): whole string must be
  * consumed, no leading spaces, no empty string. */

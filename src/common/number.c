@@ -90,12 +90,23 @@ void format_double(double d, char* buf, size_t size) {
         snprintf(buf, size, d < 0 ? "-inf" : "inf");
         return;
     }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
+    /* the fewest significant digits that read back exactly */
+    char e[64];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec - 1, d);
+        if (strtod(e, NULL) == d)
             break;
     }
-    if (!strpbrk(buf, ".e")) {
+    snprintf(e, sizeof(e), "%.*e", prec - 1, d);
+    long exp = strtol(strchr(e, 'e') + 1, NULL, 10);
+    if (exp < -4 || exp >= 16) { /* Python's repr switches to exponent notation here */
+        snprintf(buf, size, "%s", e);
+        return;
+    }
+    int decimals = prec - 1 - (int)exp;
+    snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, d);
+    if (!strchr(buf, '.')) {
         size_t n = strlen(buf);
         if (n + 2 < size)
             memcpy(buf + n, ".0", 3);

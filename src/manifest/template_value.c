@@ -284,35 +284,11 @@ static void repr_str(struct strbuf* sb, const char* s, size_t len) {
     strbuf_putc(sb, q);
 }
 
-/* Python's float repr: format_double's shortest round-trip digits, but positional notation for
- * decimal exponents up to 15 (repr(1e15) is '1000000000000000.0', printf's %g gives 1e+15). */
+/* Python's float repr (format_double implements it). */
 static void format_float(struct strbuf* sb, double d) {
     char buf[64];
     format_double(d, buf, sizeof(buf));
-    char* e = strchr(buf, 'e');
-    if (!e || isnan(d) || isinf(d)) {
-        strbuf_puts(sb, buf);
-        return;
-    }
-    int64_t exp;
-    if (parse_i64(e + 1 + (e[1] == '+'), 10, &exp) < 0 || exp < 0 || exp >= 16) {
-        strbuf_puts(sb, buf);
-        return;
-    }
-    char digits[32];
-    size_t n = 0;
-    for (const char* c = buf; c < e && n + 1 < sizeof(digits); c++)
-        if (*c >= '0' && *c <= '9')
-            digits[n++] = *c;
-    if (buf[0] == '-')
-        strbuf_putc(sb, '-');
-    for (int64_t i = 0; i <= exp; i++)
-        strbuf_putc(sb, (size_t)i < n ? digits[i] : '0');
-    strbuf_putc(sb, '.');
-    if ((size_t)exp + 1 < n)
-        strbuf_append(sb, digits + exp + 1, n - (size_t)exp - 1);
-    else
-        strbuf_putc(sb, '0');
+    strbuf_puts(sb, buf);
 }
 
 static void str_scalar(const struct tval* v, struct strbuf* sb);

@@ -235,9 +235,19 @@ static void test_format_double(void** state) {
                  {1e100, "1e+100"},
                  {1.0 / 3, "0.3333333333333333"},
                  {0.0, "0.0"},
-                 {-1.0 / 0.0, "-inf"}};
+                 {-1.0 / 0.0, "-inf"},
+                 /* Python's repr: positional up to 1e16, exponent below 1e-4 */
+                 {1e15, "1000000000000000.0"},
+                 {1e16, "1e+16"},
+                 {1.5e-5, "1.5e-05"},
+                 {0.0001, "0.0001"},
+                 {-0.0, "-0.0"},
+                 {1.5e10, "15000000000.0"},
+                 {123.456, "123.456"},
+                 {5e-324, "5e-324"},
+                 {1.7976931348623157e308, "1.7976931348623157e+308"}};
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-        char buf[32];
+        char buf[64];
         format_double(cases[i].d, buf, sizeof(buf));
         assert_string_equal(buf, cases[i].want);
     }
