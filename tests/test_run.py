@@ -4,6 +4,7 @@ Each test renders a small manifest for tests/apps/probe.c, runs it with `moat ru
 what the app saw and what moat printed.
 """
 import os
+import re
 import shutil
 import tempfile
 import signal
@@ -56,16 +57,20 @@ def app(tmp_path, probe_binary, moat):
     (data / "allowed").mkdir(parents=True)
     (data / "trusted.txt").write_text("trusted content\n")
     (data / "unlisted.txt").write_text("not in the manifest\n")
-    (data / "big.bin").write_bytes(os.urandom(4 << 20))  # above the in-memory size: chunk-checked
+    (data / "big.bin").write_bytes(os.urandom(64 << 10))
 
-    def run(extra="", *args, render=True, start=True, env=None, input=None, timeout=60):
+    def run(extra="", *args, render=True, start=True, env=None, input=None, timeout=60,
+            level="warning"):
         if render:
-            (tmp_path / "probe.manifest.template").write_text(BASE + extra)
+            (tmp_path / "probe.manifest.template").write_text(
+                BASE.replace('loader.log_level = "warning"', f'loader.log_level = "{level}"') +
+                extra)
             moat("manifest", "render", "--no-progress", "probe.manifest.template",
                  "probe.manifest", cwd=tmp_path, check=0)
         if not start:
             return None
         full_env = {k: v for k, v in os.environ.items()}
+        full_env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the order of trusted files
         full_env.update(env or {})
         return moat("run", "probe", *args, cwd=tmp_path, env=full_env, input=input,
                     timeout=timeout)
@@ -181,17 +186,65 @@ def test_tampered_trusted_file_refused(app):
     assert "Hash of trusted file" in r.stderr and "does not match with the reference hash" in r.stderr
 
 
+BIG = 80 << 20  # above the largest verified copy (64 MiB as root): served chunk by chunk
+
+
+def make_big(path):
+    """A sparse 80 MiB file with random bytes at both ends."""
+    with open(path, "wb") as f:
+        f.write(os.urandom(1 << 16))
+        f.truncate(BIG - (1 << 16))
+        f.seek(0, 2)
+        f.write(os.urandom(1 << 16))
+
+
 def test_trusted_file_changed_while_running(app):
-    app('loader.argv = ["probe", "readlater", "/data/big.bin", "4177920"]\n', start=False)
+    """A large trusted file is re-checked chunk by chunk: a change on the host is refused."""
+    make_big(app.dir / "data/big.bin")
+    last = BIG - (16 << 10)
+    app(f'loader.argv = ["probe", "readlater", "/data/big.bin", "{last}"]\n', start=False)
     p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(app.dir / "cache")})
     assert p.stdout.readline() == "ready\n"
     with open(app.dir / "data/big.bin", "r+b") as f:  # change the last chunk on the host
-        f.seek(4177920)
+        f.seek(last)
         f.write(b"X" * 16)
-    out, err = p.communicate("go\n", timeout=30)
+    out, err = p.communicate("go\n", timeout=60)
     assert out == "second read: Operation not permitted\n", err
     assert "changed on the host" in err
+
+
+def test_small_trusted_file_changed_while_running_is_not_seen(app):
+    """A file up to the copy size is served from the bytes that were verified: a change on the
+    host after the check never reaches the app."""
+    (app.dir / "data/big.bin").write_bytes(b"A" * (64 << 10))
+    app('loader.argv = ["probe", "readlater", "/data/big.bin", "32768"]\n', start=False)
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(app.dir / "cache")})
+    assert p.stdout.readline() == "ready\n"
+    (app.dir / "data/big.bin").write_bytes(b"B" * (64 << 10))
+    out, err = p.communicate("go\n", timeout=60)
+    assert out == "second read: ok\n", err
+
+
+def test_prefetch_verifies_ahead_and_still_refuses_tampering(app):
+    """The second run verifies the files the first one opened before the app asks; a file
+    tampered with in between is still refused."""
+    r = app('loader.argv = ["probe", "read", "/data/trusted.txt"]\n', level="debug")
+    assert r.returncode == 0, r.stderr
+    r = app(render=False)
+    m = re.search(r"trusted files verified (\d+) \([0-9.]+ ms, (\d+) ahead of use\)", r.stderr)
+    assert m and int(m.group(2)) >= 3, r.stderr  # probe, libc, ld.so, trusted.txt
+    if os.geteuid() == 0:  # the kernel reads the verified copies itself
+        assert "passthrough on" in r.stderr, r.stderr
+    order = next((app.dir / "cache/moat/verify-order").iterdir()).read_text().splitlines()
+    assert str(app.dir / "data/trusted.txt") in order
+    (app.dir / "data/trusted.txt").write_text("tampered content\n")
+    r = app(render=False)
+    assert "open: Operation not permitted" in r.stdout, r.stderr
+    assert r.stderr.count("Hash of trusted file") == 1
 
 
 def test_unlisted_file_strict_and_log(app):

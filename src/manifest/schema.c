@@ -435,6 +435,37 @@ static void v_legacy_mounts(struct check_ctx* c, const struct checked* k) {
     }
 }
 
+/* Key names for array elements and their fields, built without printf or malloc while
+ * nothing is wrong: these checks run once per trusted file, thousands of times in a large
+ * manifest. key_join returns buf, or a malloc'd string (*heap) when buf is too small. */
+static const char* key_index(char buf[static 64], const char* base, size_t i) {
+    size_t n = strlen(base);
+    if (n > 40)
+        n = 40;
+    memcpy(buf, base, n);
+    char digits[24];
+    size_t d = 0;
+    do {
+        digits[d++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    buf[n++] = '[';
+    while (d)
+        buf[n++] = digits[--d];
+    buf[n++] = ']';
+    buf[n]   = '\0';
+    return buf;
+}
+
+static const char* key_join(char buf[static 64], char** heap, const char* a, const char* b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la + lb + 1 > 64)
+        return *heap = xasprintf("%s%s", a, b);
+    memcpy(buf, a, la);
+    memcpy(buf + la, b, lb + 1);
+    return buf;
+}
+
 /* An element of sgx.trusted_files (or a Graphene-era sgx.trusted_files.<id> value). */
 static void check_trusted_entry(struct check_ctx* c, const struct checked* k) {
     const struct toml_value* e = k->v;
@@ -469,7 +500,9 @@ static void check_trusted_entry(struct check_ctx* c, const struct checked* k) {
         return;
     }
     if (sha256) {
-        _cleanup_free_ char* skey = xasprintf("%s.sha256", k->key);
+        char buf[64];
+        _cleanup_free_ char* heap = NULL;
+        const char* skey          = key_join(buf, &heap, k->key, ".sha256");
         struct checked sk         = {skey, sha256, sha256->line, sha256->col};
         if (!is_string(sha256))
             check_report(c, DIAG_ERROR, &sk, "'%s' must be a string", skey);
@@ -494,8 +527,8 @@ static void v_trusted_files(struct check_ctx* c, const struct checked* k) {
     }
     for (size_t i = 0; i < k->v->u.arr.len; i++) {
         const struct toml_value* e = k->v->u.arr.items[i];
-        _cleanup_free_ char* ekey  = xasprintf("sgx.trusted_files[%zu]", i);
-        struct checked ek          = {ekey, e, e->line, e->col};
+        char ekey[64];
+        struct checked ek = {key_index(ekey, "sgx.trusted_files", i), e, e->line, e->col};
         check_trusted_entry(c, &ek);
     }
 }
@@ -510,8 +543,9 @@ static void v_allowed_files(struct check_ctx* c, const struct checked* k) {
     }
     for (size_t i = 0; i < k->v->u.arr.len; i++) {
         const struct toml_value* e = k->v->u.arr.items[i];
-        _cleanup_free_ char* ekey  = xasprintf("sgx.allowed_files[%zu]", i);
-        struct checked ek          = {ekey, e, e->line, e->col};
+        char buf[64];
+        const char* ekey  = key_index(buf, "sgx.allowed_files", i);
+        struct checked ek = {ekey, e, e->line, e->col};
         if (!is_string(e))
             check_report(c, DIAG_ERROR, &ek, "'%s' must be a string URI, not %s", ekey,
                          vt_name(vt_of(e)));

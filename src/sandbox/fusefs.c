@@ -2,30 +2,51 @@
 /*
  * The app's view of its chroot mounts, served over FUSE by the supervisor from the host mount
  * namespace (../shared/ARCHITECTURE.md: it never resolves a path through its own mount).
- * Trusted files follow Gramine's rules (reference/gramine.md §6): whole-file SHA-256 checked at
- * the first lookup (mismatch: EPERM), 16 KiB chunk hashes kept and every chunk re-verified when
- * it is read (mismatch: EPERM), read-only (EACCES with Gramine's messages). Unlisted files are
- * refused under "strict" and logged under "allow_all_but_log". Host symlinks are followed, as
- * Gramine's PAL opens host paths.
+ * Trusted files follow Gramine's rules (reference/gramine.md §6): verified at the first open
+ * (verify.c; mismatch: EPERM), only verified bytes are served (mismatch: EPERM), read-only
+ * (EACCES with Gramine's messages). Where the kernel and moat's privileges allow it, a verified
+ * copy is handed to the kernel with FUSE passthrough, so reads and mmap cost no request.
+ * Unlisted files are refused under "strict" and logged under "allow_all_but_log". Host symlinks
+ * are followed, as Gramine's PAL opens host paths.
  */
 #define FUSE_USE_VERSION 312
 #include <dirent.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <linux/fuse.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include "fusefs.h"
+#include "verify.h"
 
-#define CHUNK_SIZE     (16 * 1024)         /* TRUSTED_CHUNK_SIZE = 4 pages */
-#define CONTENT_MAX    (1024 * 1024)       /* trusted files up to this size are kept ... */
-#define CONTENT_BUDGET (256 * 1024 * 1024) /* ... within this total */
-#define LONG_TIMEOUT   3600.0              /* the view does not change while the app runs */
+#define CHUNK_SIZE   (16 * 1024)           /* TRUSTED_CHUNK_SIZE = 4 pages */
+#define COPY_MAX     (1024 * 1024)         /* trusted files up to this size are kept ... */
+#define COPY_MAX_PT  (64 * 1024 * 1024)    /* ... (this size when passthrough works) ... */
+#define COPY_BUDGET  (1024L * 1024 * 1024) /* ... within this total */
+#define LONG_TIMEOUT 3600.0                /* the view does not change while the app runs */
+#define FUSE_WORKERS 6
+
+/* FUSE passthrough (Linux >= 6.9; the libfuse and kernel headers of Debian 12 predate it):
+ * the kernel serves read and mmap of an open file straight from a backing file the server
+ * registered, with no request per read. moat registers the sealed in-memory copy of a
+ * verified trusted file, so the app reads verified bytes at page-cache speed. */
+#define PT_INIT_EXT       (1u << 30) /* FUSE_INIT_EXT: flags2 is valid */
+#define PT_FLAG2          (1u << 5)  /* FUSE_PASSTHROUGH = 1ULL << 37, in flags2 */
+#define PT_FOPEN          (1u << 7)  /* FOPEN_PASSTHROUGH */
+#define PT_INIT_OUT_DEPTH (offsetof(struct fuse_init_out, flags2) + 4) /* max_stack_depth */
+struct pt_backing_map {
+    int32_t fd;
+    uint32_t flags;
+    uint64_t padding;
+};
+#define PT_IOC_BACKING_OPEN  _IOW(229, 1, struct pt_backing_map)
+#define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
 struct node {
     char* app_path;
@@ -34,18 +55,12 @@ struct node {
     uint64_t nlookup;
     enum file_class cls;
     const struct trusted_entry* trusted;
-    pthread_mutex_t lock;
-    bool checked;          /* trusted: whole-file hash compared */
-    bool bad;              /* trusted: mismatch seen */
-    off_t size;            /* trusted: frozen at lookup */
-    uint8_t (*chunks)[16]; /* or: */
-    uint8_t* content;      /* the verified bytes of a small file */
-    size_t nchunks;
+    struct vfile* verified; /* trusted, once opened and verified */
 };
 
-enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_HASH, ST_OTHER, ST_MAX };
-static const char* const g_stat_names[ST_MAX] = {"lookup",  "getattr", "open", "read",
-                                                 "readdir", "hash",    "other"};
+enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_OTHER, ST_MAX };
+static const char* const g_stat_names[ST_MAX] = {"lookup", "getattr", "open",
+                                                 "read",   "readdir", "other"};
 
 struct learned {
     char* host_path;
@@ -55,8 +70,11 @@ struct learned {
 struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     bool learn;                                   /* --learn: record every file used */
-    uint8_t mac_key[16];                          /* chunk tags (never leaves the process) */
-    size_t content_bytes;                         /* verified bytes kept in memory */
+    struct verifier* verifier;
+    int fuse_fd;
+    bool want_passthrough; /* root in the initial user namespace: backing files can be opened */
+    bool passthrough;      /* the kernel offered it and we asked for it in INIT */
+    uint64_t init_unique;  /* the INIT request, whose reply asks for passthrough */
     struct learned* learned;
     size_t nlearned, learned_cap;
     const struct mount_plan* plan;
@@ -67,6 +85,11 @@ struct fusefs {
     size_t* index; /* open addressing: app path -> ino, 0 = empty */
     size_t nindex;
     struct fuse_session* se;
+    pthread_t workers[FUSE_WORKERS];
+    size_t nworkers, parked;
+    bool go;
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
 };
 
 static struct fusefs* fs_of(fuse_req_t req) {
@@ -116,9 +139,8 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
     struct node* n = xcalloc(1, sizeof(*n));
     n->app_path    = xstrdup(app_path);
     n->host_path   = host_path ? xstrdup(host_path) : NULL;
-    n->cls = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
-    pthread_mutex_init(&n->lock, NULL);
-    fs->nodes               = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
+    n->cls    = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
+    fs->nodes = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
     fs->nodes[fs->nnodes++] = n;
     fuse_ino_t ino          = fs->nnodes;
     if (2 * fs->nnodes > fs->nindex) {
@@ -164,129 +186,23 @@ static const char* base_name(const char* path) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Trusted files                                                                              */
+/* Trusted files (verify.c)                                                                   */
 
-/* Chunk tags: AES-128-GMAC under a key drawn at start-up and never leaving this process, with
- * the node and chunk number as IV. A tag cannot be forged without the key, so a chunk whose
- * host bytes changed after the whole-file check is caught; GMAC costs a fraction of SHA-256. */
-static int chunk_tag(const struct fusefs* fs, size_t node_id, size_t chunk, const uint8_t* buf,
-                     size_t len, uint8_t out[16]) {
-    uint8_t iv[12];
-    uint64_t c = chunk;
-    uint32_t n = (uint32_t)node_id;
-    memcpy(iv, &n, 4);
-    memcpy(iv + 4, &c, 8);
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    int outl, ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, fs->mac_key, iv) &&
-                   EVP_EncryptUpdate(ctx, NULL, &outl, buf, (int)len) &&
-                   EVP_EncryptFinal_ex(ctx, NULL, &outl) &&
-                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out);
-    EVP_CIPHER_CTX_free(ctx);
-    return ok ? 0 : -EIO;
-}
-
-/* Whole-file check at first lookup (SHA-256 against the manifest). Small files keep their
- * verified bytes in memory (reads are then served from it); larger ones keep a tag per
- * 16 KiB chunk, checked on every read. */
-static int trusted_check(struct fusefs* fs, struct node* n, size_t node_id) {
-    if (n->checked)
-        return n->bad ? -EPERM : 0;
-    int fd = open(n->host_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
+/* Registers the sealed copy of a verified file with the kernel for passthrough (once, under the
+ * file's lock); on the first refusal passthrough is off for the rest of the run. */
+static void register_backing(void* arg, struct vfile* f) {
+    struct fusefs* fs = arg;
+    if (f->backing_id || f->copy < 0 || !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED))
+        return;
+    struct pt_backing_map map = {.fd = f->copy};
+    int id                    = ioctl(fs->fuse_fd, PT_IOC_BACKING_OPEN, &map);
+    if (id > 0) {
+        __atomic_store_n(&f->backing_id, id, __ATOMIC_RELEASE);
+        return;
     }
-    size_t size = (size_t)st.st_size;
-    bool keep   = size <= CONTENT_MAX &&
-                __atomic_add_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED) <= CONTENT_BUDGET;
-    size_t nchunks       = (size + CHUNK_SIZE - 1) / CHUNK_SIZE;
-    uint8_t* content     = keep ? xmalloc(size ? size : 1) : NULL;
-    uint8_t(*chunks)[16] = keep ? NULL : xcalloc(nchunks + 1, 16);
-    uint8_t* buf         = keep ? NULL : xmalloc(CHUNK_SIZE);
-    struct sha256_ctx ctx;
-    int r = sha256_init(&ctx);
-    for (size_t i = 0; r == 0 && i < nchunks; i++) {
-        uint8_t* dst = keep ? content + i * CHUNK_SIZE : buf;
-        size_t want  = size - i * CHUNK_SIZE < CHUNK_SIZE ? size - i * CHUNK_SIZE : CHUNK_SIZE;
-        ssize_t got  = read_full(fd, dst, want);
-        if (got != (ssize_t)want) {
-            r = got < 0 ? (int)got : -EIO;
-            break;
-        }
-        r = sha256_update(&ctx, dst, want);
-        if (r == 0 && !keep)
-            r = chunk_tag(fs, node_id, i, dst, want, chunks[i]);
-    }
-    uint8_t digest[32];
-    if (r == 0)
-        r = sha256_final(&ctx, digest);
-    sha256_ctx_free(&ctx);
-    free(buf);
-    close(fd);
-    n->checked = true;
-    if (r < 0 || CRYPTO_memcmp(digest, n->trusted->sha256, 32) != 0) {
-        moat_log(LOG_LEVEL_WARNING,
-                 "Hash of trusted file '%s' does not match with the reference hash in manifest",
-                 n->host_path);
-        n->bad = true;
-        free(chunks);
-        free(content);
-        if (keep)
-            __atomic_sub_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED);
-        return -EPERM;
-    }
-    if (!keep && size <= CONTENT_MAX)
-        __atomic_sub_fetch(&fs->content_bytes, size, __ATOMIC_RELAXED);
-    n->size    = (off_t)size;
-    n->content = content;
-    n->chunks  = chunks;
-    n->nchunks = nchunks;
-    return 0;
-}
-
-/* Reads [off, off+size) of a verified trusted file: from memory, or re-reading and checking
- * every covering chunk on the host. */
-static int trusted_read(const struct fusefs* fs, struct node* n, size_t node_id, int fd, off_t off,
-                        size_t size, char* out, size_t* ret_len) {
-    if (off >= n->size) {
-        *ret_len = 0;
-        return 0;
-    }
-    if ((off_t)size > n->size - off)
-        size = (size_t)(n->size - off);
-    if (n->content) {
-        memcpy(out, n->content + off, size);
-        *ret_len = size;
-        return 0;
-    }
-    uint8_t* buf = xmalloc(CHUNK_SIZE);
-    size_t done  = 0;
-    int r        = 0;
-    for (size_t c = (size_t)(off / CHUNK_SIZE); done < size; c++) {
-        off_t cstart = (off_t)c * CHUNK_SIZE;
-        size_t clen  = (size_t)(n->size - cstart < CHUNK_SIZE ? n->size - cstart : CHUNK_SIZE);
-        ssize_t got  = pread(fd, buf, clen, cstart);
-        uint8_t h[16];
-        if (got != (ssize_t)clen || chunk_tag(fs, node_id, c, buf, clen, h) < 0 ||
-            CRYPTO_memcmp(h, n->chunks[c], 16) != 0) {
-            moat_log(LOG_LEVEL_ERROR,
-                     "Trusted file '%s' changed on the host: chunk %zu does not match its hash",
-                     n->host_path, c);
-            r = -EPERM;
-            break;
-        }
-        size_t from = off > cstart ? (size_t)(off - cstart) : 0;
-        size_t take = clen - from < size - done ? clen - from : size - done;
-        memcpy(out + done, buf + from, take);
-        done += take;
-    }
-    free(buf);
-    *ret_len = done;
-    return r;
+    moat_log(LOG_LEVEL_DEBUG, "FUSE passthrough refused (%s): moat serves trusted files itself",
+             strerror(errno));
+    __atomic_store_n(&fs->passthrough, false, __ATOMIC_RELAXED);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -310,9 +226,10 @@ static int node_attr(struct node* n, fuse_ino_t ino, struct stat* st) {
     }
     if (stat(n->host_path, st) < 0)
         return -errno;
-    st->st_ino = ino;
-    if (n->cls == FILE_TRUSTED && n->checked && !n->bad)
-        st->st_size = n->size;
+    st->st_ino      = ino;
+    struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
+    if (f)
+        st->st_size = f->size;
     return 0;
 }
 
@@ -320,22 +237,10 @@ static double timeout_for(const struct node* n) {
     return n->cls == FILE_TRUSTED || !n->host_path ? LONG_TIMEOUT : 1.0;
 }
 
-static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
-
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    struct fusefs* fs = fs_of(req); /* req is gone once replied to */
-    uint64_t t        = time_now_ns();
-    do_lookup(req, parent, name);
-    account(fs, ST_LOOKUP, t);
-}
-
-static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    struct fusefs* fs = fs_of(req);
-    struct node* p    = node_get(fs, parent);
-    if (!p) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
+/* The entry for `name` in directory `p` (what LOOKUP answers, and READDIRPLUS for each name):
+ * e->ino = 0 for a name that does not exist (a negative entry). Counts a lookup on success. */
+static int lookup_entry(struct fusefs* fs, const struct node* p, const char* name,
+                        struct fuse_entry_param* e) {
     _cleanup_free_ char* app    = path_join(p->app_path, name);
     _cleanup_free_ char* host   = NULL;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
@@ -343,39 +248,46 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     bool exists                  = m && stat(host, &st) == 0;
     const struct mount_entry* mp = m ? NULL : mount_point(fs->plan, app);
     bool synthetic               = !exists && (mount_plan_is_synthetic_dir(fs->plan, app) || mp);
+    memset(e, 0, sizeof(*e));
     if (!exists && !synthetic) {
-        struct fuse_entry_param e = {.ino = 0, .entry_timeout = 1.0};
-        fuse_reply_entry(req, &e); /* negative entry, cached briefly */
-        return;
+        e->entry_timeout = 1.0; /* negative entry, cached briefly */
+        return 0;
     }
     fuse_ino_t ino = node_intern(fs, app, exists ? host : NULL);
     struct node* n = node_get(fs, ino);
     if (mp && mp->type == MOUNT_PSEUDO_FILE)
         n->synthetic_file = true;
-    if (n->cls == FILE_TRUSTED && n->host_path && S_ISREG(st.st_mode)) {
-        pthread_mutex_lock(&n->lock);
-        uint64_t t = time_now_ns();
-        bool first = !n->checked;
-        int r      = trusted_check(fs, n, ino);
-        if (first)
-            account(fs, ST_HASH, t);
-        pthread_mutex_unlock(&n->lock);
-        if (r < 0) {
-            fuse_reply_err(req, -r);
-            return;
-        }
-    }
-    struct fuse_entry_param e = {
-        .ino = ino, .attr_timeout = timeout_for(n), .entry_timeout = timeout_for(n)};
-    int r = node_attr(n, ino, &e.attr);
-    if (r < 0) {
-        fuse_reply_err(req, -r);
-        return;
+    e->ino           = ino;
+    e->attr_timeout  = timeout_for(n);
+    e->entry_timeout = timeout_for(n);
+    if (exists) {
+        e->attr         = st;
+        e->attr.st_ino  = ino;
+        struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
+        if (f)
+            e->attr.st_size = f->size;
+    } else {
+        int r = node_attr(n, ino, &e->attr);
+        if (r < 0)
+            return r;
     }
     pthread_mutex_lock(&fs->lock);
     n->nlookup++;
     pthread_mutex_unlock(&fs->lock);
-    fuse_reply_entry(req, &e);
+    return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    struct fusefs* fs = fs_of(req); /* req is gone once replied to */
+    uint64_t t        = time_now_ns();
+    struct node* p    = node_get(fs, parent);
+    struct fuse_entry_param e;
+    int r = p ? lookup_entry(fs, p, name, &e) : -ENOENT;
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_entry(req, &e);
+    account(fs, ST_LOOKUP, t);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -404,24 +316,27 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
 /* ---------------------------------------------------------------------------------------- */
 /* Directories                                                                                */
 
-struct dirbuf {
-    char* p;
-    size_t size;
+/* A directory's listing, taken at opendir: the host directory's names plus the mount points
+ * directly below it. Offsets are entry indexes + 1, the same for READDIR and READDIRPLUS (the
+ * kernel may mix them on one open directory). */
+struct dirlist {
+    struct dirent_item {
+        char* name;
+        mode_t mode;
+    } * items;
+    size_t len, cap;
 };
 
-static void dirbuf_add(fuse_req_t req, struct dirbuf* b, const char* name, mode_t mode) {
-    struct stat st = {.st_mode = mode, .st_ino = 1};
-    size_t old     = b->size;
-    b->size += fuse_add_direntry(req, NULL, 0, name, NULL, 0);
-    b->p = xrealloc(b->p, b->size);
-    fuse_add_direntry(req, b->p + old, b->size - old, name, &st, (off_t)b->size);
-}
-
-static bool dirbuf_has(const struct dirbuf* names, const char* name) {
-    for (const char* s = names->p; s && s < names->p + names->size; s += strlen(s) + 1)
-        if (!strcmp(s, name))
+static bool dirlist_has(const struct dirlist* d, const char* name) {
+    for (size_t i = 0; i < d->len; i++)
+        if (!strcmp(d->items[i].name, name))
             return true;
     return false;
+}
+
+static void dirlist_add(struct dirlist* d, const char* name, mode_t mode) {
+    d->items           = xgrow(d->items, &d->cap, d->len + 1, sizeof(*d->items));
+    d->items[d->len++] = (struct dirent_item){xstrdup(name), mode};
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
@@ -432,68 +347,91 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
         fuse_reply_err(req, ENOENT);
         return;
     }
-    struct dirbuf* b    = xcalloc(1, sizeof(*b));
-    struct dirbuf names = {0}; /* NUL-separated names already listed */
-    dirbuf_add(req, b, ".", S_IFDIR);
-    dirbuf_add(req, b, "..", S_IFDIR);
-    DIR* d = n->host_path ? opendir(n->host_path) : NULL;
+    struct dirlist* d = xcalloc(1, sizeof(*d));
+    dirlist_add(d, ".", S_IFDIR);
+    dirlist_add(d, "..", S_IFDIR);
+    DIR* dir = n->host_path ? opendir(n->host_path) : NULL;
     struct dirent* de;
-    while (d && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        dirbuf_add(req, b, de->d_name, (mode_t)DTTOIF(de->d_type));
-        size_t len = strlen(de->d_name) + 1;
-        names.p    = xrealloc(names.p, names.size + len);
-        memcpy(names.p + names.size, de->d_name, len);
-        names.size += len;
-    }
-    if (d)
-        closedir(d);
+    while (dir && (de = readdir(dir)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            dirlist_add(d, de->d_name, (mode_t)DTTOIF(de->d_type));
+    if (dir)
+        closedir(dir);
     /* mount points directly below this directory */
+    size_t plen = strlen(n->app_path);
     for (size_t i = 1; i < fs->plan->len; i++) {
         const char* mp   = fs->plan->items[i].path;
-        size_t plen      = strlen(n->app_path);
         const char* rest = !strcmp(n->app_path, "/")                            ? mp + 1
                            : !strncmp(mp, n->app_path, plen) && mp[plen] == '/' ? mp + plen + 1
                                                                                 : NULL;
         if (!rest || !*rest)
             continue;
         _cleanup_free_ char* child = xstrndup(rest, strcspn(rest, "/"));
-        if (!dirbuf_has(&names, child)) {
-            dirbuf_add(req, b, child, S_IFDIR);
-            size_t len = strlen(child) + 1;
-            names.p    = xrealloc(names.p, names.size + len);
-            memcpy(names.p + names.size, child, len);
-            names.size += len;
-        }
+        if (!dirlist_has(d, child))
+            dirlist_add(d, child, S_IFDIR);
     }
-    free(names.p);
-    fi->fh = (uint64_t)(uintptr_t)b;
+    fi->fh = (uint64_t)(uintptr_t)d;
     fuse_reply_open(req, fi);
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info* fi, bool plus) {
+    struct fusefs* fs = fs_of(req);
+    struct dirlist* d = (struct dirlist*)(uintptr_t)fi->fh;
+    struct node* p    = plus ? node_get(fs, ino) : NULL;
+    char* buf         = xmalloc(size ? size : 1);
+    size_t used       = 0;
+    for (size_t i = (size_t)off; i < d->len; i++) {
+        const char* name = d->items[i].name;
+        size_t need;
+        if (plus) {
+            struct fuse_entry_param e = {0};
+            bool dot                  = !strcmp(name, ".") || !strcmp(name, "..");
+            if (dot || !p || lookup_entry(fs, p, name, &e) < 0) {
+                memset(&e, 0, sizeof(e)); /* listed without an entry: looked up on use */
+                e.attr.st_mode = d->items[i].mode;
+            }
+            need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
+            if (need > size - used) {
+                if (e.ino) { /* did not fit: the kernel will not count this lookup */
+                    struct node* n = node_get(fs, e.ino);
+                    pthread_mutex_lock(&fs->lock);
+                    n->nlookup--;
+                    pthread_mutex_unlock(&fs->lock);
+                }
+                break;
+            }
+        } else {
+            struct stat st = {.st_mode = d->items[i].mode, .st_ino = 1};
+            need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+            if (need > size - used)
+                break;
+        }
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info* fi) {
-    (void)ino;
-    struct dirbuf* b = (struct dirbuf*)(uintptr_t)fi->fh;
-    if ((size_t)off >= b->size) {
-        fuse_reply_buf(req, NULL, 0);
-        return;
-    }
-    /* reply from a private copy: once the reply is written the app may close the directory
-     * and RELEASEDIR (on another thread) frees b */
-    size_t n  = b->size - (size_t)off < size ? b->size - (size_t)off : size;
-    char* out = xmalloc(n);
-    memcpy(out, b->p + off, n);
-    fuse_reply_buf(req, out, n);
-    free(out);
+    readdir_common(req, ino, size, off, fi, false);
+}
+
+/* READDIRPLUS: every name comes with its entry, so the kernel needs no LOOKUP for the names an
+ * app lists and then stats (an interpreter's module search does exactly that). */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info* fi) {
+    readdir_common(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)ino;
-    struct dirbuf* b = (struct dirbuf*)(uintptr_t)fi->fh;
-    free(b->p);
-    free(b);
+    struct dirlist* d = (struct dirlist*)(uintptr_t)fi->fh;
+    for (size_t i = 0; i < d->len; i++)
+        free(d->items[i].name);
+    free(d->items);
+    free(d);
     fuse_reply_err(req, 0);
 }
 
@@ -502,6 +440,17 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*
 
 static bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND));
+}
+
+/* The reply to an OPEN that asks the kernel to serve the file from a registered backing file:
+ * libfuse 3.14 cannot say so, so the reply is amended on its way out (io_writev). */
+static _Thread_local int32_t tls_backing_id;
+
+static void reply_open_passthrough(fuse_req_t req, struct fuse_file_info* fi, int32_t id) {
+    fi->keep_cache = 0;
+    tls_backing_id = id;
+    fuse_reply_open(req, fi);
+    tls_backing_id = 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
@@ -519,16 +468,41 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     }
     int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
     switch (n->cls) {
-        case FILE_TRUSTED:
+        case FILE_TRUSTED: {
             if (wants_write(fi->flags)) {
                 moat_log(LOG_LEVEL_ERROR, "Disallowing write/append to a trusted file '%s'",
                          base_name(n->app_path));
                 fuse_reply_err(req, EACCES);
                 return;
             }
+            struct vfile* f;
+            int r = verifier_open(fs->verifier, n->trusted, &f);
+            if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+            }
+            __atomic_store_n(&n->verified, f, __ATOMIC_RELEASE);
+            learn(fs, n->host_path, false);
+            int32_t id = __atomic_load_n(&f->backing_id, __ATOMIC_ACQUIRE);
+            if (f->copy >= 0 && !id && __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
+                verifier_locked(fs->verifier, f, register_backing, fs);
+                id = __atomic_load_n(&f->backing_id, __ATOMIC_ACQUIRE);
+            }
+            if (id > 0) {
+                fi->fh = (uint64_t)-1;
+                reply_open_passthrough(req, fi, id);
+                return;
+            }
+            if (f->copy >= 0) { /* reads come from the copy */
+                fi->fh         = (uint64_t)-1;
+                fi->keep_cache = 1;
+                fuse_reply_open(req, fi);
+                return;
+            }
             flags          = O_RDONLY;
             fi->keep_cache = 1; /* verified pages stay cached: native speed afterwards */
             break;
+        }
         case FILE_ALLOWED:
             break;
         case FILE_NONE:
@@ -561,8 +535,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     char* buf         = xmalloc(size ? size : 1);
     size_t len        = 0;
     int r             = 0;
+    struct vfile* f   = n ? __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE) : NULL;
     if (n && n->cls == FILE_TRUSTED) {
-        r = trusted_read(fs, n, ino, (int)fi->fh, off, size, buf, &len);
+        r = f ? verifier_read(fs->verifier, f, n->trusted, (int)fi->fh, off, size, buf, &len)
+              : -EIO;
     } else {
         ssize_t got = pread((int)fi->fh, buf, size, off);
         if (got < 0)
@@ -595,7 +571,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)ino;
-    close((int)fi->fh);
+    if (fi->fh != (uint64_t)-1)
+        close((int)fi->fh);
     fuse_reply_err(req, 0);
 }
 
@@ -781,56 +758,159 @@ static void op_init(void* userdata, struct fuse_conn_info* conn) {
 }
 
 static const struct fuse_lowlevel_ops g_ops = {
-    .init       = op_init,
-    .lookup     = op_lookup,
-    .forget     = op_forget,
-    .getattr    = op_getattr,
-    .setattr    = op_setattr,
-    .opendir    = op_opendir,
-    .readdir    = op_readdir,
-    .releasedir = op_releasedir,
-    .open       = op_open,
-    .read       = op_read,
-    .write      = op_write,
-    .release    = op_release,
-    .create     = op_create,
-    .unlink     = op_unlink,
-    .rmdir      = op_rmdir,
-    .mkdir      = op_mkdir,
-    .rename     = op_rename,
-    .statfs     = op_statfs,
+    .init        = op_init,
+    .lookup      = op_lookup,
+    .forget      = op_forget,
+    .getattr     = op_getattr,
+    .setattr     = op_setattr,
+    .opendir     = op_opendir,
+    .readdir     = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir  = op_releasedir,
+    .open        = op_open,
+    .read        = op_read,
+    .write       = op_write,
+    .release     = op_release,
+    .create      = op_create,
+    .unlink      = op_unlink,
+    .rmdir       = op_rmdir,
+    .mkdir       = op_mkdir,
+    .rename      = op_rename,
+    .statfs      = op_statfs,
 };
 
 /* ---------------------------------------------------------------------------------------- */
 
-struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy) {
+static void* worker_main(void* arg);
+
+struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy,
+                          struct verifier* verifier, struct moat_error* err) {
     struct fusefs* fs = xcalloc(1, sizeof(*fs));
-    if (RAND_bytes(fs->mac_key, sizeof(fs->mac_key)) != 1)
-        abort(); /* no randomness: nothing can be verified safely */
-    fs->plan   = plan;
-    fs->policy = policy;
+    fs->plan          = plan;
+    fs->policy        = policy;
+    fs->verifier      = verifier;
+    fs->fuse_fd       = -1;
+    pthread_mutex_init(&fs->park_lock, NULL);
+    pthread_cond_init(&fs->park_cond, NULL);
+    char* argv[]          = {(char*)"moat", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+    fs->se                = fuse_session_new(&args, &g_ops, sizeof(g_ops), fs);
+    fuse_opt_free_args(&args);
+    if (!fs->se) {
+        moat_error_set(err, -EIO, "cannot create the FUSE session");
+        fusefs_free(fs);
+        return NULL;
+    }
+    /* several workers: a slow request (hashing a large trusted file) never stalls the rest */
+    for (; fs->nworkers < FUSE_WORKERS; fs->nworkers++)
+        if (pthread_create(&fs->workers[fs->nworkers], NULL, worker_main, fs) != 0)
+            break;
+    pthread_mutex_lock(&fs->park_lock);
+    while (fs->parked < fs->nworkers)
+        pthread_cond_wait(&fs->park_cond, &fs->park_lock);
+    pthread_mutex_unlock(&fs->park_lock);
+    if (!fs->nworkers) {
+        moat_error_set(err, -EAGAIN, "cannot start the FUSE workers");
+        fusefs_free(fs);
+        return NULL;
+    }
+    /* the kernel lets only CAP_SYS_ADMIN in the initial user namespace register backing files */
+    fs->want_passthrough = geteuid() == 0;
     pthread_mutex_init(&fs->lock, NULL);
     node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
     return fs;
 }
 
-int fusefs_serve(struct fusefs* fs, int fuse_fd, struct moat_error* err) {
-    char* argv[]          = {(char*)"moat", NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-    fs->se                = fuse_session_new(&args, &g_ops, sizeof(g_ops), fs);
-    fuse_opt_free_args(&args);
-    if (!fs->se)
-        return moat_error_set(err, -EIO, "cannot create the FUSE session");
-    char mountpoint[32];
-    snprintf(mountpoint, sizeof(mountpoint), "/dev/fd/%d", fuse_fd);
-    if (fuse_session_mount(fs->se, mountpoint) != 0)
+/* Requests and replies pass through here (libfuse's custom I/O) so that moat can ask for
+ * passthrough, which libfuse 3.14 does not know: the INIT reply gets FUSE_PASSTHROUGH and a
+ * stack depth of 1 when the kernel offers it, and OPEN replies get their backing file. */
+static ssize_t io_read(int fd, void* buf, size_t len, void* userdata) {
+    struct fusefs* fs               = userdata;
+    ssize_t got                     = read(fd, buf, len);
+    const struct fuse_in_header* in = buf;
+    if (got >= (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, unused)) &&
+        in->opcode == FUSE_INIT) {
+        const struct fuse_init_in* init = (const void*)(in + 1);
+        if ((init->flags & PT_INIT_EXT) && (init->flags2 & PT_FLAG2) && fs->want_passthrough)
+            fs->init_unique = in->unique;
+    }
+    return got;
+}
+
+static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata) {
+    struct fusefs* fs = userdata;
+    if (count == 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
+        struct fuse_out_header* out = iov[0].iov_base;
+        uint8_t* arg                = iov[1].iov_base;
+        if (out->error == 0 && fs->init_unique && out->unique == fs->init_unique &&
+            iov[1].iov_len >= PT_INIT_OUT_DEPTH + 4) {
+            struct fuse_init_out* init = (void*)arg;
+            init->flags |= PT_INIT_EXT;
+            init->flags2 |= PT_FLAG2;
+            uint32_t depth = 1;
+            memcpy(arg + PT_INIT_OUT_DEPTH, &depth, 4);
+            fs->init_unique = 0;
+            __atomic_store_n(&fs->passthrough, true, __ATOMIC_RELAXED);
+        } else if (out->error == 0 && tls_backing_id > 0 &&
+                   iov[1].iov_len == sizeof(struct fuse_open_out)) {
+            struct fuse_open_out* open_out = (void*)arg;
+            open_out->open_flags |= PT_FOPEN;
+            memcpy(&open_out->padding, &tls_backing_id, 4); /* backing_id */
+        }
+    }
+    return writev(fd, iov, count);
+}
+
+/* Workers: started (parked) before the sandbox is cloned, so that the first request is
+ * answered at once; each reads and answers requests until the connection ends. */
+static void* worker_main(void* arg) {
+    struct fusefs* fs = arg;
+    pthread_mutex_lock(&fs->park_lock);
+    fs->parked++;
+    pthread_cond_broadcast(&fs->park_cond);
+    while (!fs->go)
+        pthread_cond_wait(&fs->park_cond, &fs->park_lock);
+    pthread_mutex_unlock(&fs->park_lock);
+    struct fuse_buf buf = {0};
+    while (fs->fuse_fd >= 0 && !fuse_session_exited(fs->se)) {
+        int r = fuse_session_receive_buf(fs->se, &buf);
+        if (r == -EINTR || r == -EAGAIN)
+            continue;
+        if (r <= 0) { /* ENODEV: the sandbox is gone and its mount with it */
+            fuse_session_exit(fs->se);
+            break;
+        }
+        fuse_session_process_buf(fs->se, &buf);
+    }
+    free(buf.mem);
+    return NULL;
+}
+
+int fusefs_start(struct fusefs* fs, int fuse_fd, struct moat_error* err) {
+    static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
+    int r                                 = fuse_session_custom_io(fs->se, &io, fuse_fd);
+    pthread_mutex_lock(&fs->park_lock);
+    fs->fuse_fd = r == 0 ? fuse_fd : -1;
+    fs->go      = true;
+    pthread_cond_broadcast(&fs->park_cond);
+    pthread_mutex_unlock(&fs->park_lock);
+    if (r != 0) {
+        close(fuse_fd);
         return moat_error_set(err, -EIO, "cannot attach to the FUSE connection");
-    /* several threads: a slow request (hashing a large trusted file) never stalls the rest */
-    struct fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(cfg, 8);
-    int r = fuse_session_loop_mt(fs->se, cfg);
-    fuse_loop_cfg_destroy(cfg);
-    return r < 0 ? moat_error_set(err, -EIO, "FUSE session failed") : 0;
+    }
+    return 0;
+}
+
+void fusefs_wait(struct fusefs* fs) {
+    if (!fs)
+        return;
+    pthread_mutex_lock(&fs->park_lock);
+    fs->go = true; /* never started: the parked workers just end */
+    pthread_cond_broadcast(&fs->park_cond);
+    pthread_mutex_unlock(&fs->park_lock);
+    for (size_t i = 0; i < fs->nworkers; i++)
+        pthread_join(fs->workers[i], NULL);
+    fs->nworkers = 0;
 }
 
 void fusefs_set_learn(struct fusefs* fs, bool on) {
@@ -868,35 +948,42 @@ int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error*
 }
 
 void fusefs_stop(struct fusefs* fs) {
-    if (fs->se)
+    if (fs && fs->se)
         fuse_session_exit(fs->se);
 }
 
 void fusefs_free(struct fusefs* fs) {
     if (!fs)
         return;
+    fusefs_wait(fs);
     if (log_get_level() >= LOG_LEVEL_DEBUG) {
         struct strbuf sb = STRBUF_INIT;
         for (int i = 0; i < ST_MAX; i++)
-            if (fs->stat_count[i] && (i == ST_LOOKUP || i == ST_HASH || i == ST_READ))
+            if (fs->stat_count[i] && (i == ST_LOOKUP || i == ST_READ))
                 strbuf_printf(&sb, " %s %llu (%.1f ms)", g_stat_names[i],
                               (unsigned long long)fs->stat_count[i], fs->stat_ns[i] / 1e6);
             else if (fs->stat_count[i])
                 strbuf_printf(&sb, " %s %llu", g_stat_names[i],
                               (unsigned long long)fs->stat_count[i]);
-        moat_log(LOG_LEVEL_DEBUG, "file system requests:%s", sb.buf ? sb.buf : " none");
+        size_t hashed, prefetched;
+        double hash_ms, wait_ms;
+        verifier_stats(fs->verifier, &hashed, &prefetched, &hash_ms, &wait_ms);
+        moat_log(LOG_LEVEL_DEBUG,
+                 "file system requests:%s; trusted files verified %zu (%.1f ms, %zu ahead of "
+                 "use), the app waited %.1f ms; passthrough %s",
+                 sb.buf ? sb.buf : " none", hashed, hash_ms, prefetched, wait_ms,
+                 fs->passthrough ? "on" : "off");
         strbuf_free(&sb);
     }
     if (fs->se) {
         fuse_session_unmount(fs->se);
-        fuse_session_destroy(fs->se);
+        fuse_session_destroy(fs->se); /* closes the connection's fd */
     }
+    pthread_mutex_destroy(&fs->park_lock);
+    pthread_cond_destroy(&fs->park_cond);
     for (size_t i = 0; i < fs->nnodes; i++) {
         free(fs->nodes[i]->app_path);
         free(fs->nodes[i]->host_path);
-        free(fs->nodes[i]->chunks);
-        free(fs->nodes[i]->content);
-        pthread_mutex_destroy(&fs->nodes[i]->lock);
         free(fs->nodes[i]);
     }
     free(fs->nodes);
@@ -904,7 +991,6 @@ void fusefs_free(struct fusefs* fs) {
     for (size_t i = 0; i < fs->nlearned; i++)
         free(fs->learned[i].host_path);
     free(fs->learned);
-    OPENSSL_cleanse(fs->mac_key, sizeof(fs->mac_key));
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

@@ -5,12 +5,18 @@
 #include "sandbox.h"
 
 struct fusefs;
+struct verifier;
 
-/* The view over `plan` with `policy`; both must outlive it. */
-struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy);
-/* Serves the FUSE connection `fuse_fd` (already mounted by the sandbox child) until it is
- * unmounted or fusefs_stop() is called. Multi-threaded. */
-int fusefs_serve(struct fusefs* fs, int fuse_fd, struct moat_error* err) WARN_UNUSED;
+/* The view over `plan` with `policy`, verifying trusted files with `verifier`; all must
+ * outlive it. Its worker threads are started and parked: call it before cloning the sandbox
+ * (they hold no lock the child could need). */
+struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy,
+                          struct verifier* verifier, struct moat_error* err);
+/* Serves the FUSE connection `fuse_fd` (already mounted by the sandbox child; taken over) on
+ * the workers until it ends, when the sandbox's mount namespace is gone. */
+int fusefs_start(struct fusefs* fs, int fuse_fd, struct moat_error* err) WARN_UNUSED;
+/* Waits for the workers to end (the connection must be ending or never started). */
+void fusefs_wait(struct fusefs* fs);
 void fusefs_stop(struct fusefs* fs);
 /* --learn: record every file the app opens or creates. */
 void fusefs_set_learn(struct fusefs* fs, bool on);

@@ -28,12 +28,14 @@
 #include "check.h"
 #include "fusefs.h"
 #include "seccomp_filter.h"
+#include "verify.h"
 
 extern char** environ;
 
 struct sandbox {
     const struct run_opts* opts;
     struct toml_value* manifest;
+    char* manifest_path; /* absolute */
     struct strv argv, env;
     struct file_policy policy;
     struct mount_plan plan;
@@ -483,19 +485,6 @@ static int map_ids(pid_t pid, struct moat_error* err) {
     return 0;
 }
 
-struct serve_args {
-    struct fusefs* fs;
-    int fd;
-    struct moat_error err;
-    int ret;
-};
-
-static void* serve_thread(void* arg) {
-    struct serve_args* a = arg;
-    a->ret               = fusefs_serve(a->fs, a->fd, &a->err);
-    return NULL;
-}
-
 static int load(struct sandbox* sb, struct moat_error* err) {
     _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
     _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", sb->opts->stem);
@@ -510,6 +499,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
                               "The path should point to an application configured with a "
                               "manifest (render one with 'moat manifest render').",
                               path);
+    sb->manifest_path = realpath(access(path, F_OK) == 0 ? path : sgx, NULL);
     struct toml_error terr;
     if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
         return moat_error_prefix(err, "failed at parsing the manifest");
@@ -654,6 +644,31 @@ static char* pids_cgroup(pid_t child, uint64_t max_tasks) {
     return NULL;
 }
 
+/* Where the order in which the app opened its trusted files is kept between runs, so that the
+ * next run verifies them ahead of use: $XDG_CACHE_HOME/moat/verify-order/<sha256 of the
+ * manifest's path>. Only a hint: a file listed there is still verified against the manifest.
+ * NULL when there is no usable cache directory. */
+static char* order_file(const char* manifest_path) {
+    const char* xdg  = getenv("XDG_CACHE_HOME");
+    const char* home = getenv("HOME");
+    bool use_xdg     = xdg && *xdg == '/';
+    if (!manifest_path || (!use_xdg && !(home && *home == '/')))
+        return NULL;
+    _cleanup_free_ char* cache = use_xdg ? xstrdup(xdg) : xasprintf("%s/.cache", home);
+    _cleanup_free_ char* base  = xasprintf("%s/moat", cache);
+    _cleanup_free_ char* dir   = xasprintf("%s/verify-order", base);
+    const char* dirs[]         = {cache, base, dir};
+    for (size_t i = 0; i < 3; i++)
+        if (mkdir(dirs[i], 0700) < 0 && errno != EEXIST)
+            return NULL;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    char hex[2 * SHA256_DIGEST_SIZE + 1];
+    if (sha256_buf(manifest_path, strlen(manifest_path), digest) < 0 ||
+        hex_encode(digest, sizeof(digest), hex, sizeof(hex)) < 0)
+        return NULL;
+    return xasprintf("%s/%s", dir, hex);
+}
+
 static volatile sig_atomic_t g_child_pid;
 static volatile sig_atomic_t g_forward_term;
 
@@ -668,21 +683,28 @@ int sandbox_run(const struct run_opts* opts) {
     int ret               = load(&sb, &err);
     int status            = MOAT_EXIT_USAGE;
     struct fusefs* fs     = NULL;
-    pthread_t server;
-    bool serving         = false;
-    char* cgroup         = NULL;
-    struct serve_args sa = {0};
+    struct verifier* ver  = NULL;
+    char* order           = NULL;
+    char* cgroup          = NULL;
+    bool served           = false;
     if (ret < 0) {
         log_error("%s", err.msg);
         status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
         goto out;
     }
     banner(&sb);
-    /* everything needed is derived now: a small heap makes the two forks below cheaper */
-    toml_free(sb.manifest);
-    sb.manifest = NULL;
-    malloc_trim(0);
+    /* files up to this size are verified into a sealed copy; with passthrough (root) the kernel
+     * reads that copy directly, without moat, so larger files are worth copying */
+    ver    = verifier_new(&sb.policy, geteuid() == 0 ? 64 << 20 : 1 << 20);
+    order  = opts->learn ? NULL : order_file(sb.manifest_path);
     status = MOAT_EXIT_RUNTIME;
+    verifier_prefetch(ver, order);
+    fs = fusefs_new(&sb.plan, &sb.policy, ver, &err);
+    if (!fs) {
+        log_error("%s", err.msg);
+        goto out;
+    }
+    fusefs_set_learn(fs, opts->learn != NULL);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
         log_error("cannot prepare the sandbox: %s", strerror(errno));
         goto out;
@@ -693,10 +715,13 @@ int sandbox_run(const struct run_opts* opts) {
     sigaction(SIGTERM, &term, NULL);
     g_forward_term = sb.sigterm_injection;
 
+    /* the child is a fork of this thread alone: no other thread may hold a lock it needs */
+    verifier_pause(ver);
     pid_t pid = (pid_t)syscall(
         SYS_clone,
         CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
         NULL, NULL, NULL);
+    verifier_resume(ver);
     if (pid < 0) {
         log_error("cannot create the sandbox namespaces: %s%s", strerror(errno),
                   errno == EPERM || errno == ENOSPC
@@ -726,12 +751,10 @@ int sandbox_run(const struct run_opts* opts) {
     }
     char msg[1024] = {0};
     int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
-    if (fuse_fd >= 0) {
-        fs = fusefs_new(&sb.plan, &sb.policy);
-        fusefs_set_learn(fs, opts->learn != NULL);
-        sa.fs   = fs;
-        sa.fd   = fuse_fd;
-        serving = pthread_create(&server, NULL, serve_thread, &sa) == 0;
+    served         = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
+    if (fuse_fd >= 0 && !served) {
+        log_error("%s", err.msg);
+        kill(pid, SIGKILL);
     }
     /* the child reports "S" once the app is about to start, or "E<message>" */
     ssize_t n = msg[0] == 'E' ? (ssize_t)strlen(msg) : 0;
@@ -741,6 +764,10 @@ int sandbox_run(const struct run_opts* opts) {
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
+    /* everything needed is derived: the manifest's tree goes while the app runs */
+    toml_free(sb.manifest);
+    sb.manifest = NULL;
+    malloc_trim(0);
     int wstatus;
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
         ;
@@ -748,18 +775,24 @@ int sandbox_run(const struct run_opts* opts) {
     if (n > 0 && msg[0] == 'E')
         status = MOAT_EXIT_RUNTIME;
 out:
-    if (serving) {
-        /* the sandbox's mount namespace is gone with its last process: the connection closes */
-        fusefs_stop(fs);
-        pthread_join(server, NULL);
-        if (opts->learn) {
-            if (fusefs_write_learned(fs, opts->learn, &err) < 0)
-                log_error("%s", err.msg);
-            else
-                fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
-        }
+    /* the sandbox's mount namespace is gone with its last process: the connection closes */
+    fusefs_stop(fs);
+    fusefs_wait(fs);
+    if (served && opts->learn) {
+        if (fusefs_write_learned(fs, opts->learn, &err) < 0)
+            log_error("%s", err.msg);
+        else
+            fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
     }
     fusefs_free(fs);
+    if (ver) {
+        verifier_stop(ver);
+        if (order && status != MOAT_EXIT_RUNTIME && verifier_save_order(ver, order, &err) < 0)
+            log_debug("cannot keep the order of trusted files: %s", err.msg);
+        verifier_free(ver);
+    }
+    free(order);
+    free(sb.manifest_path);
     if (cgroup) {
         rmdir(cgroup);
         free(cgroup);

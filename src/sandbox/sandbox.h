@@ -4,8 +4,8 @@
  * (../shared/ARCHITECTURE.md, "moat run: how the sandbox works"; reference/gramine.md §1, §6).
  *
  * The supervisor stays in the host mount namespace and serves one FUSE file system: the app's
- * view of every chroot mount, where trusted files are verified (whole-file SHA-256 at first
- * lookup, 16 KiB chunks re-verified on every read) and unlisted files are refused under
+ * view of every chroot mount, where trusted files are verified (whole-file SHA-256 at the first
+ * open, only verified bytes served: verify.h) and unlisted files are refused under
  * sgx.file_check_policy = "strict". The child enters new user/mount/pid/ipc/uts namespaces,
  * mounts that view as its root plus tmpfs mounts, bind mounts for allowed directories, /proc,
  * a minimal /dev and a read-only /sys, pivots into it, drops privileges, installs a seccomp
