@@ -86,7 +86,7 @@ struct fusefs {
     size_t nindex;
     struct fuse_session* se;
     pthread_t workers[FUSE_WORKERS];
-    size_t nworkers, parked;
+    size_t nworkers;
     bool go;
     pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
@@ -805,10 +805,6 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     for (; fs->nworkers < FUSE_WORKERS; fs->nworkers++)
         if (pthread_create(&fs->workers[fs->nworkers], NULL, worker_main, fs) != 0)
             break;
-    pthread_mutex_lock(&fs->park_lock);
-    while (fs->parked < fs->nworkers)
-        pthread_cond_wait(&fs->park_cond, &fs->park_lock);
-    pthread_mutex_unlock(&fs->park_lock);
     if (!fs->nworkers) {
         moat_error_set(err, -EAGAIN, "cannot start the FUSE workers");
         fusefs_free(fs);
@@ -861,13 +857,12 @@ static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata) {
     return writev(fd, iov, count);
 }
 
-/* Workers: started (parked) before the sandbox is cloned, so that the first request is
- * answered at once; each reads and answers requests until the connection ends. */
+/* Workers: started while the sandbox child sets up and waiting for its connection, so that the
+ * first request is answered at once; each reads and answers requests until the connection
+ * ends. */
 static void* worker_main(void* arg) {
     struct fusefs* fs = arg;
     pthread_mutex_lock(&fs->park_lock);
-    fs->parked++;
-    pthread_cond_broadcast(&fs->park_cond);
     while (!fs->go)
         pthread_cond_wait(&fs->park_cond, &fs->park_lock);
     pthread_mutex_unlock(&fs->park_lock);

@@ -8,8 +8,7 @@ struct fusefs;
 struct verifier;
 
 /* The view over `plan` with `policy`, verifying trusted files with `verifier`; all must
- * outlive it. Its worker threads are started and parked: call it before cloning the sandbox
- * (they hold no lock the child could need). */
+ * outlive it. Its worker threads start at once and wait for fusefs_start(). */
 struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_policy* policy,
                           struct verifier* verifier, struct moat_error* err);
 /* Serves the FUSE connection `fuse_fd` (already mounted by the sandbox child; taken over) on

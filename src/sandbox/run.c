@@ -485,6 +485,13 @@ static int map_ids(pid_t pid, struct moat_error* err) {
     return 0;
 }
 
+/* The manifest `moat run STEM` reads, as an absolute path (NULL when there is none). */
+static char* manifest_path_of(const char* stem) {
+    _cleanup_free_ char* path = xasprintf("%s.manifest", stem);
+    _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", stem);
+    return realpath(access(path, F_OK) == 0 ? path : sgx, NULL);
+}
+
 static int load(struct sandbox* sb, struct moat_error* err) {
     _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
     _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", sb->opts->stem);
@@ -499,7 +506,6 @@ static int load(struct sandbox* sb, struct moat_error* err) {
                               "The path should point to an application configured with a "
                               "manifest (render one with 'moat manifest render').",
                               path);
-    sb->manifest_path = realpath(access(path, F_OK) == 0 ? path : sgx, NULL);
     struct toml_error terr;
     if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
         return moat_error_prefix(err, "failed at parsing the manifest");
@@ -645,7 +651,7 @@ static char* pids_cgroup(pid_t child, uint64_t max_tasks) {
 }
 
 /* Where the order in which the app opened its trusted files is kept between runs, so that the
- * next run verifies them ahead of use: $XDG_CACHE_HOME/moat/verify-order/<sha256 of the
+ * next run verifies them ahead of use: $XDG_CACHE_HOME/moat/verify-order/<hash of the
  * manifest's path>. Only a hint: a file listed there is still verified against the manifest.
  * NULL when there is no usable cache directory. */
 static char* order_file(const char* manifest_path) {
@@ -661,12 +667,12 @@ static char* order_file(const char* manifest_path) {
     for (size_t i = 0; i < 3; i++)
         if (mkdir(dirs[i], 0700) < 0 && errno != EEXIST)
             return NULL;
-    uint8_t digest[SHA256_DIGEST_SIZE];
-    char hex[2 * SHA256_DIGEST_SIZE + 1];
-    if (sha256_buf(manifest_path, strlen(manifest_path), digest) < 0 ||
-        hex_encode(digest, sizeof(digest), hex, sizeof(hex)) < 0)
-        return NULL;
-    return xasprintf("%s/%s", dir, hex);
+    /* a name, not a security property (the file is a hint): FNV-1a keeps OpenSSL's start-up
+     * cost off this path */
+    uint64_t h = 1469598103934665603ULL;
+    for (const char* c = manifest_path; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    return xasprintf("%s/%016llx", dir, (unsigned long long)h);
 }
 
 static volatile sig_atomic_t g_child_pid;
@@ -680,31 +686,26 @@ static void on_term(int sig) {
 int sandbox_run(const struct run_opts* opts) {
     struct sandbox sb     = {.opts = opts, .sock = {-1, -1}};
     struct moat_error err = {0};
-    int ret               = load(&sb, &err);
-    int status            = MOAT_EXIT_USAGE;
-    struct fusefs* fs     = NULL;
-    struct verifier* ver  = NULL;
-    char* order           = NULL;
-    char* cgroup          = NULL;
-    bool served           = false;
+    /* the files the last run of this manifest opened are hashed from now on, on another core,
+     * while the manifest is parsed and the sandbox set up. Files up to 64 MiB are verified into
+     * a sealed copy when passthrough can hand it to the kernel (root); else up to 1 MiB. */
+    sb.manifest_path     = manifest_path_of(opts->stem);
+    char* order          = opts->learn ? NULL : order_file(sb.manifest_path);
+    struct verifier* ver = verifier_new(geteuid() == 0 ? 64 << 20 : 1 << 20);
+    verifier_prefetch(ver, order);
+    int ret           = load(&sb, &err);
+    int status        = MOAT_EXIT_USAGE;
+    struct fusefs* fs = NULL;
+    char* cgroup      = NULL;
+    bool served       = false;
     if (ret < 0) {
         log_error("%s", err.msg);
         status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
         goto out;
     }
     banner(&sb);
-    /* files up to this size are verified into a sealed copy; with passthrough (root) the kernel
-     * reads that copy directly, without moat, so larger files are worth copying */
-    ver    = verifier_new(&sb.policy, geteuid() == 0 ? 64 << 20 : 1 << 20);
-    order  = opts->learn ? NULL : order_file(sb.manifest_path);
+    verifier_set_policy(ver, &sb.policy);
     status = MOAT_EXIT_RUNTIME;
-    verifier_prefetch(ver, order);
-    fs = fusefs_new(&sb.plan, &sb.policy, ver, &err);
-    if (!fs) {
-        log_error("%s", err.msg);
-        goto out;
-    }
-    fusefs_set_learn(fs, opts->learn != NULL);
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
         log_error("cannot prepare the sandbox: %s", strerror(errno));
         goto out;
@@ -715,13 +716,15 @@ int sandbox_run(const struct run_opts* opts) {
     sigaction(SIGTERM, &term, NULL);
     g_forward_term = sb.sigterm_injection;
 
-    /* the child is a fork of this thread alone: no other thread may hold a lock it needs */
+    /* the child is a fork of this thread alone: no other thread may hold a lock it needs (the
+     * FUSE workers start after the clone; the prefetcher waits at a safe point) */
     verifier_pause(ver);
     pid_t pid = (pid_t)syscall(
         SYS_clone,
         CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
         NULL, NULL, NULL);
-    verifier_resume(ver);
+    if (pid != 0)
+        verifier_resume(ver);
     if (pid < 0) {
         log_error("cannot create the sandbox namespaces: %s%s", strerror(errno),
                   errno == EPERM || errno == ENOSPC
@@ -734,6 +737,17 @@ int sandbox_run(const struct run_opts* opts) {
     if (pid == 0)
         child_main(&sb);
     g_child_pid = pid;
+    /* while the child sets up: verify ahead, and have the FUSE workers ready for its first
+     * request */
+    verifier_prefetch(ver, order);
+    fs = fusefs_new(&sb.plan, &sb.policy, ver, &err);
+    if (!fs) {
+        log_error("%s", err.msg);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    fusefs_set_learn(fs, opts->learn != NULL);
     close(sb.sock[1]);
     sb.sock[1] = -1;
     if (sb.sgx_max_threads && geteuid() == 0) {
@@ -785,12 +799,10 @@ out:
             fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
     }
     fusefs_free(fs);
-    if (ver) {
-        verifier_stop(ver);
-        if (order && status != MOAT_EXIT_RUNTIME && verifier_save_order(ver, order, &err) < 0)
-            log_debug("cannot keep the order of trusted files: %s", err.msg);
-        verifier_free(ver);
-    }
+    verifier_stop(ver);
+    if (order && served && verifier_save_order(ver, order, &err) < 0)
+        log_debug("cannot keep the order of trusted files: %s", err.msg);
+    verifier_free(ver);
     free(order);
     free(sb.manifest_path);
     if (cgroup) {

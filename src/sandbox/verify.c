@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "verify.h"
@@ -16,32 +16,53 @@
 #define COPY_BUDGET (1024L * 1024 * 1024) /* all verified copies together */
 #define NLOCKS      64
 
+/* What hashing one host file produced; a verdict only once compared with the manifest. */
+struct hashed {
+    int err; /* 0, or -errno: no verdict (the file could not be read) */
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    off_t size;
+    int copy;              /* sealed memfd, or -1 */
+    uint8_t (*chunks)[16]; /* or chunk tags */
+    uint32_t tag_id;
+};
+
+/* One line of the order file: hashed by the prefetcher (under `lock`), or by the first open
+ * when the prefetcher has not reached it. */
+struct prefetched {
+    const char* path;
+    pthread_mutex_t lock;
+    bool done, adopted;
+    struct hashed h;
+};
+
 struct verifier {
     const struct file_policy* policy;
     struct vfile* files; /* parallel to policy->trusted */
     pthread_mutex_t locks[NLOCKS];
     uint8_t mac_key[16]; /* chunk tags (never leaves the process) */
     size_t copy_max, copy_bytes;
-    uint32_t next_order;
+    uint32_t next_order, next_tag_id;
+    /* the prefetcher */
     pthread_t thread;
     bool prefetching, stop;
+    char* hints;      /* the order file's text, split into the lines `pre` points to */
+    char* hints_text; /* ... and as read */
+    struct prefetched* pre;
+    size_t npre;
     pthread_mutex_t pause_lock; /* verifier_pause: the prefetcher waits at a safe point */
     pthread_cond_t pause_cond;
     bool pause_req, paused, done;
-    char* hints; /* the order file's text */
+    /* statistics */
     size_t hashed, prefetched;
     uint64_t hash_ns, wait_ns;
 };
 
-struct verifier* verifier_new(const struct file_policy* policy, size_t copy_max) {
+struct verifier* verifier_new(size_t copy_max) {
     struct verifier* v = xcalloc(1, sizeof(*v));
-    if (RAND_bytes(v->mac_key, sizeof(v->mac_key)) != 1)
+    /* the kernel's CSPRNG directly: OpenSSL's first use costs ~2 ms, paid by the prefetcher */
+    if (getrandom(v->mac_key, sizeof(v->mac_key), 0) != (ssize_t)sizeof(v->mac_key))
         abort(); /* no randomness: nothing can be verified safely */
-    v->policy   = policy;
     v->copy_max = copy_max;
-    v->files    = xcalloc(policy->ntrusted ? policy->ntrusted : 1, sizeof(*v->files));
-    for (size_t i = 0; i < policy->ntrusted; i++)
-        v->files[i].copy = -1;
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_init(&v->locks[i], NULL);
     pthread_mutex_init(&v->pause_lock, NULL);
@@ -57,27 +78,11 @@ static pthread_mutex_t* lock_of(struct verifier* v, size_t i) {
     return &v->locks[i % NLOCKS];
 }
 
-/* Chunk tags: AES-128-GMAC under a key drawn at start-up, with the file and chunk number as
- * IV. A tag cannot be forged without the key, so a chunk whose host bytes changed after the
- * whole-file check is caught; GMAC costs a fraction of SHA-256. */
-static int chunk_tag(const struct verifier* v, size_t file, size_t chunk, const uint8_t* buf,
-                     size_t len, uint8_t out[16]) {
-    uint8_t iv[12];
-    uint64_t c = chunk;
-    uint32_t n = (uint32_t)file;
-    memcpy(iv, &n, 4);
-    memcpy(iv + 4, &c, 8);
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    int outl, ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, v->mac_key, iv) &&
-                   EVP_EncryptUpdate(ctx, NULL, &outl, buf, (int)len) &&
-                   EVP_EncryptFinal_ex(ctx, NULL, &outl) &&
-                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out);
-    EVP_CIPHER_CTX_free(ctx);
-    return ok ? 0 : -EIO;
-}
+/* ---------------------------------------------------------------------------------------- */
+/* Pausing (the supervisor clones the sandbox while the prefetcher runs)                      */
 
-/* In the prefetcher, between blocks and files: where it holds no lock but its file's, and is
- * in neither malloc nor OpenSSL, it stops while verifier_pause() asks it to. */
+/* Between files and blocks the prefetcher holds no lock but its own file's, and is in neither
+ * malloc nor OpenSSL: it stops there while verifier_pause() asks it to. */
 static void pause_point(struct verifier* v) {
     pthread_mutex_lock(&v->pause_lock);
     if (v->pause_req) {
@@ -109,37 +114,82 @@ void verifier_resume(struct verifier* v) {
     pthread_mutex_unlock(&v->pause_lock);
 }
 
-/* The whole-file check; called with the file's lock held and f->state == VF_UNCHECKED.
- * `prefetch`: called by the prefetcher, which may be paused between blocks. */
-static int check(struct verifier* v, size_t i, bool prefetch) {
-    const struct trusted_entry* t = &v->policy->trusted[i];
-    struct vfile* f               = &v->files[i];
-    uint64_t start                = time_now_ns();
-    int fd                        = open(t->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno; /* not a verdict: the file may appear later */
+/* ---------------------------------------------------------------------------------------- */
+/* Hashing                                                                                    */
+
+/* AES-128-GCM, fetched once for the process: an implicit fetch per chunk would cost more than
+ * the tag itself. */
+static EVP_CIPHER* g_gcm;
+static pthread_once_t g_gcm_once = PTHREAD_ONCE_INIT;
+
+static void gcm_fetch(void) {
+    g_gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+}
+
+/* Chunk tags: AES-128-GMAC under a key drawn at start-up, with a per-hashing id and the chunk
+ * number as IV (never reused under the key). A tag cannot be forged without the key, so a
+ * chunk whose host bytes changed after the whole-file check is caught; GMAC costs a fraction
+ * of SHA-256. */
+static int chunk_tag(const struct verifier* v, uint32_t tag_id, size_t chunk, const uint8_t* buf,
+                     size_t len, uint8_t out[16]) {
+    uint8_t iv[12];
+    uint64_t c = chunk;
+    memcpy(iv, &tag_id, 4);
+    memcpy(iv + 4, &c, 8);
+    pthread_once(&g_gcm_once, gcm_fetch);
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int outl, ok = ctx && g_gcm && EVP_EncryptInit_ex(ctx, g_gcm, NULL, v->mac_key, iv) &&
+                   EVP_EncryptUpdate(ctx, NULL, &outl, buf, (int)len) &&
+                   EVP_EncryptFinal_ex(ctx, NULL, &outl) &&
+                   EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out);
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : -EIO;
+}
+
+static void hashed_discard(struct verifier* v, struct hashed* h) {
+    if (h->copy >= 0) {
+        close(h->copy);
+        __atomic_sub_fetch(&v->copy_bytes, (size_t)h->size, __ATOMIC_RELAXED);
+    }
+    free(h->chunks);
+    h->copy   = -1;
+    h->chunks = NULL;
+}
+
+/* SHA-256 of the host file at `path`, keeping its bytes in a sealed memfd (up to copy_max) or
+ * a tag per chunk. `pausable`: the prefetcher, which may be paused between blocks. */
+static void hash_file(struct verifier* v, const char* path, bool pausable, struct hashed* h) {
+    uint64_t start = time_now_ns();
+    *h             = (struct hashed){.copy = -1};
+    int fd         = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISREG(st.st_mode) ? -errno : -EACCES;
-        close(fd);
-        return e;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        h->err = fd < 0 || S_ISREG(st.st_mode) ? -errno : -EACCES;
+        if (fd >= 0)
+            close(fd);
+        return;
     }
     size_t size = (size_t)st.st_size;
     bool keep   = size <= v->copy_max &&
                 __atomic_add_fetch(&v->copy_bytes, size, __ATOMIC_RELAXED) <= COPY_BUDGET;
     if (!keep && size <= v->copy_max)
         __atomic_sub_fetch(&v->copy_bytes, size, __ATOMIC_RELAXED);
-    size_t nchunks       = (size + CHUNK_SIZE - 1) / CHUNK_SIZE;
-    uint8_t(*chunks)[16] = keep ? NULL : xcalloc(nchunks + 1, 16);
-    int copy     = keep ? memfd_create("moat-trusted", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
-    int r        = keep && copy < 0 ? -errno : 0;
-    uint8_t* buf = xmalloc(BLOCK_SIZE);
-    struct sha256_ctx ctx;
-    bool ctx_ok = false;
-    if (r == 0 && (r = sha256_init(&ctx)) == 0)
-        ctx_ok = true;
+    h->size   = (off_t)size;
+    h->tag_id = __atomic_add_fetch(&v->next_tag_id, 1, __ATOMIC_RELAXED);
+    if (keep && (h->copy = memfd_create("moat-trusted", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) {
+        h->err = -errno;
+        __atomic_sub_fetch(&v->copy_bytes, size, __ATOMIC_RELAXED);
+        close(fd);
+        return;
+    }
+    size_t nchunks = (size + CHUNK_SIZE - 1) / CHUNK_SIZE;
+    if (!keep)
+        h->chunks = xcalloc(nchunks + 1, 16);
+    uint8_t* buf          = xmalloc(BLOCK_SIZE);
+    struct sha256_ctx ctx = {0};
+    int r                 = sha256_init(&ctx);
     for (size_t off = 0; r == 0 && off < size; off += BLOCK_SIZE) {
-        if (prefetch)
+        if (pausable)
             pause_point(v);
         size_t want = size - off < BLOCK_SIZE ? size - off : BLOCK_SIZE;
         ssize_t got = read_full(fd, buf, want);
@@ -150,49 +200,100 @@ static int check(struct verifier* v, size_t i, bool prefetch) {
         r = sha256_update(&ctx, buf, want);
         for (size_t c = 0; r == 0 && !keep && c * CHUNK_SIZE < want; c++) {
             size_t clen = want - c * CHUNK_SIZE < CHUNK_SIZE ? want - c * CHUNK_SIZE : CHUNK_SIZE;
-            r           = chunk_tag(v, i, off / CHUNK_SIZE + c, buf + c * CHUNK_SIZE, clen,
-                                    chunks[off / CHUNK_SIZE + c]);
+            r           = chunk_tag(v, h->tag_id, off / CHUNK_SIZE + c, buf + c * CHUNK_SIZE, clen,
+                                    h->chunks[off / CHUNK_SIZE + c]);
         }
         if (r == 0 && keep)
-            r = write_all(copy, buf, want);
+            r = write_all(h->copy, buf, want);
     }
-    uint8_t digest[32];
     if (r == 0)
-        r = sha256_final(&ctx, digest);
-    if (ctx_ok)
+        r = sha256_final(&ctx, h->digest);
+    else if (ctx.md)
         sha256_ctx_free(&ctx);
     if (r == 0 && keep &&
-        fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        fcntl(h->copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
         r = -errno;
     free(buf);
     close(fd);
+    if (r < 0) {
+        /* a read error or a file that changed while it was hashed: it cannot be verified */
+        hashed_discard(v, h);
+        memset(h->digest, 0, sizeof(h->digest));
+    }
     __atomic_add_fetch(&v->hashed, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&v->hash_ns, time_now_ns() - start, __ATOMIC_RELAXED);
-    if (r < 0 || CRYPTO_memcmp(digest, t->sha256, 32) != 0) {
+}
+
+/* The verdict on file i from a hash: its state becomes VF_OK (taking the copy or tags) or
+ * VF_BAD. Called with the file's lock held. */
+static int adopt(struct verifier* v, size_t i, struct hashed* h) {
+    const struct trusted_entry* t = &v->policy->trusted[i];
+    struct vfile* f               = &v->files[i];
+    bool ok                       = h->err == 0 && (h->copy >= 0 || h->chunks || h->size == 0) &&
+              CRYPTO_memcmp(h->digest, t->sha256, SHA256_DIGEST_SIZE) == 0;
+    if (!ok) {
         moat_log(LOG_LEVEL_WARNING,
                  "Hash of trusted file '%s' does not match with the reference hash in manifest",
                  t->path);
+        hashed_discard(v, h);
         f->state = VF_BAD;
-        free(chunks);
-        if (copy >= 0)
-            close(copy);
-        if (keep)
-            __atomic_sub_fetch(&v->copy_bytes, size, __ATOMIC_RELAXED);
         return -EPERM;
     }
-    f->size   = (off_t)size;
-    f->copy   = copy;
-    f->chunks = chunks;
+    f->size   = h->size;
+    f->copy   = h->copy;
+    f->chunks = h->chunks;
+    f->tag_id = h->tag_id;
+    h->copy   = -1;
+    h->chunks = NULL;
     f->state  = VF_OK;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The manifest's files                                                                       */
+
+void verifier_set_policy(struct verifier* v, const struct file_policy* policy) {
+    v->policy = policy;
+    v->files  = xcalloc(policy->ntrusted ? policy->ntrusted : 1, sizeof(*v->files));
+    for (size_t i = 0; i < policy->ntrusted; i++)
+        v->files[i].copy = -1;
+    for (size_t k = 0; k < v->npre; k++) {
+        const struct trusted_entry* t;
+        if (file_policy_classify(policy, v->pre[k].path, &t) == FILE_TRUSTED)
+            v->files[index_of(v, t)].pre = &v->pre[k];
+    }
 }
 
 int verifier_open(struct verifier* v, const struct trusted_entry* t, struct vfile** ret) {
     size_t i        = index_of(v, t);
     struct vfile* f = &v->files[i];
     uint64_t start  = time_now_ns();
+    int r           = 0;
     pthread_mutex_lock(lock_of(v, i));
-    int r = f->state == VF_OK ? 0 : f->state == VF_BAD ? -EPERM : check(v, i, false);
+    if (f->state == VF_BAD) {
+        r = -EPERM;
+    } else if (f->state == VF_UNCHECKED) {
+        struct prefetched* p = f->pre;
+        struct hashed fresh;
+        struct hashed* h = &fresh;
+        if (p) {
+            pthread_mutex_lock(&p->lock); /* waits while the prefetcher hashes it */
+            if (!p->done || p->h.err) {   /* not reached, or could not read it then */
+                hashed_discard(v, &p->h);
+                hash_file(v, t->path, false, &p->h);
+                p->done = true;
+            }
+            p->adopted = true;
+            h          = &p->h;
+        } else {
+            hash_file(v, t->path, false, &fresh);
+        }
+        r = h->err ? h->err : adopt(v, i, h); /* an unreadable file gets no verdict */
+        if (h->err)
+            hashed_discard(v, h);
+        if (p)
+            pthread_mutex_unlock(&p->lock);
+    }
     if (r == 0 && !f->order)
         f->order = __atomic_add_fetch(&v->next_order, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(lock_of(v, i));
@@ -223,7 +324,6 @@ int verifier_read(struct verifier* v, const struct vfile* f, const struct truste
         *ret_len = (size_t)got;
         return 0;
     }
-    size_t file  = index_of(v, t);
     uint8_t* buf = xmalloc(CHUNK_SIZE);
     size_t done  = 0;
     int r        = 0;
@@ -231,9 +331,9 @@ int verifier_read(struct verifier* v, const struct vfile* f, const struct truste
         off_t cstart = (off_t)c * CHUNK_SIZE;
         size_t clen  = (size_t)(f->size - cstart < CHUNK_SIZE ? f->size - cstart : CHUNK_SIZE);
         ssize_t got  = pread(host_fd, buf, clen, cstart);
-        uint8_t h[16];
-        if (got != (ssize_t)clen || chunk_tag(v, file, c, buf, clen, h) < 0 ||
-            CRYPTO_memcmp(h, f->chunks[c], 16) != 0) {
+        uint8_t tag[16];
+        if (got != (ssize_t)clen || chunk_tag(v, f->tag_id, c, buf, clen, tag) < 0 ||
+            CRYPTO_memcmp(tag, f->chunks[c], 16) != 0) {
             moat_log(LOG_LEVEL_ERROR,
                      "Trusted file '%s' changed on the host: chunk %zu does not match its hash",
                      t->path, c);
@@ -255,18 +355,21 @@ int verifier_read(struct verifier* v, const struct vfile* f, const struct truste
 
 static void* prefetch_main(void* arg) {
     struct verifier* v = arg;
-    char* save         = NULL;
-    for (char* line = strtok_r(v->hints, "\n", &save);
-         line && !__atomic_load_n(&v->stop, __ATOMIC_RELAXED); line = strtok_r(NULL, "\n", &save)) {
+    /* OpenSSL's set-up (providers, method store) happens here, off the app's path */
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    if (sha256_buf("", 0, digest) < 0)
+        moat_log(LOG_LEVEL_DEBUG, "OpenSSL's SHA-256 is not available");
+    pthread_once(&g_gcm_once, gcm_fetch);
+    for (size_t k = 0; k < v->npre && !__atomic_load_n(&v->stop, __ATOMIC_RELAXED); k++) {
         pause_point(v);
-        const struct trusted_entry* t;
-        if (file_policy_classify(v->policy, line, &t) != FILE_TRUSTED)
-            continue; /* the manifest changed since: not listed any more */
-        size_t i = index_of(v, t);
-        pthread_mutex_lock(lock_of(v, i));
-        if (v->files[i].state == VF_UNCHECKED && check(v, i, true) != -EPERM)
-            v->prefetched++;
-        pthread_mutex_unlock(lock_of(v, i));
+        struct prefetched* p = &v->pre[k];
+        pthread_mutex_lock(&p->lock);
+        if (!p->done && !p->adopted) {
+            hash_file(v, p->path, true, &p->h);
+            p->done = true;
+            __atomic_add_fetch(&v->prefetched, 1, __ATOMIC_RELAXED);
+        }
+        pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_lock(&v->pause_lock);
     v->done = true;
@@ -278,8 +381,20 @@ static void* prefetch_main(void* arg) {
 void verifier_prefetch(struct verifier* v, const char* order_file) {
     size_t len;
     struct moat_error err = {0};
-    if (v->prefetching || !order_file || read_file(order_file, &v->hints, &len, &err) < 0)
+    if (v->prefetching)
         return;
+    if (!order_file || read_file(order_file, &v->hints, &len, &err) < 0)
+        v->hints = xstrdup(""); /* nothing to hash ahead; OpenSSL still warms up there */
+    v->hints_text = xstrdup(v->hints);
+    char* save    = NULL;
+    for (char* line = strtok_r(v->hints, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] != '/')
+            continue;
+        v->pre          = xrealloc(v->pre, (v->npre + 1) * sizeof(*v->pre));
+        v->pre[v->npre] = (struct prefetched){.path = line, .h = {.copy = -1}};
+        pthread_mutex_init(&v->pre[v->npre].lock, NULL);
+        v->npre++;
+    }
     v->prefetching = pthread_create(&v->thread, NULL, prefetch_main, v) == 0;
 }
 
@@ -299,6 +414,8 @@ static int order_cmp(const void* a, const void* b) {
 }
 
 int verifier_save_order(struct verifier* v, const char* order_file, struct moat_error* err) {
+    if (!v->policy)
+        return 0;
     size_t n            = 0;
     struct vfile** used = xcalloc(v->policy->ntrusted + 1, sizeof(*used));
     for (size_t i = 0; i < v->policy->ntrusted; i++)
@@ -309,7 +426,22 @@ int verifier_save_order(struct verifier* v, const char* order_file, struct moat_
     for (size_t i = 0; i < n; i++)
         strbuf_printf(&sb, "%s\n", v->policy->trusted[used[i] - v->files].path);
     free(used);
-    int r = n ? write_file_atomic(order_file, sb.buf, sb.len, 0600, err) : 0;
+    /* unchanged: nothing to write. Otherwise a plain replace: a hint needs no fsync, and a
+     * torn one only costs the next run some time */
+    int r = 0;
+    if (n && !(v->hints_text && !strcmp(v->hints_text, sb.buf))) {
+        _cleanup_free_ char* tmp = xasprintf("%s.%d.tmp", order_file, (int)getpid());
+        int fd                   = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        r                        = fd < 0 ? -errno : write_all(fd, sb.buf, sb.len);
+        if (fd >= 0 && close(fd) < 0 && r == 0)
+            r = -errno;
+        if (r == 0 && rename(tmp, order_file) < 0)
+            r = -errno;
+        if (r < 0) {
+            unlink(tmp);
+            moat_error_set_errno(err, r, "cannot write %s", order_file);
+        }
+    }
     strbuf_free(&sb);
     return r;
 }
@@ -326,13 +458,19 @@ void verifier_free(struct verifier* v) {
     if (!v)
         return;
     verifier_stop(v);
-    for (size_t i = 0; i < v->policy->ntrusted; i++) {
+    for (size_t i = 0; v->policy && i < v->policy->ntrusted; i++) {
         free(v->files[i].chunks);
         if (v->files[i].copy >= 0)
             close(v->files[i].copy);
     }
+    for (size_t k = 0; k < v->npre; k++) {
+        hashed_discard(v, &v->pre[k].h);
+        pthread_mutex_destroy(&v->pre[k].lock);
+    }
+    free(v->pre);
     free(v->files);
     free(v->hints);
+    free(v->hints_text);
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_destroy(&v->locks[i]);
     pthread_mutex_destroy(&v->pause_lock);
