@@ -3,7 +3,8 @@
 #   helloworld start-up (target: <= +30 ms), python3 importing the standard library
 #   (target: <= 1.25x wall time), redis-benchmark SET/GET with 50 clients (target: >= 0.95x),
 #   nginx serving a 10 KiB file to wrk (target: >= 0.95x).
-# usage: bench/run_overhead.sh BUILD_DIR        RUNS (default 10) start-up repetitions
+# usage: bench/run_overhead.sh BUILD_DIR   RUNS (default 20) start-up pairs, ROUNDS (default 5)
+#        server rounds; see bench/README.md
 set -euo pipefail
 build=${1:-build}
 moat=$(realpath "$build/src/cli/moat")
