@@ -93,12 +93,7 @@ static void check_enum(struct check_ctx* c, const struct checked* k, const char*
 }
 
 static bool is_hex(const char* s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-            return false;
-    }
-    return true;
+    return strspn(s, "0123456789abcdefABCDEF") >= n; /* glibc's strspn uses a table */
 }
 
 /* ---------------------------------------------------------------------------------------- */

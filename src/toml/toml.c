@@ -14,6 +14,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "toml.h"
@@ -197,16 +198,28 @@ static int validate_utf8(struct parser* p) {
     const unsigned char* s = (const unsigned char*)p->s;
     size_t i               = 0;
     while (i < p->len) {
+        /* ASCII runs, eight bytes at a time (manifests are almost all ASCII) */
+        while (i + 8 <= p->len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= p->len)
+            break;
         if (s[i] < 0x80) {
-            if (s[i] == '\n') {
-                p->line++;
-                p->line_start = i + 1;
-            }
             i++;
             continue;
         }
         size_t n = utf8_len(s + i, p->len - i);
         if (n == 0) {
+            /* the error names the line and column of the offending byte */
+            for (size_t j = 0; j < i; j++)
+                if (s[j] == '\n') {
+                    p->line++;
+                    p->line_start = j + 1;
+                }
             p->pos = i;
             PARSE_FAIL(p, "invalid UTF-8 byte sequence");
         }
@@ -301,7 +314,21 @@ static int string_char(struct parser* p, struct strbuf* sb, bool multiline) {
 }
 
 /* Parses any of the four string forms at the current position. */
+/* Bytes that end a run of ordinary characters in a one-line string: its quote, a control
+ * character (tab is allowed), and for basic strings the backslash. Filled at first use. */
+static uint8_t g_stop_basic[256], g_stop_literal[256];
+static pthread_once_t g_stop_once = PTHREAD_ONCE_INIT;
+
+static void stop_tables_init(void) {
+    for (int c = 0; c < 256; c++) {
+        bool ctl          = is_control(c);
+        g_stop_basic[c]   = ctl || c == '"' || c == '\\';
+        g_stop_literal[c] = ctl || c == '\'';
+    }
+}
+
 static int parse_string(struct parser* p, struct strbuf* sb, bool allow_multiline) {
+    pthread_once(&g_stop_once, stop_tables_init);
     bool literal   = peek(p) == '\'';
     const char* q3 = literal ? "'''" : "\"\"\"";
     char q         = literal ? '\'' : '"';
@@ -348,13 +375,10 @@ static int parse_string(struct parser* p, struct strbuf* sb, bool allow_multilin
     p->pos++;
     for (;;) {
         /* fast path: a run of ordinary characters is copied at once */
-        size_t run = p->pos;
-        while (run < p->len) {
-            unsigned char ch = (unsigned char)p->s[run];
-            if (ch == (unsigned char)q || ch == '\\' || is_control(ch))
-                break;
+        const uint8_t* stop = literal ? g_stop_literal : g_stop_basic;
+        size_t run          = p->pos;
+        while (run < p->len && !stop[(unsigned char)p->s[run]])
             run++;
-        }
         if (run > p->pos) {
             strbuf_append(sb, p->s + p->pos, run - p->pos);
             p->pos = run;
