@@ -3,14 +3,23 @@
 MOAT is the path of the binary under test (scripts/check sets it to the ASan build); without it
 the tests look for build-asan/ then build/ in the source tree.
 """
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "testdata"
+
+# `moat run` keeps the order of trusted files per manifest under $XDG_CACHE_HOME/moat; tests
+# keep theirs out of the developer's cache
+if "XDG_CACHE_HOME" not in os.environ:
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="moat-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 
 def moat_binary() -> Path:

@@ -9,10 +9,12 @@
  *   read-only; pivot_root; limits; no_new_privs; capabilities dropped; seccomp; then forks the
  *   app and reaps until it exits, passing its status on.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -675,6 +677,50 @@ static char* order_file(const char* manifest_path) {
     return xasprintf("%s/%016llx", dir, (unsigned long long)h);
 }
 
+/* Keeps the order directory to its ORDER_FILES_MAX most recently used files (one per
+ * manifest path ever run): the oldest go. */
+#define ORDER_FILES_MAX 256
+
+static void prune_order_files(const char* order_file) {
+    _cleanup_free_ char* dir =
+        xstrndup(order_file, (size_t)(strrchr(order_file, '/') - order_file));
+    struct dirent** names = NULL;
+    int n                 = scandir(dir, &names, NULL, NULL);
+    if (n <= ORDER_FILES_MAX) {
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return;
+    }
+    struct aged {
+        time_t mtime;
+        char* path;
+    }* files      = xcalloc((size_t)n, sizeof(*files));
+    size_t nfiles = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        char* path = xasprintf("%s/%s", dir, names[i]->d_name);
+        if (names[i]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+            files[nfiles++] = (struct aged){st.st_mtime, path};
+        else
+            free(path);
+        free(names[i]);
+    }
+    free(names);
+    for (size_t i = 1; i < nfiles; i++) /* newest first (insertion sort: runs rarely) */
+        for (size_t j = i; j > 0 && files[j].mtime > files[j - 1].mtime; j--) {
+            struct aged t = files[j];
+            files[j]      = files[j - 1];
+            files[j - 1]  = t;
+        }
+    for (size_t i = 0; i < nfiles; i++) {
+        if (i >= ORDER_FILES_MAX)
+            unlink(files[i].path);
+        free(files[i].path);
+    }
+    free(files);
+}
+
 static volatile sig_atomic_t g_child_pid;
 static volatile sig_atomic_t g_forward_term;
 
@@ -686,6 +732,9 @@ static void on_term(int sig) {
 int sandbox_run(const struct run_opts* opts) {
     struct sandbox sb     = {.opts = opts, .sock = {-1, -1}};
     struct moat_error err = {0};
+    /* moat run uses OpenSSL for hashes and GMAC only: the system's openssl.cnf (TLS policy,
+     * providers) is not needed, and reading it costs about 1 ms before the first hash */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     /* the files the last run of this manifest opened are hashed from now on, on another core,
      * while the manifest is parsed and the sandbox set up. Files up to 64 MiB are verified into
      * a sealed copy when passthrough can hand it to the kernel (root); else up to 1 MiB. */
@@ -802,6 +851,8 @@ out:
     verifier_stop(ver);
     if (order && served && verifier_save_order(ver, order, &err) < 0)
         log_debug("cannot keep the order of trusted files: %s", err.msg);
+    else if (order && served)
+        prune_order_files(order);
     verifier_free(ver);
     free(order);
     free(sb.manifest_path);
