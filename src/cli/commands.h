@@ -34,3 +34,4 @@ extern const struct moat_command cmd_manifest_argv;
 extern const struct moat_command cmd_sign;
 extern const struct moat_command cmd_sigstruct_view;
 extern const struct moat_command cmd_run;
+extern const struct moat_command cmd_pf;

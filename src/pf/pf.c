@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Gramine's encrypted-file format: see pf.h and ../shared/reference/gramine.md §4. */
+#include "pf.h"
+
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HEADER_V2      59 /* file_id 8, major 1, minor 1, nonce 32, mac 16, flags 1 */
+#define HEADER_V1      58
+#define ENCRYPTED_SIZE 3884
+#define OFF_FILE_SIZE  772
+#define OFF_ROOT_KEY   780
+#define OFF_ROOT_MAC   796
+#define OFF_FILE_DATA  812
+#define FLAG_PENDING   0x01
+#define METADATA_LABEL "SGX-PROTECTED-FS-METADATA-KEY"
+#define DATA_CACHE_MAX 48 /* decrypted data nodes kept (Gramine's cache size) */
+
+static const char* const g_status[] = {
+    [PF_SUCCESS]              = "Success",
+    [PF_UNKNOWN_ERROR]        = "Unknown error",
+    [PF_UNINITIALIZED]        = "Protected Files uninitialized",
+    [PF_INVALID_PARAMETER]    = "Invalid parameter",
+    [PF_INVALID_MODE]         = "Invalid mode",
+    [PF_NO_MEMORY]            = "Not enough memory",
+    [PF_INVALID_VERSION]      = "Invalid version",
+    [PF_INVALID_HEADER]       = "Invalid header",
+    [PF_INVALID_PATH]         = "Invalid path",
+    [PF_MAC_MISMATCH]         = "MAC mismatch",
+    [PF_NOT_IMPLEMENTED]      = "Functionality not implemented",
+    [PF_CALLBACK_FAILED]      = "Callback failed",
+    [PF_PATH_TOO_LONG]        = "Path is too long",
+    [PF_RECOVERY_NEEDED]      = "File recovery needed but failed",
+    [PF_FLUSH_ERROR]          = "Flush error",
+    [PF_CRYPTO_ERROR]         = "Crypto error",
+    [PF_CORRUPTED]            = "File is corrupted",
+    [PF_WRITE_TO_DISK_FAILED] = "Write to disk failed",
+};
+
+const char* pf_strerror(enum pf_status status) {
+    return (unsigned)status < sizeof(g_status) / sizeof(g_status[0]) ? g_status[status]
+                                                                     : "Unknown error";
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Node numbering (reference §4.4)                                                            */
+
+uint64_t pf_physical_data_node(uint64_t d) {
+    return d + 2 + d / PF_DATA_PER_MHT;
+}
+
+uint64_t pf_physical_mht_node(uint64_t m) {
+    return m == 0 ? 1 : 1 + (PF_DATA_PER_MHT + 1) * m;
+}
+
+uint64_t pf_data_node_count(uint64_t size) {
+    return size <= PF_MD_USER_DATA ? 0 : (size - PF_MD_USER_DATA + PF_NODE_SIZE - 1) / PF_NODE_SIZE;
+}
+
+uint64_t pf_mht_node_count(uint64_t size) {
+    uint64_t d = pf_data_node_count(size);
+    return (d + PF_DATA_PER_MHT - 1) / PF_DATA_PER_MHT;
+}
+
+uint64_t pf_disk_size(uint64_t size) {
+    uint64_t d = pf_data_node_count(size);
+    return d == 0 ? PF_NODE_SIZE : (pf_physical_data_node(d - 1) + 1) * PF_NODE_SIZE;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Crypto: AES-128-GCM with a zero IV and no AAD; the metadata key by AES-128-CMAC KDF         */
+
+static enum pf_status gcm(bool encrypt, const uint8_t key[PF_KEY_SIZE], const uint8_t* in,
+                          size_t len, uint8_t* out, uint8_t mac[PF_MAC_SIZE]) {
+    static const uint8_t iv[12] = {0};
+    EVP_CIPHER_CTX* ctx         = EVP_CIPHER_CTX_new();
+    int n = 0, ok = ctx != NULL;
+    if (encrypt) {
+        ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, iv) &&
+             EVP_EncryptUpdate(ctx, out, &n, in, (int)len) &&
+             EVP_EncryptFinal_ex(ctx, out + n, &n) &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PF_MAC_SIZE, mac);
+        EVP_CIPHER_CTX_free(ctx);
+        return ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
+    }
+    ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, iv) &&
+         EVP_DecryptUpdate(ctx, out, &n, in, (int)len) &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PF_MAC_SIZE, mac);
+    if (!ok) {
+        EVP_CIPHER_CTX_free(ctx);
+        return PF_CRYPTO_ERROR;
+    }
+    ok = EVP_DecryptFinal_ex(ctx, out + n, &n);
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? PF_SUCCESS : PF_MAC_MISMATCH;
+}
+
+/* NIST SP 800-108 counter mode, one block: AES-128-CMAC(KDK, 1 | label | nonce | 128). */
+static enum pf_status metadata_key(const uint8_t kdk[PF_KEY_SIZE], const uint8_t nonce[32],
+                                   uint8_t out[PF_KEY_SIZE]) {
+    uint8_t input[4 + 64 + 32 + 4] = {0};
+    uint32_t counter = 1, bits = 128; /* little-endian on disk and here */
+    memcpy(input, &counter, 4);
+    memcpy(input + 4, METADATA_LABEL, sizeof(METADATA_LABEL) - 1);
+    memcpy(input + 68, nonce, 32);
+    memcpy(input + 100, &bits, 4);
+    EVP_MAC* mac        = EVP_MAC_fetch(NULL, "CMAC", NULL);
+    EVP_MAC_CTX* ctx    = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    char cipher[]       = "AES-128-CBC";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t n = 0;
+    int ok   = ctx && EVP_MAC_init(ctx, kdk, PF_KEY_SIZE, params) &&
+             EVP_MAC_update(ctx, input, sizeof(input)) &&
+             EVP_MAC_final(ctx, out, &n, PF_KEY_SIZE) && n == PF_KEY_SIZE;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    OPENSSL_cleanse(input, sizeof(input));
+    return ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Nodes                                                                                      */
+
+struct node {
+    bool mht;
+    uint64_t number; /* logical: data node d or MHT m */
+    bool dirty;
+    struct node *prev, *next; /* data nodes: LRU list, most recent first */
+    uint8_t plain[PF_NODE_SIZE];
+};
+
+struct pf_file {
+    int fd;
+    bool writable;
+    uint8_t kdk[PF_KEY_SIZE];
+    uint8_t header[HEADER_V2];    /* as on disk (v2 layout once migrated) */
+    uint8_t meta[ENCRYPTED_SIZE]; /* decrypted metadata */
+    bool meta_dirty;
+    uint64_t size;
+    struct node** mhts; /* loaded MHT nodes by number (never evicted) */
+    size_t nmhts;
+    size_t ndata; /* loaded data nodes, on the LRU list */
+    struct node *lru_head, *lru_tail;
+};
+
+static uint64_t get_u64(const uint8_t* p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static void put_u64(uint8_t* p, uint64_t v) {
+    memcpy(p, &v, 8);
+}
+
+static enum pf_status read_node(const struct pf_file* pf, uint64_t physical, uint8_t* out) {
+    ssize_t n = pread(pf->fd, out, PF_NODE_SIZE, (off_t)(physical * PF_NODE_SIZE));
+    return n == PF_NODE_SIZE ? PF_SUCCESS : n < 0 ? PF_CALLBACK_FAILED : PF_CORRUPTED;
+}
+
+static enum pf_status write_node(const struct pf_file* pf, uint64_t physical, const uint8_t* in) {
+    size_t done = 0;
+    while (done < PF_NODE_SIZE) {
+        ssize_t n =
+            pwrite(pf->fd, in + done, PF_NODE_SIZE - done, (off_t)(physical * PF_NODE_SIZE + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return PF_WRITE_TO_DISK_FAILED;
+        done += (size_t)n;
+    }
+    return PF_SUCCESS;
+}
+
+/* The key and tag slot that protects a node: in its parent MHT, or in the metadata for the
+ * root MHT. */
+static uint8_t* slot_of(struct pf_file* pf, struct node* parent, bool mht, uint64_t number) {
+    if (mht && number == 0)
+        return pf->meta + OFF_ROOT_KEY; /* key then mac, adjacent */
+    if (mht)
+        return parent->plain + PF_DATA_PER_MHT * 32 + ((number - 1) % PF_CHILDREN_MHT) * 32;
+    return parent->plain + (number % PF_DATA_PER_MHT) * 32;
+}
+
+static uint64_t parent_mht(bool mht, uint64_t number) {
+    return mht ? (number - 1) / PF_CHILDREN_MHT : number / PF_DATA_PER_MHT;
+}
+
+static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret);
+
+/* Loads (decrypting and checking) or creates node (mht, number); `exists`: on disk. */
+static enum pf_status load_node(struct pf_file* pf, bool mht, uint64_t number, bool exists,
+                                struct node** ret) {
+    struct node* parent = NULL;
+    enum pf_status s    = PF_SUCCESS;
+    if (!(mht && number == 0))
+        s = get_mht(pf, parent_mht(mht, number), &parent);
+    if (s != PF_SUCCESS)
+        return s;
+    struct node* n = calloc(1, sizeof(*n));
+    if (!n)
+        return PF_NO_MEMORY;
+    n->mht    = mht;
+    n->number = number;
+    if (!exists) {
+        n->dirty = true; /* a new node: zeros until written */
+        *ret     = n;
+        return PF_SUCCESS;
+    }
+    uint8_t cipher[PF_NODE_SIZE];
+    s = read_node(pf, mht ? pf_physical_mht_node(number) : pf_physical_data_node(number), cipher);
+    uint8_t* slot = slot_of(pf, parent, mht, number);
+    if (s == PF_SUCCESS)
+        s = gcm(false, slot, cipher, PF_NODE_SIZE, n->plain, slot + PF_KEY_SIZE);
+    if (s != PF_SUCCESS) {
+        free(n);
+        return s;
+    }
+    *ret = n;
+    return PF_SUCCESS;
+}
+
+static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret) {
+    if (m < pf->nmhts && pf->mhts[m]) {
+        *ret = pf->mhts[m];
+        return PF_SUCCESS;
+    }
+    if (m >= pf->nmhts) {
+        size_t cap          = m + 1 > 2 * pf->nmhts ? m + 1 : 2 * pf->nmhts;
+        struct node** grown = realloc(pf->mhts, cap * sizeof(*grown));
+        if (!grown)
+            return PF_NO_MEMORY;
+        memset(grown + pf->nmhts, 0, (cap - pf->nmhts) * sizeof(*grown));
+        pf->mhts  = grown;
+        pf->nmhts = cap;
+    }
+    struct node* n;
+    enum pf_status s = load_node(pf, true, m, m < pf_mht_node_count(pf->size), &n);
+    if (s != PF_SUCCESS)
+        return s;
+    if (n->dirty) /* a new MHT: its parent's slot changes on flush */
+        pf->meta_dirty = true;
+    pf->mhts[m] = n;
+    *ret        = n;
+    return PF_SUCCESS;
+}
+
+/* Data-node cache: at most DATA_CACHE_MAX nodes on an LRU list, found by walking it. */
+static struct node* data_find(const struct pf_file* pf, uint64_t d) {
+    for (struct node* n = pf->lru_head; n; n = n->next)
+        if (n->number == d)
+            return n;
+    return NULL;
+}
+
+static void lru_unlink(struct pf_file* pf, struct node* n) {
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        pf->lru_head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        pf->lru_tail = n->prev;
+    n->prev = n->next = NULL;
+}
+
+static void lru_front(struct pf_file* pf, struct node* n) {
+    n->next = pf->lru_head;
+    if (pf->lru_head)
+        pf->lru_head->prev = n;
+    pf->lru_head = n;
+    if (!pf->lru_tail)
+        pf->lru_tail = n;
+}
+
+static void data_remove(struct pf_file* pf, struct node* n) {
+    lru_unlink(pf, n);
+    pf->ndata--;
+    OPENSSL_cleanse(n->plain, sizeof(n->plain));
+    free(n);
+}
+
+static void data_insert(struct pf_file* pf, struct node* n) {
+    lru_front(pf, n);
+    pf->ndata++;
+}
+
+static enum pf_status flush(struct pf_file* pf);
+
+/* Data node d, loaded or created (`exists`: within the file's current size). Keeps the cache
+ * within DATA_CACHE_MAX nodes: the least recently used clean node goes; when only dirty ones
+ * are left, everything is flushed first, as Gramine does. */
+static enum pf_status get_data(struct pf_file* pf, uint64_t d, struct node** ret) {
+    struct node* n = data_find(pf, d);
+    if (n) {
+        lru_unlink(pf, n);
+        lru_front(pf, n);
+        *ret = n;
+        return PF_SUCCESS;
+    }
+    if (pf->ndata >= DATA_CACHE_MAX) {
+        struct node* victim = pf->lru_tail;
+        while (victim && victim->dirty)
+            victim = victim->prev;
+        if (!victim) {
+            enum pf_status s = flush(pf);
+            if (s != PF_SUCCESS)
+                return s;
+            victim = pf->lru_tail;
+        }
+        data_remove(pf, victim);
+    }
+    enum pf_status s = load_node(pf, false, d, d < pf_data_node_count(pf->size), &n);
+    if (s != PF_SUCCESS)
+        return s;
+    data_insert(pf, n);
+    *ret = n;
+    return PF_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Flush                                                                                      */
+
+static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
+    struct node* parent = NULL;
+    enum pf_status s    = PF_SUCCESS;
+    if (!(n->mht && n->number == 0))
+        s = get_mht(pf, parent_mht(n->mht, n->number), &parent);
+    if (s != PF_SUCCESS)
+        return s;
+    uint8_t* slot = slot_of(pf, parent, n->mht, n->number);
+    uint8_t cipher[PF_NODE_SIZE];
+    if (RAND_bytes(slot, PF_KEY_SIZE) != 1)
+        return PF_CRYPTO_ERROR;
+    s = gcm(true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
+    if (s == PF_SUCCESS)
+        s = write_node(pf,
+                       n->mht ? pf_physical_mht_node(n->number) : pf_physical_data_node(n->number),
+                       cipher);
+    if (s != PF_SUCCESS)
+        return s;
+    n->dirty = false;
+    if (parent)
+        parent->dirty = true;
+    else
+        pf->meta_dirty = true;
+    return PF_SUCCESS;
+}
+
+static enum pf_status write_metadata(struct pf_file* pf) {
+    uint8_t node[PF_NODE_SIZE] = {0};
+    uint8_t key[PF_KEY_SIZE];
+    memcpy(pf->header, PF_FILE_ID, 8);
+    pf->header[8]  = PF_MAJOR_VERSION;
+    pf->header[9]  = PF_MINOR_VERSION;
+    pf->header[58] = 0; /* no pending write (recovery is not written) */
+    put_u64(pf->meta + OFF_FILE_SIZE, pf->size);
+    if (RAND_bytes(pf->header + 10, 32) != 1)
+        return PF_CRYPTO_ERROR;
+    enum pf_status s = metadata_key(pf->kdk, pf->header + 10, key);
+    if (s == PF_SUCCESS)
+        s = gcm(true, key, pf->meta, ENCRYPTED_SIZE, node + HEADER_V2, pf->header + 42);
+    OPENSSL_cleanse(key, sizeof(key));
+    memcpy(node, pf->header, HEADER_V2);
+    if (s == PF_SUCCESS)
+        s = write_node(pf, 0, node);
+    if (s == PF_SUCCESS)
+        pf->meta_dirty = false;
+    return s;
+}
+
+static enum pf_status flush(struct pf_file* pf) {
+    enum pf_status s = PF_SUCCESS;
+    /* data nodes first: each puts a new key and tag into its MHT */
+    for (struct node* n = pf->lru_head; n && s == PF_SUCCESS; n = n->next)
+        if (n->dirty)
+            s = encrypt_node(pf, n);
+    /* then MHT nodes bottom-up, highest number first: each puts its key and tag into its
+     * parent (a lower number, still to come), the root into the metadata */
+    for (size_t m = pf->nmhts; s == PF_SUCCESS && m-- > 0;)
+        if (pf->mhts[m] && pf->mhts[m]->dirty)
+            s = encrypt_node(pf, pf->mhts[m]);
+    if (s == PF_SUCCESS && pf->meta_dirty)
+        s = write_metadata(pf);
+    if (s == PF_SUCCESS && ftruncate(pf->fd, (off_t)pf_disk_size(pf->size)) < 0)
+        s = PF_WRITE_TO_DISK_FAILED;
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Opening                                                                                    */
+
+enum pf_status pf_read_header(int fd, struct pf_header* ret) {
+    struct stat st;
+    uint8_t node[HEADER_V2];
+    memset(ret, 0, sizeof(*ret));
+    if (fstat(fd, &st) < 0)
+        return PF_CALLBACK_FAILED;
+    if (st.st_size < PF_NODE_SIZE || st.st_size % PF_NODE_SIZE)
+        return PF_INVALID_HEADER;
+    if (pread(fd, node, sizeof(node), 0) != (ssize_t)sizeof(node))
+        return PF_CALLBACK_FAILED;
+    if (memcmp(node, PF_FILE_ID, 8) != 0)
+        return PF_INVALID_HEADER;
+    ret->major = node[8];
+    ret->minor = node[9];
+    if (ret->major != 1 && ret->major != 2)
+        return PF_INVALID_VERSION;
+    memcpy(ret->nonce, node + 10, 32);
+    memcpy(ret->mac, node + 42, PF_MAC_SIZE);
+    ret->has_flags     = ret->major == 2;
+    ret->feature_flags = ret->has_flags ? node[58] : 0;
+    ret->disk_size     = (uint64_t)st.st_size;
+    return PF_SUCCESS;
+}
+
+static enum pf_status open_existing(struct pf_file* pf, const char* path, char* embedded) {
+    struct pf_header h;
+    enum pf_status s = pf_read_header(pf->fd, &h);
+    if (s != PF_SUCCESS)
+        return s;
+    if (h.has_flags && (h.feature_flags & FLAG_PENDING))
+        return PF_RECOVERY_NEEDED;
+    uint8_t node[PF_NODE_SIZE], key[PF_KEY_SIZE];
+    if ((s = read_node(pf, 0, node)) != PF_SUCCESS)
+        return s;
+    size_t enc = h.major == 1 ? HEADER_V1 : HEADER_V2;
+    if ((s = metadata_key(pf->kdk, h.nonce, key)) != PF_SUCCESS)
+        return s;
+    s = gcm(false, key, node + enc, ENCRYPTED_SIZE, pf->meta, h.mac);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (s != PF_SUCCESS)
+        return s;
+    memcpy(pf->header, node, HEADER_V1);
+    pf->header[58] = 0; /* v1 is read as v2 and written as v2 by the first flush */
+    if (memchr(pf->meta, 0, PF_PATH_MAX_SIZE) == NULL)
+        return PF_CORRUPTED;
+    if (path && strcmp((const char*)pf->meta, path) != 0) {
+        if (embedded)
+            memcpy(embedded, pf->meta, PF_PATH_MAX_SIZE);
+        return PF_INVALID_PATH;
+    }
+    pf->size = get_u64(pf->meta + OFF_FILE_SIZE);
+    if (pf->size > (UINT64_MAX >> 16) || pf_disk_size(pf->size) != h.disk_size)
+        return PF_CORRUPTED;
+    if (h.major == 1)
+        pf->meta_dirty = pf->writable; /* migrated when the file is written */
+    return PF_SUCCESS;
+}
+
+enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE], int flags,
+                       char* embedded, struct pf_file** ret) {
+    *ret = NULL;
+    if (fd < 0 || !key || !(flags & (PF_OPEN_READ | PF_OPEN_WRITE)) ||
+        (!path && (flags & PF_OPEN_WRITE)))
+        return PF_INVALID_PARAMETER;
+    if ((flags & PF_OPEN_CREATE) && !(flags & PF_OPEN_WRITE))
+        return PF_INVALID_MODE;
+    if (path && strlen(path) >= PF_PATH_MAX_SIZE)
+        return PF_PATH_TOO_LONG;
+    struct pf_file* pf = calloc(1, sizeof(*pf));
+    if (!pf)
+        return PF_NO_MEMORY;
+    pf->fd       = fd;
+    pf->writable = flags & PF_OPEN_WRITE;
+    memcpy(pf->kdk, key, PF_KEY_SIZE);
+    enum pf_status s;
+    if (flags & PF_OPEN_CREATE) {
+        strcpy((char*)pf->meta, path);
+        s = write_metadata(pf); /* creating writes the empty file at once */
+        if (s == PF_SUCCESS && ftruncate(fd, PF_NODE_SIZE) < 0)
+            s = PF_WRITE_TO_DISK_FAILED;
+    } else {
+        s = open_existing(pf, path, embedded);
+    }
+    if (s != PF_SUCCESS) {
+        pf->writable = false;
+        pf_close(pf);
+        return s;
+    }
+    *ret = pf;
+    return PF_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reading and writing                                                                        */
+
+enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf, size_t* ret_len) {
+    *ret_len = 0;
+    if (off >= pf->size)
+        return PF_SUCCESS;
+    if (size > pf->size - off)
+        size = (size_t)(pf->size - off);
+    uint8_t* out = buf;
+    while (*ret_len < size) {
+        uint64_t pos = off + *ret_len;
+        size_t want  = size - *ret_len;
+        const uint8_t* src;
+        size_t avail;
+        if (pos < PF_MD_USER_DATA) {
+            src   = pf->meta + OFF_FILE_DATA + pos;
+            avail = (size_t)(PF_MD_USER_DATA - pos);
+        } else {
+            uint64_t rel = pos - PF_MD_USER_DATA;
+            struct node* n;
+            enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
+            if (s != PF_SUCCESS)
+                return s;
+            src   = n->plain + rel % PF_NODE_SIZE;
+            avail = PF_NODE_SIZE - (size_t)(rel % PF_NODE_SIZE);
+        }
+        size_t take = want < avail ? want : avail;
+        memcpy(out + *ret_len, src, take);
+        *ret_len += take;
+    }
+    return PF_SUCCESS;
+}
+
+enum pf_status pf_write(struct pf_file* pf, uint64_t off, size_t size, const void* buf) {
+    if (!pf->writable)
+        return PF_INVALID_MODE;
+    if (off + size < off || off + size > (UINT64_MAX >> 16))
+        return PF_INVALID_PARAMETER;
+    if (off > pf->size) { /* the gap reads as zeros: write them through */
+        enum pf_status s = pf_set_size(pf, off);
+        if (s != PF_SUCCESS)
+            return s;
+    }
+    const uint8_t* in = buf;
+    size_t done       = 0;
+    while (done < size) {
+        uint64_t pos = off + done;
+        uint8_t* dst;
+        size_t room;
+        if (pos < PF_MD_USER_DATA) {
+            dst            = pf->meta + OFF_FILE_DATA + pos;
+            room           = (size_t)(PF_MD_USER_DATA - pos);
+            pf->meta_dirty = true;
+        } else {
+            uint64_t rel = pos - PF_MD_USER_DATA;
+            struct node* n;
+            enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
+            if (s != PF_SUCCESS)
+                return s;
+            dst      = n->plain + rel % PF_NODE_SIZE;
+            room     = PF_NODE_SIZE - (size_t)(rel % PF_NODE_SIZE);
+            n->dirty = true;
+        }
+        size_t take = size - done < room ? size - done : room;
+        memcpy(dst, in + done, take);
+        done += take;
+        if (pos + take > pf->size) {
+            pf->size       = pos + take;
+            pf->meta_dirty = true;
+        }
+    }
+    return PF_SUCCESS;
+}
+
+uint64_t pf_size(const struct pf_file* pf) {
+    return pf->size;
+}
+
+const char* pf_path(const struct pf_file* pf) {
+    return (const char*)pf->meta;
+}
+
+/* Shrinking: nodes past the new end go (their slots are cleared), the bytes of the last node
+ * past the end become zeros, and the disk file is cut at the next flush. */
+static enum pf_status shrink(struct pf_file* pf, uint64_t size) {
+    uint64_t keep_data = pf_data_node_count(size), keep_mht = pf_mht_node_count(size);
+    /* the tail of the last kept node (or of the metadata's file_data) */
+    if (size < PF_MD_USER_DATA) {
+        memset(pf->meta + OFF_FILE_DATA + size, 0, (size_t)(PF_MD_USER_DATA - size));
+    } else if (keep_data && (size - PF_MD_USER_DATA) % PF_NODE_SIZE) {
+        struct node* n;
+        enum pf_status s = get_data(pf, keep_data - 1, &n);
+        if (s != PF_SUCCESS)
+            return s;
+        size_t from = (size_t)((size - PF_MD_USER_DATA) % PF_NODE_SIZE);
+        memset(n->plain + from, 0, PF_NODE_SIZE - from);
+        n->dirty = true;
+    }
+    /* drop data nodes past the end, clearing their slots in kept MHTs */
+    for (struct node *n = pf->lru_head, *next; n; n = next) {
+        next = n->next;
+        if (n->number >= keep_data)
+            data_remove(pf, n);
+    }
+    uint64_t old_data = pf_data_node_count(pf->size);
+    for (uint64_t d = keep_data; d < old_data && d / PF_DATA_PER_MHT < keep_mht; d++) {
+        struct node* m;
+        enum pf_status s = get_mht(pf, d / PF_DATA_PER_MHT, &m);
+        if (s != PF_SUCCESS)
+            return s;
+        memset(slot_of(pf, m, false, d), 0, 32);
+        m->dirty = true;
+    }
+    /* drop MHT nodes past the end, clearing their slots in kept parents */
+    uint64_t old_mht = pf_mht_node_count(pf->size);
+    for (uint64_t m = keep_mht; m < old_mht; m++) {
+        if (m == 0) {
+            memset(pf->meta + OFF_ROOT_KEY, 0, 32);
+        } else if ((m - 1) / PF_CHILDREN_MHT < keep_mht) {
+            struct node* p;
+            enum pf_status s = get_mht(pf, (m - 1) / PF_CHILDREN_MHT, &p);
+            if (s != PF_SUCCESS)
+                return s;
+            memset(slot_of(pf, p, true, m), 0, 32);
+            p->dirty = true;
+        }
+        if (m < pf->nmhts && pf->mhts[m]) {
+            free(pf->mhts[m]);
+            pf->mhts[m] = NULL;
+        }
+    }
+    pf->size       = size;
+    pf->meta_dirty = true;
+    return PF_SUCCESS;
+}
+
+enum pf_status pf_set_size(struct pf_file* pf, uint64_t size) {
+    if (!pf->writable)
+        return PF_INVALID_MODE;
+    if (size > (UINT64_MAX >> 16))
+        return PF_INVALID_PARAMETER;
+    if (size < pf->size)
+        return shrink(pf, size);
+    static const uint8_t zeros[PF_NODE_SIZE];
+    while (pf->size < size) {
+        uint64_t chunk   = size - pf->size < PF_NODE_SIZE ? size - pf->size : PF_NODE_SIZE;
+        enum pf_status s = pf_write(pf, pf->size, (size_t)chunk, zeros);
+        if (s != PF_SUCCESS)
+            return s;
+    }
+    return PF_SUCCESS;
+}
+
+enum pf_status pf_rename(struct pf_file* pf, const char* new_path) {
+    if (!pf->writable)
+        return PF_INVALID_MODE;
+    if (strlen(new_path) >= PF_PATH_MAX_SIZE)
+        return PF_PATH_TOO_LONG;
+    memset(pf->meta, 0, PF_PATH_MAX_SIZE);
+    strcpy((char*)pf->meta, new_path);
+    pf->meta_dirty = true;
+    return flush(pf);
+}
+
+enum pf_status pf_flush(struct pf_file* pf) {
+    if (!pf->writable)
+        return PF_SUCCESS;
+    return flush(pf);
+}
+
+enum pf_status pf_close(struct pf_file* pf) {
+    if (!pf)
+        return PF_SUCCESS;
+    enum pf_status s = pf_flush(pf);
+    while (pf->lru_head)
+        data_remove(pf, pf->lru_head);
+    for (size_t m = 0; m < pf->nmhts; m++) {
+        if (pf->mhts[m])
+            OPENSSL_cleanse(pf->mhts[m]->plain, PF_NODE_SIZE);
+        free(pf->mhts[m]);
+    }
+    free(pf->mhts);
+    OPENSSL_cleanse(pf, sizeof(*pf));
+    free(pf);
+    return s;
+}
