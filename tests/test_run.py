@@ -287,6 +287,20 @@ def test_missing_mount_source(app):
     assert r.returncode != 0 and "no-such-dir" in r.stderr and "failed" in r.stderr
 
 
+def test_encrypted_mount_is_refused_clearly(app, moat):
+    text = BASE.replace('  { type = "tmpfs", path = "/tmp" },\n',
+                        '  { type = "tmpfs", path = "/tmp" },\n'
+                        '  { type = "encrypted", path = "/enc", uri = "file:enc" },\n')
+    (app.dir / "probe.manifest.template").write_text(text + 'loader.argv = ["probe", "hello"]\n')
+    moat("manifest", "render", "--no-progress", "probe.manifest.template", "probe.manifest",
+         cwd=app.dir, check=0)
+    (app.dir / "enc").mkdir()
+    r = app(render=False)
+    assert r.returncode != 0 and r.stdout == ""
+    assert ('fs.mounts: "/enc" (type "encrypted") cannot be mounted by moat run yet' in
+            r.stderr), r.stderr
+
+
 def test_fd_limit(app):
     r = app('loader.argv = ["probe", "nofile"]\nsys.fds.limit = 123\n')
     assert r.stdout == "nofile=123\n"

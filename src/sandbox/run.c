@@ -241,10 +241,16 @@ static int mount_plan_entries(const struct sandbox* sb) {
                 r = bind_domain_file(sb, m->path) < 0 ? 1 : 0;
                 break;
             case MOUNT_ENCRYPTED:
+                return child_fail(
+                    "fs.mounts: \"%s\" (type \"encrypted\") cannot be mounted by "
+                    "moat run yet; 'moat pf' encrypts, decrypts and inspects such "
+                    "files (docs/encrypted-files.md)",
+                    m->path);
             case MOUNT_UNTRUSTED_SHM:
-                return child_fail("mounting \"%s\" (%s) is not supported by this moat build",
-                                  m->path,
-                                  m->type == MOUNT_ENCRYPTED ? "encrypted" : "untrusted_shm");
+                return child_fail(
+                    "fs.mounts: \"%s\" (type \"untrusted_shm\") cannot be mounted "
+                    "by moat run yet",
+                    m->path);
         }
         if (r == 1)
             return -1;
