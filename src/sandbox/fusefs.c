@@ -22,6 +22,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 
+#include "encfs.h"
 #include "fusefs.h"
 #include "verify.h"
 
@@ -56,6 +57,12 @@ struct node {
     enum file_class cls;
     const struct trusted_entry* trusted;
     struct vfile* verified; /* trusted, once opened and verified */
+    /* under an encrypted mount: the bound path and the shared open file */
+    const struct mount_entry* enc;
+    char* bind;
+    pthread_mutex_t enc_lock;
+    struct encfile* ef;
+    unsigned ef_refs;
 };
 
 enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_OTHER, ST_MAX };
@@ -71,6 +78,7 @@ struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     bool learn;                                   /* --learn: record every file used */
     struct verifier* verifier;
+    struct encfs* encfs;
     int fuse_fd;
     bool want_passthrough; /* root in the initial user namespace: backing files can be opened */
     bool passthrough;      /* the kernel offered it and we asked for it in INIT */
@@ -139,8 +147,21 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
     struct node* n = xcalloc(1, sizeof(*n));
     n->app_path    = xstrdup(app_path);
     n->host_path   = host_path ? xstrdup(host_path) : NULL;
-    n->cls    = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
-    fs->nodes = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
+    n->cls = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
+    pthread_mutex_init(&n->enc_lock, NULL);
+    const struct mount_entry* m = host_path ? mount_plan_resolve(fs->plan, app_path, NULL) : NULL;
+    if (m && m->type == MOUNT_ENCRYPTED) {
+        /* encrypted files follow their own rules, not sgx.trusted_files / allowed_files */
+        size_t l         = strlen(m->path);
+        const char* rest = !strcmp(m->path, "/") ? app_path + 1 : app_path + l;
+        rest += *rest == '/';
+        _cleanup_free_ char* joined = *rest ? path_join(m->bind, rest) : xstrdup(m->bind);
+        n->enc                      = m;
+        n->bind                     = path_normalize(joined);
+        n->cls                      = FILE_ALLOWED;
+        n->trusted                  = NULL;
+    }
+    fs->nodes               = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
     fs->nodes[fs->nnodes++] = n;
     fuse_ino_t ino          = fs->nnodes;
     if (2 * fs->nnodes > fs->nindex) {
@@ -215,7 +236,20 @@ static void synthetic_attr(struct stat* st, fuse_ino_t ino) {
     st->st_nlink = 2;
 }
 
-static int node_attr(struct node* n, fuse_ino_t ino, struct stat* st) {
+/* An encrypted file's size is its plaintext size (the host size when it cannot be opened). */
+static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
+    if (!n->enc || !S_ISREG(st->st_mode))
+        return;
+    pthread_mutex_lock(&n->enc_lock);
+    uint64_t size;
+    if (n->ef)
+        st->st_size = (off_t)encfile_size(n->ef);
+    else if (encfile_peek_size(fs->encfs, n->enc, n->host_path, n->bind, &size) == 0)
+        st->st_size = (off_t)size;
+    pthread_mutex_unlock(&n->enc_lock);
+}
+
+static int node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
     if (!n->host_path) {
         synthetic_attr(st, ino);
         if (n->synthetic_file) {
@@ -230,10 +264,13 @@ static int node_attr(struct node* n, fuse_ino_t ino, struct stat* st) {
     struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
     if (f)
         st->st_size = f->size;
+    enc_attr(fs, n, st);
     return 0;
 }
 
 static double timeout_for(const struct node* n) {
+    if (n->enc)
+        return 1.0;
     return n->cls == FILE_TRUSTED || !n->host_path ? LONG_TIMEOUT : 1.0;
 }
 
@@ -266,8 +303,9 @@ static int lookup_entry(struct fusefs* fs, const struct node* p, const char* nam
         struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
         if (f)
             e->attr.st_size = f->size;
+        enc_attr(fs, n, &e->attr);
     } else {
-        int r = node_attr(n, ino, &e->attr);
+        int r = node_attr(fs, n, ino, &e->attr);
         if (r < 0)
             return r;
     }
@@ -303,10 +341,11 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)fi;
-    account(fs_of(req), ST_GETATTR, time_now_ns());
-    struct node* n = node_get(fs_of(req), ino);
+    struct fusefs* fs = fs_of(req);
+    account(fs, ST_GETATTR, time_now_ns());
+    struct node* n = node_get(fs, ino);
     struct stat st;
-    int r = n ? node_attr(n, ino, &st) : -ENOENT;
+    int r = n ? node_attr(fs, n, ino, &st) : -ENOENT;
     if (r < 0)
         fuse_reply_err(req, -r);
     else
@@ -438,6 +477,36 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*
 /* ---------------------------------------------------------------------------------------- */
 /* Files                                                                                      */
 
+/* The shared open state of an encrypted file: opened (or created) by the first open, closed
+ * (flushed) by the last release. Called with nothing locked. */
+static int enc_acquire(struct fusefs* fs, struct node* n, bool create, bool write, bool trunc) {
+    pthread_mutex_lock(&n->enc_lock);
+    int r = 0;
+    if (!n->ef)
+        r = encfile_open(fs->encfs, n->enc, n->host_path, n->bind, create, &n->ef);
+    if (r == 0 && write && !encfile_writable(n->ef))
+        r = -EACCES;
+    if (r == 0 && trunc)
+        r = encfile_set_size(n->ef, 0);
+    if (r == 0)
+        n->ef_refs++;
+    else if (n->ef && !n->ef_refs) {
+        (void)encfile_close(n->ef);
+        n->ef = NULL;
+    }
+    pthread_mutex_unlock(&n->enc_lock);
+    return r;
+}
+
+static void enc_release(struct node* n) {
+    pthread_mutex_lock(&n->enc_lock);
+    if (n->ef_refs && --n->ef_refs == 0) {
+        (void)encfile_close(n->ef); /* a failed flush is logged; the app has closed the file */
+        n->ef = NULL;
+    }
+    pthread_mutex_unlock(&n->enc_lock);
+}
+
 static bool wants_write(int flags) {
     return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND));
 }
@@ -464,6 +533,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct stat st;
     if (stat(n->host_path, &st) < 0 || !S_ISREG(st.st_mode)) {
         fuse_reply_err(req, EACCES); /* FIFOs and devices need sgx.allowed_files + a bind */
+        return;
+    }
+    if (n->enc) {
+        int r = enc_acquire(fs, n, false, wants_write(fi->flags), (fi->flags & O_TRUNC) != 0);
+        if (r < 0) {
+            fuse_reply_err(req, -r);
+            return;
+        }
+        learn(fs, n->host_path, wants_write(fi->flags));
+        fi->fh = (uint64_t)-1;
+        fuse_reply_open(req, fi);
         return;
     }
     int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
@@ -536,7 +616,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     size_t len        = 0;
     int r             = 0;
     struct vfile* f   = n ? __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE) : NULL;
-    if (n && n->cls == FILE_TRUSTED) {
+    if (n && n->enc) {
+        pthread_mutex_lock(&n->enc_lock);
+        r = n->ef ? encfile_read(n->ef, off, size, buf, &len) : -EBADF;
+        pthread_mutex_unlock(&n->enc_lock);
+    } else if (n && n->cls == FILE_TRUSTED) {
         r = f ? verifier_read(fs->verifier, f, n->trusted, (int)fi->fh, off, size, buf, &len)
               : -EIO;
     } else {
@@ -557,6 +641,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                      struct fuse_file_info* fi) {
     struct node* n = node_get(fs_of(req), ino);
+    if (n && n->enc) {
+        pthread_mutex_lock(&n->enc_lock);
+        int r = n->ef ? encfile_write(n->ef, off, size, buf) : -EBADF;
+        pthread_mutex_unlock(&n->enc_lock);
+        if (r < 0)
+            fuse_reply_err(req, -r);
+        else
+            fuse_reply_write(req, size);
+        return;
+    }
     if (n && n->cls == FILE_TRUSTED) {
         moat_log(LOG_LEVEL_ERROR, "Writing to a trusted file is disallowed!");
         fuse_reply_err(req, EACCES);
@@ -570,10 +664,27 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    (void)ino;
-    if (fi->fh != (uint64_t)-1)
+    struct node* n = node_get(fs_of(req), ino);
+    if (n && n->enc)
+        enc_release(n);
+    else if (fi->fh != (uint64_t)-1)
         close((int)fi->fh);
     fuse_reply_err(req, 0);
+}
+
+/* fsync: encrypted files are flushed (every changed node and the metadata) and synced. */
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
+    (void)datasync;
+    struct node* n = node_get(fs_of(req), ino);
+    int r          = 0;
+    if (n && n->enc) {
+        pthread_mutex_lock(&n->enc_lock);
+        r = n->ef ? encfile_flush(n->ef) : 0;
+        pthread_mutex_unlock(&n->enc_lock);
+    } else if (fi->fh != (uint64_t)-1 && fsync((int)fi->fh) < 0) {
+        r = -errno;
+    }
+    fuse_reply_err(req, -r);
 }
 
 /* The app path and host path of `name` in directory `parent`, for operations that create or
@@ -583,9 +694,10 @@ static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, c
     struct node* p = node_get(fs, parent);
     if (!p)
         return -ENOENT;
-    char* app  = path_join(p->app_path, name);
-    char* host = NULL;
-    if (!mount_plan_resolve(fs->plan, app, &host)) {
+    char* app                   = path_join(p->app_path, name);
+    char* host                  = NULL;
+    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
+    if (!m) {
         free(app);
         return -EACCES;
     }
@@ -597,6 +709,9 @@ static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, c
 /* Creating files: Gramine's is_create_allowed. */
 static int create_allowed(struct fusefs* fs, const char* host, const char* app) {
     const struct trusted_entry* t;
+    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
+    if (m && m->type == MOUNT_ENCRYPTED)
+        return 0; /* encrypted mounts have no file-check rules */
     switch (file_policy_classify(fs->policy, host, &t)) {
         case FILE_TRUSTED:
             moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", host);
@@ -606,7 +721,6 @@ static int create_allowed(struct fusefs* fs, const char* host, const char* app) 
         case FILE_NONE:
             break;
     }
-    (void)app;
     if (fs->policy->strict) {
         moat_log(LOG_LEVEL_WARNING,
                  "Disallowing creating file '%s'; file is not trusted or allowed.", host);
@@ -629,17 +743,36 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
         fuse_reply_err(req, -r);
         return;
     }
-    int fd = open(host, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY, mode);
-    if (fd < 0) {
+    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
+    bool enc                    = m && m->type == MOUNT_ENCRYPTED;
+    int fd = enc ? -1 : open(host, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY, mode);
+    if (!enc && fd < 0) {
         fuse_reply_err(req, errno);
         return;
     }
     learn(fs, host, true);
-    fuse_ino_t ino            = node_intern(fs, app, host);
-    struct node* n            = node_get(fs, ino);
+    fuse_ino_t ino = node_intern(fs, app, host);
+    struct node* n = node_get(fs, ino);
+    if (enc) {
+        struct stat st;
+        bool exists = stat(host, &st) == 0;
+        if (exists && (fi->flags & O_EXCL)) {
+            fuse_reply_err(req, EEXIST);
+            return;
+        }
+        r = enc_acquire(fs, n, !exists, true, exists && (fi->flags & O_TRUNC));
+        if (r < 0) {
+            fuse_reply_err(req, -r);
+            return;
+        }
+        (void)fchmodat(AT_FDCWD, host, mode & 07777, 0);
+    }
     struct fuse_entry_param e = {.ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0};
-    if (node_attr(n, ino, &e.attr) < 0) {
-        close(fd);
+    if (node_attr(fs, n, ino, &e.attr) < 0) {
+        if (enc)
+            enc_release(n);
+        else
+            close(fd);
         fuse_reply_err(req, EIO);
         return;
     }
@@ -664,8 +797,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
         return;
     }
     int r = 0;
-    if (to_set & FUSE_SET_ATTR_SIZE)
+    if ((to_set & FUSE_SET_ATTR_SIZE) && n->enc) {
+        r = enc_acquire(fs, n, false, true, false);
+        if (r == 0) {
+            pthread_mutex_lock(&n->enc_lock);
+            r = encfile_set_size(n->ef, (uint64_t)attr->st_size);
+            pthread_mutex_unlock(&n->enc_lock);
+            enc_release(n);
+        }
+        if (r < 0) {
+            fuse_reply_err(req, -r);
+            return;
+        }
+    } else if (to_set & FUSE_SET_ATTR_SIZE) {
         r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(n->host_path, attr->st_size);
+    }
     if (r == 0 && (to_set & FUSE_SET_ATTR_MODE))
         r = chmod(n->host_path, attr->st_mode & 07777);
     if (r < 0) {
@@ -673,7 +819,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
         return;
     }
     struct stat st;
-    r = node_attr(n, ino, &st);
+    r = node_attr(fs, n, ino, &st);
     if (r < 0)
         fuse_reply_err(req, -r);
     else
@@ -733,6 +879,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
         r = create_allowed(fs, host, app);
     if (r == 0)
         r = create_allowed(fs, newhost, newapp);
+    const struct mount_entry* from = r == 0 ? mount_plan_resolve(fs->plan, app, NULL) : NULL;
+    const struct mount_entry* to   = r == 0 ? mount_plan_resolve(fs->plan, newapp, NULL) : NULL;
+    struct stat st;
+    if (r == 0 && from != to && (from->type == MOUNT_ENCRYPTED || to->type == MOUNT_ENCRYPTED))
+        r = -EXDEV; /* in or out of an encrypted mount: the app copies, as across devices */
+    if (r == 0 && from->type == MOUNT_ENCRYPTED && stat(host, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* the file is bound to its path: rebind it first (pf_rename), then move it */
+        struct node* src = node_get(fs, node_intern(fs, app, host));
+        struct node* dst = node_get(fs, node_intern(fs, newapp, newhost));
+        r                = enc_acquire(fs, src, false, true, false);
+        if (r == 0) {
+            pthread_mutex_lock(&src->enc_lock);
+            r = encfile_rename(src->ef, dst->bind);
+            pthread_mutex_unlock(&src->enc_lock);
+            enc_release(src);
+        }
+    }
     if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
         r = -errno;
     if (r == 0)
@@ -771,6 +934,7 @@ static const struct fuse_lowlevel_ops g_ops = {
     .read        = op_read,
     .write       = op_write,
     .release     = op_release,
+    .fsync       = op_fsync,
     .create      = op_create,
     .unlink      = op_unlink,
     .rmdir       = op_rmdir,
@@ -908,6 +1072,10 @@ void fusefs_wait(struct fusefs* fs) {
     fs->nworkers = 0;
 }
 
+void fusefs_set_encfs(struct fusefs* fs, struct encfs* e) {
+    fs->encfs = e;
+}
+
 void fusefs_set_learn(struct fusefs* fs, bool on) {
     fs->learn = on;
 }
@@ -979,6 +1147,10 @@ void fusefs_free(struct fusefs* fs) {
     for (size_t i = 0; i < fs->nnodes; i++) {
         free(fs->nodes[i]->app_path);
         free(fs->nodes[i]->host_path);
+        if (fs->nodes[i]->ef) /* still open when the sandbox went: flushed now */
+            (void)encfile_close(fs->nodes[i]->ef);
+        free(fs->nodes[i]->bind);
+        pthread_mutex_destroy(&fs->nodes[i]->enc_lock);
         free(fs->nodes[i]);
     }
     free(fs->nodes);

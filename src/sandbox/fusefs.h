@@ -17,6 +17,9 @@ int fusefs_start(struct fusefs* fs, int fuse_fd, struct moat_error* err) WARN_UN
 /* Waits for the workers to end (the connection must be ending or never started). */
 void fusefs_wait(struct fusefs* fs);
 void fusefs_stop(struct fusefs* fs);
+/* The keys of encrypted mounts (must outlive the view). */
+struct encfs;
+void fusefs_set_encfs(struct fusefs* fs, struct encfs* e);
 /* --learn: record every file the app opens or creates. */
 void fusefs_set_learn(struct fusefs* fs, bool on);
 /* Writes the recorded files as sgx.trusted_files / sgx.allowed_files arrays (read-only use

@@ -95,6 +95,8 @@ static int load_mount(struct mount_plan* p, size_t* cap, const struct toml_value
                                            : host_of_uri(uri->u.str.ptr, cwd);
     }
     add(p, cap, type, app, host, is_str(kn) ? kn->u.str.ptr : "default");
+    if (type == MOUNT_ENCRYPTED)
+        p->items[p->len - 1].bind = path_normalize(uri->u.str.ptr + 5);
     return 0;
 }
 
@@ -155,6 +157,7 @@ void mount_plan_free(struct mount_plan* p) {
         free(p->items[i].path);
         free(p->items[i].host);
         free(p->items[i].key_name);
+        free(p->items[i].bind);
     }
     free(p->items);
     free(p->start_dir);
@@ -181,7 +184,7 @@ const struct mount_entry* mount_plan_resolve(const struct mount_plan* p, const c
         const char* rest            = below(app_path, m->path);
         if (!rest)
             continue;
-        if (m->type != MOUNT_CHROOT)
+        if (m->type != MOUNT_CHROOT && m->type != MOUNT_ENCRYPTED)
             return NULL;
         if (ret_host)
             *ret_host = *rest ? path_join(m->host, rest) : xstrdup(m->host);

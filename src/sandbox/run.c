@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "encfs.h"
 #include "fusefs.h"
 #include "seccomp_filter.h"
 #include "verify.h"
@@ -39,6 +40,7 @@ struct sandbox {
     struct toml_value* manifest;
     char* manifest_path; /* absolute */
     struct strv argv, env;
+    struct encfs* encfs; /* keys of encrypted mounts */
     struct file_policy policy;
     struct mount_plan plan;
     char root[64];    /* child: staging mount point of the new root */
@@ -241,11 +243,7 @@ static int mount_plan_entries(const struct sandbox* sb) {
                 r = bind_domain_file(sb, m->path) < 0 ? 1 : 0;
                 break;
             case MOUNT_ENCRYPTED:
-                return child_fail(
-                    "fs.mounts: \"%s\" (type \"encrypted\") cannot be mounted by "
-                    "moat run yet; 'moat pf' encrypts, decrypts and inspects such "
-                    "files (docs/encrypted-files.md)",
-                    m->path);
+                break; /* served by the FUSE view too */
             case MOUNT_UNTRUSTED_SHM:
                 return child_fail(
                     "fs.mounts: \"%s\" (type \"untrusted_shm\") cannot be mounted "
@@ -550,6 +548,10 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         r = file_policy_load(sb->manifest, &sb->policy, err);
     if (r == 0)
         r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
+    if (r == 0) {
+        sb->encfs = encfs_new();
+        r         = encfs_load_keys(sb->encfs, sb->manifest, err);
+    }
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
@@ -803,6 +805,7 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     fusefs_set_learn(fs, opts->learn != NULL);
+    fusefs_set_encfs(fs, sb.encfs);
     close(sb.sock[1]);
     sb.sock[1] = -1;
     if (sb.sgx_max_threads && geteuid() == 0) {
@@ -873,6 +876,7 @@ out:
     strv_free(&sb.argv);
     strv_free(&sb.env);
     file_policy_free(&sb.policy);
+    encfs_free(sb.encfs);
     mount_plan_free(&sb.plan);
     toml_free(sb.manifest);
     return status;

@@ -86,6 +86,8 @@ struct mount_entry {
     char* path; /* in-app absolute path, normalized ("/" for the root) */
     char* host; /* host path (normalized, absolute) for chroot; NULL for tmpfs */
     char* key_name;
+    char* bind; /* encrypted: the URI's path, normalized but not made absolute: files are
+                 * bound to bind/<path below the mount> (reference/gramine.md §4.5) */
 };
 
 struct mount_plan {
@@ -100,8 +102,8 @@ struct mount_plan {
 int mount_plan_load(const struct toml_value* manifest, const char* cwd, struct mount_plan* ret,
                     struct moat_error* err) WARN_UNUSED;
 void mount_plan_free(struct mount_plan* p);
-/* The chroot mount covering an in-app path (the last one in order whose path is a prefix),
- * or NULL if a non-chroot mount covers it. *ret_host gets the host path (malloc'd). */
+/* The chroot or encrypted mount covering an in-app path (the last one in order whose path is
+ * a prefix), or NULL if another kind covers it. *ret_host gets the host path (malloc'd). */
 const struct mount_entry* mount_plan_resolve(const struct mount_plan* p, const char* app_path,
                                              char** ret_host);
 /* True if app_path is a strict ancestor of some mount point (a synthetic directory). */

@@ -86,6 +86,23 @@ int main(int argc, char** argv) {
             return report("open", 0);
         return report("write", write(fd, "written\n", 8) == 8 && close(fd) == 0);
     }
+    if (!strcmp(cmd, "writebig") && argc > 3) {
+        /* N bytes of (i * 7) & 0xff, in odd-sized pieces */
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return report("open", 0);
+        long total = atol(argv[3]), done = 0;
+        char buf[7000];
+        while (done < total) {
+            long n = total - done < (long)sizeof(buf) ? total - done : (long)sizeof(buf);
+            for (long i = 0; i < n; i++)
+                buf[i] = (char)(((done + i) * 7) & 0xff);
+            if (write(fd, buf, (size_t)n) != n)
+                return report("write", 0);
+            done += n;
+        }
+        return report("write", close(fd) == 0);
+    }
     if (!strcmp(cmd, "readlater") && argc > 3) {
         /* read the first 4 KiB, say "ready", wait for a line on stdin, read at the offset */
         int fd = open(argv[2], O_RDONLY);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Component-private: files of `type = "encrypted"` mounts (encfs.c), in Gramine's encrypted
+ * format (src/pf), served by the FUSE view. All opens of a file share one encfile, so every
+ * process of the app sees the same content. Failures reach the app as EACCES, with Gramine's
+ * log lines ("pf_open failed: Invalid path", "key 'x' is not set").
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox.h"
+
+struct encfs;
+struct encfile;
+
+struct encfs* encfs_new(void);
+void encfs_free(struct encfs* e);
+/* fs.insecure__keys.<name>, or a key set at run time. */
+void encfs_set_key(struct encfs* e, const char* name, const uint8_t key[16]);
+/* Reads fs.insecure__keys from the manifest (32 hex digits each). */
+int encfs_load_keys(struct encfs* e, const struct toml_value* manifest,
+                    struct moat_error* err) WARN_UNUSED;
+
+/* Opens (or with `create`, creates) the encrypted file at `host`, bound to `bind` (the
+ * normalized host path as the mount URI gives it), with the mount's key. -EACCES (logged) when
+ * it cannot be opened, -errno for host errors. */
+int encfile_open(struct encfs* e, const struct mount_entry* m, const char* host, const char* bind,
+                 bool create, struct encfile** ret) WARN_UNUSED;
+bool encfile_writable(const struct encfile* f);
+uint64_t encfile_size(const struct encfile* f);
+int encfile_read(struct encfile* f, off_t off, size_t size, char* out, size_t* ret_len);
+int encfile_write(struct encfile* f, off_t off, size_t size, const char* in);
+int encfile_set_size(struct encfile* f, uint64_t size);
+int encfile_rename(struct encfile* f, const char* new_bind);
+int encfile_flush(struct encfile* f);
+/* Flushes and closes; -EACCES (logged) when the flush failed. */
+int encfile_close(struct encfile* f);
+/* The plaintext size of a closed encrypted file, or -errno (stat of a file not open). */
+int encfile_peek_size(struct encfs* e, const struct mount_entry* m, const char* host,
+                      const char* bind, uint64_t* ret);
