@@ -72,19 +72,6 @@ static int load_key(const char* path, uint8_t key[PF_KEY_SIZE]) {
     return 0;
 }
 
-static int mkdir_parents(const char* path) {
-    _cleanup_free_ char* p = xstrdup(path);
-    for (char* s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *s = '/';
-    }
-    return 0;
-}
-
 /* Encrypts one file: written to a temporary file beside OUT and renamed, so OUT is either
  * the old file or the complete new one. */
 static int encrypt_file(const struct pf_opts* o, const char* in, const char* out,
@@ -93,7 +80,7 @@ static int encrypt_file(const struct pf_opts* o, const char* in, const char* out
     _cleanup_free_ char* tmp   = xasprintf("%s.moat-tmp.%d", out, (int)getpid());
     printf("Encrypting: %s -> %s\n", in, out);
     int in_fd = open(in, O_RDONLY | O_CLOEXEC);
-    if (in_fd < 0 || mkdir_parents(out) < 0) {
+    if (in_fd < 0 || mkdir_parents(out, 0755) < 0) {
         log_error("cannot read %s or create the directory of %s: %s", in, out, strerror(errno));
         if (in_fd >= 0)
             close(in_fd);
@@ -163,9 +150,10 @@ static int decrypt_file(const struct pf_opts* o, const char* in, const char* out
         return -1;
     }
     _cleanup_free_ char* tmp = xasprintf("%s.moat-tmp.%d", out, (int)getpid());
-    int out_fd =
-        mkdir_parents(out) == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int r = out_fd < 0 ? -errno : 0;
+    int out_fd               = mkdir_parents(out, 0755) == 0
+                                   ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                                   : -1;
+    int r                    = out_fd < 0 ? -errno : 0;
     enum { BUF = 1 << 20 };
     _cleanup_free_ uint8_t* buf = xmalloc(BUF);
     for (uint64_t off = 0; r == 0 && s == PF_SUCCESS && off < pf_size(pf);) {

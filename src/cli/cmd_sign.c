@@ -65,24 +65,11 @@ static int exit_for(int ret) {
     return ret == -EINVAL || ret == -EEXIST ? MOAT_EXIT_USAGE : MOAT_EXIT_RUNTIME;
 }
 
-static int mkdir_parents(const char* path) {
-    _cleanup_free_ char* dir = xstrdup(path);
-    for (char* p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    return 0;
-}
-
 static int gen_key(const struct sign_args* a, const char* out) {
     _cleanup_free_ char* def = default_key_path();
     const char* path         = out ? out : def;
     struct moat_error err    = {0};
-    if (!out && mkdir_parents(path) < 0) {
+    if (!out && mkdir_parents(path, 0700) < 0) {
         log_error("cannot create the directory of %s: %s", path, strerror(errno));
         return MOAT_EXIT_RUNTIME;
     }

@@ -240,6 +240,8 @@ int read_file(const char* path, char** ret_buf, size_t* ret_len,
  * Nothing is left behind on failure. "-" writes to stdout. */
 int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode,
                       struct moat_error* err) WARN_UNUSED;
+/* Creates the missing directories on the way to `path` (not `path` itself). 0 or -errno. */
+int mkdir_parents(const char* path, mode_t mode) WARN_UNUSED;
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 int write_all(int fd, const void* buf, size_t len) WARN_UNUSED;
 /* Reads up to len bytes, retrying on EINTR and short reads; returns bytes read (< len at EOF). */

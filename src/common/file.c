@@ -23,6 +23,19 @@ ssize_t read_full(int fd, void* buf, size_t len) {
     return (ssize_t)done;
 }
 
+int mkdir_parents(const char* path, mode_t mode) {
+    _cleanup_free_ char* dir = xstrdup(path);
+    for (char* p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return 0;
+}
+
 int write_all(int fd, const void* buf, size_t len) {
     size_t done = 0;
     while (done < len) {

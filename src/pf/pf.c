@@ -496,6 +496,27 @@ enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE],
 /* ---------------------------------------------------------------------------------------- */
 /* Reading and writing                                                                        */
 
+/* Where plaintext offset `pos` lives (the metadata's file_data or a data node, loaded or
+ * created), and how many bytes of that node follow it; `write` marks the node changed. */
+static enum pf_status locate(struct pf_file* pf, uint64_t pos, bool write, uint8_t** ret,
+                             size_t* ret_avail) {
+    if (pos < PF_MD_USER_DATA) {
+        *ret       = pf->meta + OFF_FILE_DATA + pos;
+        *ret_avail = (size_t)(PF_MD_USER_DATA - pos);
+        pf->meta_dirty |= write;
+        return PF_SUCCESS;
+    }
+    uint64_t rel = pos - PF_MD_USER_DATA;
+    struct node* n;
+    enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
+    if (s != PF_SUCCESS)
+        return s;
+    *ret       = n->plain + rel % PF_NODE_SIZE;
+    *ret_avail = PF_NODE_SIZE - (size_t)(rel % PF_NODE_SIZE);
+    n->dirty |= write;
+    return PF_SUCCESS;
+}
+
 enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf, size_t* ret_len) {
     *ret_len = 0;
     if (off >= pf->size)
@@ -504,22 +525,12 @@ enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf,
         size = (size_t)(pf->size - off);
     uint8_t* out = buf;
     while (*ret_len < size) {
-        uint64_t pos = off + *ret_len;
-        size_t want  = size - *ret_len;
-        const uint8_t* src;
+        size_t want = size - *ret_len;
+        uint8_t* src;
         size_t avail;
-        if (pos < PF_MD_USER_DATA) {
-            src   = pf->meta + OFF_FILE_DATA + pos;
-            avail = (size_t)(PF_MD_USER_DATA - pos);
-        } else {
-            uint64_t rel = pos - PF_MD_USER_DATA;
-            struct node* n;
-            enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
-            if (s != PF_SUCCESS)
-                return s;
-            src   = n->plain + rel % PF_NODE_SIZE;
-            avail = PF_NODE_SIZE - (size_t)(rel % PF_NODE_SIZE);
-        }
+        enum pf_status s = locate(pf, off + *ret_len, false, &src, &avail);
+        if (s != PF_SUCCESS)
+            return s;
         size_t take = want < avail ? want : avail;
         memcpy(out + *ret_len, src, take);
         *ret_len += take;
@@ -543,20 +554,9 @@ enum pf_status pf_write(struct pf_file* pf, uint64_t off, size_t size, const voi
         uint64_t pos = off + done;
         uint8_t* dst;
         size_t room;
-        if (pos < PF_MD_USER_DATA) {
-            dst            = pf->meta + OFF_FILE_DATA + pos;
-            room           = (size_t)(PF_MD_USER_DATA - pos);
-            pf->meta_dirty = true;
-        } else {
-            uint64_t rel = pos - PF_MD_USER_DATA;
-            struct node* n;
-            enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
-            if (s != PF_SUCCESS)
-                return s;
-            dst      = n->plain + rel % PF_NODE_SIZE;
-            room     = PF_NODE_SIZE - (size_t)(rel % PF_NODE_SIZE);
-            n->dirty = true;
-        }
+        enum pf_status s = locate(pf, pos, true, &dst, &room);
+        if (s != PF_SUCCESS)
+            return s;
         size_t take = size - done < room ? size - done : room;
         memcpy(dst, in + done, take);
         done += take;
