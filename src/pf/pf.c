@@ -21,7 +21,10 @@
 #define OFF_FILE_DATA  812
 #define FLAG_PENDING   0x01
 #define METADATA_LABEL "SGX-PROTECTED-FS-METADATA-KEY"
-#define DATA_CACHE_MAX 48 /* decrypted data nodes kept (Gramine's cache size) */
+#define DATA_BUCKETS   512 /* hash chains of the cache, by data node number */
+#define DATA_CACHE_MAX                                                    \
+    256 /* decrypted data nodes kept (1 MiB; Gramine keeps 48: every full \
+         * cache of dirty nodes costs a flush of the tree and metadata) */
 
 static const char* const g_status[] = {
     [PF_SUCCESS]              = "Success",
@@ -136,6 +139,7 @@ struct node {
     uint64_t number; /* logical: data node d or MHT m */
     bool dirty;
     struct node *prev, *next; /* data nodes: LRU list, most recent first */
+    struct node* hnext;       /* data nodes: hash chain */
     uint8_t plain[PF_NODE_SIZE];
 };
 
@@ -147,9 +151,11 @@ struct pf_file {
     uint8_t meta[ENCRYPTED_SIZE]; /* decrypted metadata */
     bool meta_dirty;
     uint64_t size;
+    uint64_t disk_size; /* as on disk after the last flush */
     struct node** mhts; /* loaded MHT nodes by number (never evicted) */
     size_t nmhts;
-    size_t ndata; /* loaded data nodes, on the LRU list */
+    size_t ndata; /* loaded data nodes, on the LRU list and in `buckets` */
+    struct node* buckets[DATA_BUCKETS];
     struct node *lru_head, *lru_tail;
 };
 
@@ -255,9 +261,9 @@ static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret)
     return PF_SUCCESS;
 }
 
-/* Data-node cache: at most DATA_CACHE_MAX nodes on an LRU list, found by walking it. */
+/* Data-node cache: at most DATA_CACHE_MAX nodes on an LRU list, found by hash. */
 static struct node* data_find(const struct pf_file* pf, uint64_t d) {
-    for (struct node* n = pf->lru_head; n; n = n->next)
+    for (struct node* n = pf->buckets[d % DATA_BUCKETS]; n; n = n->hnext)
         if (n->number == d)
             return n;
     return NULL;
@@ -285,6 +291,10 @@ static void lru_front(struct pf_file* pf, struct node* n) {
 }
 
 static void data_remove(struct pf_file* pf, struct node* n) {
+    struct node** link = &pf->buckets[n->number % DATA_BUCKETS];
+    while (*link != n)
+        link = &(*link)->hnext;
+    *link = n->hnext;
     lru_unlink(pf, n);
     pf->ndata--;
     OPENSSL_cleanse(n->plain, sizeof(n->plain));
@@ -292,6 +302,8 @@ static void data_remove(struct pf_file* pf, struct node* n) {
 }
 
 static void data_insert(struct pf_file* pf, struct node* n) {
+    n->hnext                              = pf->buckets[n->number % DATA_BUCKETS];
+    pf->buckets[n->number % DATA_BUCKETS] = n;
     lru_front(pf, n);
     pf->ndata++;
 }
@@ -393,8 +405,11 @@ static enum pf_status flush(struct pf_file* pf) {
             s = encrypt_node(pf, pf->mhts[m]);
     if (s == PF_SUCCESS && pf->meta_dirty)
         s = write_metadata(pf);
-    if (s == PF_SUCCESS && ftruncate(pf->fd, (off_t)pf_disk_size(pf->size)) < 0)
-        s = PF_WRITE_TO_DISK_FAILED;
+    uint64_t disk = pf_disk_size(pf->size);
+    if (s == PF_SUCCESS && disk < pf->disk_size && ftruncate(pf->fd, (off_t)disk) < 0)
+        s = PF_WRITE_TO_DISK_FAILED; /* shrunk: the nodes past the end go */
+    if (s == PF_SUCCESS)
+        pf->disk_size = disk;
     return s;
 }
 
@@ -454,6 +469,7 @@ static enum pf_status open_existing(struct pf_file* pf, const char* path, char* 
     pf->size = get_u64(pf->meta + OFF_FILE_SIZE);
     if (pf->size > (UINT64_MAX >> 16) || pf_disk_size(pf->size) != h.disk_size)
         return PF_CORRUPTED;
+    pf->disk_size = h.disk_size;
     if (h.major == 1)
         pf->meta_dirty = pf->writable; /* migrated when the file is written */
     return PF_SUCCESS;
@@ -481,6 +497,7 @@ enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE],
         s = write_metadata(pf); /* creating writes the empty file at once */
         if (s == PF_SUCCESS && ftruncate(fd, PF_NODE_SIZE) < 0)
             s = PF_WRITE_TO_DISK_FAILED;
+        pf->disk_size = PF_NODE_SIZE;
     } else {
         s = open_existing(pf, path, embedded);
     }
