@@ -20,7 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
-#define MAX_SIZE (3072 + 4096 * 200) /* beyond the cache (48 nodes) and into MHT 2 */
+#define MAX_SIZE (3072 + 4096 * 400) /* beyond the cache (256 nodes) and into MHT 4 */
 
 static const uint8_t g_key[PF_KEY_SIZE] = {7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 
