@@ -602,7 +602,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, errno);
         return;
     }
-    learn(fs, n->host_path, wants_write(fi->flags));
+    if (n->cls != FILE_TRUSTED) /* trusted files were recorded when verified */
+        learn(fs, n->host_path, wants_write(fi->flags));
     fi->fh = (uint64_t)fd;
     fuse_reply_open(req, fi);
 }
