@@ -743,25 +743,23 @@ int sandbox_run(const struct run_opts* opts) {
     /* moat run uses OpenSSL for hashes and GMAC only: the system's openssl.cnf (TLS policy,
      * providers) is not needed, and reading it costs about 1 ms before the first hash */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-    /* the files the last run of this manifest opened are hashed from now on, on another core,
-     * while the manifest is parsed and the sandbox set up. Files up to 64 MiB are verified into
-     * a sealed copy when passthrough can hand it to the kernel (root); else up to 1 MiB. */
+    /* the files the last run of this manifest opened are hashed on another core while the
+     * sandbox is set up (from the clone on). Files up to 64 MiB are verified into a sealed copy
+     * when passthrough can hand it to the kernel (root); else up to 1 MiB. */
     sb.manifest_path     = manifest_path_of(opts->stem);
     char* order          = opts->learn ? NULL : order_file(sb.manifest_path);
     struct verifier* ver = verifier_new(geteuid() == 0 ? 64 << 20 : 1 << 20);
-    verifier_prefetch(ver, order);
-    int ret           = load(&sb, &err);
-    int status        = MOAT_EXIT_USAGE;
-    struct fusefs* fs = NULL;
-    char* cgroup      = NULL;
-    bool served       = false;
+    int ret              = load(&sb, &err);
+    int status           = MOAT_EXIT_USAGE;
+    struct fusefs* fs    = NULL;
+    char* cgroup         = NULL;
+    bool served          = false;
     if (ret < 0) {
         log_error("%s", err.msg);
         status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
         goto out;
     }
     banner(&sb);
-    verifier_set_policy(ver, &sb.policy);
     status = MOAT_EXIT_RUNTIME;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
         log_error("cannot prepare the sandbox: %s", strerror(errno));
@@ -773,15 +771,13 @@ int sandbox_run(const struct run_opts* opts) {
     sigaction(SIGTERM, &term, NULL);
     g_forward_term = sb.sigterm_injection;
 
-    /* the child is a fork of this thread alone: no other thread may hold a lock it needs (the
-     * FUSE workers start after the clone; the prefetcher waits at a safe point) */
-    verifier_pause(ver);
+    /* the child is a fork of this thread alone: no other thread may exist yet (one that is
+     * running, or even just exiting, can hold a lock of glibc's or a sanitizer's that the
+     * child would wait for forever), so the prefetcher and the FUSE workers start after it */
     pid_t pid = (pid_t)syscall(
         SYS_clone,
         CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
         NULL, NULL, NULL);
-    if (pid != 0)
-        verifier_resume(ver);
     if (pid < 0) {
         log_error("cannot create the sandbox namespaces: %s%s", strerror(errno),
                   errno == EPERM || errno == ENOSPC
@@ -797,6 +793,7 @@ int sandbox_run(const struct run_opts* opts) {
     /* while the child sets up: verify ahead, and have the FUSE workers ready for its first
      * request */
     verifier_prefetch(ver, order);
+    verifier_set_policy(ver, &sb.policy);
     fs = fusefs_new(&sb.plan, &sb.policy, ver, &err);
     if (!fs) {
         log_error("%s", err.msg);

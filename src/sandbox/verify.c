@@ -49,9 +49,6 @@ struct verifier {
     char* hints_text; /* ... and as read */
     struct prefetched* pre;
     size_t npre;
-    pthread_mutex_t pause_lock; /* verifier_pause: the prefetcher waits at a safe point */
-    pthread_cond_t pause_cond;
-    bool pause_req, paused, done;
     /* statistics */
     size_t hashed, prefetched;
     uint64_t hash_ns, wait_ns;
@@ -65,8 +62,6 @@ struct verifier* verifier_new(size_t copy_max) {
     v->copy_max = copy_max;
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_init(&v->locks[i], NULL);
-    pthread_mutex_init(&v->pause_lock, NULL);
-    pthread_cond_init(&v->pause_cond, NULL);
     return v;
 }
 
@@ -76,42 +71,6 @@ static size_t index_of(const struct verifier* v, const struct trusted_entry* t) 
 
 static pthread_mutex_t* lock_of(struct verifier* v, size_t i) {
     return &v->locks[i % NLOCKS];
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Pausing (the supervisor clones the sandbox while the prefetcher runs)                      */
-
-/* Between files and blocks the prefetcher holds no lock but its own file's, and is in neither
- * malloc nor OpenSSL: it stops there while verifier_pause() asks it to. */
-static void pause_point(struct verifier* v) {
-    pthread_mutex_lock(&v->pause_lock);
-    if (v->pause_req) {
-        v->paused = true;
-        pthread_cond_broadcast(&v->pause_cond);
-        while (v->pause_req)
-            pthread_cond_wait(&v->pause_cond, &v->pause_lock);
-        v->paused = false;
-    }
-    pthread_mutex_unlock(&v->pause_lock);
-}
-
-void verifier_pause(struct verifier* v) {
-    if (!v || !v->prefetching)
-        return;
-    pthread_mutex_lock(&v->pause_lock);
-    v->pause_req = true;
-    while (!v->paused && !v->done)
-        pthread_cond_wait(&v->pause_cond, &v->pause_lock);
-    pthread_mutex_unlock(&v->pause_lock);
-}
-
-void verifier_resume(struct verifier* v) {
-    if (!v)
-        return;
-    pthread_mutex_lock(&v->pause_lock);
-    v->pause_req = false;
-    pthread_cond_broadcast(&v->pause_cond);
-    pthread_mutex_unlock(&v->pause_lock);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -157,8 +116,8 @@ static void hashed_discard(struct verifier* v, struct hashed* h) {
 }
 
 /* SHA-256 of the host file at `path`, keeping its bytes in a sealed memfd (up to copy_max) or
- * a tag per chunk. `pausable`: the prefetcher, which may be paused between blocks. */
-static void hash_file(struct verifier* v, const char* path, bool pausable, struct hashed* h) {
+ * a tag per chunk. */
+static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
     uint64_t start = time_now_ns();
     *h             = (struct hashed){.copy = -1};
     int fd         = open(path, O_RDONLY | O_CLOEXEC);
@@ -189,8 +148,6 @@ static void hash_file(struct verifier* v, const char* path, bool pausable, struc
     struct sha256_ctx ctx = {0};
     int r                 = sha256_init(&ctx);
     for (size_t off = 0; r == 0 && off < size; off += BLOCK_SIZE) {
-        if (pausable)
-            pause_point(v);
         size_t want = size - off < BLOCK_SIZE ? size - off : BLOCK_SIZE;
         ssize_t got = read_full(fd, buf, want);
         if (got != (ssize_t)want) {
@@ -280,13 +237,13 @@ int verifier_open(struct verifier* v, const struct trusted_entry* t, struct vfil
             pthread_mutex_lock(&p->lock); /* waits while the prefetcher hashes it */
             if (!p->done || p->h.err) {   /* not reached, or could not read it then */
                 hashed_discard(v, &p->h);
-                hash_file(v, t->path, false, &p->h);
+                hash_file(v, t->path, &p->h);
                 p->done = true;
             }
             p->adopted = true;
             h          = &p->h;
         } else {
-            hash_file(v, t->path, false, &fresh);
+            hash_file(v, t->path, &fresh);
         }
         r = h->err ? h->err : adopt(v, i, h); /* an unreadable file gets no verdict */
         if (h->err)
@@ -361,20 +318,15 @@ static void* prefetch_main(void* arg) {
         moat_log(LOG_LEVEL_DEBUG, "OpenSSL's SHA-256 is not available");
     pthread_once(&g_gcm_once, gcm_fetch);
     for (size_t k = 0; k < v->npre && !__atomic_load_n(&v->stop, __ATOMIC_RELAXED); k++) {
-        pause_point(v);
         struct prefetched* p = &v->pre[k];
         pthread_mutex_lock(&p->lock);
         if (!p->done && !p->adopted) {
-            hash_file(v, p->path, true, &p->h);
+            hash_file(v, p->path, &p->h);
             p->done = true;
             __atomic_add_fetch(&v->prefetched, 1, __ATOMIC_RELAXED);
         }
         pthread_mutex_unlock(&p->lock);
     }
-    pthread_mutex_lock(&v->pause_lock);
-    v->done = true;
-    pthread_cond_broadcast(&v->pause_cond);
-    pthread_mutex_unlock(&v->pause_lock);
     return NULL;
 }
 
@@ -402,7 +354,6 @@ void verifier_stop(struct verifier* v) {
     if (!v->prefetching)
         return;
     __atomic_store_n(&v->stop, true, __ATOMIC_RELAXED);
-    verifier_resume(v);
     pthread_join(v->thread, NULL);
     v->prefetching = false;
 }
@@ -473,8 +424,6 @@ void verifier_free(struct verifier* v) {
     free(v->hints_text);
     for (size_t i = 0; i < NLOCKS; i++)
         pthread_mutex_destroy(&v->locks[i]);
-    pthread_mutex_destroy(&v->pause_lock);
-    pthread_cond_destroy(&v->pause_cond);
     OPENSSL_cleanse(v->mac_key, sizeof(v->mac_key));
     free(v);
 }

@@ -5,8 +5,8 @@
  *
  * A trusted file is hashed once, at its first open (reference/gramine.md §6: SHA-256 of the
  * whole file against sgx.trusted_files), or earlier by the prefetcher, which hashes the files
- * the previous run of the same manifest opened, in that order, on another core from the moment
- * moat starts; its results are compared with the manifest when the app opens the file. What
+ * the previous run of the same manifest opened, in that order, on another core while the
+ * sandbox starts; its results are compared with the manifest when the app opens the file. What
  * the app reads is always verified bytes: files up to a size limit are copied into a sealed
  * memfd while they are hashed; larger ones keep an AES-GMAC tag per 16 KiB chunk and every
  * chunk is re-read and re-checked when it is served.
@@ -39,10 +39,6 @@ struct verifier* verifier_new(size_t copy_max);
 void verifier_prefetch(struct verifier* v, const char* order_file);
 /* The manifest's trusted files (`policy` must outlive the verifier); before verifier_open. */
 void verifier_set_policy(struct verifier* v, const struct file_policy* policy);
-/* Holds the prefetcher where it holds no lock another process could need (the supervisor
- * clones the sandbox meanwhile), and lets it go on. */
-void verifier_pause(struct verifier* v);
-void verifier_resume(struct verifier* v);
 /* Verifies `t` unless done (using or waiting for the prefetcher's hash) and marks it used by
  * the app. 0 with *ret set, -EPERM on a hash mismatch (logged with Gramine's message), or a
  * negative errno. */
