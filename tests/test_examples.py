@@ -8,6 +8,7 @@
               -Dentrypoint=/usr/bin/python3.11 -Dra_type=none
   redis:      -Dlog_level=error -Darch_libdir=/lib/x86_64-linux-gnu (redis-server copied from
               /usr/bin, as the template mounts file:redis-server)
+  sqlite:     -Dlog_level=error -Dexecdir=/usr/bin -Darch_libdir=/lib/x86_64-linux-gnu
 """
 import shutil
 import subprocess
@@ -22,11 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ARCH = "/lib/x86_64-linux-gnu"
 
 
-@pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx"])
+@pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx", "sqlite"])
 def test_example(example, tmp_path):
-    need = {"redis": "/usr/bin/redis-server", "nginx": "/usr/sbin/nginx"}.get(example)
-    if need and not Path(need).exists():
-        pytest.skip(f"{need} is not installed (scripts/install-deps installs it)")
+    need = {"redis": ["/usr/bin/redis-server"], "nginx": ["/usr/sbin/nginx"],
+            "sqlite": ["/usr/bin/sqlite3", "/usr/bin/xxd"]}.get(example, [])
+    for path in need:
+        if not Path(path).exists():
+            pytest.skip(f"{path} is not installed (scripts/install-deps installs it)")
     work = tmp_path / example
     shutil.copytree(ROOT / "examples" / example, work)
     r = subprocess.run(["make", "-C", str(work), f"MOAT={moat_binary()}", "check"],
@@ -89,3 +92,36 @@ def test_gramine_redis_template(moat, shared, tmp_path):
     finally:
         p.terminate()  # sys.enable_sigterm_injection = true in the template
         p.wait(timeout=30)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/sqlite3").exists(), reason="sqlite3 missing")
+def test_gramine_sqlite_template(moat, shared, tmp_path):
+    """Gramine's CI-Examples/sqlite template unchanged: `sqlite3 /db/test.db` with /db an encrypted
+    mount keyed by fs.insecure__keys.default; on the host db/test.db is a Gramine encrypted file
+    (reference/gramine.md §4.1: "GRAFS_PF" at offset 0) without the plaintext, and a second
+    sqlite3 process reopens it (the DB persists through the encrypted files)."""
+    (tmp_path / "scripts").mkdir()  # the template lists file:scripts/ as trusted files
+    (tmp_path / "db").mkdir()  # the host directory behind the encrypted mount /db/
+    render(moat, shared, "gramine-manifests/sqlite/manifest.template", tmp_path,
+           "log_level=error", "execdir=/usr/bin", f"arch_libdir={ARCH}")
+    sql = ("CREATE TABLE t (x TEXT);\n"
+           "BEGIN;\n"
+           "INSERT INTO t VALUES ('moat-gramine-sqlite-1'), ('moat-gramine-sqlite-2');\n"
+           "COMMIT;\n"
+           "SELECT x FROM t ORDER BY x;\n")
+    r = moat("run", "app", input=sql, cwd=tmp_path, check=0)
+    assert r.stdout.splitlines() == ["moat-gramine-sqlite-1", "moat-gramine-sqlite-2"], r.stderr
+    assert "fs.insecure__keys" in r.stderr  # the banner names the insecure key
+    assert sorted(p.name for p in (tmp_path / "db").iterdir()) == ["test.db"]  # journal deleted
+    data = (tmp_path / "db" / "test.db").read_bytes()
+    assert data[:8] == b"GRAFS_PF"
+    assert b"moat-gramine-sqlite" not in data and b"SQLite format 3" not in data
+    assert len(data) % 4096 == 0 and len(data) > 4096  # §4.1: whole 4096-byte nodes
+    # §4.5: bound to the relative host path, under the template's key
+    (tmp_path / "wrap.key").write_bytes(bytes.fromhex("ffeeddccbbaa99887766554433221100"))
+    r = moat("pf", "info", "-w", "wrap.key", "db/test.db", cwd=tmp_path, check=0)
+    assert "bound path:  db/test.db\n" in r.stdout
+
+    r = moat("run", "app", input="SELECT count(*) FROM t;\nPRAGMA integrity_check;\n",
+             cwd=tmp_path, check=0)
+    assert r.stdout.splitlines() == ["2", "ok"], r.stderr
