@@ -292,14 +292,15 @@ def test_missing_mount_source(app):
 ENC_KEY = bytes(range(16))
 
 
-def encrypted_app(app, moat, key_name=None):
+def encrypted_app(app, moat, key_name=None, insecure_key=True):
     """The probe with an encrypted mount of host dir 'enc' at /enc (relative URI: files are
     bound to enc/<name>, reference §4.5) and the key in fs.insecure__keys.default."""
     mount = '  { type = "encrypted", path = "/enc", uri = "file:enc"%s },\n' % (
         f', key_name = "{key_name}"' if key_name else "")
     text = BASE.replace('  { type = "tmpfs", path = "/tmp" },\n',
                         '  { type = "tmpfs", path = "/tmp" },\n' + mount)
-    text += f'fs.insecure__keys.default = "{ENC_KEY.hex()}"\n'
+    if insecure_key:
+        text += f'fs.insecure__keys.default = "{ENC_KEY.hex()}"\n'
     (app.dir / "enc").mkdir(exist_ok=True)
 
     def run(*argv):
@@ -363,6 +364,80 @@ def test_encrypted_mount_without_its_key(app, moat):
     assert r.stdout == "open: Permission denied\n"
     assert "key 'other' is not set" in r.stderr
     assert not (app.dir / "enc/x").exists()
+
+
+def test_encrypted_key_written_at_run_time(app, moat):
+    """/dev/attestation/keys/<name> (reference §5): a single 16-byte write sets the key; files
+    opened afterwards use it (what secret provisioning does in Gramine)."""
+    import pf_reference as ref
+    run = encrypted_app(app, moat, insecure_key=False)
+    put = ("put", "/dev/attestation/keys/default", "hex:" + ENC_KEY.hex())
+    # without the key: EACCES, and nothing is created
+    r = run("write", "/enc/a")
+    assert r.stdout == "open: Permission denied\n" and "key 'default' is not set" in r.stderr
+    assert not (app.dir / "enc/a").exists()
+    r = run(*put, "write", "/enc/a")
+    assert r.stdout == "put: ok\nwrite: ok\n", r.stderr
+    assert ref.decrypt((app.dir / "enc/a").read_bytes(), ENC_KEY, "enc/a", strict=True) == (
+        b"written\n")
+    assert run(*put, "cat", "/enc/a").stdout == "put: ok\nwritten\n"
+    # the key reads back (16 raw bytes); an unset key reads as nothing
+    assert run(*put, "gethex", "/dev/attestation/keys/default").stdout == (
+        "put: ok\n16 bytes:" + ENC_KEY.hex() + "\n")
+    assert run("gethex", "/dev/attestation/keys/default").stdout == "0 bytes:\n"
+    assert run("ls", "/dev/attestation/keys").stdout == "default\n"
+    assert run("ls", "/dev/attestation").stdout.split() == ["keys", "protected_files_key"]
+    # a wrong key fails like tampering; a write of another size is refused; unknown names
+    r = run("put", "/dev/attestation/keys/default", "hex:" + bytes(16).hex(), "cat", "/enc/a")
+    assert r.stdout == "put: ok\nopen: Permission denied\n"
+    assert "pf_open failed" in r.stderr
+    r = run("put", "/dev/attestation/keys/default", "hex:" + ENC_KEY[:15].hex())
+    assert r.stdout == "put: Permission denied\n"
+    assert "exactly 16 bytes in one write (got 15)" in r.stderr
+    assert run("gethex", "/dev/attestation/keys/nope").stdout == "open: No such file or directory\n"
+    # Graphene's /dev/attestation/protected_files_key: the key in hex, for key "default"
+    r = run("put", "/dev/attestation/protected_files_key", ENC_KEY.hex(), "cat", "/enc/a")
+    assert r.stdout == "put: ok\nwritten\n", r.stderr
+    r = run("put", "/dev/attestation/protected_files_key", "not hex", "cat", "/enc/a")
+    assert r.stdout == "put: Permission denied\n"
+
+
+def test_special_keys_are_read_only(app, moat):
+    run = encrypted_app(app, moat, key_name="_sgx_mrenclave", insecure_key=False)
+    r = run("put", "/dev/attestation/keys/_sgx_mrenclave", "hex:" + ENC_KEY.hex())
+    assert r.stdout == "open: Permission denied\n"
+
+
+def test_graphene_protected_files_at_run_time(app, moat):
+    """sgx.protected_files and sgx.protected_files_key (Graphene) are served as the encrypted
+    mounts `moat manifest migrate` would write, with a warning saying so."""
+    (app.dir / "k").write_bytes(ENC_KEY)
+    (app.dir / "secret.txt").write_text("top secret\n")
+    moat("pf", "encrypt", "-w", "k", "-i", "secret.txt", "-o", "data/secret.txt", cwd=app.dir,
+         check=0)
+    r = app('loader.argv = ["probe", "cat", "/data/secret.txt"]\n'
+            'sgx.protected_files = [ "file:data/secret.txt", "file:data/new.txt" ]\n'
+            f'sgx.protected_files_key = "{ENC_KEY.hex()}"\n')
+    assert r.stdout == "top secret\n", r.stderr
+    assert ('protected file "file:data/secret.txt" rewritten as an encrypted mount at '
+            '"/data/secret.txt"') in r.stderr
+    # a protected file that does not exist yet is created encrypted
+    r = app('loader.argv = ["probe", "write", "/data/new.txt"]\n'
+            'sgx.protected_files = [ "file:data/new.txt" ]\n'
+            f'sgx.protected_files_key = "{ENC_KEY.hex()}"\n')
+    assert r.stdout == "write: ok\n", r.stderr
+    assert (app.dir / "data/new.txt").read_bytes()[:8] == b"GRAFS_PF"
+
+
+def test_encrypted_mmap_and_two_processes(app, moat):
+    run = encrypted_app(app, moat)
+    size = 3072 + 4096 * 100 + 5
+    assert run("writebig", "/enc/big", str(size)).stdout == "write: ok\n"
+    want = sum((i * 7) & 0xFF for i in range(size))
+    assert run("mmapsum", "/enc/big").stdout == f"mmap {size} bytes, sum {want}\n"
+    # two processes with their own opens of one file see each other's writes
+    r = run("shared", "/enc/s")
+    assert r.stdout == 'shared: parent reads "child"\n', r.stderr
 
 
 def test_fd_limit(app):

@@ -65,3 +65,8 @@ int manifest_inject_defaults(struct toml_value* root, const char* libos_path,
  * is reported as DIAG_NOTE, everything it could not migrate as DIAG_WARNING (with why). */
 int manifest_migrate(struct toml_value* root, struct manifest_diags* diags,
                      struct moat_error* err) WARN_UNUSED;
+/* Only the Graphene-era protected files: sgx.protected_files, sgx.protected_mrenclave_files,
+ * sgx.protected_mrsigner_files become encrypted fs.mounts entries, sgx.protected_files_key and
+ * sgx.insecure__protected_files_key become fs.insecure__keys.default (what `moat run` honours
+ * where Gramine ignores them). */
+void manifest_migrate_protected(struct toml_value* root, struct manifest_diags* diags);

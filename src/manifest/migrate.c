@@ -456,6 +456,12 @@ static void migrate_sgx(struct migration* m) {
     }
 }
 
+void manifest_migrate_protected(struct toml_value* root, struct manifest_diags* diags) {
+    struct migration m = {.root = root, .diags = diags};
+    if (root && root->type == TOML_TABLE)
+        migrate_protected(&m);
+}
+
 int manifest_migrate(struct toml_value* root, struct manifest_diags* diags,
                      struct moat_error* err) {
     if (!root || root->type != TOML_TABLE)

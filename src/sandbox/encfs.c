@@ -2,6 +2,7 @@
 /* Files of encrypted mounts: see encfs.h. */
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,10 +11,14 @@
 
 struct key {
     char* name;
+    bool set; /* a known name may have no key yet (set at run time) */
     uint8_t bytes[16];
 };
 
+/* Keys are read by the FUSE workers at every open and set at run time through
+ * /dev/attestation (devfs.c): under `lock`. */
 struct encfs {
+    pthread_mutex_t lock;
     struct key* keys;
     size_t nkeys, cap;
 };
@@ -26,7 +31,9 @@ struct encfile {
 };
 
 struct encfs* encfs_new(void) {
-    return xcalloc(1, sizeof(struct encfs));
+    struct encfs* e = xcalloc(1, sizeof(struct encfs));
+    pthread_mutex_init(&e->lock, NULL);
+    return e;
 }
 
 void encfs_free(struct encfs* e) {
@@ -37,19 +44,54 @@ void encfs_free(struct encfs* e) {
         OPENSSL_cleanse(e->keys[i].bytes, 16);
     }
     free(e->keys);
+    pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
-void encfs_set_key(struct encfs* e, const char* name, const uint8_t key[16]) {
-    for (size_t i = 0; i < e->nkeys; i++) {
-        if (!strcmp(e->keys[i].name, name)) {
-            memcpy(e->keys[i].bytes, key, 16);
-            return;
-        }
-    }
+/* The key named `name`, added (unset) if new; under e->lock. */
+static struct key* key_slot(struct encfs* e, const char* name) {
+    for (size_t i = 0; i < e->nkeys; i++)
+        if (!strcmp(e->keys[i].name, name))
+            return &e->keys[i];
     e->keys           = xgrow(e->keys, &e->cap, e->nkeys + 1, sizeof(*e->keys));
     e->keys[e->nkeys] = (struct key){.name = xstrdup(name)};
-    memcpy(e->keys[e->nkeys++].bytes, key, 16);
+    return &e->keys[e->nkeys++];
+}
+
+void encfs_declare_key(struct encfs* e, const char* name) {
+    pthread_mutex_lock(&e->lock);
+    (void)key_slot(e, name);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void encfs_set_key(struct encfs* e, const char* name, const uint8_t key[16]) {
+    pthread_mutex_lock(&e->lock);
+    struct key* k = key_slot(e, name);
+    memcpy(k->bytes, key, 16);
+    k->set = true;
+    pthread_mutex_unlock(&e->lock);
+}
+
+int encfs_get_key(struct encfs* e, const char* name, uint8_t ret[16]) {
+    int r = -ENOENT;
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = 0; i < e->nkeys; i++) {
+        if (!strcmp(e->keys[i].name, name)) {
+            r = e->keys[i].set ? 1 : 0;
+            if (r)
+                memcpy(ret, e->keys[i].bytes, 16);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return r;
+}
+
+char* encfs_key_name(struct encfs* e, size_t i) {
+    pthread_mutex_lock(&e->lock);
+    char* name = i < e->nkeys ? xstrdup(e->keys[i].name) : NULL;
+    pthread_mutex_unlock(&e->lock);
+    return name;
 }
 
 int encfs_load_keys(struct encfs* e, const struct toml_value* manifest, struct moat_error* err) {
@@ -71,20 +113,14 @@ int encfs_load_keys(struct encfs* e, const struct toml_value* manifest, struct m
     return 0;
 }
 
-static const uint8_t* key_of(const struct encfs* e, const struct mount_entry* m) {
-    const char* name = m->key_name ? m->key_name : "default";
-    for (size_t i = 0; i < e->nkeys; i++)
-        if (!strcmp(e->keys[i].name, name))
-            return e->keys[i].bytes;
-    moat_log(LOG_LEVEL_WARNING, "key '%s' is not set", name);
-    return NULL;
-}
-
 static int open_pf(struct encfs* e, const struct mount_entry* m, const char* host, const char* bind,
                    bool create, bool write_ok, struct encfile** ret) {
-    const uint8_t* key = key_of(e, m);
-    if (!key)
+    const char* name = m->key_name ? m->key_name : "default";
+    uint8_t key[16];
+    if (encfs_get_key(e, name, key) <= 0) {
+        moat_log(LOG_LEVEL_WARNING, "key '%s' is not set", name);
         return -EACCES;
+    }
     int flags = create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR;
     int fd    = write_ok ? open(host, flags | O_CLOEXEC, 0600) : -1;
     bool rw   = fd >= 0;
@@ -96,6 +132,7 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
     struct pf_file* pf;
     int pf_flags     = PF_OPEN_READ | (rw ? PF_OPEN_WRITE : 0) | (create ? PF_OPEN_CREATE : 0);
     enum pf_status s = pf_open(fd, bind, key, pf_flags, embedded, &pf);
+    OPENSSL_cleanse(key, sizeof(key));
     if (s != PF_SUCCESS) {
         if (s == PF_INVALID_PATH)
             moat_log(LOG_LEVEL_WARNING,

@@ -17,8 +17,15 @@ struct encfile;
 
 struct encfs* encfs_new(void);
 void encfs_free(struct encfs* e);
-/* fs.insecure__keys.<name>, or a key set at run time. */
+/* fs.insecure__keys.<name>, or a key set at run time (thread-safe, as the rest). */
 void encfs_set_key(struct encfs* e, const char* name, const uint8_t key[16]);
+/* Makes a key name known without a key (a mount's key_name): /dev/attestation/keys lists it
+ * and a write there sets it. */
+void encfs_declare_key(struct encfs* e, const char* name);
+/* 1 and the key in ret when set, 0 when known but unset, -ENOENT when unknown. */
+int encfs_get_key(struct encfs* e, const char* name, uint8_t ret[16]);
+/* The i-th known key name (malloc'd), or NULL past the end. */
+char* encfs_key_name(struct encfs* e, size_t i);
 /* Reads fs.insecure__keys from the manifest (32 hex digits each). */
 int encfs_load_keys(struct encfs* e, const struct toml_value* manifest,
                     struct moat_error* err) WARN_UNUSED;

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "devfs.h"
 #include "encfs.h"
 #include "fusefs.h"
 #include "seccomp_filter.h"
@@ -102,6 +103,8 @@ static int send_msg(int sock, const char* msg) {
 
 static char g_child_err[1024];
 
+#define STAGING_ATTESTATION "/tmp/attestation"
+
 PRINTF_FMT(1, 2) static int child_fail(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -156,6 +159,10 @@ static int mount_dev(const struct sandbox* sb) {
         if (symlink(links[i][0], l) < 0)
             return child_fail("cannot create /dev/%s: %s", links[i][1], strerror(errno));
     }
+    /* /dev/attestation: its FUSE connection was mounted on the staging area (devfs.c) */
+    _cleanup_free_ char* att = in_root(sb, "/dev/attestation");
+    if (mkdir(att, 0755) < 0 || mount(STAGING_ATTESTATION, att, NULL, MS_MOVE, NULL) < 0)
+        return child_fail("cannot mount /dev/attestation: %s", strerror(errno));
     return 0;
 }
 
@@ -296,7 +303,7 @@ static int bind_allowed(const struct sandbox* sb) {
 /* The staging root lives in a tmpfs private to the sandbox: nothing is created on the host. */
 static int make_staging(struct sandbox* sb) {
     if (mount("moat-staging", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") < 0 ||
-        mkdir("/tmp/root", 0755) < 0)
+        mkdir("/tmp/root", 0755) < 0 || mkdir(STAGING_ATTESTATION, 0755) < 0)
         return child_fail("cannot create the sandbox staging directory: %s", strerror(errno));
     snprintf(sb->root, sizeof(sb->root), "/tmp/root");
     return 0;
@@ -450,6 +457,19 @@ static int child_main(struct sandbox* sb) {
         r = child_fail("cannot pass the FUSE connection to the supervisor");
     if (fuse_fd >= 0)
         close(fuse_fd);
+    /* a second connection for /dev/attestation, moved under /dev once that is mounted */
+    if (r == 0 && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
+        r = child_fail("cannot open /dev/fuse: %s", strerror(errno));
+    if (r == 0) {
+        char opts[128];
+        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse_fd);
+        if (mount("moat-dev", STAGING_ATTESTATION, "fuse.moat", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  opts) < 0)
+            r = child_fail("cannot mount /dev/attestation: %s", strerror(errno));
+        else if (send_fd(sock, fuse_fd) < 0)
+            r = child_fail("cannot pass the FUSE connection to the supervisor");
+        close(fuse_fd);
+    }
     if (r == 0 && (mount_plan_entries(sb) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
                    apply_limits(sb) < 0 || drop_privileges() < 0))
         r = -1;
@@ -496,6 +516,17 @@ static char* manifest_path_of(const char* stem) {
     _cleanup_free_ char* path = xasprintf("%s.manifest", stem);
     _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", stem);
     return realpath(access(path, F_OK) == 0 ? path : sgx, NULL);
+}
+
+/* Graphene's sgx.protected_files* (which Gramine ignores since v1.5) are served as the
+ * encrypted mounts `moat manifest migrate` would write, with a warning that says so. */
+static void honour_protected_files(struct toml_value* manifest, const char* path) {
+    struct manifest_diags diags = {0};
+    manifest_migrate_protected(manifest, &diags);
+    for (size_t i = 0; i < diags.len; i++)
+        log_warning("%s:%u: %s (Graphene-era '%s'; 'moat manifest migrate' rewrites it)", path,
+                    diags.items[i].line, diags.items[i].msg, diags.items[i].key);
+    manifest_diags_free(&diags);
 }
 
 static int load(struct sandbox* sb, struct moat_error* err) {
@@ -545,12 +576,18 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     if (r == 0)
         r = sandbox_build_env(sb->manifest, environ, &sb->env, err);
     if (r == 0)
+        honour_protected_files(sb->manifest, path);
+    if (r == 0)
         r = file_policy_load(sb->manifest, &sb->policy, err);
     if (r == 0)
         r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
     if (r == 0) {
         sb->encfs = encfs_new();
         r         = encfs_load_keys(sb->encfs, sb->manifest, err);
+        for (size_t i = 0; r == 0 && i < sb->plan.len; i++)
+            if (sb->plan.items[i].type == MOUNT_ENCRYPTED)
+                encfs_declare_key(
+                    sb->encfs, sb->plan.items[i].key_name ? sb->plan.items[i].key_name : "default");
     }
     if (r < 0)
         return r;
@@ -752,6 +789,7 @@ int sandbox_run(const struct run_opts* opts) {
     int ret              = load(&sb, &err);
     int status           = MOAT_EXIT_USAGE;
     struct fusefs* fs    = NULL;
+    struct devfs* dev    = NULL;
     char* cgroup         = NULL;
     bool served          = false;
     if (ret < 0) {
@@ -803,6 +841,13 @@ int sandbox_run(const struct run_opts* opts) {
     }
     fusefs_set_learn(fs, opts->learn != NULL);
     fusefs_set_encfs(fs, sb.encfs);
+    dev = devfs_new(sb.encfs, &err);
+    if (!dev) {
+        log_error("%s", err.msg);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
     close(sb.sock[1]);
     sb.sock[1] = -1;
     if (sb.sgx_max_threads && geteuid() == 0) {
@@ -824,6 +869,14 @@ int sandbox_run(const struct run_opts* opts) {
     if (fuse_fd >= 0 && !served) {
         log_error("%s", err.msg);
         kill(pid, SIGKILL);
+    }
+    if (served) {
+        int dev_fd = recv_fd(sb.sock[0], msg, sizeof(msg));
+        if (dev_fd >= 0 && devfs_start(dev, dev_fd, &err) < 0) {
+            log_error("%s", err.msg);
+            kill(pid, SIGKILL);
+        }
+        fuse_fd = dev_fd; /* < 0: the child's error is in msg */
     }
     /* the child reports "S" once the app is about to start, or "E<message>" */
     ssize_t n = msg[0] == 'E' ? (ssize_t)strlen(msg) : 0;
@@ -847,6 +900,7 @@ out:
     /* the sandbox's mount namespace is gone with its last process: the connection closes */
     fusefs_stop(fs);
     fusefs_wait(fs);
+    devfs_wait(dev);
     if (served && opts->learn) {
         if (fusefs_write_learned(fs, opts->learn, &err) < 0)
             log_error("%s", err.msg);
@@ -854,6 +908,7 @@ out:
             fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
     }
     fusefs_free(fs);
+    devfs_free(dev);
     verifier_stop(ver);
     if (order && served && verifier_save_order(ver, order, &err) < 0)
         log_debug("cannot keep the order of trusted files: %s", err.msg);

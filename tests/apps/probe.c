@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A small app for the `moat run` integration tests (tests/test_run.py): each subcommand does
  * one thing inside the sandbox and reports what the kernel said. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -168,6 +170,100 @@ int main(int argc, char** argv) {
         sleep((unsigned)atoi(argv[2]));
         printf("woke\n");
         return 0;
+    }
+    if (!strcmp(cmd, "put") && argc > 3) {
+        /* one write() of DATA ("hex:..." decodes hex), then the rest of argv as a command */
+        const char* data = argv[3];
+        char bytes[256];
+        size_t len = strlen(data);
+        if (!strncmp(data, "hex:", 4)) {
+            len = strlen(data + 4) / 2;
+            for (size_t i = 0; i < len && i < sizeof(bytes); i++)
+                sscanf(data + 4 + 2 * i, "%2hhx", (unsigned char*)&bytes[i]);
+            data = bytes;
+        }
+        int fd = open(argv[2], O_WRONLY);
+        if (fd < 0)
+            return report("open", 0);
+        if (write(fd, data, len) != (ssize_t)len || close(fd) != 0)
+            return report("put", 0);
+        printf("put: ok\n");
+        if (argc == 4)
+            return 0;
+        argv[3] = argv[0];
+        return main(argc - 3, argv + 3);
+    }
+    if (!strcmp(cmd, "ls") && argc > 2) {
+        DIR* d = opendir(argv[2]);
+        if (!d)
+            return report("opendir", 0);
+        struct dirent* e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                printf("%s\n", e->d_name);
+        closedir(d);
+        return 0;
+    }
+    if (!strcmp(cmd, "gethex") && argc > 2) {
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0)
+            return report("open", 0);
+        unsigned char buf[256];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0)
+            return report("read", 0);
+        printf("%zd bytes:", n);
+        for (ssize_t i = 0; i < n; i++)
+            printf("%02x", buf[i]);
+        printf("\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "mmapsum") && argc > 2) {
+        /* maps the whole file read-only and prints its size and the sum of its bytes */
+        int fd = open(argv[2], O_RDONLY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+            return report("open", 0);
+        const unsigned char* p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            return report("mmap", 0);
+        unsigned long long sum = 0;
+        for (off_t i = 0; i < st.st_size; i++)
+            sum += p[i];
+        printf("mmap %lld bytes, sum %llu\n", (long long)st.st_size, sum);
+        return 0;
+    }
+    if (!strcmp(cmd, "shared") && argc > 2) {
+        /* two processes on one file, each with its own open: each sees the other's writes */
+        int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return report("open", 0);
+        char buf[9000];
+        memset(buf, 'A', sizeof(buf));
+        if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+            return report("write", 0);
+        pid_t p = fork();
+        if (p == 0) {
+            int cfd = open(argv[2], O_RDWR);
+            char got[9000];
+            if (cfd < 0 || read(cfd, got, sizeof(got)) != (ssize_t)sizeof(got) ||
+                memcmp(got, buf, sizeof(got)) != 0)
+                _exit(3);
+            if (pwrite(cfd, "child", 5, 5000) != 5 || close(cfd) != 0)
+                _exit(4);
+            _exit(0);
+        }
+        int wst = 0;
+        waitpid(p, &wst, 0);
+        if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0) {
+            printf("shared: child failed (%d)\n", WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
+            return 1;
+        }
+        char got[5];
+        if (pread(fd, got, 5, 5000) != 5)
+            return report("pread", 0);
+        printf("shared: parent reads \"%.5s\"\n", got);
+        return close(fd) == 0 ? 0 : 1;
     }
     if (!strcmp(cmd, "mount"))
         return report("umount /proc", umount2("/proc", 0) == 0) == 0 ? 0 : 1;
