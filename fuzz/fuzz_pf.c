@@ -9,8 +9,14 @@
  * flushing runs on valid files, and every corruption is either detected or harmless (a file
  * that still opens after a flip must read back exactly what was written, or fail). After a
  * flip, the first operation that fails ends the program: a write may have been applied in part
- * (as write(2) may), so the plain buffer no longer describes the file. */
+ * (as write(2) may), so the plain buffer no longer describes the file.
+ *
+ * Programs run with a recovery file (reference §4.6), and one operation is a crash: a flush,
+ * a write, then a close stopped before its n-th change to the disk (pf_insecure__io_hook), and
+ * an open that recovers: the file must then hold exactly the state before the write or after
+ * it. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,6 +29,23 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 #define MAX_SIZE (3072 + 4096 * 400) /* beyond the cache (256 nodes) and into MHT 4 */
 
 static const uint8_t g_key[PF_KEY_SIZE] = {7, 7, 7, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+static char g_rec[64];  /* the recovery file, one per process, deleted after each input */
+static int g_left = -1; /* changes the hook lets through; -1: all */
+
+static bool stop_io(void) {
+    if (g_left < 0)
+        return false;
+    if (g_left == 0)
+        return true;
+    g_left--;
+    return false;
+}
+
+static void make_recovery_path(void) {
+    snprintf(g_rec, sizeof(g_rec), "%s/fuzz-pf-%d.gramine.recovery",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (int)getpid());
+}
 
 struct input {
     const uint8_t* p;
@@ -53,6 +76,25 @@ static void read_all(int fd) {
     pf_close(pf);
 }
 
+/* Which of two states (0 or 1) the whole file holds; -1: reading failed. Reading what is
+ * neither is tampering (or a bug) that went unnoticed. */
+static int which(struct pf_file* pf, const uint8_t* a, uint64_t alen, const uint8_t* b,
+                 uint64_t blen) {
+    uint8_t* buf = malloc(MAX_SIZE + 1);
+    size_t n;
+    int result = -1;
+    if (pf_read(pf, 0, MAX_SIZE + 1, buf, &n) == PF_SUCCESS) {
+        if (n == alen && memcmp(buf, a, alen) == 0)
+            result = 0;
+        else if (n == blen && memcmp(buf, b, blen) == 0)
+            result = 1;
+        else
+            abort();
+    }
+    free(buf);
+    return result;
+}
+
 /* The whole file equals the shadow, or reading it fails (after a flip). */
 static void compare(int fd, const uint8_t* shadow, uint64_t size, bool flipped) {
     struct pf_file* pf;
@@ -62,15 +104,78 @@ static void compare(int fd, const uint8_t* shadow, uint64_t size, bool flipped) 
             abort();
         return;
     }
-    uint8_t* buf = malloc(MAX_SIZE + 1);
-    size_t n;
-    s = pf_read(pf, 0, MAX_SIZE + 1, buf, &n);
-    if (s == PF_SUCCESS && (n != size || memcmp(buf, shadow, size) != 0))
-        abort(); /* tampering (or a bug) that went unnoticed */
-    if (s != PF_SUCCESS && !flipped)
+    if (which(pf, shadow, size, shadow, size) < 0 && !flipped)
         abort();
-    free(buf);
     pf_close(pf);
+}
+
+/* A write of the program (offset below `limit`, length, seed) to the file and the shadow. */
+static enum pf_status do_write(struct pf_file* pf, struct input* in, uint64_t limit,
+                               uint8_t* shadow, uint64_t* shadow_len) {
+    uint64_t off = take(in, 3) % limit;
+    size_t len   = take(in, 2) % 20000;
+    uint8_t seed = (uint8_t)take(in, 1);
+    if (off + len > MAX_SIZE)
+        len = MAX_SIZE - off;
+    uint8_t* buf = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(seed + i * 7);
+    enum pf_status s = pf_write(pf, off, len, buf);
+    if (s == PF_SUCCESS) {
+        memcpy(shadow + off, buf, len);
+        if (off > *shadow_len)
+            memset(shadow + *shadow_len, 0, off - *shadow_len);
+        if (off + len > *shadow_len)
+            *shadow_len = off + len;
+    }
+    free(buf);
+    return s;
+}
+
+/* Flush, a write, a close stopped after `left` changes to the disk, a recovering open: the
+ * file is the state before the write or after it (reference §4.6). Returns the open file, or
+ * NULL if something failed after a flip. */
+static struct pf_file* crash(int fd, struct pf_file* pf, struct input* in, uint8_t* shadow,
+                             uint64_t* shadow_len, uint8_t* old, bool flipped) {
+    if (pf_flush(pf) != PF_SUCCESS) {
+        if (!flipped)
+            abort();
+        pf_close(pf);
+        return NULL;
+    }
+    uint64_t old_len = *shadow_len;
+    memcpy(old, shadow, old_len);
+    /* close to the end: a write far past it fills the cache with zero nodes, and the flush
+     * that makes room commits a state between the two */
+    uint64_t limit = old_len + 20000 < MAX_SIZE ? old_len + 20000 : MAX_SIZE;
+    if (do_write(pf, in, limit, shadow, shadow_len) != PF_SUCCESS) {
+        if (!flipped)
+            abort();
+        pf_close(pf); /* applied in part, maybe: the shadow no longer describes the file */
+        return NULL;
+    }
+    g_left               = (int)(take(in, 1) % 48);
+    pf_insecure__io_hook = stop_io;
+    pf_close(pf);
+    pf_insecure__io_hook = NULL;
+    g_left               = -1;
+    if (pf_open_ex(fd, "/f", g_rec, g_key, PF_OPEN_READ | PF_OPEN_WRITE, NULL, &pf) != PF_SUCCESS) {
+        if (!flipped)
+            abort();
+        return NULL;
+    }
+    int got = which(pf, old, old_len, shadow, *shadow_len);
+    if (got < 0) {
+        if (!flipped)
+            abort();
+        pf_close(pf);
+        return NULL;
+    }
+    if (got == 0) {
+        memcpy(shadow, old, old_len);
+        *shadow_len = old_len;
+    }
+    return pf;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -91,32 +196,19 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint64_t shadow_len = 0;
     bool flipped        = false;
     struct pf_file* pf  = NULL;
-    if (pf_open(fd, "/f", g_key, PF_OPEN_WRITE | PF_OPEN_CREATE, NULL, &pf) != PF_SUCCESS)
+    if (!g_rec[0])
+        make_recovery_path();
+    uint8_t* old = malloc(MAX_SIZE);
+    if (pf_open_ex(fd, "/f", g_rec, g_key, PF_OPEN_WRITE | PF_OPEN_CREATE, NULL, &pf) != PF_SUCCESS)
         abort();
     while (in.left && pf) {
-        uint8_t op = (uint8_t)take(&in, 1) % 6;
+        uint8_t op = (uint8_t)take(&in, 1) % 7;
         if (op == 0) { /* write */
-            uint64_t off = take(&in, 3) % MAX_SIZE;
-            size_t len   = take(&in, 2) % 20000;
-            uint8_t seed = (uint8_t)take(&in, 1);
-            if (off + len > MAX_SIZE)
-                len = MAX_SIZE - off;
-            uint8_t* buf = malloc(len + 1);
-            for (size_t i = 0; i < len; i++)
-                buf[i] = (uint8_t)(seed + i * 7);
-            if (pf_write(pf, off, len, buf) == PF_SUCCESS) {
-                memcpy(shadow + off, buf, len);
-                if (off > shadow_len)
-                    memset(shadow + shadow_len, 0, off - shadow_len);
-                if (off + len > shadow_len)
-                    shadow_len = off + len;
-            } else if (!flipped) {
-                abort();
-            } else {
-                free(buf);
+            if (do_write(pf, &in, MAX_SIZE, shadow, &shadow_len) != PF_SUCCESS) {
+                if (!flipped)
+                    abort();
                 break;
             }
-            free(buf);
         } else if (op == 1) { /* truncate or extend */
             uint64_t to = take(&in, 3) % MAX_SIZE;
             if (pf_set_size(pf, to) == PF_SUCCESS) {
@@ -144,7 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     abort();
                 break;
             }
-            if (pf_open(fd, "/f", g_key, PF_OPEN_READ | PF_OPEN_WRITE, NULL, &pf) != PF_SUCCESS) {
+            if (pf_open_ex(fd, "/f", g_rec, g_key, PF_OPEN_READ | PF_OPEN_WRITE, NULL, &pf) !=
+                PF_SUCCESS) {
                 if (!flipped)
                     abort();
                 pf = NULL;
@@ -158,6 +251,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 break;
             }
             compare(fd, shadow, shadow_len, flipped);
+        } else if (op == 6) { /* a crash in the middle of a flush */
+            pf = crash(fd, pf, &in, shadow, &shadow_len, old, flipped);
         } else { /* flip a byte on disk */
             off_t end   = lseek(fd, 0, SEEK_END);
             uint32_t at = take(&in, 3);
@@ -178,6 +273,8 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         pf_close(pf);
     if (!flipped)
         compare(fd, shadow, shadow_len, false);
+    unlink(g_rec);
+    free(old);
     free(shadow);
     close(fd);
     return 0;

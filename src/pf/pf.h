@@ -83,6 +83,31 @@ enum {
  * (if not NULL, at least PF_PATH_MAX_SIZE bytes) receives the path the file is bound to. */
 enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE], int flags,
                        char* embedded, struct pf_file** ret);
+/* pf_open with recovery (reference §4.6). With `recovery_path` (the host file
+ * "<host path>.gramine.recovery", mode 0666 when created), a flush that changes nodes on disk
+ * first writes undo records (u64 LE physical node number + the node's old 4096 ciphertext bytes)
+ * to it, fsyncs, sets the pending-write flag in node 0 on disk and fsyncs, then writes the new
+ * nodes and the new metadata with the flag clear; an open that finds the flag set replays the
+ * records, fsyncs and opens the restored file. Without `recovery_path`, a set flag is
+ * PF_RECOVERY_NEEDED, as is a missing or damaged recovery file. The recovery file is deleted by a
+ * successful pf_close.
+ *
+ * Replay writes to `fd`: a read-only `fd` that finds the flag set gives PF_RECOVERY_NEEDED
+ * (whatever `flags`), to be opened again with a writable one. Every record is checked against
+ * the key and the file's tree before the first byte is replayed, so a cut, damaged or stale
+ * recovery file leaves the host file as it is. One writer per file: an open replays whatever a
+ * flush of another open handle has under way. With a recovery file, whole nodes past the end
+ * of the file (a shrinking flush that died after its commit) are accepted and cut. If a flush
+ * fails after it began changing the disk, the handle refuses further writes and flushes with
+ * that status and pf_close keeps the recovery file: the next open replays it. */
+enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
+                          const uint8_t key[PF_KEY_SIZE], int flags, char* embedded,
+                          struct pf_file** ret);
+/* The recovery file's new place after the caller renamed the host file (NULL: none). The old
+ * recovery file, if any, is renamed to it (PF_CALLBACK_FAILED if that fails). Order for a
+ * rename: pf_rename (a flush, complete when it returns), rename(2) of the host file, then this;
+ * a crash in between leaves at most a stale recovery file under the old name. */
+enum pf_status pf_set_recovery_path(struct pf_file* pf, const char* recovery_path);
 /* Reads up to `size` bytes at `off` (fewer at the end of the file). */
 enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf, size_t* ret_len);
 /* Writes `size` bytes at `off`; a gap past the end reads as zeros. */
@@ -98,3 +123,10 @@ enum pf_status pf_flush(struct pf_file* pf);
 enum pf_status pf_close(struct pf_file* pf);
 /* The bound path. */
 const char* pf_path(const struct pf_file* pf);
+
+/* Tests only (src/pf/tests, fuzz/fuzz_pf.c), never set in moat: called before every change
+ * the library makes to the host or recovery file (write, fsync, truncate, creating the
+ * recovery file, deleting it at close); returning true stops there as if the process had been
+ * killed: that change and every later one of the handle are not made (its flush returns
+ * PF_WRITE_TO_DISK_FAILED, pf_close writes nothing). */
+extern bool (*pf_insecure__io_hook)(void);
