@@ -292,23 +292,25 @@ def test_missing_mount_source(app):
 ENC_KEY = bytes(range(16))
 
 
-def encrypted_app(app, moat, key_name=None, insecure_key=True):
+def encrypted_app(app, moat, key_name=None, insecure_key=True, recovery=None):
     """The probe with an encrypted mount of host dir 'enc' at /enc (relative URI: files are
-    bound to enc/<name>, reference §4.5) and the key in fs.insecure__keys.default."""
-    mount = '  { type = "encrypted", path = "/enc", uri = "file:enc"%s },\n' % (
-        f', key_name = "{key_name}"' if key_name else "")
+    bound to enc/<name>, reference §4.5) and the key in fs.insecure__keys.default.
+    run(*argv) renders the manifest and runs it; run(*argv, start=False) only renders."""
+    mount = '  { type = "encrypted", path = "/enc", uri = "file:enc"%s%s },\n' % (
+        f', key_name = "{key_name}"' if key_name else "",
+        f", enable_recovery = {str(recovery).lower()}" if recovery is not None else "")
     text = BASE.replace('  { type = "tmpfs", path = "/tmp" },\n',
                         '  { type = "tmpfs", path = "/tmp" },\n' + mount)
     if insecure_key:
         text += f'fs.insecure__keys.default = "{ENC_KEY.hex()}"\n'
     (app.dir / "enc").mkdir(exist_ok=True)
 
-    def run(*argv):
+    def run(*argv, start=True):
         (app.dir / "probe.manifest.template").write_text(
             text + "loader.argv = [%s]\n" % ", ".join(f'"{a}"' for a in ("probe",) + argv))
         moat("manifest", "render", "--no-progress", "probe.manifest.template", "probe.manifest",
              cwd=app.dir, check=0)
-        return app(render=False)
+        return app(render=False) if start else None
     return run
 
 
@@ -371,7 +373,7 @@ def test_encrypted_key_written_at_run_time(app, moat):
     opened afterwards use it (what secret provisioning does in Gramine)."""
     import pf_reference as ref
     run = encrypted_app(app, moat, insecure_key=False)
-    put = ("put", "/dev/attestation/keys/default", "hex:" + ENC_KEY.hex())
+    put = ("put", "/dev/attestation/keys/default", "hex:" + ENC_KEY.hex(), "+")
     # without the key: EACCES, and nothing is created
     r = run("write", "/enc/a")
     assert r.stdout == "open: Permission denied\n" and "key 'default' is not set" in r.stderr
@@ -388,7 +390,7 @@ def test_encrypted_key_written_at_run_time(app, moat):
     assert run("ls", "/dev/attestation/keys").stdout == "default\n"
     assert run("ls", "/dev/attestation").stdout.split() == ["keys", "protected_files_key"]
     # a wrong key fails like tampering; a write of another size is refused; unknown names
-    r = run("put", "/dev/attestation/keys/default", "hex:" + bytes(16).hex(), "cat", "/enc/a")
+    r = run("put", "/dev/attestation/keys/default", "hex:" + bytes(16).hex(), "+", "cat", "/enc/a")
     assert r.stdout == "put: ok\nopen: Permission denied\n"
     assert "pf_open failed" in r.stderr
     r = run("put", "/dev/attestation/keys/default", "hex:" + ENC_KEY[:15].hex())
@@ -396,9 +398,9 @@ def test_encrypted_key_written_at_run_time(app, moat):
     assert "exactly 16 bytes in one write (got 15)" in r.stderr
     assert run("gethex", "/dev/attestation/keys/nope").stdout == "open: No such file or directory\n"
     # Graphene's /dev/attestation/protected_files_key: the key in hex, for key "default"
-    r = run("put", "/dev/attestation/protected_files_key", ENC_KEY.hex(), "cat", "/enc/a")
+    r = run("put", "/dev/attestation/protected_files_key", ENC_KEY.hex(), "+", "cat", "/enc/a")
     assert r.stdout == "put: ok\nwritten\n", r.stderr
-    r = run("put", "/dev/attestation/protected_files_key", "not hex", "cat", "/enc/a")
+    r = run("put", "/dev/attestation/protected_files_key", "not hex", "+", "cat", "/enc/a")
     assert r.stdout == "put: Permission denied\n"
 
 
@@ -438,6 +440,97 @@ def test_encrypted_mmap_and_two_processes(app, moat):
     # two processes with their own opens of one file see each other's writes
     r = run("shared", "/enc/s")
     assert r.stdout == 'shared: parent reads "child"\n', r.stderr
+
+
+def test_encrypted_damage_is_never_served(app, moat):
+    """A flipped bit in one node fails the read that reaches it (EACCES, MAC mismatch); it is
+    never served as data nor as a shorter file."""
+    run = encrypted_app(app, moat)
+    assert run("writebig", "/enc/big", "20000").stdout == "write: ok\n"
+    blob = bytearray((app.dir / "enc/big").read_bytes())
+    blob[4096 * 3 + 100] ^= 1  # inside data node 1 (plaintext 7168..11263)
+    (app.dir / "enc/big").write_bytes(bytes(blob))
+    r = run("read", "/enc/big")
+    assert r.stdout == "read: Permission denied\n" and "pf_read failed: MAC mismatch" in r.stderr
+
+
+def test_rename_then_use_the_new_name(app, moat):
+    """In one run: a renamed file (plain or encrypted) and a renamed directory are found under
+    their new names, and a file renamed while open is written at its new place."""
+    (app.dir / "data/allowed/a.txt").write_text("plain\n")
+    (app.dir / "data/allowed/d").mkdir()
+    (app.dir / "data/allowed/d/in.txt").write_text("inside\n")
+    r = app('loader.argv = ["probe", "cat", "/data/allowed/a.txt", "+", "rename", '
+            '"/data/allowed/a.txt", "/data/allowed/b.txt", "+", "cat", "/data/allowed/b.txt", '
+            '"+", "rename", "/data/allowed/d", "/data/allowed/e", "+", "cat", '
+            '"/data/allowed/e/in.txt", "+", "stat", "/data/allowed/a.txt"]\n')
+    assert r.stdout == "plain\nrename: ok\nplain\nrename: ok\ninside\nstat: No such file or directory\n", r.stderr
+    for recovery in (False, True):
+        run = encrypted_app(app, moat, recovery=recovery)
+        r = run("write", "/enc/a", "+", "rename", "/enc/a", "/enc/b", "+", "cat", "/enc/b", "+",
+                "renameopen", "/enc/b", "/enc/c", "+", "cat", "/enc/c")
+        assert r.stdout == ("write: ok\nrename: ok\nwritten\nrenameopen: ok\n"
+                            "written\nafter\n"), r.stderr
+        assert sorted(os.listdir(app.dir / "enc")) == ["c"]
+        os.unlink(app.dir / "enc/c")
+
+
+def crash_runs(app, moat, recovery, rounds=6, victim="moat"):
+    """kill -9 of moat in the middle of an app rewriting and fsyncing a file; returns what the
+    next run found each time, with the last generation the app had reported durable (the
+    file holds it or the one being written when moat died)."""
+    import random
+    run = encrypted_app(app, moat, recovery=recovery)
+    size = 200_000  # 49 nodes: a generation is committed by its fsync only
+    found = []
+    for _ in range(rounds):
+        run("generations", "/enc/f", str(size), start=False)
+        p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        assert line.startswith("g "), p.stderr.read()
+        deadline = time.time() + random.uniform(0.05, 0.4)
+        while time.time() < deadline:
+            line = p.stdout.readline()
+        if victim == "moat":
+            p.kill()
+        else:  # the app: moat lives on and closes the file
+            os.kill(descendants(p.pid)[-1], signal.SIGKILL)
+        p.wait(timeout=10)
+        reported = [line] + p.stdout.read().splitlines()  # what it printed before it died
+        last = max(int(x.split()[1]) for x in reported if x.startswith("g "))
+        r = run("uniform", "/enc/f")
+        found.append((last, r.stdout, r.stderr))
+    return size, found
+
+
+def test_encrypted_crash_with_recovery(app, moat):
+    """enable_recovery = true: after kill -9 in the middle of writes the file opens in the
+    state of the last fsync or of the one in flight, never mixed, never refused."""
+    size, found = crash_runs(app, moat, recovery=True)
+    for last, out, err in found:
+        assert out in (f"uniform {last % 251} {size}\n",
+                       f"uniform {(last + 1) % 251} {size}\n"), (last, out, err)
+    assert not list((app.dir / "enc").glob("*.gramine.recovery"))  # the clean runs removed it
+
+
+def test_encrypted_app_killed(app, moat):
+    """kill -9 of the app: moat closes the file, which stays readable (what the app wrote
+    after its last fsync may be there in part, as on any file system)."""
+    size, found = crash_runs(app, moat, recovery=False, rounds=3, victim="app")
+    for last, out, err in found:
+        assert out.startswith("uniform ") or out == "mixed\n", (last, out, err)
+
+
+def test_encrypted_crash_without_recovery_is_detected(app, moat):
+    """Without recovery a torn flush may make the file unreadable, but is never served."""
+    size, found = crash_runs(app, moat, recovery=False)
+    for last, out, err in found:
+        assert out in (f"uniform {last % 251} {size}\n", f"uniform {(last + 1) % 251} {size}\n",
+                       "open: Permission denied\n"), (last, out, err)
+        if out.startswith("open"):
+            assert "pf_open failed" in err
+            break  # the file stays unreadable: nothing more to learn
 
 
 def test_fd_limit(app):

@@ -27,6 +27,7 @@ struct encfile {
     int fd;
     struct pf_file* pf;
     bool writable;
+    bool recovery; /* enable_recovery: <host>.gramine.recovery */
     char* host;
 };
 
@@ -130,8 +131,9 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
         return -errno;
     char embedded[PF_PATH_MAX_SIZE];
     struct pf_file* pf;
-    int pf_flags     = PF_OPEN_READ | (rw ? PF_OPEN_WRITE : 0) | (create ? PF_OPEN_CREATE : 0);
-    enum pf_status s = pf_open(fd, bind, key, pf_flags, embedded, &pf);
+    int pf_flags = PF_OPEN_READ | (rw ? PF_OPEN_WRITE : 0) | (create ? PF_OPEN_CREATE : 0);
+    _cleanup_free_ char* recovery = m->recovery ? xasprintf("%s.gramine.recovery", host) : NULL;
+    enum pf_status s              = pf_open_ex(fd, bind, recovery, key, pf_flags, embedded, &pf);
     OPENSSL_cleanse(key, sizeof(key));
     if (s != PF_SUCCESS) {
         if (s == PF_INVALID_PATH)
@@ -150,6 +152,7 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
     f->pf             = pf;
     f->writable       = rw;
     f->host           = xstrdup(host);
+    f->recovery       = m->recovery;
     *ret              = f;
     return 0;
 }
@@ -204,6 +207,15 @@ int encfile_rename(struct encfile* f, const char* new_bind) {
     if (!f->writable)
         return -EACCES;
     return status_errno("pf_rename", pf_rename(f->pf, new_bind));
+}
+
+void encfile_moved(struct encfile* f, const char* new_host) {
+    free(f->host);
+    f->host = xstrdup(new_host);
+    if (!f->recovery)
+        return;
+    _cleanup_free_ char* recovery = xasprintf("%s.gramine.recovery", new_host);
+    (void)status_errno("pf_set_recovery_path", pf_set_recovery_path(f->pf, recovery));
 }
 
 int encfile_flush(struct encfile* f) {

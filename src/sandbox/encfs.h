@@ -31,8 +31,10 @@ int encfs_load_keys(struct encfs* e, const struct toml_value* manifest,
                     struct moat_error* err) WARN_UNUSED;
 
 /* Opens (or with `create`, creates) the encrypted file at `host`, bound to `bind` (the
- * normalized host path as the mount URI gives it), with the mount's key. -EACCES (logged) when
- * it cannot be opened, -errno for host errors. */
+ * normalized host path as the mount URI gives it), with the mount's key; with the mount's
+ * enable_recovery, flushes keep undo records in <host>.gramine.recovery and an interrupted
+ * flush is rolled back at the next open. -EACCES (logged) when it cannot be opened, -errno for
+ * host errors. */
 int encfile_open(struct encfs* e, const struct mount_entry* m, const char* host, const char* bind,
                  bool create, struct encfile** ret) WARN_UNUSED;
 bool encfile_writable(const struct encfile* f);
@@ -41,6 +43,8 @@ int encfile_read(struct encfile* f, off_t off, size_t size, char* out, size_t* r
 int encfile_write(struct encfile* f, off_t off, size_t size, const char* in);
 int encfile_set_size(struct encfile* f, uint64_t size);
 int encfile_rename(struct encfile* f, const char* new_bind);
+/* After the host file was renamed: its recovery file follows. */
+void encfile_moved(struct encfile* f, const char* new_host);
 int encfile_flush(struct encfile* f);
 /* Flushes and closes; -EACCES (logged) when the flush failed. */
 int encfile_close(struct encfile* f);

@@ -92,6 +92,9 @@ struct fusefs {
     size_t nnodes, cap;
     size_t* index; /* open addressing: app path -> ino, 0 = empty */
     size_t nindex;
+    /* paths a rename replaced: other threads may still read them, so they live to the end */
+    char** retired;
+    size_t nretired, retired_cap;
     struct fuse_session* se;
     pthread_t workers[FUSE_WORKERS];
     size_t nworkers;
@@ -132,6 +135,28 @@ static void index_insert(struct fusefs* fs, size_t ino) {
     fs->index[i] = ino;
 }
 
+/* Sets a node's paths (taking them) and what follows from them: its class under the file
+ * policy, and for a file under an encrypted mount the mount and the path it is bound to. */
+static void node_place(struct fusefs* fs, struct node* n, char* app_path, char* host_path) {
+    n->app_path  = app_path;
+    n->host_path = host_path;
+    n->cls  = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
+    n->enc  = NULL;
+    n->bind = NULL;
+    const struct mount_entry* m = host_path ? mount_plan_resolve(fs->plan, app_path, NULL) : NULL;
+    if (m && m->type == MOUNT_ENCRYPTED) {
+        /* encrypted files follow their own rules, not sgx.trusted_files / allowed_files */
+        size_t l         = strlen(m->path);
+        const char* rest = !strcmp(m->path, "/") ? app_path + 1 : app_path + l;
+        rest += *rest == '/';
+        _cleanup_free_ char* joined = *rest ? path_join(m->bind, rest) : xstrdup(m->bind);
+        n->enc                      = m;
+        n->bind                     = path_normalize(joined);
+        n->cls                      = FILE_ALLOWED;
+        n->trusted                  = NULL;
+    }
+}
+
 static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
     pthread_mutex_lock(&fs->lock);
     if (fs->nindex) {
@@ -145,22 +170,8 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
         }
     }
     struct node* n = xcalloc(1, sizeof(*n));
-    n->app_path    = xstrdup(app_path);
-    n->host_path   = host_path ? xstrdup(host_path) : NULL;
-    n->cls = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
     pthread_mutex_init(&n->enc_lock, NULL);
-    const struct mount_entry* m = host_path ? mount_plan_resolve(fs->plan, app_path, NULL) : NULL;
-    if (m && m->type == MOUNT_ENCRYPTED) {
-        /* encrypted files follow their own rules, not sgx.trusted_files / allowed_files */
-        size_t l         = strlen(m->path);
-        const char* rest = !strcmp(m->path, "/") ? app_path + 1 : app_path + l;
-        rest += *rest == '/';
-        _cleanup_free_ char* joined = *rest ? path_join(m->bind, rest) : xstrdup(m->bind);
-        n->enc                      = m;
-        n->bind                     = path_normalize(joined);
-        n->cls                      = FILE_ALLOWED;
-        n->trusted                  = NULL;
-    }
+    node_place(fs, n, xstrdup(app_path), host_path ? xstrdup(host_path) : NULL);
     fs->nodes               = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
     fs->nodes[fs->nnodes++] = n;
     fuse_ino_t ino          = fs->nnodes;
@@ -868,6 +879,49 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
 }
 
 /* rename: both names must be creatable (allowed, or unknown under allow_all_but_log). */
+static void retire(struct fusefs* fs, char* s) {
+    if (!s)
+        return;
+    fs->retired = xgrow(fs->retired, &fs->retired_cap, fs->nretired + 1, sizeof(*fs->retired));
+    fs->retired[fs->nretired++] = s;
+}
+
+static bool path_under(const char* path, const char* dir, size_t dir_len) {
+    return !strncmp(path, dir, dir_len) && (path[dir_len] == '\0' || path[dir_len] == '/');
+}
+
+/* After `from` was renamed to `to`: the kernel now knows the renamed inode (and everything
+ * below it) by the new names, so its node takes the new paths, and a node the rename replaced
+ * can no longer be found by name. */
+static void nodes_renamed(struct fusefs* fs, const char* from, const char* to) {
+    size_t from_len = strlen(from), to_len = strlen(to);
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nnodes; i++) {
+        struct node* n = fs->nodes[i];
+        if (path_under(n->app_path, to, to_len) && !path_under(n->app_path, from, from_len)) {
+            retire(fs, n->app_path); /* replaced: its open files go on, its name is gone */
+            n->app_path = xasprintf("//replaced/%zu", i + 1);
+        }
+    }
+    for (size_t i = 0; i < fs->nnodes; i++) {
+        struct node* n = fs->nodes[i];
+        if (!path_under(n->app_path, from, from_len))
+            continue;
+        char* app  = xasprintf("%s%s", to, n->app_path + from_len);
+        char* host = NULL;
+        if (!mount_plan_resolve(fs->plan, app, &host))
+            host = n->host_path ? xstrdup(n->host_path) : NULL;
+        retire(fs, n->app_path);
+        retire(fs, n->host_path);
+        retire(fs, n->bind);
+        node_place(fs, n, app, host);
+    }
+    memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
+    for (size_t i = 1; i <= fs->nnodes; i++)
+        index_insert(fs, i);
+    pthread_mutex_unlock(&fs->lock);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                       const char* newname, unsigned int flags) {
     struct fusefs* fs        = fs_of(req);
@@ -899,6 +953,21 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
     }
     if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
         r = -errno;
+    if (r == 0 && (flags & RENAME_EXCHANGE)) {
+        nodes_renamed(fs, app, "//exchanging"); /* three steps: the names swap */
+        nodes_renamed(fs, newapp, app);
+        nodes_renamed(fs, "//exchanging", newapp);
+    } else if (r == 0) {
+        nodes_renamed(fs, app, newapp);
+    }
+    if (r == 0 && from->type == MOUNT_ENCRYPTED) {
+        /* a file the app still has open follows its host file (and its recovery file) */
+        struct node* moved = node_get(fs, node_intern(fs, newapp, newhost));
+        pthread_mutex_lock(&moved->enc_lock);
+        if (moved->ef)
+            encfile_moved(moved->ef, newhost);
+        pthread_mutex_unlock(&moved->enc_lock);
+    }
     if (r == 0)
         learn(fs, newhost, true);
     fuse_reply_err(req, -r);
@@ -1156,6 +1225,9 @@ void fusefs_free(struct fusefs* fs) {
     }
     free(fs->nodes);
     free(fs->index);
+    for (size_t i = 0; i < fs->nretired; i++)
+        free(fs->retired[i]);
+    free(fs->retired);
     for (size_t i = 0; i < fs->nlearned; i++)
         free(fs->learned[i].host_path);
     free(fs->learned);

@@ -94,9 +94,14 @@ static int load_mount(struct mount_plan* p, size_t* cap, const struct toml_value
         host = type == MOUNT_UNTRUSTED_SHM ? path_normalize(uri->u.str.ptr + 4)
                                            : host_of_uri(uri->u.str.ptr, cwd);
     }
+    const struct toml_value* rec = toml_table_get(t, "enable_recovery");
+    if (rec && rec->type != TOML_BOOL)
+        return moat_error_set(err, -EINVAL, "'%s.enable_recovery' must be a boolean", key);
     add(p, cap, type, app, host, is_str(kn) ? kn->u.str.ptr : "default");
-    if (type == MOUNT_ENCRYPTED)
-        p->items[p->len - 1].bind = path_normalize(uri->u.str.ptr + 5);
+    if (type == MOUNT_ENCRYPTED) {
+        p->items[p->len - 1].bind     = path_normalize(uri->u.str.ptr + 5);
+        p->items[p->len - 1].recovery = rec && rec->u.boolean;
+    }
     return 0;
 }
 

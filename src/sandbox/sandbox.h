@@ -86,8 +86,9 @@ struct mount_entry {
     char* path; /* in-app absolute path, normalized ("/" for the root) */
     char* host; /* host path (normalized, absolute) for chroot; NULL for tmpfs */
     char* key_name;
-    char* bind; /* encrypted: the URI's path, normalized but not made absolute: files are
-                 * bound to bind/<path below the mount> (reference/gramine.md §4.5) */
+    char* bind;    /* encrypted: the URI's path, normalized but not made absolute: files are
+                    * bound to bind/<path below the mount> (reference/gramine.md §4.5) */
+    bool recovery; /* encrypted: enable_recovery (<host path>.gramine.recovery files) */
 };
 
 struct mount_plan {

@@ -31,8 +31,28 @@ static int report(const char* what, int ok) {
     return ok ? 0 : 1;
 }
 
+static int run(int argc, char** argv);
+
+/* "probe CMD ARGS [+ CMD ARGS]...": the commands in turn, in one process, while they succeed */
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    int start = 1;
+    for (int i = 1; i <= argc; i++) {
+        if (i < argc && strcmp(argv[i], "+") != 0)
+            continue;
+        argv[start - 1] = argv[0];
+        char* saved     = argv[i];
+        argv[i]         = NULL;
+        int r           = run(i - start + 1, argv + start - 1);
+        argv[i]         = saved;
+        if (r != 0 || i == argc)
+            return r;
+        start = i + 1;
+    }
+    return 0;
+}
+
+static int run(int argc, char** argv) {
     if (argc < 2) {
         printf("argc=%d\n", argc);
         return 0;
@@ -172,7 +192,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!strcmp(cmd, "put") && argc > 3) {
-        /* one write() of DATA ("hex:..." decodes hex), then the rest of argv as a command */
+        /* one write() of DATA ("hex:..." decodes hex) */
         const char* data = argv[3];
         char bytes[256];
         size_t len = strlen(data);
@@ -188,10 +208,59 @@ int main(int argc, char** argv) {
         if (write(fd, data, len) != (ssize_t)len || close(fd) != 0)
             return report("put", 0);
         printf("put: ok\n");
-        if (argc == 4)
-            return 0;
-        argv[3] = argv[0];
-        return main(argc - 3, argv + 3);
+        return 0;
+    }
+    if (!strcmp(cmd, "renameopen") && argc > 3) {
+        /* rename a file the app has open, then write through the open descriptor */
+        int fd = open(argv[2], O_WRONLY | O_APPEND);
+        if (fd < 0)
+            return report("open", 0);
+        if (rename(argv[2], argv[3]) != 0)
+            return report("rename", 0);
+        return report("renameopen", write(fd, "after\n", 6) == 6 && close(fd) == 0);
+    }
+    if (!strcmp(cmd, "generations") && argc > 3) {
+        /* rewrites the file with generation g = 1, 2, ... (every byte g % 251) and fsyncs,
+         * printing "g N" once generation N is durable, until killed */
+        size_t size = (size_t)atol(argv[3]);
+        char* buf   = malloc(size);
+        int fd      = open(argv[2], O_RDWR | O_CREAT, 0644);
+        if (!buf || fd < 0)
+            return report("open", 0);
+        for (unsigned g = 1;; g++) {
+            memset(buf, (int)(g % 251), size);
+            for (size_t off = 0; off < size; off += 4096) /* many requests per generation */
+                if (pwrite(fd, buf + off, size - off < 4096 ? size - off : 4096, (off_t)off) < 0)
+                    return report("pwrite", 0);
+            if (fsync(fd) != 0)
+                return report("fsync", 0);
+            printf("g %u\n", g);
+        }
+    }
+    if (!strcmp(cmd, "uniform") && argc > 2) {
+        /* "uniform B SIZE" when every byte of the file is B, else "mixed" */
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0)
+            return report("open", 0);
+        unsigned char buf[65536];
+        int first = -1, mixed = 0;
+        long long total = 0;
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                if (first < 0)
+                    first = buf[i];
+                mixed |= buf[i] != first;
+            }
+            total += n;
+        }
+        if (n < 0)
+            return report("read", 0);
+        if (mixed)
+            printf("mixed\n");
+        else
+            printf("uniform %d %lld\n", first, total);
+        return 0;
     }
     if (!strcmp(cmd, "ls") && argc > 2) {
         DIR* d = opendir(argv[2]);
