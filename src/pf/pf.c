@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +25,7 @@
 #define FLAG_PENDING   0x01
 #define METADATA_LABEL "SGX-PROTECTED-FS-METADATA-KEY"
 #define DATA_BUCKETS   512 /* hash chains of the cache, by data node number */
+#define BATCH_NODES    64  /* consecutive nodes read or written with one system call */
 #define DATA_CACHE_MAX                                                    \
     256 /* decrypted data nodes kept (1 MiB; Gramine keeps 48: every full \
          * cache of dirty nodes costs a flush of the tree and metadata) */
@@ -82,29 +84,49 @@ uint64_t pf_disk_size(uint64_t size) {
 /* ---------------------------------------------------------------------------------------- */
 /* Crypto: AES-128-GCM with a zero IV and no AAD; the metadata key by AES-128-CMAC KDF         */
 
-static enum pf_status gcm(bool encrypt, const uint8_t key[PF_KEY_SIZE], const uint8_t* in,
-                          size_t len, uint8_t* out, uint8_t mac[PF_MAC_SIZE]) {
+/* AES-128-GCM, fetched once (an EVP_aes_128_gcm() init looks the algorithm up by name every
+ * time, which costs more than encrypting a node). */
+static EVP_CIPHER* gcm_cipher(void) {
+    static EVP_CIPHER* _Atomic g_cipher;
+    EVP_CIPHER* c = atomic_load(&g_cipher);
+    if (c)
+        return c;
+    EVP_CIPHER* fetched = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    if (!fetched)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&g_cipher, &c, fetched)) {
+        EVP_CIPHER_free(fetched); /* another thread was first */
+        return c;
+    }
+    return fetched;
+}
+
+/* One node or the metadata: `ctx` is the file's reusable context (NULL: a temporary one). */
+static enum pf_status gcm(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t key[PF_KEY_SIZE],
+                          const uint8_t* in, size_t len, uint8_t* out, uint8_t mac[PF_MAC_SIZE]) {
     static const uint8_t iv[12] = {0};
-    EVP_CIPHER_CTX* ctx         = EVP_CIPHER_CTX_new();
-    int n = 0, ok = ctx != NULL;
+    EVP_CIPHER* cipher          = gcm_cipher();
+    EVP_CIPHER_CTX* own         = ctx ? NULL : EVP_CIPHER_CTX_new();
+    if (!ctx)
+        ctx = own;
+    int n = 0, ok = ctx && cipher;
+    enum pf_status s;
     if (encrypt) {
-        ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, iv) &&
+        ok = ok && EVP_EncryptInit_ex2(ctx, cipher, key, iv, NULL) &&
              EVP_EncryptUpdate(ctx, out, &n, in, (int)len) &&
              EVP_EncryptFinal_ex(ctx, out + n, &n) &&
              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PF_MAC_SIZE, mac);
-        EVP_CIPHER_CTX_free(ctx);
-        return ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
+        s = ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
+    } else {
+        ok = ok && EVP_DecryptInit_ex2(ctx, cipher, key, iv, NULL) &&
+             EVP_DecryptUpdate(ctx, out, &n, in, (int)len) &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PF_MAC_SIZE, mac);
+        s = !ok                                     ? PF_CRYPTO_ERROR
+            : EVP_DecryptFinal_ex(ctx, out + n, &n) ? PF_SUCCESS
+                                                    : PF_MAC_MISMATCH;
     }
-    ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), NULL, key, iv) &&
-         EVP_DecryptUpdate(ctx, out, &n, in, (int)len) &&
-         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PF_MAC_SIZE, mac);
-    if (!ok) {
-        EVP_CIPHER_CTX_free(ctx);
-        return PF_CRYPTO_ERROR;
-    }
-    ok = EVP_DecryptFinal_ex(ctx, out + n, &n);
-    EVP_CIPHER_CTX_free(ctx);
-    return ok ? PF_SUCCESS : PF_MAC_MISMATCH;
+    EVP_CIPHER_CTX_free(own);
+    return s;
 }
 
 /* NIST SP 800-108 counter mode, one block: AES-128-CMAC(KDK, 1 | label | nonce | 128). */
@@ -164,6 +186,11 @@ struct pf_file {
     /* A flush died after it began changing the disk (or the test hook fired): the disk is left
      * for the next open to recover, and this handle writes nothing more. */
     enum pf_status failed;
+    EVP_CIPHER_CTX* ctx;    /* reused for every node */
+    struct node* spare;     /* evicted data nodes, reused (chained by hnext) */
+    uint8_t rand_pool[512]; /* node keys, drawn in bulk */
+    size_t rand_left;       /* unused bytes at the end of rand_pool */
+    uint8_t* batch;         /* ciphertext of up to BATCH_NODES consecutive nodes */
 };
 
 bool (*pf_insecure__io_hook)(void);
@@ -243,32 +270,50 @@ static uint64_t parent_mht(bool mht, uint64_t number) {
 
 static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret);
 
-/* Loads (decrypting and checking) or creates node (mht, number); `exists`: on disk. */
+/* A node to fill: an evicted data node when there is one. */
+static struct node* node_alloc(struct pf_file* pf) {
+    struct node* n = pf->spare;
+    if (n)
+        pf->spare = n->hnext;
+    else if (!(n = malloc(sizeof(*n))))
+        return NULL;
+    n->dirty = false;
+    n->prev = n->next = n->hnext = NULL;
+    return n;
+}
+
+/* Loads (decrypting and checking) or creates node (mht, number); `exists`: on disk, and then
+ * `cipher` (if not NULL) holds its ciphertext, already read. */
 static enum pf_status load_node(struct pf_file* pf, bool mht, uint64_t number, bool exists,
-                                struct node** ret) {
+                                const uint8_t* cipher, struct node** ret) {
     struct node* parent = NULL;
     enum pf_status s    = PF_SUCCESS;
     if (!(mht && number == 0))
         s = get_mht(pf, parent_mht(mht, number), &parent);
     if (s != PF_SUCCESS)
         return s;
-    struct node* n = calloc(1, sizeof(*n));
+    struct node* n = node_alloc(pf);
     if (!n)
         return PF_NO_MEMORY;
     n->mht    = mht;
     n->number = number;
     if (!exists) {
+        memset(n->plain, 0, sizeof(n->plain));
         n->dirty = true; /* a new node: zeros until written */
         *ret     = n;
         return PF_SUCCESS;
     }
-    uint8_t cipher[PF_NODE_SIZE];
-    s = read_node(pf, mht ? pf_physical_mht_node(number) : pf_physical_data_node(number), cipher);
+    uint8_t own[PF_NODE_SIZE];
+    if (!cipher) {
+        s = read_node(pf, mht ? pf_physical_mht_node(number) : pf_physical_data_node(number), own);
+        cipher = own;
+    }
     uint8_t* slot = slot_of(pf, parent, mht, number);
     if (s == PF_SUCCESS)
-        s = gcm(false, slot, cipher, PF_NODE_SIZE, n->plain, slot + PF_KEY_SIZE);
+        s = gcm(pf->ctx, false, slot, cipher, PF_NODE_SIZE, n->plain, slot + PF_KEY_SIZE);
     if (s != PF_SUCCESS) {
-        free(n);
+        n->hnext  = pf->spare;
+        pf->spare = n;
         return s;
     }
     *ret = n;
@@ -290,7 +335,7 @@ static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret)
         pf->nmhts = cap;
     }
     struct node* n;
-    enum pf_status s = load_node(pf, true, m, m < pf_mht_node_count(pf->size), &n);
+    enum pf_status s = load_node(pf, true, m, m < pf_mht_node_count(pf->size), NULL, &n);
     if (s != PF_SUCCESS)
         return s;
     if (n->dirty) /* a new MHT: its parent's slot changes on flush */
@@ -336,8 +381,8 @@ static void data_remove(struct pf_file* pf, struct node* n) {
     *link = n->hnext;
     lru_unlink(pf, n);
     pf->ndata--;
-    OPENSSL_cleanse(n->plain, sizeof(n->plain));
-    free(n);
+    n->hnext  = pf->spare; /* plaintext stays in the file's own memory, wiped by pf_close */
+    pf->spare = n;
 }
 
 static void data_insert(struct pf_file* pf, struct node* n) {
@@ -349,10 +394,28 @@ static void data_insert(struct pf_file* pf, struct node* n) {
 
 static enum pf_status flush(struct pf_file* pf);
 
-/* Data node d, loaded or created (`exists`: within the file's current size). Keeps the cache
- * within DATA_CACHE_MAX nodes: the least recently used clean node goes; when only dirty ones
- * are left, everything is flushed first, as Gramine does. */
-static enum pf_status get_data(struct pf_file* pf, uint64_t d, struct node** ret) {
+/* Keeps the cache within DATA_CACHE_MAX nodes: the least recently used clean node goes; when
+ * only dirty ones are left, everything is flushed first, as Gramine does. */
+static enum pf_status make_room(struct pf_file* pf) {
+    if (pf->ndata < DATA_CACHE_MAX)
+        return PF_SUCCESS;
+    struct node* victim = pf->lru_tail;
+    while (victim && victim->dirty)
+        victim = victim->prev;
+    if (!victim) {
+        enum pf_status s = flush(pf);
+        if (s != PF_SUCCESS)
+            return s;
+        victim = pf->lru_tail;
+    }
+    data_remove(pf, victim);
+    return PF_SUCCESS;
+}
+
+/* Data node d, loaded or created (`exists`: within the file's current size). With `whole`
+ * the caller overwrites all of it, so an existing node is not read: it gets a new key and tag
+ * when flushed, like any changed node. */
+static enum pf_status get_data(struct pf_file* pf, uint64_t d, bool whole, struct node** ret) {
     struct node* n = data_find(pf, d);
     if (n) {
         lru_unlink(pf, n);
@@ -360,19 +423,9 @@ static enum pf_status get_data(struct pf_file* pf, uint64_t d, struct node** ret
         *ret = n;
         return PF_SUCCESS;
     }
-    if (pf->ndata >= DATA_CACHE_MAX) {
-        struct node* victim = pf->lru_tail;
-        while (victim && victim->dirty)
-            victim = victim->prev;
-        if (!victim) {
-            enum pf_status s = flush(pf);
-            if (s != PF_SUCCESS)
-                return s;
-            victim = pf->lru_tail;
-        }
-        data_remove(pf, victim);
-    }
-    enum pf_status s = load_node(pf, false, d, d < pf_data_node_count(pf->size), &n);
+    enum pf_status s = make_room(pf);
+    if (s == PF_SUCCESS)
+        s = load_node(pf, false, d, !whole && d < pf_data_node_count(pf->size), NULL, &n);
     if (s != PF_SUCCESS)
         return s;
     data_insert(pf, n);
@@ -380,10 +433,63 @@ static enum pf_status get_data(struct pf_file* pf, uint64_t d, struct node** ret
     return PF_SUCCESS;
 }
 
+/* Reads the data nodes [first, last] that are not cached yet with one pread per run of
+ * consecutive nodes (at most BATCH_NODES; a run ends at an MHT node) and decrypts them into
+ * the cache: sequential reads cost a system call per run, not per node. */
+static enum pf_status preload(struct pf_file* pf, uint64_t first, uint64_t last) {
+    uint64_t count = pf_data_node_count(pf->size);
+    if (last >= count)
+        last = count - 1;
+    if (last - first + 1 > DATA_CACHE_MAX / 2)
+        last = first + DATA_CACHE_MAX / 2 - 1; /* the rest loads node by node */
+    if (!pf->batch && !(pf->batch = malloc((size_t)BATCH_NODES * PF_NODE_SIZE)))
+        return PF_NO_MEMORY;
+    for (uint64_t d = first; d <= last && d < count;) {
+        if (data_find(pf, d)) {
+            d++;
+            continue;
+        }
+        uint64_t start = d, end = d + 1; /* the run: uncached, consecutive on disk */
+        while (end <= last && end - start < BATCH_NODES && end % PF_DATA_PER_MHT != 0 &&
+               !data_find(pf, end))
+            end++;
+        size_t len = (size_t)(end - start) * PF_NODE_SIZE;
+        ssize_t n =
+            pread(pf->fd, pf->batch, len, (off_t)(pf_physical_data_node(start) * PF_NODE_SIZE));
+        if (n != (ssize_t)len)
+            return n < 0 ? PF_CALLBACK_FAILED : PF_CORRUPTED;
+        for (; d < end; d++) {
+            struct node* node;
+            enum pf_status s = make_room(pf);
+            if (s == PF_SUCCESS)
+                s = load_node(pf, false, d, true, pf->batch + (size_t)(d - start) * PF_NODE_SIZE,
+                              &node);
+            if (s != PF_SUCCESS)
+                return s;
+            data_insert(pf, node);
+        }
+    }
+    return PF_SUCCESS;
+}
+
+/* Random bytes for node keys, drawn from OpenSSL's DRBG a few hundred at a time. */
+static enum pf_status random_key(struct pf_file* pf, uint8_t out[PF_KEY_SIZE]) {
+    if (pf->rand_left < PF_KEY_SIZE) {
+        if (RAND_bytes(pf->rand_pool, sizeof(pf->rand_pool)) != 1)
+            return PF_CRYPTO_ERROR;
+        pf->rand_left = sizeof(pf->rand_pool);
+    }
+    pf->rand_left -= PF_KEY_SIZE;
+    memcpy(out, pf->rand_pool + pf->rand_left, PF_KEY_SIZE);
+    OPENSSL_cleanse(pf->rand_pool + pf->rand_left, PF_KEY_SIZE);
+    return PF_SUCCESS;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Flush                                                                                      */
 
-static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
+/* Encrypts a node with a fresh key into `cipher` and puts key and tag into its parent. */
+static enum pf_status seal_node(struct pf_file* pf, struct node* n, uint8_t cipher[PF_NODE_SIZE]) {
     struct node* parent = NULL;
     enum pf_status s    = PF_SUCCESS;
     if (!(n->mht && n->number == 0))
@@ -391,14 +497,9 @@ static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
     if (s != PF_SUCCESS)
         return s;
     uint8_t* slot = slot_of(pf, parent, n->mht, n->number);
-    uint8_t cipher[PF_NODE_SIZE];
-    if (RAND_bytes(slot, PF_KEY_SIZE) != 1)
-        return PF_CRYPTO_ERROR;
-    s = gcm(true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
+    s             = random_key(pf, slot);
     if (s == PF_SUCCESS)
-        s = write_node(pf,
-                       n->mht ? pf_physical_mht_node(n->number) : pf_physical_data_node(n->number),
-                       cipher);
+        s = gcm(pf->ctx, true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
     if (s != PF_SUCCESS)
         return s;
     n->dirty = false;
@@ -407,6 +508,56 @@ static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
     else
         pf->meta_dirty = true;
     return PF_SUCCESS;
+}
+
+static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
+    uint8_t cipher[PF_NODE_SIZE];
+    enum pf_status s = seal_node(pf, n, cipher);
+    return s == PF_SUCCESS ? write_node(pf,
+                                        n->mht ? pf_physical_mht_node(n->number)
+                                               : pf_physical_data_node(n->number),
+                                        cipher)
+                           : s;
+}
+
+static int by_node_number(const void* a, const void* b) {
+    uint64_t x = (*(struct node*const*)a)->number, y = (*(struct node*const*)b)->number;
+    return x < y ? -1 : x > y;
+}
+
+/* Every dirty data node, in disk order, written with one pwrite per run of consecutive nodes
+ * (at most BATCH_NODES). */
+static enum pf_status encrypt_data_nodes(struct pf_file* pf) {
+    if (!pf->ndata)
+        return PF_SUCCESS;
+    struct node** dirty = malloc(pf->ndata * sizeof(*dirty));
+    if (!dirty || (!pf->batch && !(pf->batch = malloc((size_t)BATCH_NODES * PF_NODE_SIZE)))) {
+        free(dirty);
+        return PF_NO_MEMORY;
+    }
+    size_t count = 0;
+    for (struct node* n = pf->lru_head; n; n = n->next)
+        if (n->dirty)
+            dirty[count++] = n;
+    qsort(dirty, count, sizeof(*dirty), by_node_number);
+    enum pf_status s = PF_SUCCESS;
+    for (size_t i = 0; i < count && s == PF_SUCCESS;) {
+        size_t run = 0;
+        while (i + run < count && run < BATCH_NODES &&
+               (run == 0 || (dirty[i + run]->number == dirty[i]->number + run &&
+                             dirty[i + run]->number % PF_DATA_PER_MHT != 0))) {
+            s = seal_node(pf, dirty[i + run], pf->batch + run * PF_NODE_SIZE);
+            if (s != PF_SUCCESS)
+                break;
+            run++;
+        }
+        if (s == PF_SUCCESS)
+            s = write_at(pf, pf->fd, pf->batch, run * PF_NODE_SIZE,
+                         pf_physical_data_node(dirty[i]->number) * PF_NODE_SIZE);
+        i += run;
+    }
+    free(dirty);
+    return s;
 }
 
 /* Encrypts the metadata with a new nonce and writes node 0 with the pending-write flag clear.
@@ -432,7 +583,7 @@ static enum pf_status write_metadata(struct pf_file* pf, bool commit) {
         return PF_CRYPTO_ERROR;
     enum pf_status s = metadata_key(pf->kdk, pf->header + 10, key);
     if (s == PF_SUCCESS)
-        s = gcm(true, key, pf->meta, ENCRYPTED_SIZE, node + HEADER_V2, pf->header + 42);
+        s = gcm(pf->ctx, true, key, pf->meta, ENCRYPTED_SIZE, node + HEADER_V2, pf->header + 42);
     OPENSSL_cleanse(key, sizeof(key));
     memcpy(node, pf->header, HEADER_V2);
     if (s == PF_SUCCESS && !commit)
@@ -586,9 +737,8 @@ static enum pf_status flush(struct pf_file* pf) {
         s = set_pending(pf, old_header);
     }
     /* data nodes first: each puts a new key and tag into its MHT */
-    for (struct node* n = pf->lru_head; n && s == PF_SUCCESS; n = n->next)
-        if (n->dirty)
-            s = encrypt_node(pf, n);
+    if (s == PF_SUCCESS)
+        s = encrypt_data_nodes(pf);
     /* then MHT nodes bottom-up, highest number first: each puts its key and tag into its
      * parent (a lower number, still to come), the root into the metadata */
     for (size_t m = pf->nmhts; s == PF_SUCCESS && m-- > 0;)
@@ -645,8 +795,8 @@ static enum pf_status decrypt_metadata(const uint8_t kdk[PF_KEY_SIZE], const uin
         return PF_INVALID_VERSION;
     enum pf_status s = metadata_key(kdk, node + 10, key);
     if (s == PF_SUCCESS)
-        s = gcm(false, key, node + (node[8] == 1 ? HEADER_V1 : HEADER_V2), ENCRYPTED_SIZE, meta,
-                (uint8_t*)node + 42);
+        s = gcm(NULL, false, key, node + (node[8] == 1 ? HEADER_V1 : HEADER_V2), ENCRYPTED_SIZE,
+                meta, (uint8_t*)node + 42);
     OPENSSL_cleanse(key, sizeof(key));
     return s;
 }
@@ -772,7 +922,7 @@ static enum pf_status replay_verify(struct pf_file* pf, struct replay* r, uint64
             s = PF_RECOVERY_NEEDED;
         uint8_t* out = mht ? r->mhts[r->nmhts] : plain;
         if (s == PF_SUCCESS)
-            s = gcm(false, slot, cipher, PF_NODE_SIZE, out, (uint8_t*)slot + PF_KEY_SIZE);
+            s = gcm(pf->ctx, false, slot, cipher, PF_NODE_SIZE, out, (uint8_t*)slot + PF_KEY_SIZE);
         if (s == PF_SUCCESS && mht)
             r->mht_ids[r->nmhts++] = number;
     }
@@ -884,6 +1034,8 @@ enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
     pf->writable = flags & PF_OPEN_WRITE;
     memcpy(pf->kdk, key, PF_KEY_SIZE);
     enum pf_status s = PF_SUCCESS;
+    if (!(pf->ctx = EVP_CIPHER_CTX_new()))
+        s = PF_NO_MEMORY;
     if (recovery_path && !(pf->recovery_path = strdup(recovery_path)))
         s = PF_NO_MEMORY;
     if (s == PF_SUCCESS && (flags & PF_OPEN_CREATE)) {
@@ -931,9 +1083,10 @@ enum pf_status pf_set_recovery_path(struct pf_file* pf, const char* recovery_pat
 /* Reading and writing                                                                        */
 
 /* Where plaintext offset `pos` lives (the metadata's file_data or a data node, loaded or
- * created), and how many bytes of that node follow it; `write` marks the node changed. */
-static enum pf_status locate(struct pf_file* pf, uint64_t pos, bool write, uint8_t** ret,
-                             size_t* ret_avail) {
+ * created), and how many bytes of that node follow it; `write` marks the node changed, and a
+ * write of `len` bytes that covers a whole node does not read it first. */
+static enum pf_status locate(struct pf_file* pf, uint64_t pos, bool write, size_t len,
+                             uint8_t** ret, size_t* ret_avail) {
     if (pos < PF_MD_USER_DATA) {
         *ret       = pf->meta + OFF_FILE_DATA + pos;
         *ret_avail = (size_t)(PF_MD_USER_DATA - pos);
@@ -942,7 +1095,8 @@ static enum pf_status locate(struct pf_file* pf, uint64_t pos, bool write, uint8
     }
     uint64_t rel = pos - PF_MD_USER_DATA;
     struct node* n;
-    enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, &n);
+    bool whole       = write && rel % PF_NODE_SIZE == 0 && len >= PF_NODE_SIZE;
+    enum pf_status s = get_data(pf, rel / PF_NODE_SIZE, whole, &n);
     if (s != PF_SUCCESS)
         return s;
     *ret       = n->plain + rel % PF_NODE_SIZE;
@@ -958,11 +1112,17 @@ enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf,
     if (size > pf->size - off)
         size = (size_t)(pf->size - off);
     uint8_t* out = buf;
+    if (off + size > PF_MD_USER_DATA + PF_NODE_SIZE) { /* more than one node: batch the reads */
+        uint64_t first   = off < PF_MD_USER_DATA ? 0 : (off - PF_MD_USER_DATA) / PF_NODE_SIZE;
+        enum pf_status s = preload(pf, first, (off + size - 1 - PF_MD_USER_DATA) / PF_NODE_SIZE);
+        if (s != PF_SUCCESS)
+            return s;
+    }
     while (*ret_len < size) {
         size_t want = size - *ret_len;
         uint8_t* src;
         size_t avail;
-        enum pf_status s = locate(pf, off + *ret_len, false, &src, &avail);
+        enum pf_status s = locate(pf, off + *ret_len, false, 0, &src, &avail);
         if (s != PF_SUCCESS)
             return s;
         size_t take = want < avail ? want : avail;
@@ -990,7 +1150,7 @@ enum pf_status pf_write(struct pf_file* pf, uint64_t off, size_t size, const voi
         uint64_t pos = off + done;
         uint8_t* dst;
         size_t room;
-        enum pf_status s = locate(pf, pos, true, &dst, &room);
+        enum pf_status s = locate(pf, pos, true, size - done, &dst, &room);
         if (s != PF_SUCCESS)
             return s;
         size_t take = size - done < room ? size - done : room;
@@ -1021,7 +1181,7 @@ static enum pf_status shrink(struct pf_file* pf, uint64_t size) {
         memset(pf->meta + OFF_FILE_DATA + size, 0, (size_t)(PF_MD_USER_DATA - size));
     } else if (keep_data && (size - PF_MD_USER_DATA) % PF_NODE_SIZE) {
         struct node* n;
-        enum pf_status s = get_data(pf, keep_data - 1, &n);
+        enum pf_status s = get_data(pf, keep_data - 1, false, &n);
         if (s != PF_SUCCESS)
             return s;
         size_t from = (size_t)((size - PF_MD_USER_DATA) % PF_NODE_SIZE);
@@ -1118,6 +1278,16 @@ enum pf_status pf_close(struct pf_file* pf) {
     free(pf->recovery_path);
     while (pf->lru_head)
         data_remove(pf, pf->lru_head);
+    while (pf->spare) { /* evicted and cached plaintext alike */
+        struct node* n = pf->spare;
+        pf->spare      = n->hnext;
+        OPENSSL_cleanse(n->plain, sizeof(n->plain));
+        free(n);
+    }
+    if (pf->batch) /* ciphertext only, but it was next to plaintext: wiped all the same */
+        OPENSSL_cleanse(pf->batch, (size_t)BATCH_NODES * PF_NODE_SIZE);
+    free(pf->batch);
+    EVP_CIPHER_CTX_free(pf->ctx);
     for (size_t m = 0; m < pf->nmhts; m++) {
         if (pf->mhts[m])
             OPENSSL_cleanse(pf->mhts[m]->plain, PF_NODE_SIZE);
