@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #define METADATA_LABEL "SGX-PROTECTED-FS-METADATA-KEY"
 #define DATA_BUCKETS   512 /* hash chains of the cache, by data node number */
 #define BATCH_NODES    64  /* consecutive nodes read or written with one system call */
+#define PARALLEL_MIN   32  /* data nodes per thread before a flush uses a second thread */
 #define DATA_CACHE_MAX                                                    \
     256 /* decrypted data nodes kept (1 MiB; Gramine keeps 48: every full \
          * cache of dirty nodes costs a flush of the tree and metadata) */
@@ -186,7 +188,9 @@ struct pf_file {
     /* A flush died after it began changing the disk (or the test hook fired): the disk is left
      * for the next open to recover, and this handle writes nothing more. */
     enum pf_status failed;
-    EVP_CIPHER_CTX* ctx;    /* reused for every node */
+    EVP_CIPHER_CTX* ctx;  /* reused for every node */
+    EVP_CIPHER_CTX* ctx2; /* the second thread's, for large flushes */
+    uint8_t* batch2;
     struct node* spare;     /* evicted data nodes, reused (chained by hnext) */
     uint8_t rand_pool[512]; /* node keys, drawn in bulk */
     size_t rand_left;       /* unused bytes at the end of rand_pool */
@@ -525,38 +529,111 @@ static int by_node_number(const void* a, const void* b) {
     return x < y ? -1 : x > y;
 }
 
-/* Every dirty data node, in disk order, written with one pwrite per run of consecutive nodes
- * (at most BATCH_NODES). */
+/* Part of a flush's data nodes, sorted, whose keys are already in their parents' slots:
+ * encrypted (tag into the slot) and written with one pwrite per run of consecutive nodes (at
+ * most BATCH_NODES). Touches nothing shared but the host file and its own nodes' slots, so
+ * two of these run at once. */
+struct seal_job {
+    struct pf_file* pf;
+    EVP_CIPHER_CTX* ctx;
+    uint8_t* batch;
+    struct node** nodes;
+    uint8_t** slots;
+    size_t count;
+    enum pf_status status;
+};
+
+static size_t run_length(struct node* const* nodes, size_t count) {
+    size_t run = 1;
+    while (run < count && run < BATCH_NODES && nodes[run]->number == nodes[0]->number + run &&
+           nodes[run]->number % PF_DATA_PER_MHT != 0)
+        run++;
+    return run;
+}
+
+static void* seal_runs(void* arg) {
+    struct seal_job* job = arg;
+    job->status          = PF_SUCCESS;
+    for (size_t i = 0; i < job->count && job->status == PF_SUCCESS;) {
+        size_t run = run_length(job->nodes + i, job->count - i);
+        for (size_t k = 0; k < run && job->status == PF_SUCCESS; k++) {
+            struct node* n = job->nodes[i + k];
+            uint8_t* slot  = job->slots[i + k];
+            job->status    = gcm(job->ctx, true, slot, n->plain, PF_NODE_SIZE,
+                                 job->batch + k * PF_NODE_SIZE, slot + PF_KEY_SIZE);
+            n->dirty       = false;
+        }
+        if (job->status == PF_SUCCESS)
+            job->status = write_at(job->pf, job->pf->fd, job->batch, run * PF_NODE_SIZE,
+                                   pf_physical_data_node(job->nodes[i]->number) * PF_NODE_SIZE);
+        i += run;
+    }
+    return NULL;
+}
+
+/* Every dirty data node, in disk order. A large flush is split in two at a run boundary and
+ * the halves are encrypted and written on two threads (the app waits for the flush, so its
+ * core is free); a test's I/O hook needs one deterministic order, so never with it. */
 static enum pf_status encrypt_data_nodes(struct pf_file* pf) {
     if (!pf->ndata)
         return PF_SUCCESS;
     struct node** dirty = malloc(pf->ndata * sizeof(*dirty));
-    if (!dirty || (!pf->batch && !(pf->batch = malloc((size_t)BATCH_NODES * PF_NODE_SIZE)))) {
-        free(dirty);
-        return PF_NO_MEMORY;
-    }
+    uint8_t** slots     = malloc(pf->ndata * sizeof(*slots));
+    enum pf_status s    = dirty && slots ? PF_SUCCESS : PF_NO_MEMORY;
+    if (s == PF_SUCCESS && !pf->batch && !(pf->batch = malloc((size_t)BATCH_NODES * PF_NODE_SIZE)))
+        s = PF_NO_MEMORY;
     size_t count = 0;
-    for (struct node* n = pf->lru_head; n; n = n->next)
+    for (struct node* n = pf->lru_head; s == PF_SUCCESS && n; n = n->next)
         if (n->dirty)
             dirty[count++] = n;
-    qsort(dirty, count, sizeof(*dirty), by_node_number);
-    enum pf_status s = PF_SUCCESS;
-    for (size_t i = 0; i < count && s == PF_SUCCESS;) {
-        size_t run = 0;
-        while (i + run < count && run < BATCH_NODES &&
-               (run == 0 || (dirty[i + run]->number == dirty[i]->number + run &&
-                             dirty[i + run]->number % PF_DATA_PER_MHT != 0))) {
-            s = seal_node(pf, dirty[i + run], pf->batch + run * PF_NODE_SIZE);
-            if (s != PF_SUCCESS)
-                break;
-            run++;
+    if (s == PF_SUCCESS)
+        qsort(dirty, count, sizeof(*dirty), by_node_number);
+    for (size_t i = 0; s == PF_SUCCESS && i < count; i++) { /* fresh keys, parents changed */
+        struct node* parent;
+        s = get_mht(pf, parent_mht(false, dirty[i]->number), &parent);
+        if (s == PF_SUCCESS) {
+            slots[i]      = slot_of(pf, parent, false, dirty[i]->number);
+            parent->dirty = true;
+            s             = random_key(pf, slots[i]);
         }
-        if (s == PF_SUCCESS)
-            s = write_at(pf, pf->fd, pf->batch, run * PF_NODE_SIZE,
-                         pf_physical_data_node(dirty[i]->number) * PF_NODE_SIZE);
-        i += run;
     }
+    struct seal_job jobs[2] = {
+        {.pf    = pf,
+         .ctx   = pf->ctx,
+         .batch = pf->batch,
+         .nodes = dirty,
+         .slots = slots,
+         .count = count},
+    };
+    bool two = s == PF_SUCCESS && count >= 2 * PARALLEL_MIN && !pf_insecure__io_hook;
+    if (two && !pf->ctx2 && !(pf->ctx2 = EVP_CIPHER_CTX_new()))
+        two = false;
+    if (two && !pf->batch2 && !(pf->batch2 = malloc((size_t)BATCH_NODES * PF_NODE_SIZE)))
+        two = false;
+    pthread_t helper;
+    if (two) {
+        size_t half = 0; /* the first run boundary at or after the middle */
+        while (half < count / 2)
+            half += run_length(dirty + half, count - half);
+        jobs[0].count = half;
+        jobs[1]       = (struct seal_job){.pf    = pf,
+                                          .ctx   = pf->ctx2,
+                                          .batch = pf->batch2,
+                                          .nodes = dirty + half,
+                                          .slots = slots + half,
+                                          .count = count - half};
+        two           = jobs[1].count && pthread_create(&helper, NULL, seal_runs, &jobs[1]) == 0;
+        if (!two)
+            jobs[0].count = count;
+    }
+    if (s == PF_SUCCESS)
+        seal_runs(&jobs[0]);
+    if (two)
+        pthread_join(helper, NULL);
+    if (s == PF_SUCCESS)
+        s = jobs[0].status != PF_SUCCESS ? jobs[0].status : two ? jobs[1].status : PF_SUCCESS;
     free(dirty);
+    free(slots);
     return s;
 }
 
@@ -1287,7 +1364,11 @@ enum pf_status pf_close(struct pf_file* pf) {
     if (pf->batch) /* ciphertext only, but it was next to plaintext: wiped all the same */
         OPENSSL_cleanse(pf->batch, (size_t)BATCH_NODES * PF_NODE_SIZE);
     free(pf->batch);
+    if (pf->batch2)
+        OPENSSL_cleanse(pf->batch2, (size_t)BATCH_NODES * PF_NODE_SIZE);
+    free(pf->batch2);
     EVP_CIPHER_CTX_free(pf->ctx);
+    EVP_CIPHER_CTX_free(pf->ctx2);
     for (size_t m = 0; m < pf->nmhts; m++) {
         if (pf->mhts[m])
             OPENSSL_cleanse(pf->mhts[m]->plain, PF_NODE_SIZE);
