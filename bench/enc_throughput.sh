@@ -44,7 +44,9 @@ best() { sort -n | tail -1; }  # the highest rate of the rounds
 
 declare -A r
 for _ in $(seq "$rounds"); do
-  # alternate native and moat: the machine's speed drifts
+  # alternate native and moat: the machine's speed drifts. Each write makes a new file (the
+  # old one is removed first, outside the timing, so neither side pays for freeing it)
+  rm -f plain/f enc/f plain/g enc/g
   r[nw1]+="$(native write plain/f "$size" 1048576) "
   r[mw1]+="$(inmoat write /enc/f "$size" 1048576) "
   r[nw4]+="$(native write plain/g "$size" 4096) "

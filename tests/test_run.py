@@ -475,7 +475,35 @@ def test_rename_then_use_the_new_name(app, moat):
         os.unlink(app.dir / "enc/c")
 
 
-def crash_runs(app, moat, recovery, rounds=6, victim="moat"):
+def test_encrypted_write_behind(app, moat):
+    """Large writes are applied by moat after the app's write returns (write-behind): a read
+    that reaches moat before the fsync sees them, and the file on the host is exact."""
+    import pf_reference as ref
+    run = encrypted_app(app, moat)
+    r = run("writemb", "/enc/m", "3", str((2 << 20) + 4101))
+    assert r.stdout == "directread: ok\nwritemb: ok\n", r.stderr
+    size = 3 << 20
+    assert ref.decrypt((app.dir / "enc/m").read_bytes(), ENC_KEY, "enc/m") == bytes(
+        (i * 7) & 0xFF for i in range(size))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+def test_encrypted_write_failure_is_reported(app, moat):
+    """A write moat fails to apply later (here: the host disk is full) is reported to the app
+    by its next write, fsync or close, never lost silently."""
+    run = encrypted_app(app, moat)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(app.dir / "enc")],
+                   check=True)
+    try:
+        r = run("writemb", "/enc/big", "4")
+    finally:
+        subprocess.run(["umount", str(app.dir / "enc")], check=True)
+    assert r.stdout.split(":")[0] in ("write", "fsync", "writemb"), r.stdout
+    assert r.stdout.endswith(": Permission denied\n"), r.stdout
+    assert "failed: Write to disk failed" in r.stderr
+
+
+def crash_runs(app, moat, recovery, rounds=6, victim="moat", piece=4096):
     """kill -9 of moat in the middle of an app rewriting and fsyncing a file; returns what the
     next run found each time, with the last generation the app had reported durable (the
     file holds it or the one being written when moat died)."""
@@ -484,7 +512,7 @@ def crash_runs(app, moat, recovery, rounds=6, victim="moat"):
     size = 200_000  # 49 nodes: a generation is committed by its fsync only
     found = []
     for _ in range(rounds):
-        run("generations", "/enc/f", str(size), start=False)
+        run("generations", "/enc/f", str(size), str(piece), start=False)
         p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = p.stdout.readline()
@@ -508,6 +536,7 @@ def test_encrypted_crash_with_recovery(app, moat):
     """enable_recovery = true: after kill -9 in the middle of writes the file opens in the
     state of the last fsync or of the one in flight, never mixed, never refused."""
     size, found = crash_runs(app, moat, recovery=True)
+    found += crash_runs(app, moat, recovery=True, rounds=4, piece=200_000)[1]  # write-behind
     for last, out, err in found:
         assert out in (f"uniform {last % 251} {size}\n",
                        f"uniform {(last + 1) % 251} {size}\n"), (last, out, err)

@@ -23,12 +23,39 @@ struct encfs {
     size_t nkeys, cap;
 };
 
+/* Write-behind: a large write is copied to a queue and answered at once, and a thread of the
+ * file's own applies it (pf_write: node copies, flushes of a full cache, encryption, disk
+ * writes) while the app produces the next one, on the other core. Every other operation
+ * waits for the queue to drain first, so reads, sizes, truncations, renames and fsync see
+ * every write before them, in order; a write that fails later is reported by the next write,
+ * fsync or close (as a file system with a page cache reports it). */
+#define WB_MIN   (64 * 1024)       /* smaller writes are applied at once when nothing waits */
+#define WB_QUEUE (8 * 1024 * 1024) /* bytes queued per file at most */
+
+struct wb_item {
+    struct wb_item* next;
+    uint64_t off;
+    size_t len, cap;
+    uint8_t data[];
+};
+#define WB_SPARES 4 /* applied items kept for reuse (a fresh large malloc is a fresh mmap) */
+
 struct encfile {
     int fd;
     struct pf_file* pf;
     bool writable;
     bool recovery; /* enable_recovery: <host>.gramine.recovery */
     char* host;
+    pthread_mutex_t q_lock;
+    pthread_cond_t q_cond; /* queue changed, or the writer became idle */
+    struct wb_item *q_head, *q_tail;
+    size_t q_bytes;
+    struct wb_item* spares;
+    size_t nspares;
+    bool applying; /* the writer is inside pf_write */
+    bool writer_started, writer_stop;
+    pthread_t writer;
+    int async_err; /* the first failure of a queued write (-EACCES), reported once */
 };
 
 struct encfs* encfs_new(void) {
@@ -153,7 +180,9 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
     f->writable       = rw;
     f->host           = xstrdup(host);
     f->recovery       = m->recovery;
-    *ret              = f;
+    pthread_mutex_init(&f->q_lock, NULL);
+    pthread_cond_init(&f->q_cond, NULL);
+    *ret = f;
     return 0;
 }
 
@@ -176,10 +205,6 @@ bool encfile_writable(const struct encfile* f) {
     return f->writable;
 }
 
-uint64_t encfile_size(const struct encfile* f) {
-    return pf_size(f->pf);
-}
-
 static int status_errno(const char* what, enum pf_status s) {
     if (s == PF_SUCCESS)
         return 0;
@@ -187,26 +212,137 @@ static int status_errno(const char* what, enum pf_status s) {
     return -EACCES;
 }
 
+static void* writer_main(void* arg) {
+    struct encfile* f = arg;
+    pthread_mutex_lock(&f->q_lock);
+    for (;;) {
+        while (!f->q_head && !f->writer_stop)
+            pthread_cond_wait(&f->q_cond, &f->q_lock);
+        if (!f->q_head)
+            break;
+        struct wb_item* it = f->q_head;
+        f->q_head          = it->next;
+        if (!f->q_head)
+            f->q_tail = NULL;
+        f->applying = true;
+        pthread_mutex_unlock(&f->q_lock);
+        int r = f->async_err
+                    ? f->async_err
+                    : status_errno("pf_write", pf_write(f->pf, it->off, it->len, it->data));
+        pthread_mutex_lock(&f->q_lock);
+        f->q_bytes -= it->len;
+        if (f->nspares < WB_SPARES) { /* plaintext stays in moat's memory until close */
+            it->next  = f->spares;
+            f->spares = it;
+            f->nspares++;
+        } else {
+            OPENSSL_cleanse(it->data, it->len);
+            free(it);
+        }
+        if (r < 0 && !f->async_err)
+            f->async_err = r;
+        f->applying = false;
+        pthread_cond_broadcast(&f->q_cond);
+    }
+    pthread_mutex_unlock(&f->q_lock);
+    return NULL;
+}
+
+/* Waits until every queued write is applied; returns (and clears) a failure among them. */
+static int drain(struct encfile* f) {
+    if (!f->writer_started)
+        return 0;
+    pthread_mutex_lock(&f->q_lock);
+    while (f->q_head || f->applying)
+        pthread_cond_wait(&f->q_cond, &f->q_lock);
+    int r        = f->async_err;
+    f->async_err = 0;
+    pthread_mutex_unlock(&f->q_lock);
+    return r;
+}
+
+uint64_t encfile_size(struct encfile* f) {
+    (void)drain(f); /* a failure stays for the next write, fsync or close */
+    return pf_size(f->pf);
+}
+
 int encfile_read(struct encfile* f, off_t off, size_t size, char* out, size_t* ret_len) {
+    int r = drain(f);
+    if (r < 0) {
+        pthread_mutex_lock(&f->q_lock);
+        f->async_err = r; /* reported to a writer, not to this read */
+        pthread_mutex_unlock(&f->q_lock);
+    }
     return status_errno("pf_read", pf_read(f->pf, (uint64_t)off, size, out, ret_len));
 }
 
 int encfile_write(struct encfile* f, off_t off, size_t size, const char* in) {
     if (!f->writable)
         return -EACCES;
-    return status_errno("pf_write", pf_write(f->pf, (uint64_t)off, size, in));
+    if (size < WB_MIN && !f->writer_started)
+        return status_errno("pf_write", pf_write(f->pf, (uint64_t)off, size, in));
+    pthread_mutex_lock(&f->q_lock);
+    struct wb_item** link = &f->spares;
+    while (*link && (*link)->cap < size)
+        link = &(*link)->next;
+    struct wb_item* it = *link;
+    if (it) {
+        *link = it->next;
+        f->nspares--;
+    }
+    pthread_mutex_unlock(&f->q_lock);
+    size_t cap = size < WB_MIN * 16 ? WB_MIN * 16 : size;
+    if (!it && (it = malloc(sizeof(*it) + cap)))
+        it->cap = cap;
+    if (!it) { /* no room to queue it: apply it here, in order */
+        int r = drain(f);
+        return r < 0 ? r : status_errno("pf_write", pf_write(f->pf, (uint64_t)off, size, in));
+    }
+    it->next = NULL;
+    it->off  = (uint64_t)off;
+    it->len  = size;
+    memcpy(it->data, in, size);
+    pthread_mutex_lock(&f->q_lock);
+    if (!f->writer_started) {
+        if (pthread_create(&f->writer, NULL, writer_main, f) != 0) {
+            pthread_mutex_unlock(&f->q_lock);
+            free(it);
+            return status_errno("pf_write", pf_write(f->pf, (uint64_t)off, size, in));
+        }
+        f->writer_started = true;
+    }
+    while (f->q_bytes && f->q_bytes + size > WB_QUEUE && !f->async_err)
+        pthread_cond_wait(&f->q_cond, &f->q_lock);
+    int r = f->async_err;
+    if (r < 0) {
+        f->async_err = 0;
+        pthread_mutex_unlock(&f->q_lock);
+        free(it);
+        return r;
+    }
+    if (f->q_tail)
+        f->q_tail->next = it;
+    else
+        f->q_head = it;
+    f->q_tail = it;
+    f->q_bytes += size;
+    pthread_cond_broadcast(&f->q_cond);
+    pthread_mutex_unlock(&f->q_lock);
+    return 0;
 }
 
 int encfile_set_size(struct encfile* f, uint64_t size) {
     if (!f->writable)
         return -EACCES;
-    return status_errno("pf_set_size", pf_set_size(f->pf, size));
+    int r = drain(f);
+    return r < 0 ? r : status_errno("pf_set_size", pf_set_size(f->pf, size));
 }
 
 int encfile_rename(struct encfile* f, const char* new_bind) {
     if (!f->writable)
         return -EACCES;
-    return status_errno("pf_rename", pf_rename(f->pf, new_bind));
+    int r = drain(f);
+    return r < 0 ? r : status_errno("pf_rename", pf_rename(f->pf, new_bind));
 }
 
 void encfile_moved(struct encfile* f, const char* new_host) {
@@ -219,16 +355,34 @@ void encfile_moved(struct encfile* f, const char* new_host) {
 }
 
 int encfile_flush(struct encfile* f) {
-    int r = status_errno("pf_flush", pf_flush(f->pf));
+    int r = drain(f);
+    if (r == 0)
+        r = status_errno("pf_flush", pf_flush(f->pf));
     if (r == 0 && f->writable && fsync(f->fd) < 0)
         r = -errno;
     return r;
 }
 
 int encfile_close(struct encfile* f) {
-    int r = status_errno("pf_close", pf_close(f->pf));
+    int r = drain(f);
+    if (f->writer_started) {
+        pthread_mutex_lock(&f->q_lock);
+        f->writer_stop = true;
+        pthread_cond_broadcast(&f->q_cond);
+        pthread_mutex_unlock(&f->q_lock);
+        pthread_join(f->writer, NULL);
+    }
+    while (f->spares) {
+        struct wb_item* it = f->spares;
+        f->spares          = it->next;
+        OPENSSL_cleanse(it->data, it->cap);
+        free(it);
+    }
+    int c = status_errno("pf_close", pf_close(f->pf));
     close(f->fd);
     free(f->host);
+    pthread_mutex_destroy(&f->q_lock);
+    pthread_cond_destroy(&f->q_cond);
     free(f);
-    return r;
+    return r < 0 ? r : c;
 }

@@ -38,8 +38,11 @@ int encfs_load_keys(struct encfs* e, const struct toml_value* manifest,
 int encfile_open(struct encfs* e, const struct mount_entry* m, const char* host, const char* bind,
                  bool create, struct encfile** ret) WARN_UNUSED;
 bool encfile_writable(const struct encfile* f);
-uint64_t encfile_size(const struct encfile* f);
+uint64_t encfile_size(struct encfile* f);
 int encfile_read(struct encfile* f, off_t off, size_t size, char* out, size_t* ret_len);
+/* Large writes are queued and applied by a thread of the file's own (write-behind): every
+ * other call waits for them first, and a failure among them is returned by the next write,
+ * flush or close. */
 int encfile_write(struct encfile* f, off_t off, size_t size, const char* in);
 int encfile_set_size(struct encfile* f, uint64_t size);
 int encfile_rename(struct encfile* f, const char* new_bind);

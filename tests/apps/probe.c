@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A small app for the `moat run` integration tests (tests/test_run.py): each subcommand does
  * one thing inside the sandbox and reports what the kernel said. */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -220,17 +221,19 @@ static int run(int argc, char** argv) {
         return report("renameopen", write(fd, "after\n", 6) == 6 && close(fd) == 0);
     }
     if (!strcmp(cmd, "generations") && argc > 3) {
-        /* rewrites the file with generation g = 1, 2, ... (every byte g % 251) and fsyncs,
-         * printing "g N" once generation N is durable, until killed */
-        size_t size = (size_t)atol(argv[3]);
-        char* buf   = malloc(size);
-        int fd      = open(argv[2], O_RDWR | O_CREAT, 0644);
+        /* rewrites the file with generation g = 1, 2, ... (every byte g % 251) in PIECE-byte
+         * writes (default 4096) and fsyncs, printing "g N" once generation N is durable,
+         * until killed */
+        size_t size  = (size_t)atol(argv[3]);
+        size_t piece = argc > 4 ? (size_t)atol(argv[4]) : 4096;
+        char* buf    = malloc(size);
+        int fd       = open(argv[2], O_RDWR | O_CREAT, 0644);
         if (!buf || fd < 0)
             return report("open", 0);
         for (unsigned g = 1;; g++) {
             memset(buf, (int)(g % 251), size);
-            for (size_t off = 0; off < size; off += 4096) /* many requests per generation */
-                if (pwrite(fd, buf + off, size - off < 4096 ? size - off : 4096, (off_t)off) < 0)
+            for (size_t off = 0; off < size; off += piece)
+                if (pwrite(fd, buf + off, size - off < piece ? size - off : piece, (off_t)off) < 0)
                     return report("pwrite", 0);
             if (fsync(fd) != 0)
                 return report("fsync", 0);
@@ -261,6 +264,44 @@ static int run(int argc, char** argv) {
         else
             printf("uniform %d %lld\n", first, total);
         return 0;
+    }
+    if (!strcmp(cmd, "writemb") && argc > 3) {
+        /* N MiB in 1 MiB writes (byte i is (i * 7) & 0xff), fsync, close: the first failure */
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            return report("open", 0);
+        static char mb[1 << 20];
+        for (long m = 0; m < atol(argv[3]); m++) {
+            for (size_t i = 0; i < sizeof(mb); i++)
+                mb[i] = (char)(((m * sizeof(mb) + i) * 7) & 0xff);
+            if (write(fd, mb, sizeof(mb)) != (ssize_t)sizeof(mb))
+                return report("write", 0);
+        }
+        if (argc > 4) { /* "writemb PATH N OFF": read OFF back past the page cache, unsynced */
+            char* sub[] = {argv[0], "directread", argv[2], argv[4], NULL};
+            if (run(4, sub) != 0)
+                return 1;
+        }
+        if (fsync(fd) != 0)
+            return report("fsync", 0);
+        return report("writemb", close(fd) == 0);
+    }
+    if (!strcmp(cmd, "directread") && argc > 3) {
+        /* 4 KiB at OFFSET with O_DIRECT (past the page cache, from moat): "ok" when it holds
+         * the writemb pattern */
+        int fd = open(argv[2], O_RDONLY | O_DIRECT);
+        if (fd < 0)
+            return report("open", 0);
+        static char buf[4096] __attribute__((aligned(4096)));
+        long off = atol(argv[3]);
+        if (pread(fd, buf, sizeof(buf), off) != (ssize_t)sizeof(buf))
+            return report("pread", 0);
+        for (size_t i = 0; i < sizeof(buf); i++)
+            if (buf[i] != (char)(((off + (long)i) * 7) & 0xff)) {
+                printf("directread: wrong byte at %ld\n", off + (long)i);
+                return 1;
+            }
+        return report("directread", close(fd) == 0);
     }
     if (!strcmp(cmd, "ls") && argc > 2) {
         DIR* d = opendir(argv[2]);
