@@ -1,36 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Gramine's encrypted-file format: see pf.h and ../shared/reference/gramine.md §4. */
-#include "pf.h"
+#include "pf_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define HEADER_V2      59 /* file_id 8, major 1, minor 1, nonce 32, mac 16, flags 1 */
-#define HEADER_V1      58
-#define ENCRYPTED_SIZE 3884
-#define OFF_FILE_SIZE  772
-#define OFF_ROOT_KEY   780
-#define OFF_ROOT_MAC   796
-#define OFF_FILE_DATA  812
-#define FLAG_PENDING   0x01
-#define METADATA_LABEL "SGX-PROTECTED-FS-METADATA-KEY"
-#define DATA_BUCKETS   512 /* hash chains of the cache, by data node number */
-#define BATCH_NODES    64  /* consecutive nodes read or written with one system call */
-#define PARALLEL_MIN   32  /* data nodes per thread before a flush uses a second thread */
-#define DATA_CACHE_MAX                                                    \
-    256 /* decrypted data nodes kept (1 MiB; Gramine keeps 48: every full \
-         * cache of dirty nodes costs a flush of the tree and metadata) */
 
 static const char* const g_status[] = {
     [PF_SUCCESS]              = "Success",
@@ -84,192 +66,12 @@ uint64_t pf_disk_size(uint64_t size) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Crypto: AES-128-GCM with a zero IV and no AAD; the metadata key by AES-128-CMAC KDF         */
-
-/* AES-128-GCM, fetched once (an EVP_aes_128_gcm() init looks the algorithm up by name every
- * time, which costs more than encrypting a node). */
-static EVP_CIPHER* gcm_cipher(void) {
-    static EVP_CIPHER* _Atomic g_cipher;
-    EVP_CIPHER* c = atomic_load(&g_cipher);
-    if (c)
-        return c;
-    EVP_CIPHER* fetched = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
-    if (!fetched)
-        return NULL;
-    if (!atomic_compare_exchange_strong(&g_cipher, &c, fetched)) {
-        EVP_CIPHER_free(fetched); /* another thread was first */
-        return c;
-    }
-    return fetched;
-}
-
-/* One node or the metadata: `ctx` is the file's reusable context (NULL: a temporary one). */
-static enum pf_status gcm(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t key[PF_KEY_SIZE],
-                          const uint8_t* in, size_t len, uint8_t* out, uint8_t mac[PF_MAC_SIZE]) {
-    static const uint8_t iv[12] = {0};
-    EVP_CIPHER* cipher          = gcm_cipher();
-    EVP_CIPHER_CTX* own         = ctx ? NULL : EVP_CIPHER_CTX_new();
-    if (!ctx)
-        ctx = own;
-    int n = 0, ok = ctx && cipher;
-    enum pf_status s;
-    if (encrypt) {
-        ok = ok && EVP_EncryptInit_ex2(ctx, cipher, key, iv, NULL) &&
-             EVP_EncryptUpdate(ctx, out, &n, in, (int)len) &&
-             EVP_EncryptFinal_ex(ctx, out + n, &n) &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, PF_MAC_SIZE, mac);
-        s = ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
-    } else {
-        ok = ok && EVP_DecryptInit_ex2(ctx, cipher, key, iv, NULL) &&
-             EVP_DecryptUpdate(ctx, out, &n, in, (int)len) &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, PF_MAC_SIZE, mac);
-        s = !ok                                     ? PF_CRYPTO_ERROR
-            : EVP_DecryptFinal_ex(ctx, out + n, &n) ? PF_SUCCESS
-                                                    : PF_MAC_MISMATCH;
-    }
-    EVP_CIPHER_CTX_free(own);
-    return s;
-}
-
-/* NIST SP 800-108 counter mode, one block: AES-128-CMAC(KDK, 1 | label | nonce | 128). */
-static enum pf_status metadata_key(const uint8_t kdk[PF_KEY_SIZE], const uint8_t nonce[32],
-                                   uint8_t out[PF_KEY_SIZE]) {
-    uint8_t input[4 + 64 + 32 + 4] = {0};
-    uint32_t counter = 1, bits = 128; /* little-endian on disk and here */
-    memcpy(input, &counter, 4);
-    memcpy(input + 4, METADATA_LABEL, sizeof(METADATA_LABEL) - 1);
-    memcpy(input + 68, nonce, 32);
-    memcpy(input + 100, &bits, 4);
-    EVP_MAC* mac        = EVP_MAC_fetch(NULL, "CMAC", NULL);
-    EVP_MAC_CTX* ctx    = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    char cipher[]       = "AES-128-CBC";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    size_t n = 0;
-    int ok   = ctx && EVP_MAC_init(ctx, kdk, PF_KEY_SIZE, params) &&
-             EVP_MAC_update(ctx, input, sizeof(input)) &&
-             EVP_MAC_final(ctx, out, &n, PF_KEY_SIZE) && n == PF_KEY_SIZE;
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
-    OPENSSL_cleanse(input, sizeof(input));
-    return ok ? PF_SUCCESS : PF_CRYPTO_ERROR;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Nodes                                                                                      */
-
-struct node {
-    bool mht;
-    uint64_t number; /* logical: data node d or MHT m */
-    bool dirty;
-    struct node *prev, *next; /* data nodes: LRU list, most recent first */
-    struct node* hnext;       /* data nodes: hash chain */
-    uint8_t plain[PF_NODE_SIZE];
-};
-
-struct pf_file {
-    int fd;
-    bool writable;
-    uint8_t kdk[PF_KEY_SIZE];
-    uint8_t header[HEADER_V2];    /* as on disk (v2 layout once migrated) */
-    uint8_t meta[ENCRYPTED_SIZE]; /* decrypted metadata */
-    bool meta_dirty;
-    uint64_t size;
-    uint64_t disk_size; /* as on disk after the last flush */
-    struct node** mhts; /* loaded MHT nodes by number (never evicted) */
-    size_t nmhts;
-    size_t ndata; /* loaded data nodes, on the LRU list and in `buckets` */
-    struct node* buckets[DATA_BUCKETS];
-    struct node *lru_head, *lru_tail;
-    char* recovery_path;  /* NULL: no recovery (reference §4.6) */
-    bool recovery_synced; /* the recovery file's directory entry was fsynced */
-    /* A flush died after it began changing the disk (or the test hook fired): the disk is left
-     * for the next open to recover, and this handle writes nothing more. */
-    enum pf_status failed;
-    EVP_CIPHER_CTX* ctx;  /* reused for every node */
-    EVP_CIPHER_CTX* ctx2; /* the second thread's, for large flushes */
-    uint8_t* batch2;
-    struct node* spare;     /* evicted data nodes, reused (chained by hnext) */
-    uint8_t rand_pool[512]; /* node keys, drawn in bulk */
-    size_t rand_left;       /* unused bytes at the end of rand_pool */
-    uint8_t* batch;         /* ciphertext of up to BATCH_NODES consecutive nodes */
-};
-
-bool (*pf_insecure__io_hook)(void);
-
-/* Every change to the host or recovery file (write, fsync, truncate, create) asks here first,
- * so that a test can stop a flush between any two steps as a crash would. */
-static bool io_allowed(struct pf_file* pf) {
-    if (pf->failed)
-        return false;
-    if (pf_insecure__io_hook && pf_insecure__io_hook()) {
-        pf->failed = PF_WRITE_TO_DISK_FAILED;
-        return false;
-    }
-    return true;
-}
-
-static uint64_t get_u64(const uint8_t* p) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static void put_u64(uint8_t* p, uint64_t v) {
-    memcpy(p, &v, 8);
-}
-
-static enum pf_status read_node(const struct pf_file* pf, uint64_t physical, uint8_t* out) {
-    ssize_t n = pread(pf->fd, out, PF_NODE_SIZE, (off_t)(physical * PF_NODE_SIZE));
-    return n == PF_NODE_SIZE ? PF_SUCCESS : n < 0 ? PF_CALLBACK_FAILED : PF_CORRUPTED;
-}
-
-static enum pf_status write_at(struct pf_file* pf, int fd, const uint8_t* in, size_t len,
-                               uint64_t off) {
-    if (!io_allowed(pf))
-        return PF_WRITE_TO_DISK_FAILED;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, in + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return PF_WRITE_TO_DISK_FAILED;
-        done += (size_t)n;
-    }
-    return PF_SUCCESS;
-}
-
-static enum pf_status write_node(struct pf_file* pf, uint64_t physical, const uint8_t* in) {
-    return write_at(pf, pf->fd, in, PF_NODE_SIZE, physical * PF_NODE_SIZE);
-}
-
-static enum pf_status sync_fd(struct pf_file* pf, int fd) {
-    return io_allowed(pf) && fsync(fd) == 0 ? PF_SUCCESS : PF_WRITE_TO_DISK_FAILED;
-}
-
-static enum pf_status truncate_fd(struct pf_file* pf, uint64_t size) {
-    return io_allowed(pf) && ftruncate(pf->fd, (off_t)size) == 0 ? PF_SUCCESS
-                                                                 : PF_WRITE_TO_DISK_FAILED;
-}
-
-/* The key and tag slot that protects a node: in its parent MHT, or in the metadata for the
- * root MHT. */
-static size_t slot_offset(bool mht, uint64_t number) {
-    return mht ? PF_DATA_PER_MHT * 32 + ((number - 1) % PF_CHILDREN_MHT) * 32
-               : (number % PF_DATA_PER_MHT) * 32;
-}
 
 static uint8_t* slot_of(struct pf_file* pf, struct node* parent, bool mht, uint64_t number) {
     if (mht && number == 0)
         return pf->meta + OFF_ROOT_KEY; /* key then mac, adjacent */
     return parent->plain + slot_offset(mht, number);
-}
-
-static uint64_t parent_mht(bool mht, uint64_t number) {
-    return mht ? (number - 1) / PF_CHILDREN_MHT : number / PF_DATA_PER_MHT;
 }
 
 static enum pf_status get_mht(struct pf_file* pf, uint64_t m, struct node** ret);
@@ -309,12 +111,13 @@ static enum pf_status load_node(struct pf_file* pf, bool mht, uint64_t number, b
     }
     uint8_t own[PF_NODE_SIZE];
     if (!cipher) {
-        s = read_node(pf, mht ? pf_physical_mht_node(number) : pf_physical_data_node(number), own);
+        s = pfi_read_node(pf, mht ? pf_physical_mht_node(number) : pf_physical_data_node(number),
+                          own);
         cipher = own;
     }
     uint8_t* slot = slot_of(pf, parent, mht, number);
     if (s == PF_SUCCESS)
-        s = gcm(pf->ctx, false, slot, cipher, PF_NODE_SIZE, n->plain, slot + PF_KEY_SIZE);
+        s = pfi_gcm(pf->ctx, false, slot, cipher, PF_NODE_SIZE, n->plain, slot + PF_KEY_SIZE);
     if (s != PF_SUCCESS) {
         n->hnext  = pf->spare;
         pf->spare = n;
@@ -503,7 +306,7 @@ static enum pf_status seal_node(struct pf_file* pf, struct node* n, uint8_t ciph
     uint8_t* slot = slot_of(pf, parent, n->mht, n->number);
     s             = random_key(pf, slot);
     if (s == PF_SUCCESS)
-        s = gcm(pf->ctx, true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
+        s = pfi_gcm(pf->ctx, true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
     if (s != PF_SUCCESS)
         return s;
     n->dirty = false;
@@ -517,10 +320,10 @@ static enum pf_status seal_node(struct pf_file* pf, struct node* n, uint8_t ciph
 static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
     uint8_t cipher[PF_NODE_SIZE];
     enum pf_status s = seal_node(pf, n, cipher);
-    return s == PF_SUCCESS ? write_node(pf,
-                                        n->mht ? pf_physical_mht_node(n->number)
-                                               : pf_physical_data_node(n->number),
-                                        cipher)
+    return s == PF_SUCCESS ? pfi_write_node(pf,
+                                            n->mht ? pf_physical_mht_node(n->number)
+                                                   : pf_physical_data_node(n->number),
+                                            cipher)
                            : s;
 }
 
@@ -559,13 +362,13 @@ static void* seal_runs(void* arg) {
         for (size_t k = 0; k < run && job->status == PF_SUCCESS; k++) {
             struct node* n = job->nodes[i + k];
             uint8_t* slot  = job->slots[i + k];
-            job->status    = gcm(job->ctx, true, slot, n->plain, PF_NODE_SIZE,
-                                 job->batch + k * PF_NODE_SIZE, slot + PF_KEY_SIZE);
+            job->status    = pfi_gcm(job->ctx, true, slot, n->plain, PF_NODE_SIZE,
+                                     job->batch + k * PF_NODE_SIZE, slot + PF_KEY_SIZE);
             n->dirty       = false;
         }
         if (job->status == PF_SUCCESS)
-            job->status = write_at(job->pf, job->pf->fd, job->batch, run * PF_NODE_SIZE,
-                                   pf_physical_data_node(job->nodes[i]->number) * PF_NODE_SIZE);
+            job->status = pfi_write_at(job->pf, job->pf->fd, job->batch, run * PF_NODE_SIZE,
+                                       pf_physical_data_node(job->nodes[i]->number) * PF_NODE_SIZE);
         i += run;
     }
     return NULL;
@@ -658,21 +461,22 @@ static enum pf_status write_metadata(struct pf_file* pf, bool commit) {
     put_u64(pf->meta + OFF_FILE_SIZE, pf->size);
     if (RAND_bytes(pf->header + 10, 32) != 1)
         return PF_CRYPTO_ERROR;
-    enum pf_status s = metadata_key(pf->kdk, pf->header + 10, key);
+    enum pf_status s = pfi_metadata_key(pf->kdk, pf->header + 10, key);
     if (s == PF_SUCCESS)
-        s = gcm(pf->ctx, true, key, pf->meta, ENCRYPTED_SIZE, node + HEADER_V2, pf->header + 42);
+        s = pfi_gcm(pf->ctx, true, key, pf->meta, ENCRYPTED_SIZE, node + HEADER_V2,
+                    pf->header + 42);
     OPENSSL_cleanse(key, sizeof(key));
     memcpy(node, pf->header, HEADER_V2);
     if (s == PF_SUCCESS && !commit)
-        s = write_node(pf, 0, node);
+        s = pfi_write_node(pf, 0, node);
     if (s == PF_SUCCESS && commit) {
-        s = write_at(pf, pf->fd, node + HEADER_V2, PF_NODE_SIZE - HEADER_V2, HEADER_V2);
+        s = pfi_write_at(pf, pf->fd, node + HEADER_V2, PF_NODE_SIZE - HEADER_V2, HEADER_V2);
         if (s == PF_SUCCESS)
-            s = sync_fd(pf, pf->fd);
+            s = pfi_sync_fd(pf, pf->fd);
         if (s == PF_SUCCESS)
-            s = write_at(pf, pf->fd, node, HEADER_V2, 0);
+            s = pfi_write_at(pf, pf->fd, node, HEADER_V2, 0);
         if (s == PF_SUCCESS)
-            s = sync_fd(pf, pf->fd);
+            s = pfi_sync_fd(pf, pf->fd);
     }
     if (s == PF_SUCCESS)
         pf->meta_dirty = false;
@@ -705,94 +509,6 @@ static enum pf_status mark_parents(struct pf_file* pf) {
     return PF_SUCCESS;
 }
 
-/* A record of the recovery file (reference §4.6, the layout Gramine writes): u64 LE physical
- * node number, then the node's 4096 bytes of ciphertext as they were on disk before the flush.
- * There is nothing else in the file: no count, no old size. The old disk size is the one the
- * recorded node 0 implies (its authenticated file_size), so nodes a flush appends need no
- * record; replay cuts the file back to that size. */
-#define RECORD_SIZE (8 + PF_NODE_SIZE)
-
-static enum pf_status add_record(struct pf_file* pf, int rfd, uint64_t* off, uint64_t physical,
-                                 uint8_t rec[RECORD_SIZE]) {
-    if (physical >= pf->disk_size / PF_NODE_SIZE)
-        return PF_SUCCESS; /* appended by this flush: nothing to undo but the size */
-    put_u64(rec, physical);
-    enum pf_status s = read_node(pf, physical, rec + 8);
-    if (s == PF_SUCCESS)
-        s = write_at(pf, rfd, rec, RECORD_SIZE, *off);
-    *off += RECORD_SIZE;
-    return s;
-}
-
-/* fsync of the directory holding a new recovery file, once per handle and path: the file must
- * survive a power cut before the flag that points at it is set. */
-static enum pf_status sync_recovery_dir(struct pf_file* pf) {
-    char dir[PATH_MAX];
-    const char* slash = strrchr(pf->recovery_path, '/');
-    size_t len        = slash ? (size_t)(slash - pf->recovery_path) : 1;
-    if (len >= sizeof(dir))
-        return PF_PATH_TOO_LONG;
-    if (!slash)
-        memcpy(dir, ".", 1);
-    else if (len == 0)
-        memcpy(dir, "/", (len = 1));
-    else
-        memcpy(dir, pf->recovery_path, len);
-    dir[len] = '\0';
-    int dfd  = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return PF_WRITE_TO_DISK_FAILED;
-    enum pf_status s = sync_fd(pf, dfd);
-    close(dfd);
-    if (s == PF_SUCCESS)
-        pf->recovery_synced = true;
-    return s;
-}
-
-/* Step 1 of the protocol: the recovery file holds the old ciphertext of every node this flush
- * overwrites (data nodes, MHT nodes bottom-up, root MHT = node 1, then node 0, as Gramine
- * orders them) and is fsynced. `old_header` receives node 0's plaintext header as on disk. */
-static enum pf_status write_recovery(struct pf_file* pf, uint8_t old_header[HEADER_V2]) {
-    if (!io_allowed(pf))
-        return PF_WRITE_TO_DISK_FAILED;
-    int rfd = open(pf->recovery_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (rfd < 0)
-        return PF_WRITE_TO_DISK_FAILED;
-    uint8_t rec[RECORD_SIZE];
-    uint64_t off     = 0;
-    enum pf_status s = PF_SUCCESS;
-    for (struct node* n = pf->lru_head; n && s == PF_SUCCESS; n = n->next)
-        if (n->dirty)
-            s = add_record(pf, rfd, &off, pf_physical_data_node(n->number), rec);
-    for (size_t m = pf->nmhts; s == PF_SUCCESS && m-- > 0;)
-        if (pf->mhts[m] && pf->mhts[m]->dirty)
-            s = add_record(pf, rfd, &off, pf_physical_mht_node(m), rec);
-    if (s == PF_SUCCESS)
-        s = add_record(pf, rfd, &off, 0, rec);
-    if (s == PF_SUCCESS) {
-        memcpy(old_header, rec + 8, HEADER_V2);
-        s = sync_fd(pf, rfd);
-    }
-    close(rfd);
-    if (s == PF_SUCCESS && !pf->recovery_synced)
-        s = sync_recovery_dir(pf);
-    return s;
-}
-
-/* Step 2: the pending-write flag (header byte 58, a plain byte: the header after the metadata
- * tag is not authenticated) set in node 0 on disk, and fsynced. Written as the whole 59-byte
- * plaintext header in one write inside the first sector. For a v1 node 0 the major byte
- * becomes 2 so that the flag is seen, and byte 58 (the first encrypted byte in v1) is lost:
- * replay restores the recorded v1 node. */
-static enum pf_status set_pending(struct pf_file* pf, const uint8_t old_header[HEADER_V2]) {
-    uint8_t header[HEADER_V2];
-    memcpy(header, old_header, HEADER_V2);
-    header[8]        = PF_MAJOR_VERSION;
-    header[58]       = FLAG_PENDING;
-    enum pf_status s = write_at(pf, pf->fd, header, HEADER_V2, 0);
-    return s == PF_SUCCESS ? sync_fd(pf, pf->fd) : s;
-}
-
 /* Reference §4.6. With a recovery file and a changed tree, a flush is: (1) undo records,
  * fsync; (2) flag set, fsync; (3) new data and MHT nodes (appended ones too), fsync; (4) new
  * node 0 with the flag clear, committed in one sector (write_metadata); (5) the file cut if it
@@ -808,10 +524,10 @@ static enum pf_status flush(struct pf_file* pf) {
         s == PF_SUCCESS && pf->recovery_path && pf->nmhts && pf->mhts[0] && pf->mhts[0]->dirty;
     if (protect) {
         uint8_t old_header[HEADER_V2];
-        s = write_recovery(pf, old_header);
+        s = pfi_write_recovery(pf, old_header);
         if (s != PF_SUCCESS)
             return s; /* the host file is untouched */
-        s = set_pending(pf, old_header);
+        s = pfi_set_pending(pf, old_header);
     }
     /* data nodes first: each puts a new key and tag into its MHT */
     if (s == PF_SUCCESS)
@@ -822,12 +538,12 @@ static enum pf_status flush(struct pf_file* pf) {
         if (pf->mhts[m] && pf->mhts[m]->dirty)
             s = encrypt_node(pf, pf->mhts[m]);
     if (s == PF_SUCCESS && protect)
-        s = sync_fd(pf, pf->fd);
+        s = pfi_sync_fd(pf, pf->fd);
     if (s == PF_SUCCESS && pf->meta_dirty)
         s = write_metadata(pf, protect);
     uint64_t disk = pf_disk_size(pf->size);
     if (s == PF_SUCCESS && disk < pf->disk_size)
-        s = truncate_fd(pf, disk); /* shrunk: the nodes past the end go */
+        s = pfi_truncate_fd(pf, disk); /* shrunk: the nodes past the end go */
     if (s == PF_SUCCESS)
         pf->disk_size = disk;
     else if (protect && !pf->failed)
@@ -862,192 +578,6 @@ enum pf_status pf_read_header(int fd, struct pf_header* ret) {
     return PF_SUCCESS;
 }
 
-/* Decrypts a node 0 (v1 or v2 layout, reference §4.2-4.3) into `meta`. */
-static enum pf_status decrypt_metadata(const uint8_t kdk[PF_KEY_SIZE], const uint8_t* node,
-                                       uint8_t meta[ENCRYPTED_SIZE]) {
-    uint8_t key[PF_KEY_SIZE];
-    if (memcmp(node, PF_FILE_ID, 8) != 0)
-        return PF_INVALID_HEADER;
-    if (node[8] != 1 && node[8] != 2)
-        return PF_INVALID_VERSION;
-    enum pf_status s = metadata_key(kdk, node + 10, key);
-    if (s == PF_SUCCESS)
-        s = gcm(NULL, false, key, node + (node[8] == 1 ? HEADER_V1 : HEADER_V2), ENCRYPTED_SIZE,
-                meta, (uint8_t*)node + 42);
-    OPENSSL_cleanse(key, sizeof(key));
-    return s;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Replay of a recovery file (reference §4.6)                                                 */
-
-struct record_ref {
-    uint64_t number, index; /* physical node number, record index in the file */
-};
-
-struct replay {
-    int rfd;
-    size_t count;
-    struct record_ref* refs; /* by ascending node number */
-    uint8_t node0[PF_NODE_SIZE];
-    uint8_t meta[ENCRYPTED_SIZE]; /* the recorded node 0, decrypted */
-    size_t nmhts;                 /* recorded MHT nodes verified so far, ascending */
-    uint64_t* mht_ids;
-    uint8_t (*mhts)[PF_NODE_SIZE]; /* their plaintext */
-};
-
-static void replay_free(struct replay* r) {
-    if (r->rfd >= 0)
-        close(r->rfd);
-    if (r->mhts) /* the verified ones, and the one a failed check decrypted into */
-        OPENSSL_cleanse(r->mhts, (r->nmhts + 1) * PF_NODE_SIZE);
-    OPENSSL_cleanse(r->meta, sizeof(r->meta));
-    free(r->mhts);
-    free(r->mht_ids);
-    free(r->refs);
-}
-
-static int by_number(const void* a, const void* b) {
-    uint64_t x = ((const struct record_ref*)a)->number, y = ((const struct record_ref*)b)->number;
-    return x < y ? -1 : x > y;
-}
-
-static enum pf_status read_record(const struct replay* r, uint64_t index, uint8_t* out) {
-    ssize_t n = pread(r->rfd, out, PF_NODE_SIZE, (off_t)(index * RECORD_SIZE + 8));
-    return n == PF_NODE_SIZE ? PF_SUCCESS : PF_RECOVERY_NEEDED;
-}
-
-/* The index of the records: whole records only, node numbers unique, node 0 among them. A
- * recovery file cut short (a crash while it was written) fails here. */
-static enum pf_status replay_load(struct replay* r, const char* path) {
-    struct stat st;
-    r->rfd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->rfd < 0 || fstat(r->rfd, &st) < 0 || st.st_size <= 0 || st.st_size % RECORD_SIZE)
-        return PF_RECOVERY_NEEDED;
-    r->count = (size_t)(st.st_size / RECORD_SIZE);
-    r->refs  = calloc(r->count, sizeof(*r->refs));
-    if (!r->refs)
-        return PF_NO_MEMORY;
-    size_t mhts = 0;
-    for (size_t i = 0; i < r->count; i++) {
-        uint8_t number[8];
-        if (pread(r->rfd, number, 8, (off_t)(i * RECORD_SIZE)) != 8)
-            return PF_RECOVERY_NEEDED;
-        r->refs[i] = (struct record_ref){get_u64(number), i};
-        mhts += r->refs[i].number % (PF_DATA_PER_MHT + 1) == 1; /* physical 1, 98, 195, ... */
-    }
-    r->mhts    = calloc(mhts + 1, PF_NODE_SIZE);
-    r->mht_ids = calloc(mhts + 1, sizeof(*r->mht_ids));
-    if (!r->mhts || !r->mht_ids)
-        return PF_NO_MEMORY;
-    qsort(r->refs, r->count, sizeof(*r->refs), by_number);
-    for (size_t i = 1; i < r->count; i++)
-        if (r->refs[i].number == r->refs[i - 1].number)
-            return PF_RECOVERY_NEEDED;
-    return r->refs[0].number == 0 ? PF_SUCCESS : PF_RECOVERY_NEEDED;
-}
-
-/* The key and tag slot of physical node p (> 0): in the recorded metadata for the root, else
- * in the recorded (already verified) parent MHT; NULL if the parent was not recorded. A flush
- * rewrites the parents of every node it rewrites, so they are always recorded. */
-static const uint8_t* replay_slot(const struct replay* r, uint64_t p, bool* ret_mht,
-                                  uint64_t* ret_number) {
-    bool mht       = (p - 1) % (PF_DATA_PER_MHT + 1) == 0;
-    uint64_t group = (p - 2) / (PF_DATA_PER_MHT + 1);
-    *ret_mht       = mht;
-    *ret_number    = mht ? (p - 1) / (PF_DATA_PER_MHT + 1) : p - 2 - group;
-    if (p == 1)
-        return r->meta + OFF_ROOT_KEY;
-    uint64_t want = parent_mht(mht, *ret_number);
-    for (size_t lo = 0, hi = r->nmhts; lo < hi;) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (r->mht_ids[mid] == want)
-            return r->mhts[mid] + slot_offset(mht, *ret_number);
-        if (r->mht_ids[mid] < want)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
-/* Checks every record against the tree it belongs to before anything is written, top-down (a
- * parent's physical number is below its children's): node 0 by its tag under the key, then
- * each node by the key and tag in its recorded parent. The recorded node 0 must also carry the
- * nonce and tag still in node 0 on disk (a protocol flush changes them last, in its commit):
- * a stale recovery file from an earlier flush fails here even if the flag were set by hand.
- * `ret_nodes`: the node count of the file before the interrupted flush. */
-static enum pf_status replay_verify(struct pf_file* pf, struct replay* r, uint64_t* ret_nodes) {
-    uint8_t header[HEADER_V2], cipher[PF_NODE_SIZE], plain[PF_NODE_SIZE];
-    if (read_record(r, r->refs[0].index, r->node0) != PF_SUCCESS ||
-        pread(pf->fd, header, HEADER_V2, 0) != HEADER_V2 || memcmp(header, r->node0, 8) != 0 ||
-        memcmp(header + 9, r->node0 + 9, HEADER_V2 - 10) != 0 ||
-        decrypt_metadata(pf->kdk, r->node0, r->meta) != PF_SUCCESS)
-        return PF_RECOVERY_NEEDED;
-    uint64_t size = get_u64(r->meta + OFF_FILE_SIZE);
-    if (size > (UINT64_MAX >> 16) || (r->node0[8] == 2 && (r->node0[58] & FLAG_PENDING)))
-        return PF_RECOVERY_NEEDED;
-    *ret_nodes       = pf_disk_size(size) / PF_NODE_SIZE;
-    enum pf_status s = PF_SUCCESS;
-    for (size_t i = 1; i < r->count && s == PF_SUCCESS; i++) {
-        bool mht            = false;
-        uint64_t number     = 0;
-        const uint8_t* slot = NULL;
-        if (r->refs[i].number < *ret_nodes)
-            slot = replay_slot(r, r->refs[i].number, &mht, &number);
-        if (!slot || read_record(r, r->refs[i].index, cipher) != PF_SUCCESS)
-            s = PF_RECOVERY_NEEDED;
-        uint8_t* out = mht ? r->mhts[r->nmhts] : plain;
-        if (s == PF_SUCCESS)
-            s = gcm(pf->ctx, false, slot, cipher, PF_NODE_SIZE, out, (uint8_t*)slot + PF_KEY_SIZE);
-        if (s == PF_SUCCESS && mht)
-            r->mht_ids[r->nmhts++] = number;
-    }
-    OPENSSL_cleanse(plain, sizeof(plain));
-    return s;
-}
-
-/* Writes the records back: every node but 0, the cut to the old size (nodes the flush
- * appended go), fsync, then node 0, which clears the flag, fsync. A crash in between leaves the
- * flag set and the same records: the next open replays again. */
-static enum pf_status replay_apply(struct pf_file* pf, const struct replay* r, uint64_t nodes) {
-    uint8_t cipher[PF_NODE_SIZE];
-    enum pf_status s = PF_SUCCESS;
-    for (size_t i = 1; i < r->count && s == PF_SUCCESS; i++) {
-        s = read_record(r, r->refs[i].index, cipher);
-        if (s == PF_SUCCESS)
-            s = write_node(pf, r->refs[i].number, cipher);
-    }
-    if (s == PF_SUCCESS)
-        s = truncate_fd(pf, nodes * PF_NODE_SIZE);
-    if (s == PF_SUCCESS)
-        s = sync_fd(pf, pf->fd);
-    if (s == PF_SUCCESS)
-        s = write_node(pf, 0, r->node0);
-    if (s == PF_SUCCESS)
-        s = sync_fd(pf, pf->fd);
-    return s;
-}
-
-/* The pending-write flag is set: replay the recovery file, if there is one that fits, into the
- * host file. Needs `fd` open for writing even for a read-only pf_file (no replay in memory). */
-static enum pf_status recover(struct pf_file* pf) {
-    int mode = fcntl(pf->fd, F_GETFL);
-    if (!pf->recovery_path || mode < 0 || (mode & O_ACCMODE) == O_RDONLY)
-        return PF_RECOVERY_NEEDED;
-    struct replay r  = {.rfd = -1};
-    uint64_t nodes   = 0;
-    enum pf_status s = replay_load(&r, pf->recovery_path);
-    if (s == PF_SUCCESS)
-        s = replay_verify(pf, &r, &nodes);
-    if (s == PF_SUCCESS)
-        s = replay_apply(pf, &r, nodes);
-    replay_free(&r);
-    if (s == PF_SUCCESS)
-        unlink(pf->recovery_path); /* replayed: stale now (and a later one replaces it) */
-    return s == PF_NO_MEMORY ? s : s == PF_SUCCESS ? PF_SUCCESS : PF_RECOVERY_NEEDED;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Opening                                                                                    */
 
@@ -1055,7 +585,7 @@ static enum pf_status open_existing(struct pf_file* pf, const char* path, char* 
     struct pf_header h;
     enum pf_status s = pf_read_header(pf->fd, &h);
     if (s == PF_SUCCESS && h.has_flags && (h.feature_flags & FLAG_PENDING)) {
-        s = recover(pf); /* reference §4.6; then the restored file is opened as any other */
+        s = pfi_recover(pf); /* reference §4.6; then the restored file is opened as any other */
         if (s == PF_SUCCESS)
             s = pf_read_header(pf->fd, &h);
         if (s == PF_SUCCESS && h.has_flags && (h.feature_flags & FLAG_PENDING))
@@ -1064,9 +594,9 @@ static enum pf_status open_existing(struct pf_file* pf, const char* path, char* 
     if (s != PF_SUCCESS)
         return s;
     uint8_t node[PF_NODE_SIZE];
-    if ((s = read_node(pf, 0, node)) != PF_SUCCESS)
+    if ((s = pfi_read_node(pf, 0, node)) != PF_SUCCESS)
         return s;
-    if ((s = decrypt_metadata(pf->kdk, node, pf->meta)) != PF_SUCCESS)
+    if ((s = pfi_decrypt_metadata(pf->kdk, node, pf->meta)) != PF_SUCCESS)
         return s;
     memcpy(pf->header, node, HEADER_V1);
     pf->header[58] = 0; /* v1 is read as v2 and written as v2 by the first flush */
@@ -1086,7 +616,7 @@ static enum pf_status open_existing(struct pf_file* pf, const char* path, char* 
     if (h.disk_size < pf->disk_size || (h.disk_size > pf->disk_size && !pf->recovery_path))
         return PF_CORRUPTED;
     if (h.disk_size > pf->disk_size && pf->writable &&
-        (s = truncate_fd(pf, pf->disk_size)) != PF_SUCCESS)
+        (s = pfi_truncate_fd(pf, pf->disk_size)) != PF_SUCCESS)
         return s;
     if (h.major == 1)
         pf->meta_dirty = pf->writable; /* migrated when the file is written */
@@ -1119,7 +649,7 @@ enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
         strcpy((char*)pf->meta, path);
         s = write_metadata(pf, false); /* creating writes the empty file at once */
         if (s == PF_SUCCESS)
-            s = truncate_fd(pf, PF_NODE_SIZE);
+            s = pfi_truncate_fd(pf, PF_NODE_SIZE);
         pf->disk_size = PF_NODE_SIZE;
     } else if (s == PF_SUCCESS) {
         s = open_existing(pf, path, embedded);
@@ -1136,24 +666,6 @@ enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
 enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE], int flags,
                        char* embedded, struct pf_file** ret) {
     return pf_open_ex(fd, path, NULL, key, flags, embedded, ret);
-}
-
-enum pf_status pf_set_recovery_path(struct pf_file* pf, const char* recovery_path) {
-    char* copy = NULL;
-    if (recovery_path && !(copy = strdup(recovery_path)))
-        return PF_NO_MEMORY;
-    /* the recovery file follows the host file: needed if a flush of this handle died (the
-     * flag stays set on disk), stale otherwise */
-    if (pf->recovery_path && copy && rename(pf->recovery_path, copy) < 0 && errno != ENOENT) {
-        free(copy);
-        return PF_CALLBACK_FAILED;
-    }
-    if (pf->recovery_path && !copy && !pf->failed)
-        unlink(pf->recovery_path);
-    free(pf->recovery_path);
-    pf->recovery_path   = copy;
-    pf->recovery_synced = false;
-    return PF_SUCCESS;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1347,7 +859,7 @@ enum pf_status pf_close(struct pf_file* pf) {
     enum pf_status s = pf_flush(pf);
     /* reference §4.6: deleted by a clean close (a stale one would be ignored anyway) */
     if (s == PF_SUCCESS && pf->writable && pf->recovery_path) {
-        if (io_allowed(pf))
+        if (pfi_io_allowed(pf))
             unlink(pf->recovery_path);
         else
             s = pf->failed;
