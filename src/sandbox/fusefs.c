@@ -23,96 +23,22 @@
 #include <sys/uio.h>
 
 #include "encfs.h"
-#include "fusefs.h"
+#include "fusefs_internal.h"
 #include "verify.h"
 
-#define CHUNK_SIZE   (16 * 1024)           /* TRUSTED_CHUNK_SIZE = 4 pages */
-#define COPY_MAX     (1024 * 1024)         /* trusted files up to this size are kept ... */
-#define COPY_MAX_PT  (64 * 1024 * 1024)    /* ... (this size when passthrough works) ... */
-#define COPY_BUDGET  (1024L * 1024 * 1024) /* ... within this total */
-#define LONG_TIMEOUT 3600.0                /* the view does not change while the app runs */
-#define FUSE_WORKERS 6
-
-/* FUSE passthrough (Linux >= 6.9; the libfuse and kernel headers of Debian 12 predate it):
- * the kernel serves read and mmap of an open file straight from a backing file the server
- * registered, with no request per read. moat registers the sealed in-memory copy of a
- * verified trusted file, so the app reads verified bytes at page-cache speed. */
-#define PT_INIT_EXT       (1u << 30) /* FUSE_INIT_EXT: flags2 is valid */
-#define PT_FLAG2          (1u << 5)  /* FUSE_PASSTHROUGH = 1ULL << 37, in flags2 */
-#define PT_FOPEN          (1u << 7)  /* FOPEN_PASSTHROUGH */
-#define PT_INIT_OUT_DEPTH (offsetof(struct fuse_init_out, flags2) + 4) /* max_stack_depth */
-struct pt_backing_map {
-    int32_t fd;
-    uint32_t flags;
-    uint64_t padding;
-};
-#define PT_IOC_BACKING_OPEN  _IOW(229, 1, struct pt_backing_map)
-#define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
-
-struct node {
-    char* app_path;
-    char* host_path; /* NULL: synthetic directory (or file, see synthetic_file) */
-    bool synthetic_file;
-    uint64_t nlookup;
-    enum file_class cls;
-    const struct trusted_entry* trusted;
-    struct vfile* verified; /* trusted, once opened and verified */
-    /* under an encrypted mount: the bound path and the shared open file */
-    const struct mount_entry* enc;
-    char* bind;
-    pthread_mutex_t enc_lock;
-    struct encfile* ef;
-    unsigned ef_refs;
-};
-
-enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_OTHER, ST_MAX };
 static const char* const g_stat_names[ST_MAX] = {"lookup", "getattr", "open",
                                                  "read",   "readdir", "other"};
 
-struct learned {
-    char* host_path;
-    bool written;
-};
-
-struct fusefs {
-    uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
-    bool learn;                                   /* --learn: record every file used */
-    struct verifier* verifier;
-    struct encfs* encfs;
-    int fuse_fd;
-    bool want_passthrough; /* root in the initial user namespace: backing files can be opened */
-    bool passthrough;      /* the kernel offered it and we asked for it in INIT */
-    uint64_t init_unique;  /* the INIT request, whose reply asks for passthrough */
-    struct learned* learned;
-    size_t nlearned, learned_cap;
-    const struct mount_plan* plan;
-    const struct file_policy* policy;
-    pthread_mutex_t lock; /* the node table */
-    struct node** nodes;  /* index = ino - 1 */
-    size_t nnodes, cap;
-    size_t* index; /* open addressing: app path -> ino, 0 = empty */
-    size_t nindex;
-    /* paths a rename replaced: other threads may still read them, so they live to the end */
-    char** retired;
-    size_t nretired, retired_cap;
-    struct fuse_session* se;
-    pthread_t workers[FUSE_WORKERS];
-    size_t nworkers;
-    bool go;
-    pthread_mutex_t park_lock;
-    pthread_cond_t park_cond;
-};
-
-static struct fusefs* fs_of(fuse_req_t req) {
+struct fusefs* fs_of(fuse_req_t req) {
     return fuse_req_userdata(req);
 }
 
-static void account(struct fusefs* fs, int kind, uint64_t start_ns) {
+void fs_account(struct fusefs* fs, int kind, uint64_t start_ns) {
     __atomic_add_fetch(&fs->stat_count[kind], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&fs->stat_ns[kind], time_now_ns() - start_ns, __ATOMIC_RELAXED);
 }
 
-static struct node* node_get(struct fusefs* fs, fuse_ino_t ino) {
+struct node* fs_node_get(struct fusefs* fs, fuse_ino_t ino) {
     pthread_mutex_lock(&fs->lock);
     struct node* n = ino >= 1 && ino <= fs->nnodes ? fs->nodes[ino - 1] : NULL;
     pthread_mutex_unlock(&fs->lock);
@@ -127,7 +53,7 @@ static size_t path_hash(const char* s) {
     return h;
 }
 
-static void index_insert(struct fusefs* fs, size_t ino) {
+void fs_index_insert(struct fusefs* fs, size_t ino) {
     size_t mask = fs->nindex - 1;
     size_t i    = path_hash(fs->nodes[ino - 1]->app_path) & mask;
     while (fs->index[i])
@@ -137,7 +63,7 @@ static void index_insert(struct fusefs* fs, size_t ino) {
 
 /* Sets a node's paths (taking them) and what follows from them: its class under the file
  * policy, and for a file under an encrypted mount the mount and the path it is bound to. */
-static void node_place(struct fusefs* fs, struct node* n, char* app_path, char* host_path) {
+void fs_node_place(struct fusefs* fs, struct node* n, char* app_path, char* host_path) {
     n->app_path  = app_path;
     n->host_path = host_path;
     n->cls  = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
@@ -157,7 +83,7 @@ static void node_place(struct fusefs* fs, struct node* n, char* app_path, char* 
     }
 }
 
-static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
+fuse_ino_t fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
     pthread_mutex_lock(&fs->lock);
     if (fs->nindex) {
         size_t mask = fs->nindex - 1;
@@ -171,7 +97,7 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
     }
     struct node* n = xcalloc(1, sizeof(*n));
     pthread_mutex_init(&n->enc_lock, NULL);
-    node_place(fs, n, xstrdup(app_path), host_path ? xstrdup(host_path) : NULL);
+    fs_node_place(fs, n, xstrdup(app_path), host_path ? xstrdup(host_path) : NULL);
     fs->nodes               = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
     fs->nodes[fs->nnodes++] = n;
     fuse_ino_t ino          = fs->nnodes;
@@ -180,9 +106,9 @@ static fuse_ino_t node_intern(struct fusefs* fs, const char* app_path, const cha
         fs->nindex = fs->nindex ? fs->nindex * 4 : 1024;
         fs->index  = xcalloc(fs->nindex, sizeof(*fs->index));
         for (size_t i = 1; i <= fs->nnodes; i++)
-            index_insert(fs, i);
+            fs_index_insert(fs, i);
     } else {
-        index_insert(fs, ino);
+        fs_index_insert(fs, ino);
     }
     pthread_mutex_unlock(&fs->lock);
     return ino;
@@ -196,7 +122,7 @@ static const struct mount_entry* mount_point(const struct mount_plan* plan, cons
     return NULL;
 }
 
-static void learn(struct fusefs* fs, const char* host_path, bool written) {
+void fs_learn(struct fusefs* fs, const char* host_path, bool written) {
     if (!fs->learn)
         return;
     pthread_mutex_lock(&fs->lock);
@@ -212,7 +138,7 @@ static void learn(struct fusefs* fs, const char* host_path, bool written) {
     pthread_mutex_unlock(&fs->lock);
 }
 
-static const char* base_name(const char* path) {
+const char* fs_base_name(const char* path) {
     const char* s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
@@ -222,7 +148,7 @@ static const char* base_name(const char* path) {
 
 /* Registers the sealed copy of a verified file with the kernel for passthrough (once, under the
  * file's lock); on the first refusal passthrough is off for the rest of the run. */
-static void register_backing(void* arg, struct vfile* f) {
+void fs_register_backing(void* arg, struct vfile* f) {
     struct fusefs* fs = arg;
     if (f->backing_id || f->copy < 0 || !__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED))
         return;
@@ -260,7 +186,7 @@ static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
     pthread_mutex_unlock(&n->enc_lock);
 }
 
-static int node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
+int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
     if (!n->host_path) {
         synthetic_attr(st, ino);
         if (n->synthetic_file) {
@@ -279,7 +205,7 @@ static int node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct s
     return 0;
 }
 
-static double timeout_for(const struct node* n) {
+double fs_timeout_for(const struct node* n) {
     if (n->enc)
         return 1.0;
     return n->cls == FILE_TRUSTED || !n->host_path ? LONG_TIMEOUT : 1.0;
@@ -287,8 +213,8 @@ static double timeout_for(const struct node* n) {
 
 /* The entry for `name` in directory `p` (what LOOKUP answers, and READDIRPLUS for each name):
  * e->ino = 0 for a name that does not exist (a negative entry). Counts a lookup on success. */
-static int lookup_entry(struct fusefs* fs, const struct node* p, const char* name,
-                        struct fuse_entry_param* e) {
+static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* name,
+                           struct fuse_entry_param* e) {
     _cleanup_free_ char* app    = path_join(p->app_path, name);
     _cleanup_free_ char* host   = NULL;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
@@ -301,13 +227,13 @@ static int lookup_entry(struct fusefs* fs, const struct node* p, const char* nam
         e->entry_timeout = 1.0; /* negative entry, cached briefly */
         return 0;
     }
-    fuse_ino_t ino = node_intern(fs, app, exists ? host : NULL);
-    struct node* n = node_get(fs, ino);
+    fuse_ino_t ino = fs_node_intern(fs, app, exists ? host : NULL);
+    struct node* n = fs_node_get(fs, ino);
     if (mp && mp->type == MOUNT_PSEUDO_FILE)
         n->synthetic_file = true;
     e->ino           = ino;
-    e->attr_timeout  = timeout_for(n);
-    e->entry_timeout = timeout_for(n);
+    e->attr_timeout  = fs_timeout_for(n);
+    e->entry_timeout = fs_timeout_for(n);
     if (exists) {
         e->attr         = st;
         e->attr.st_ino  = ino;
@@ -316,7 +242,7 @@ static int lookup_entry(struct fusefs* fs, const struct node* p, const char* nam
             e->attr.st_size = f->size;
         enc_attr(fs, n, &e->attr);
     } else {
-        int r = node_attr(fs, n, ino, &e->attr);
+        int r = fs_node_attr(fs, n, ino, &e->attr);
         if (r < 0)
             return r;
     }
@@ -326,22 +252,22 @@ static int lookup_entry(struct fusefs* fs, const struct node* p, const char* nam
     return 0;
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     struct fusefs* fs = fs_of(req); /* req is gone once replied to */
     uint64_t t        = time_now_ns();
-    struct node* p    = node_get(fs, parent);
+    struct node* p    = fs_node_get(fs, parent);
     struct fuse_entry_param e;
-    int r = p ? lookup_entry(fs, p, name, &e) : -ENOENT;
+    int r = p ? fs_lookup_entry(fs, p, name, &e) : -ENOENT;
     if (r < 0)
         fuse_reply_err(req, -r);
     else
         fuse_reply_entry(req, &e);
-    account(fs, ST_LOOKUP, t);
+    fs_account(fs, ST_LOOKUP, t);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
     struct fusefs* fs = fs_of(req);
-    struct node* n    = node_get(fs, ino);
+    struct node* n    = fs_node_get(fs, ino);
     if (n) {
         pthread_mutex_lock(&fs->lock);
         n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
@@ -353,14 +279,14 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)fi;
     struct fusefs* fs = fs_of(req);
-    account(fs, ST_GETATTR, time_now_ns());
-    struct node* n = node_get(fs, ino);
+    fs_account(fs, ST_GETATTR, time_now_ns());
+    struct node* n = fs_node_get(fs, ino);
     struct stat st;
-    int r = n ? node_attr(fs, n, ino, &st) : -ENOENT;
+    int r = n ? fs_node_attr(fs, n, ino, &st) : -ENOENT;
     if (r < 0)
         fuse_reply_err(req, -r);
     else
-        fuse_reply_attr(req, &st, timeout_for(n));
+        fuse_reply_attr(req, &st, fs_timeout_for(n));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -391,8 +317,8 @@ static void dirlist_add(struct dirlist* d, const char* name, mode_t mode) {
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct fusefs* fs = fs_of(req);
-    account(fs, ST_READDIR, time_now_ns());
-    struct node* n = node_get(fs, ino);
+    fs_account(fs, ST_READDIR, time_now_ns());
+    struct node* n = fs_node_get(fs, ino);
     if (!n) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -428,7 +354,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info* fi, bool plus) {
     struct fusefs* fs = fs_of(req);
     struct dirlist* d = (struct dirlist*)(uintptr_t)fi->fh;
-    struct node* p    = plus ? node_get(fs, ino) : NULL;
+    struct node* p    = plus ? fs_node_get(fs, ino) : NULL;
     char* buf         = xmalloc(size ? size : 1);
     size_t used       = 0;
     for (size_t i = (size_t)off; i < d->len; i++) {
@@ -437,14 +363,14 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
         if (plus) {
             struct fuse_entry_param e = {0};
             bool dot                  = !strcmp(name, ".") || !strcmp(name, "..");
-            if (dot || !p || lookup_entry(fs, p, name, &e) < 0) {
+            if (dot || !p || fs_lookup_entry(fs, p, name, &e) < 0) {
                 memset(&e, 0, sizeof(e)); /* listed without an entry: looked up on use */
                 e.attr.st_mode = d->items[i].mode;
             }
             need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
             if (need > size - used) {
                 if (e.ino) { /* did not fit: the kernel will not count this lookup */
-                    struct node* n = node_get(fs, e.ino);
+                    struct node* n = fs_node_get(fs, e.ino);
                     pthread_mutex_lock(&fs->lock);
                     n->nlookup--;
                     pthread_mutex_unlock(&fs->lock);
@@ -485,504 +411,6 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*
     fuse_reply_err(req, 0);
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Files                                                                                      */
-
-/* The shared open state of an encrypted file: opened (or created) by the first open, closed
- * (flushed) by the last release. Called with nothing locked. */
-static int enc_acquire(struct fusefs* fs, struct node* n, bool create, bool write, bool trunc) {
-    pthread_mutex_lock(&n->enc_lock);
-    int r = 0;
-    if (!n->ef)
-        r = encfile_open(fs->encfs, n->enc, n->host_path, n->bind, create, &n->ef);
-    if (r == 0 && write && !encfile_writable(n->ef))
-        r = -EACCES;
-    if (r == 0 && trunc)
-        r = encfile_set_size(n->ef, 0);
-    if (r == 0)
-        n->ef_refs++;
-    else if (n->ef && !n->ef_refs) {
-        (void)encfile_close(n->ef);
-        n->ef = NULL;
-    }
-    pthread_mutex_unlock(&n->enc_lock);
-    return r;
-}
-
-static void enc_release(struct node* n) {
-    pthread_mutex_lock(&n->enc_lock);
-    if (n->ef_refs && --n->ef_refs == 0) {
-        (void)encfile_close(n->ef); /* a failed flush is logged; the app has closed the file */
-        n->ef = NULL;
-    }
-    pthread_mutex_unlock(&n->enc_lock);
-}
-
-static bool wants_write(int flags) {
-    return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_APPEND));
-}
-
-/* The reply to an OPEN that asks the kernel to serve the file from a registered backing file:
- * libfuse 3.14 cannot say so, so the reply is amended on its way out (io_writev). */
-static _Thread_local int32_t tls_backing_id;
-
-static void reply_open_passthrough(fuse_req_t req, struct fuse_file_info* fi, int32_t id) {
-    fi->keep_cache = 0;
-    tls_backing_id = id;
-    fuse_reply_open(req, fi);
-    tls_backing_id = 0;
-}
-
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    struct fusefs* fs = fs_of(req);
-    account(fs, ST_OPEN, time_now_ns());
-    struct node* n = node_get(fs, ino);
-    if (!n || !n->host_path) {
-        fuse_reply_err(req, n ? EISDIR : ENOENT);
-        return;
-    }
-    struct stat st;
-    if (stat(n->host_path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        fuse_reply_err(req, EACCES); /* FIFOs and devices need sgx.allowed_files + a bind */
-        return;
-    }
-    if (n->enc) {
-        int r = enc_acquire(fs, n, false, wants_write(fi->flags), (fi->flags & O_TRUNC) != 0);
-        if (r < 0) {
-            fuse_reply_err(req, -r);
-            return;
-        }
-        learn(fs, n->host_path, wants_write(fi->flags));
-        fi->fh = (uint64_t)-1;
-        fuse_reply_open(req, fi);
-        return;
-    }
-    int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
-    switch (n->cls) {
-        case FILE_TRUSTED: {
-            if (wants_write(fi->flags)) {
-                moat_log(LOG_LEVEL_ERROR, "Disallowing write/append to a trusted file '%s'",
-                         base_name(n->app_path));
-                fuse_reply_err(req, EACCES);
-                return;
-            }
-            struct vfile* f;
-            int r = verifier_open(fs->verifier, n->trusted, &f);
-            if (r < 0) {
-                fuse_reply_err(req, -r);
-                return;
-            }
-            __atomic_store_n(&n->verified, f, __ATOMIC_RELEASE);
-            learn(fs, n->host_path, false);
-            int32_t id = __atomic_load_n(&f->backing_id, __ATOMIC_ACQUIRE);
-            if (f->copy >= 0 && !id && __atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
-                verifier_locked(fs->verifier, f, register_backing, fs);
-                id = __atomic_load_n(&f->backing_id, __ATOMIC_ACQUIRE);
-            }
-            if (id > 0) {
-                fi->fh = (uint64_t)-1;
-                reply_open_passthrough(req, fi, id);
-                return;
-            }
-            if (f->copy >= 0) { /* reads come from the copy */
-                fi->fh         = (uint64_t)-1;
-                fi->keep_cache = 1;
-                fuse_reply_open(req, fi);
-                return;
-            }
-            flags          = O_RDONLY;
-            fi->keep_cache = 1; /* verified pages stay cached: native speed afterwards */
-            break;
-        }
-        case FILE_ALLOWED:
-            break;
-        case FILE_NONE:
-            if (fs->policy->strict) {
-                moat_log(LOG_LEVEL_WARNING, "Disallowing access to file '%s'; file is not allowed.",
-                         base_name(n->app_path));
-                fuse_reply_err(req, EACCES);
-                return;
-            }
-            moat_log(LOG_LEVEL_WARNING,
-                     "Allowing access to unknown file '%s' due to file_check_policy.",
-                     base_name(n->app_path));
-            break;
-    }
-    int fd = open(n->host_path, flags | O_CLOEXEC);
-    if (fd < 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    if (n->cls != FILE_TRUSTED) /* trusted files were recorded when verified */
-        learn(fs, n->host_path, wants_write(fi->flags));
-    fi->fh = (uint64_t)fd;
-    fuse_reply_open(req, fi);
-}
-
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info* fi) {
-    struct fusefs* fs = fs_of(req);
-    uint64_t t0       = time_now_ns();
-    struct node* n    = node_get(fs_of(req), ino);
-    char* buf         = xmalloc(size ? size : 1);
-    size_t len        = 0;
-    int r             = 0;
-    struct vfile* f   = n ? __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE) : NULL;
-    if (n && n->enc) {
-        pthread_mutex_lock(&n->enc_lock);
-        r = n->ef ? encfile_read(n->ef, off, size, buf, &len) : -EBADF;
-        pthread_mutex_unlock(&n->enc_lock);
-    } else if (n && n->cls == FILE_TRUSTED) {
-        r = f ? verifier_read(fs->verifier, f, n->trusted, (int)fi->fh, off, size, buf, &len)
-              : -EIO;
-    } else {
-        ssize_t got = pread((int)fi->fh, buf, size, off);
-        if (got < 0)
-            r = -errno;
-        else
-            len = (size_t)got;
-    }
-    if (r < 0)
-        fuse_reply_err(req, -r);
-    else
-        fuse_reply_buf(req, buf, len);
-    free(buf);
-    account(fs, ST_READ, t0);
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-                     struct fuse_file_info* fi) {
-    struct node* n = node_get(fs_of(req), ino);
-    if (n && n->enc) {
-        pthread_mutex_lock(&n->enc_lock);
-        int r = n->ef ? encfile_write(n->ef, off, size, buf) : -EBADF;
-        pthread_mutex_unlock(&n->enc_lock);
-        if (r < 0)
-            fuse_reply_err(req, -r);
-        else
-            fuse_reply_write(req, size);
-        return;
-    }
-    if (n && n->cls == FILE_TRUSTED) {
-        moat_log(LOG_LEVEL_ERROR, "Writing to a trusted file is disallowed!");
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    ssize_t done = pwrite((int)fi->fh, buf, size, off);
-    if (done < 0)
-        fuse_reply_err(req, errno);
-    else
-        fuse_reply_write(req, (size_t)done);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    struct node* n = node_get(fs_of(req), ino);
-    if (n && n->enc)
-        enc_release(n);
-    else if (fi->fh != (uint64_t)-1)
-        close((int)fi->fh);
-    fuse_reply_err(req, 0);
-}
-
-/* fsync: encrypted files are flushed (every changed node and the metadata) and synced. */
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info* fi) {
-    (void)datasync;
-    struct node* n = node_get(fs_of(req), ino);
-    int r          = 0;
-    if (n && n->enc) {
-        pthread_mutex_lock(&n->enc_lock);
-        r = n->ef ? encfile_flush(n->ef) : 0;
-        pthread_mutex_unlock(&n->enc_lock);
-    } else if (fi->fh != (uint64_t)-1 && fsync((int)fi->fh) < 0) {
-        r = -errno;
-    }
-    fuse_reply_err(req, -r);
-}
-
-/* The app path and host path of `name` in directory `parent`, for operations that create or
- * remove names; -EACCES when the name is not on a chroot mount. */
-static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, char** ret_app,
-                       char** ret_host) {
-    struct node* p = node_get(fs, parent);
-    if (!p)
-        return -ENOENT;
-    char* app                   = path_join(p->app_path, name);
-    char* host                  = NULL;
-    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
-    if (!m) {
-        free(app);
-        return -EACCES;
-    }
-    *ret_app  = app;
-    *ret_host = host;
-    return 0;
-}
-
-/* Creating files: Gramine's is_create_allowed. */
-static int create_allowed(struct fusefs* fs, const char* host, const char* app) {
-    const struct trusted_entry* t;
-    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
-    if (m && m->type == MOUNT_ENCRYPTED)
-        return 0; /* encrypted mounts have no file-check rules */
-    switch (file_policy_classify(fs->policy, host, &t)) {
-        case FILE_TRUSTED:
-            moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", host);
-            return -EACCES;
-        case FILE_ALLOWED:
-            return 0;
-        case FILE_NONE:
-            break;
-    }
-    if (fs->policy->strict) {
-        moat_log(LOG_LEVEL_WARNING,
-                 "Disallowing creating file '%s'; file is not trusted or allowed.", host);
-        return -EACCES;
-    }
-    moat_log(LOG_LEVEL_WARNING, "Allowing creating unknown file '%s' due to file_check_policy.",
-             host);
-    return 0;
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
-                      struct fuse_file_info* fi) {
-    struct fusefs* fs         = fs_of(req);
-    _cleanup_free_ char* app  = NULL;
-    _cleanup_free_ char* host = NULL;
-    int r                     = child_paths(fs, parent, name, &app, &host);
-    if (r == 0)
-        r = create_allowed(fs, host, app);
-    if (r < 0) {
-        fuse_reply_err(req, -r);
-        return;
-    }
-    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
-    bool enc                    = m && m->type == MOUNT_ENCRYPTED;
-    int fd = enc ? -1 : open(host, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY, mode);
-    if (!enc && fd < 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    learn(fs, host, true);
-    fuse_ino_t ino = node_intern(fs, app, host);
-    struct node* n = node_get(fs, ino);
-    if (enc) {
-        struct stat st;
-        bool exists = stat(host, &st) == 0;
-        if (exists && (fi->flags & O_EXCL)) {
-            fuse_reply_err(req, EEXIST);
-            return;
-        }
-        r = enc_acquire(fs, n, !exists, true, exists && (fi->flags & O_TRUNC));
-        if (r < 0) {
-            fuse_reply_err(req, -r);
-            return;
-        }
-        (void)fchmodat(AT_FDCWD, host, mode & 07777, 0);
-    }
-    struct fuse_entry_param e = {.ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0};
-    if (node_attr(fs, n, ino, &e.attr) < 0) {
-        if (enc)
-            enc_release(n);
-        else
-            close(fd);
-        fuse_reply_err(req, EIO);
-        return;
-    }
-    pthread_mutex_lock(&fs->lock);
-    n->nlookup++;
-    pthread_mutex_unlock(&fs->lock);
-    fi->fh = (uint64_t)fd;
-    fuse_reply_create(req, &e, fi);
-}
-
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-                       struct fuse_file_info* fi) {
-    struct fusefs* fs = fs_of(req);
-    struct node* n    = node_get(fs, ino);
-    if (!n || !n->host_path) {
-        fuse_reply_err(req, n ? EPERM : ENOENT);
-        return;
-    }
-    bool writable = n->cls == FILE_ALLOWED || (n->cls == FILE_NONE && !fs->policy->strict);
-    if ((to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE)) && !writable) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    int r = 0;
-    if ((to_set & FUSE_SET_ATTR_SIZE) && n->enc) {
-        r = enc_acquire(fs, n, false, true, false);
-        if (r == 0) {
-            pthread_mutex_lock(&n->enc_lock);
-            r = encfile_set_size(n->ef, (uint64_t)attr->st_size);
-            pthread_mutex_unlock(&n->enc_lock);
-            enc_release(n);
-        }
-        if (r < 0) {
-            fuse_reply_err(req, -r);
-            return;
-        }
-    } else if (to_set & FUSE_SET_ATTR_SIZE) {
-        r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(n->host_path, attr->st_size);
-    }
-    if (r == 0 && (to_set & FUSE_SET_ATTR_MODE))
-        r = chmod(n->host_path, attr->st_mode & 07777);
-    if (r < 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    struct stat st;
-    r = node_attr(fs, n, ino, &st);
-    if (r < 0)
-        fuse_reply_err(req, -r);
-    else
-        fuse_reply_attr(req, &st, timeout_for(n));
-}
-
-static void modify_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int op) {
-    struct fusefs* fs         = fs_of(req);
-    _cleanup_free_ char* app  = NULL;
-    _cleanup_free_ char* host = NULL;
-    int r                     = child_paths(fs, parent, name, &app, &host);
-    if (r == 0)
-        r = create_allowed(fs, host, app);
-    if (r == 0) {
-        if (op == 'u')
-            r = unlink(host) < 0 ? -errno : 0;
-        else
-            r = rmdir(host) < 0 ? -errno : 0;
-    }
-    fuse_reply_err(req, -r);
-}
-
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    modify_entry(req, parent, name, 'u');
-}
-
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    modify_entry(req, parent, name, 'r');
-}
-
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-    struct fusefs* fs         = fs_of(req);
-    _cleanup_free_ char* app  = NULL;
-    _cleanup_free_ char* host = NULL;
-    int r                     = child_paths(fs, parent, name, &app, &host);
-    if (r == 0)
-        r = create_allowed(fs, host, app);
-    if (r == 0 && mkdir(host, mode) < 0)
-        r = -errno;
-    if (r < 0) {
-        fuse_reply_err(req, -r);
-        return;
-    }
-    op_lookup(req, parent, name);
-}
-
-/* rename: both names must be creatable (allowed, or unknown under allow_all_but_log). */
-static void retire(struct fusefs* fs, char* s) {
-    if (!s)
-        return;
-    fs->retired = xgrow(fs->retired, &fs->retired_cap, fs->nretired + 1, sizeof(*fs->retired));
-    fs->retired[fs->nretired++] = s;
-}
-
-static bool path_under(const char* path, const char* dir, size_t dir_len) {
-    return !strncmp(path, dir, dir_len) && (path[dir_len] == '\0' || path[dir_len] == '/');
-}
-
-/* After `from` was renamed to `to`: the kernel now knows the renamed inode (and everything
- * below it) by the new names, so its node takes the new paths, and a node the rename replaced
- * can no longer be found by name. */
-static void nodes_renamed(struct fusefs* fs, const char* from, const char* to) {
-    size_t from_len = strlen(from), to_len = strlen(to);
-    pthread_mutex_lock(&fs->lock);
-    for (size_t i = 0; i < fs->nnodes; i++) {
-        struct node* n = fs->nodes[i];
-        if (path_under(n->app_path, to, to_len) && !path_under(n->app_path, from, from_len)) {
-            retire(fs, n->app_path); /* replaced: its open files go on, its name is gone */
-            n->app_path = xasprintf("//replaced/%zu", i + 1);
-        }
-    }
-    for (size_t i = 0; i < fs->nnodes; i++) {
-        struct node* n = fs->nodes[i];
-        if (!path_under(n->app_path, from, from_len))
-            continue;
-        char* app  = xasprintf("%s%s", to, n->app_path + from_len);
-        char* host = NULL;
-        if (!mount_plan_resolve(fs->plan, app, &host))
-            host = n->host_path ? xstrdup(n->host_path) : NULL;
-        retire(fs, n->app_path);
-        retire(fs, n->host_path);
-        retire(fs, n->bind);
-        node_place(fs, n, app, host);
-    }
-    memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
-    for (size_t i = 1; i <= fs->nnodes; i++)
-        index_insert(fs, i);
-    pthread_mutex_unlock(&fs->lock);
-}
-
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
-                      const char* newname, unsigned int flags) {
-    struct fusefs* fs        = fs_of(req);
-    _cleanup_free_ char *app = NULL, *host = NULL;
-    _cleanup_free_ char *newapp = NULL, *newhost = NULL;
-    int r = child_paths(fs, parent, name, &app, &host);
-    if (r == 0)
-        r = child_paths(fs, newparent, newname, &newapp, &newhost);
-    if (r == 0)
-        r = create_allowed(fs, host, app);
-    if (r == 0)
-        r = create_allowed(fs, newhost, newapp);
-    const struct mount_entry* from = r == 0 ? mount_plan_resolve(fs->plan, app, NULL) : NULL;
-    const struct mount_entry* to   = r == 0 ? mount_plan_resolve(fs->plan, newapp, NULL) : NULL;
-    struct stat st;
-    if (r == 0 && from != to && (from->type == MOUNT_ENCRYPTED || to->type == MOUNT_ENCRYPTED))
-        r = -EXDEV; /* in or out of an encrypted mount: the app copies, as across devices */
-    if (r == 0 && from->type == MOUNT_ENCRYPTED && stat(host, &st) == 0 && S_ISREG(st.st_mode)) {
-        /* the file is bound to its path: rebind it first (pf_rename), then move it */
-        struct node* src = node_get(fs, node_intern(fs, app, host));
-        struct node* dst = node_get(fs, node_intern(fs, newapp, newhost));
-        r                = enc_acquire(fs, src, false, true, false);
-        if (r == 0) {
-            pthread_mutex_lock(&src->enc_lock);
-            r = encfile_rename(src->ef, dst->bind);
-            pthread_mutex_unlock(&src->enc_lock);
-            enc_release(src);
-        }
-    }
-    if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
-        r = -errno;
-    if (r == 0 && (flags & RENAME_EXCHANGE)) {
-        nodes_renamed(fs, app, "//exchanging"); /* three steps: the names swap */
-        nodes_renamed(fs, newapp, app);
-        nodes_renamed(fs, "//exchanging", newapp);
-    } else if (r == 0) {
-        nodes_renamed(fs, app, newapp);
-    }
-    if (r == 0 && from->type == MOUNT_ENCRYPTED) {
-        /* a file the app still has open follows its host file (and its recovery file) */
-        struct node* moved = node_get(fs, node_intern(fs, newapp, newhost));
-        pthread_mutex_lock(&moved->enc_lock);
-        if (moved->ef)
-            encfile_moved(moved->ef, newhost);
-        pthread_mutex_unlock(&moved->enc_lock);
-    }
-    if (r == 0)
-        learn(fs, newhost, true);
-    fuse_reply_err(req, -r);
-}
-
-static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
-    struct fusefs* fs = fs_of(req);
-    (void)ino;
-    struct statvfs sv;
-    if (statvfs(fs->plan->items[0].host ? fs->plan->items[0].host : "/", &sv) < 0)
-        fuse_reply_err(req, errno);
-    else
-        fuse_reply_statfs(req, &sv);
-}
-
 static void op_init(void* userdata, struct fuse_conn_info* conn) {
     (void)userdata;
     /* the view does not change behind the kernel's back (trusted content is immutable, writes
@@ -990,28 +418,20 @@ static void op_init(void* userdata, struct fuse_conn_info* conn) {
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
-static const struct fuse_lowlevel_ops g_ops = {
-    .init        = op_init,
-    .lookup      = op_lookup,
-    .forget      = op_forget,
-    .getattr     = op_getattr,
-    .setattr     = op_setattr,
-    .opendir     = op_opendir,
-    .readdir     = op_readdir,
-    .readdirplus = op_readdirplus,
-    .releasedir  = op_releasedir,
-    .open        = op_open,
-    .read        = op_read,
-    .write       = op_write,
-    .release     = op_release,
-    .fsync       = op_fsync,
-    .create      = op_create,
-    .unlink      = op_unlink,
-    .rmdir       = op_rmdir,
-    .mkdir       = op_mkdir,
-    .rename      = op_rename,
-    .statfs      = op_statfs,
-};
+/* The directory half of the view's operations; fusefs_file_ops() adds the file half. */
+static void view_ops(struct fuse_lowlevel_ops* ops) {
+    *ops = (struct fuse_lowlevel_ops){
+        .init        = op_init,
+        .lookup      = fs_op_lookup,
+        .forget      = op_forget,
+        .getattr     = op_getattr,
+        .opendir     = op_opendir,
+        .readdir     = op_readdir,
+        .readdirplus = op_readdirplus,
+        .releasedir  = op_releasedir,
+    };
+    fusefs_file_ops(ops);
+}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -1028,7 +448,9 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     pthread_cond_init(&fs->park_cond, NULL);
     char* argv[]          = {(char*)"moat", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-    fs->se                = fuse_session_new(&args, &g_ops, sizeof(g_ops), fs);
+    struct fuse_lowlevel_ops ops;
+    view_ops(&ops);
+    fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs); /* copies ops */
     fuse_opt_free_args(&args);
     if (!fs->se) {
         moat_error_set(err, -EIO, "cannot create the FUSE session");
@@ -1047,7 +469,7 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     /* the kernel lets only CAP_SYS_ADMIN in the initial user namespace register backing files */
     fs->want_passthrough = geteuid() == 0;
     pthread_mutex_init(&fs->lock, NULL);
-    node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
+    fs_node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
     return fs;
 }
 
