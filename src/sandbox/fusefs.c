@@ -179,10 +179,20 @@ static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
         return;
     pthread_mutex_lock(&n->enc_lock);
     uint64_t size;
-    if (n->ef)
+    bool same = n->peek_valid && n->peek_host.st_ino == st->st_ino &&
+                n->peek_host.st_size == st->st_size &&
+                !memcmp(&n->peek_host.st_mtim, &st->st_mtim, sizeof(st->st_mtim)) &&
+                !memcmp(&n->peek_host.st_ctim, &st->st_ctim, sizeof(st->st_ctim));
+    if (n->ef) {
         st->st_size = (off_t)encfile_size(n->ef);
-    else if (encfile_peek_size(fs->encfs, n->enc, n->host_path, n->bind, &size) == 0)
-        st->st_size = (off_t)size;
+    } else if (same) { /* the host file has not changed since its metadata was read */
+        st->st_size = (off_t)n->peek_size;
+    } else if (encfile_peek_size(fs->encfs, n->enc, n->host_path, n->bind, &size) == 0) {
+        n->peek_host  = *st;
+        n->peek_size  = size;
+        n->peek_valid = true;
+        st->st_size   = (off_t)size;
+    }
     pthread_mutex_unlock(&n->enc_lock);
 }
 

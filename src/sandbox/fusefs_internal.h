@@ -53,6 +53,11 @@ struct node {
     pthread_mutex_t enc_lock;
     struct encfile* ef;
     unsigned ef_refs;
+    /* the plaintext size of the closed file, read from its metadata when the host file had
+     * these attributes (a stat of an unchanged file decrypts nothing) */
+    bool peek_valid;
+    struct stat peek_host;
+    uint64_t peek_size;
 };
 
 enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_OTHER, ST_MAX };
