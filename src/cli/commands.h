@@ -35,3 +35,5 @@ extern const struct moat_command cmd_sign;
 extern const struct moat_command cmd_sigstruct_view;
 extern const struct moat_command cmd_run;
 extern const struct moat_command cmd_pf;
+extern const struct moat_command cmd_quote;
+extern const struct moat_command cmd_attest;
