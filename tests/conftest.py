@@ -20,6 +20,13 @@ SHARED = ROOT.parent / "shared" / "testdata"
 if "XDG_CACHE_HOME" not in os.environ:
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="moat-test-cache-")
     atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
+# ... and the simulated attestation platform and the machine secret behind sealing keys
+# ($XDG_DATA_HOME/moat) out of the developer's data
+if "XDG_DATA_HOME" not in os.environ:
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="moat-test-data-")
+    atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
+for var in ("MOAT_SIM_DIR", "MOAT_MACHINE_SECRET"):
+    os.environ.pop(var, None)
 
 
 def moat_binary() -> Path:

@@ -387,8 +387,10 @@ def test_encrypted_key_written_at_run_time(app, moat):
     assert run(*put, "gethex", "/dev/attestation/keys/default").stdout == (
         "put: ok\n16 bytes:" + ENC_KEY.hex() + "\n")
     assert run("gethex", "/dev/attestation/keys/default").stdout == "0 bytes:\n"
-    assert run("ls", "/dev/attestation/keys").stdout == "default\n"
-    assert run("ls", "/dev/attestation").stdout.split() == ["keys", "protected_files_key"]
+    assert run("ls", "/dev/attestation/keys").stdout == "default\n_sgx_mrenclave\n_sgx_mrsigner\n"
+    assert run("ls", "/dev/attestation").stdout.split() == [
+        "keys", "protected_files_key", "attestation_type", "user_report_data", "target_info",
+        "my_target_info", "report"]  # no quote without sgx.remote_attestation = "dcap"
     # a wrong key fails like tampering; a write of another size is refused; unknown names
     r = run("put", "/dev/attestation/keys/default", "hex:" + bytes(16).hex(), "+", "cat", "/enc/a")
     assert r.stdout == "put: ok\nopen: Permission denied\n"
@@ -560,6 +562,103 @@ def test_encrypted_crash_without_recovery_is_detected(app, moat):
         if out.startswith("open"):
             assert "pf_open failed" in err
             break  # the file stays unreadable: nothing more to learn
+
+
+def attestation_app(app, moat, extra=""):
+    """The probe with /dev/attestation in use: sgx.remote_attestation = "dcap", product 5,
+    SVN 2, debug; returns (run, manifest bytes)."""
+    text = (BASE + 'sgx.remote_attestation = "dcap"\nsgx.isvprodid = 5\nsgx.isvsvn = 2\n'
+            'sgx.debug = true\n' + extra)
+
+    def run(*argv, env=None):
+        (app.dir / "probe.manifest.template").write_text(
+            text + "loader.argv = [%s]\n" % ", ".join(f'"{a}"' for a in ("probe",) + argv))
+        moat("manifest", "render", "--no-progress", "probe.manifest.template", "probe.manifest",
+             cwd=app.dir, check=0)
+        return app(render=False, env=env)
+    return run
+
+
+def measurement(manifest: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(b"moat-measurement-v1\0" + manifest).hexdigest()
+
+
+def test_dev_attestation_simulated_quote(app, moat, tmp_path):
+    """The sim provider: attestation_type "dcap", a quote for the thread's user_report_data
+    carrying moat's measurement and the manifest's identity, a report and target info; the
+    start-up says that simulated quotes prove nothing."""
+    import json
+    env = {"MOAT_SIM_DIR": str(tmp_path / "sim")}
+    moat("attest", "init", env=env, check=0)
+    run = attestation_app(app, moat)
+    out = "/data/allowed"
+    r = run("put", "/dev/attestation/user_report_data", "hex:" + "ab" * 70, "+",
+            "copy", "/dev/attestation/quote", out + "/quote", "+",
+            "copy", "/dev/attestation/report", out + "/report", "+",
+            "copy", "/dev/attestation/my_target_info", out + "/ti", "+",
+            "gethex", "/dev/attestation/attestation_type", env=env)
+    assert r.stdout == "put: ok\ncopy: ok\ncopy: ok\ncopy: ok\n4 bytes:64636170\n", r.stderr
+    assert "attestation provider: sim (SIMULATED" in r.stderr
+    assert "they prove nothing about hardware" in r.stderr
+    mr = measurement((app.dir / "probe.manifest").read_bytes())
+    q = json.loads(moat("quote", "view", "--json", app.dir / "data/allowed/quote", check=0).stdout)
+    assert q["version"] == 3 and q["body"]["mrenclave"] == mr
+    assert q["body"]["report_data"] == "ab" * 64  # 70 bytes written: cut to 64
+    assert q["body"]["isvprodid"] == 5 and q["body"]["isvsvn"] == 2 and q["is_debug"] is True
+    assert bytes.fromhex(q["header_user_data"]).startswith(b"MOAT SIMULATED")
+    report = (app.dir / "data/allowed/report").read_bytes()
+    assert len(report) == 432 and report[64:96].hex() == mr and report[320:384] == b"\xab" * 64
+    ti = (app.dir / "data/allowed/ti").read_bytes()
+    assert len(ti) == 512 and ti[:32].hex() == mr
+    # another process has its own user_report_data: a fresh one reads back nothing
+    assert run("gethex", "/dev/attestation/user_report_data", env=env).stdout == "0 bytes:\n"
+    # the files that are produced, not written, refuse writes
+    assert run("put", "/dev/attestation/quote", "x", env=env).stdout == "open: Permission denied\n"
+
+
+def test_dev_attestation_without_provider_or_dcap(app, moat, tmp_path):
+    env = {"MOAT_SIM_DIR": str(tmp_path / "none")}
+    run = attestation_app(app, moat)
+    r = run("gethex", "/dev/attestation/attestation_type", "+", "copy", "/dev/attestation/quote",
+            "/data/allowed/q", env=env)
+    assert r.stdout == "4 bytes:6e6f6e65\nopen: Permission denied\n"  # "none"
+    assert "no simulated platform" in r.stderr and "moat attest init" in r.stderr
+    # without sgx.remote_attestation = "dcap" there is no quote file at all
+    r = app('loader.argv = ["probe", "ls", "/dev/attestation"]\n')
+    assert "quote" not in r.stdout.split() and "report" in r.stdout.split()
+
+
+def test_sealing_keys(app, moat, tmp_path):
+    """keys/_sgx_mrenclave and _sgx_mrsigner: the same across runs of the same manifest, new
+    when the measurement changes, read-only; files encrypted with _sgx_mrenclave survive a
+    restart and become unreadable when the manifest changes."""
+    env = {"MOAT_MACHINE_SECRET": str(tmp_path / "machine.key")}
+    run = attestation_app(app, moat)
+    k1 = run("gethex", "/dev/attestation/keys/_sgx_mrenclave", env=env).stdout
+    assert k1.startswith("16 bytes:") and k1 != "16 bytes:" + "00" * 16 + "\n"
+    assert run("gethex", "/dev/attestation/keys/_sgx_mrenclave", env=env).stdout == k1
+    assert oct((tmp_path / "machine.key").stat().st_mode & 0o777) == "0o600"
+    r = run("put", "/dev/attestation/keys/_sgx_mrsigner", "hex:" + "00" * 16, env=env)
+    assert r.stdout == "open: Permission denied\n"
+    other = attestation_app(app, moat, 'loader.env.OTHER = "another measurement"\n')
+    assert other("gethex", "/dev/attestation/keys/_sgx_mrenclave", env=env).stdout != k1
+    # an encrypted mount sealed to the measurement
+    base = BASE.replace("fs.mounts = [", "fs.mounts = [\n  { type = \"encrypted\", path = "
+                        "\"/sealed\", uri = \"file:sealed\", key_name = \"_sgx_mrenclave\" },")
+    (app.dir / "sealed").mkdir()
+
+    def render(extra):  # argv from the command line: the manifest (its measurement) stays
+        (app.dir / "probe.manifest.template").write_text(
+            base + "loader.insecure__use_cmdline_argv = true\n" + extra)
+        moat("manifest", "render", "--no-progress", "probe.manifest.template", "probe.manifest",
+             cwd=app.dir, check=0)
+    render("")
+    assert app("", "write", "/sealed/s", render=False, env=env).stdout == "write: ok\n"
+    assert app("", "cat", "/sealed/s", render=False, env=env).stdout == "written\n"
+    render('loader.env.CHANGED = "1"\n')
+    r = app("", "cat", "/sealed/s", render=False, env=env)
+    assert r.stdout == "open: Permission denied\n" and "pf_open failed" in r.stderr
 
 
 def test_fd_limit(app):

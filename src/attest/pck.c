@@ -7,6 +7,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -470,17 +471,9 @@ int crl_verify(X509_CRL* crl, X509* issuer, const struct chain_verify_opts* opts
     return 0;
 }
 
-int ecdsa_p256_verify_raw(X509* cert, const void* msg, size_t msg_len, const uint8_t sig[64],
+/* ECDSA-P256-SHA256 of msg by `key` (a P-256 key), signature raw r||s (§2.6). */
+static int verify_raw_sig(EVP_PKEY* key, const void* msg, size_t msg_len, const uint8_t sig[64],
                           struct moat_error* err) {
-    EVP_PKEY* key = X509_get0_pubkey(cert);
-    char group[32];
-    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
-        !EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                        NULL) ||
-        strcmp(group, "prime256v1") != 0) {
-        ERR_clear_error();
-        return moat_error_set(err, -EKEYREJECTED, "the signing key is not an ECDSA P-256 key");
-    }
     /* §2.6: raw r||s to a DER ECDSA-Sig-Value */
     ECDSA_SIG* es = ECDSA_SIG_new();
     BIGNUM* r     = BN_bin2bn(sig, 32, NULL);
@@ -504,6 +497,46 @@ int ecdsa_p256_verify_raw(X509* cert, const void* msg, size_t msg_len, const uin
     if (!ok)
         return moat_error_set(err, -EKEYREJECTED, "the ECDSA signature does not verify");
     return 0;
+}
+
+int ecdsa_p256_verify_raw(X509* cert, const void* msg, size_t msg_len, const uint8_t sig[64],
+                          struct moat_error* err) {
+    EVP_PKEY* key = X509_get0_pubkey(cert);
+    char group[32];
+    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+        !EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                        NULL) ||
+        strcmp(group, "prime256v1") != 0) {
+        ERR_clear_error();
+        return moat_error_set(err, -EKEYREJECTED, "the signing key is not an ECDSA P-256 key");
+    }
+    return verify_raw_sig(key, msg, msg_len, sig, err);
+}
+
+static void pkey_ctx_freep(EVP_PKEY_CTX** p) {
+    EVP_PKEY_CTX_free(*p);
+}
+
+int ecdsa_p256_verify_raw_key(const uint8_t pub[64], const void* msg, size_t msg_len,
+                              const uint8_t sig[64], struct moat_error* err) {
+    /* §2.6: the quote's x||y as an uncompressed point 0x04||x||y on prime256v1 */
+    uint8_t point[65] = {0x04};
+    memcpy(point + 1, pub, 64);
+    char group[]        = "prime256v1";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)),
+        OSSL_PARAM_construct_end(),
+    };
+    _cleanup_(pkey_ctx_freep) EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    _cleanup_pkey_ EVP_PKEY* key                = NULL;
+    if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+        ERR_clear_error();
+        return moat_error_set(err, -EKEYREJECTED,
+                              "the public key is not a point on the P-256 curve");
+    }
+    return verify_raw_sig(key, msg, msg_len, sig, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -128,6 +128,12 @@ int crl_verify(X509_CRL* crl, X509* issuer, const struct chain_verify_opts* opts
 int ecdsa_p256_verify_raw(X509* cert, const void* msg, size_t msg_len, const uint8_t sig[64],
                           struct moat_error* err) WARN_UNUSED;
 
+/* The same by a raw P-256 public key x||y (64 bytes, no 0x04 prefix; the quote's attestation
+ * key, reference §1.3). -EKEYREJECTED if the key is not on the curve or the signature does not
+ * verify. */
+int ecdsa_p256_verify_raw_key(const uint8_t pub[64], const void* msg, size_t msg_len,
+                              const uint8_t sig[64], struct moat_error* err) WARN_UNUSED;
+
 /* ---------------------------------------------------------------------------------------- */
 /* The PCK certificate SGX extension, OID 1.2.840.113741.1.13.1 (§2.3)                        */
 

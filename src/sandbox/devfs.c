@@ -3,6 +3,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,14 +15,52 @@
 enum {
     INO_ROOT    = 1,
     INO_KEYS    = 2,
-    INO_PF_KEY  = 3,  /* protected_files_key */
+    INO_PF_KEY  = 3, /* protected_files_key */
+    INO_TYPE    = 4, /* attestation_type */
+    INO_URD     = 5, /* user_report_data */
+    INO_TI      = 6, /* target_info */
+    INO_MY_TI   = 7, /* my_target_info */
+    INO_REPORT  = 8,
+    INO_QUOTE   = 9,
     INO_KEY_MIN = 16, /* keys/<name>: INO_KEY_MIN + the key's index in encfs */
 };
 
-#define SNAPSHOT_MAX 64
+static const struct {
+    const char* name;
+    fuse_ino_t ino;
+    mode_t mode;
+} g_files[] = {
+    {"keys", INO_KEYS, S_IFDIR | 0755},
+    {"protected_files_key", INO_PF_KEY, S_IFREG | 0666},
+    {"attestation_type", INO_TYPE, S_IFREG | 0444},
+    {"user_report_data", INO_URD, S_IFREG | 0666},
+    {"target_info", INO_TI, S_IFREG | 0666},
+    {"my_target_info", INO_MY_TI, S_IFREG | 0444},
+    {"report", INO_REPORT, S_IFREG | 0444},
+    {"quote", INO_QUOTE, S_IFREG | 0444},
+};
+
+#define URD_SIZE    64
+#define TI_SIZE     512
+#define REPORT_SIZE 432
+#define THREADS_MAX 256 /* threads whose user_report_data / target_info are kept */
+
+/* What one thread of the app last wrote (Gramine keeps it per process). */
+struct thread_state {
+    uint32_t pid; /* the requesting thread, 0: free */
+    uint64_t used;
+    uint8_t urd[URD_SIZE];
+    uint8_t ti[TI_SIZE];
+};
 
 struct devfs {
     struct encfs* keys;
+    struct attest_provider* provider; /* not owned; may be NULL */
+    struct attest_identity id;
+    bool remote_dcap; /* sgx.remote_attestation = "dcap": the quote file exists */
+    pthread_mutex_t lock;
+    struct thread_state states[THREADS_MAX];
+    uint64_t clock;
     struct fuse_session* se;
     pthread_t thread;
     bool started;
@@ -31,7 +70,7 @@ struct devfs {
 struct handle {
     fuse_ino_t ino;
     size_t len;
-    uint8_t data[SNAPSHOT_MAX];
+    uint8_t* data;
 };
 
 static struct devfs* dev_of(fuse_req_t req) {
@@ -43,23 +82,31 @@ static char* key_name_of(struct devfs* d, fuse_ino_t ino) {
     return ino >= INO_KEY_MIN ? encfs_key_name(d->keys, ino - INO_KEY_MIN) : NULL;
 }
 
+/* Whether a root entry exists in this run: quote only with sgx.remote_attestation = "dcap". */
+static bool file_exists(const struct devfs* d, fuse_ino_t ino) {
+    return ino != INO_QUOTE || d->remote_dcap;
+}
+
 static int attr_of(struct devfs* d, fuse_ino_t ino, struct stat* st) {
     memset(st, 0, sizeof(*st));
-    st->st_ino = ino;
-    if (ino == INO_ROOT || ino == INO_KEYS) {
+    st->st_ino   = ino;
+    st->st_nlink = 1;
+    if (ino == INO_ROOT) {
         st->st_mode  = S_IFDIR | 0755;
         st->st_nlink = 2;
         return 0;
     }
-    st->st_nlink = 1;
-    if (ino == INO_PF_KEY) {
-        st->st_mode = S_IFREG | 0666;
-        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(g_files); i++) {
+        if (g_files[i].ino == ino && file_exists(d, ino)) {
+            st->st_mode  = g_files[i].mode; /* stat size 0, as Gramine's */
+            st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+            return 0;
+        }
     }
     _cleanup_free_ char* name = key_name_of(d, ino);
     if (!name)
         return -ENOENT;
-    st->st_mode = S_IFREG | (name[0] == '_' ? 0444 : 0666); /* stat size 0, as Gramine's */
+    st->st_mode = S_IFREG | (name[0] == '_' ? 0444 : 0666);
     return 0;
 }
 
@@ -67,11 +114,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     struct devfs* d = dev_of(req);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof(e));
-    if (parent == INO_ROOT && !strcmp(name, "keys"))
-        e.ino = INO_KEYS;
-    else if (parent == INO_ROOT && !strcmp(name, "protected_files_key"))
-        e.ino = INO_PF_KEY;
-    else if (parent == INO_KEYS) {
+    for (size_t i = 0; parent == INO_ROOT && i < ARRAY_SIZE(g_files); i++)
+        if (!strcmp(name, g_files[i].name) && file_exists(d, g_files[i].ino))
+            e.ino = g_files[i].ino;
+    if (parent == INO_KEYS) {
         for (size_t i = 0;; i++) {
             _cleanup_free_ char* k = encfs_key_name(d->keys, i);
             if (!k)
@@ -139,10 +185,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (off < 2)
         add_entry(req, buf, size, &pos, "..", INO_ROOT, S_IFDIR, 2);
     if (ino == INO_ROOT) {
-        if (off < 3)
-            add_entry(req, buf, size, &pos, "keys", INO_KEYS, S_IFDIR, 3);
-        if (off < 4)
-            add_entry(req, buf, size, &pos, "protected_files_key", INO_PF_KEY, S_IFREG, 4);
+        for (size_t i = 0; i < ARRAY_SIZE(g_files); i++)
+            if (off < (off_t)i + 3 && file_exists(d, g_files[i].ino))
+                add_entry(req, buf, size, &pos, g_files[i].name, g_files[i].ino, g_files[i].mode,
+                          (off_t)i + 3);
     } else {
         for (size_t i = off < 3 ? 0 : (size_t)off - 2;; i++) {
             _cleanup_free_ char* k = encfs_key_name(d->keys, i);
@@ -157,35 +203,136 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_buf(req, buf, pos);
 }
 
+static void handle_set(struct handle* h, const void* data, size_t len) {
+    if (h->data)
+        OPENSSL_cleanse(h->data, h->len);
+    free(h->data);
+    h->data = xmalloc(len ? len : 1);
+    memcpy(h->data, data, len);
+    h->len = len;
+}
+
+/* The state of the requesting thread (the least recently used slot when it is new). Called
+ * with d->lock held. */
+static struct thread_state* thread_state(struct devfs* d, uint32_t pid) {
+    struct thread_state* lru = &d->states[0];
+    for (size_t i = 0; i < THREADS_MAX; i++) {
+        if (d->states[i].pid == pid) {
+            d->states[i].used = ++d->clock;
+            return &d->states[i];
+        }
+        if (d->states[i].used < lru->used)
+            lru = &d->states[i];
+    }
+    memset(lru, 0, sizeof(*lru));
+    lru->pid  = pid;
+    lru->used = ++d->clock;
+    return lru;
+}
+
+/* The app's SGX report body (reference/attestation.md §1.2) for `report_data`. */
+static void app_body(const struct devfs* d, const uint8_t report_data[URD_SIZE], uint8_t b[384]) {
+    memset(b, 0, 384);
+    uint64_t flags = 0x05 | (d->id.debug ? 0x02 : 0), xfrm = 0x03; /* INIT|MODE64BIT, x87|SSE */
+    memcpy(b + 48, &flags, 8);
+    memcpy(b + 56, &xfrm, 8);
+    memcpy(b + 64, d->id.mrenclave, 32);
+    memcpy(b + 128, d->id.mrsigner, 32);
+    memcpy(b + 256, &d->id.isvprodid, 2);
+    memcpy(b + 258, &d->id.isvsvn, 2);
+    memcpy(b + 320, report_data, URD_SIZE);
+}
+
+/* The content of an attestation file at open (Gramine's load callbacks). */
+static int load_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, struct handle* h) {
+    uint8_t urd[URD_SIZE], ti[TI_SIZE], buf[TI_SIZE] = {0};
+    pthread_mutex_lock(&d->lock);
+    struct thread_state* st = thread_state(d, (uint32_t)fuse_req_ctx(req)->pid);
+    memcpy(urd, st->urd, sizeof(urd));
+    memcpy(ti, st->ti, sizeof(ti));
+    pthread_mutex_unlock(&d->lock);
+    if (ino == INO_TYPE) {
+        const char* t =
+            d->remote_dcap && attest_provider_kind(d->provider) != ATTEST_NONE ? "dcap" : "none";
+        handle_set(h, t, strlen(t));
+    } else if (ino == INO_MY_TI) { /* TARGETINFO: measurement, attributes, misc_select */
+        app_body(d, urd, buf + 64);
+        memcpy(buf, d->id.mrenclave, 32);
+        memcpy(buf + 32, buf + 64 + 48, 16);
+        memset(buf + 64, 0, 384);
+        handle_set(h, buf, TI_SIZE);
+    } else if (ino == INO_REPORT) { /* body, key ID, MAC: no hardware key behind the MAC */
+        app_body(d, urd, buf);
+        EVP_Digest(ti, sizeof(ti), buf + 384, NULL, EVP_sha256(), NULL); /* key ID */
+        uint8_t mac[32];
+        EVP_Digest(buf, 416, mac, NULL, EVP_sha256(), NULL);
+        memcpy(buf + 416, mac, 16);
+        handle_set(h, buf, REPORT_SIZE);
+    } else if (ino == INO_QUOTE) {
+        uint8_t* quote        = NULL;
+        size_t len            = 0;
+        struct moat_error err = {0};
+        if (attest_provider_quote(d->provider, &d->id, urd, &quote, &len, &err) < 0) {
+            moat_log(LOG_LEVEL_WARNING, "/dev/attestation/quote: %s", err.msg);
+            return -EACCES;
+        }
+        handle_set(h, quote, len);
+        free(quote);
+    }
+    return 0; /* user_report_data, target_info: nothing at open */
+}
+
+static int load_key(struct devfs* d, fuse_ino_t ino, int flags, struct handle* h) {
+    uint8_t key[16];
+    int set = 0;
+    if (ino == INO_PF_KEY) {
+        set = encfs_get_key(d->keys, "default", key);
+        if (set > 0) {
+            char hex[33];
+            handle_set(h, hex, (size_t)hex_encode(key, 16, hex, sizeof(hex)));
+        }
+    } else {
+        _cleanup_free_ char* name = key_name_of(d, ino);
+        set                       = name ? encfs_get_key(d->keys, name, key) : -ENOENT;
+        if (set >= 0 && (flags & O_ACCMODE) != O_RDONLY && name[0] == '_')
+            set = -EACCES; /* special keys come from the platform, never from the app */
+        bool sealing = name && (!strcmp(name, "_sgx_mrenclave") || !strcmp(name, "_sgx_mrsigner"));
+        if (set == 0 && sealing) { /* derived at the first use (made per-machine secret) */
+            struct moat_error err = {0};
+            if (attest_seal_key(NULL, !strcmp(name, "_sgx_mrsigner"), &d->id, key, &err) < 0) {
+                moat_log(LOG_LEVEL_WARNING, "/dev/attestation/keys/%s: %s", name, err.msg);
+                set = -EACCES;
+            } else {
+                encfs_set_key(d->keys, name, key);
+                set = 1;
+            }
+        }
+        if (set > 0)
+            handle_set(h, key, 16);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return set < 0 ? set : 0;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct devfs* d = dev_of(req);
     if (ino == INO_ROOT || ino == INO_KEYS) {
         fuse_reply_err(req, EISDIR);
         return;
     }
+    bool writes = (fi->flags & O_ACCMODE) != O_RDONLY;
+    if (writes && (ino == INO_TYPE || ino == INO_MY_TI || ino == INO_REPORT || ino == INO_QUOTE)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     struct handle* h = xcalloc(1, sizeof(*h));
     h->ino           = ino;
-    uint8_t key[16];
-    int set = 0;
-    if (ino == INO_PF_KEY) {
-        set = encfs_get_key(d->keys, "default", key);
-        if (set > 0) {
-            h->len = (size_t)hex_encode(key, 16, (char*)h->data, sizeof(h->data));
-        }
-    } else {
-        _cleanup_free_ char* name = key_name_of(d, ino);
-        set                       = name ? encfs_get_key(d->keys, name, key) : -ENOENT;
-        if (set >= 0 && (fi->flags & O_ACCMODE) != O_RDONLY && name[0] == '_')
-            set = -EACCES; /* special keys come from the platform, never from the app */
-        if (set > 0) {
-            memcpy(h->data, key, 16);
-            h->len = 16;
-        }
-    }
-    OPENSSL_cleanse(key, sizeof(key));
-    if (set < 0) {
+    int r            = ino >= INO_TYPE && ino <= INO_QUOTE ? load_attestation(d, req, ino, h)
+                                                           : load_key(d, ino, fi->flags, h);
+    if (r < 0) {
+        free(h->data);
         free(h);
-        fuse_reply_err(req, -set);
+        fuse_reply_err(req, -r);
         return;
     }
     fi->fh        = (uintptr_t)h;
@@ -213,22 +360,33 @@ static bool parse_hex_key(const char* buf, size_t size, uint8_t key[16]) {
     return size == 32 && hex_decode(buf, 32, key, 16) == 16;
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
-                     struct fuse_file_info* fi) {
-    (void)off;
-    struct devfs* d  = dev_of(req);
-    struct handle* h = (struct handle*)(uintptr_t)fi->fh;
+/* user_report_data (64 bytes) and target_info (512): shorter writes are zero-padded, longer
+ * ones cut; the thread's quote and report use them, and this handle reads them back. */
+static void save_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, const char* buf,
+                             size_t size, struct handle* h) {
+    size_t cap             = ino == INO_URD ? URD_SIZE : TI_SIZE;
+    uint8_t value[TI_SIZE] = {0};
+    memcpy(value, buf, size < cap ? size : cap);
+    pthread_mutex_lock(&d->lock);
+    struct thread_state* st = thread_state(d, (uint32_t)fuse_req_ctx(req)->pid);
+    memcpy(ino == INO_URD ? st->urd : st->ti, value, cap);
+    pthread_mutex_unlock(&d->lock);
+    handle_set(h, value, cap);
+}
+
+static int save_key(struct devfs* d, fuse_ino_t ino, const char* buf, size_t size,
+                    struct handle* h) {
     uint8_t key[16];
     if (ino == INO_PF_KEY) {
         if (!parse_hex_key(buf, size, key)) {
             moat_log(LOG_LEVEL_WARNING,
                      "/dev/attestation/protected_files_key: expected 32 hex digits, got %zu bytes",
                      size);
-            fuse_reply_err(req, EACCES);
-            return;
+            return -EACCES;
         }
         encfs_set_key(d->keys, "default", key);
-        h->len = (size_t)hex_encode(key, 16, (char*)h->data, sizeof(h->data));
+        char hex[33];
+        handle_set(h, hex, (size_t)hex_encode(key, 16, hex, sizeof(hex)));
     } else {
         _cleanup_free_ char* name = key_name_of(d, ino);
         if (!name || name[0] == '_' || size != 16) {
@@ -237,23 +395,39 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
                          "/dev/attestation/keys/%s: a key is written as exactly 16 bytes in one "
                          "write (got %zu)",
                          name, size);
-            fuse_reply_err(req, EACCES);
-            return;
+            return -EACCES;
         }
         memcpy(key, buf, 16);
         encfs_set_key(d->keys, name, key);
-        memcpy(h->data, key, 16);
-        h->len = 16;
+        handle_set(h, key, 16);
         moat_log(LOG_LEVEL_DEBUG, "encrypted-files key '%s' set through /dev/attestation", name);
     }
     OPENSSL_cleanse(key, sizeof(key));
-    fuse_reply_write(req, size);
+    return 0;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+                     struct fuse_file_info* fi) {
+    (void)off;
+    struct devfs* d  = dev_of(req);
+    struct handle* h = (struct handle*)(uintptr_t)fi->fh;
+    int r            = 0;
+    if (ino == INO_URD || ino == INO_TI)
+        save_attestation(d, req, ino, buf, size, h);
+    else
+        r = save_key(d, ino, buf, size, h);
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_write(req, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     (void)ino;
     struct handle* h = (struct handle*)(uintptr_t)fi->fh;
-    OPENSSL_cleanse(h, sizeof(*h));
+    if (h->data)
+        OPENSSL_cleanse(h->data, h->len);
+    free(h->data);
     free(h);
     fuse_reply_err(req, 0);
 }
@@ -277,9 +451,15 @@ static const struct fuse_lowlevel_ops g_ops = {
     .release = op_release,
 };
 
-struct devfs* devfs_new(struct encfs* keys, struct moat_error* err) {
-    struct devfs* d       = xcalloc(1, sizeof(*d));
-    d->keys               = keys;
+struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
+                        const struct attest_identity* id, bool remote_dcap,
+                        struct moat_error* err) {
+    struct devfs* d = xcalloc(1, sizeof(*d));
+    d->keys         = keys;
+    d->provider     = provider;
+    d->id           = *id;
+    d->remote_dcap  = remote_dcap;
+    pthread_mutex_init(&d->lock, NULL);
     char* argv[]          = {(char*)"moat-dev", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, argv);
     d->se                 = fuse_session_new(&args, &g_ops, sizeof(g_ops), d);
@@ -332,5 +512,7 @@ void devfs_free(struct devfs* d) {
         return;
     devfs_wait(d);
     fuse_session_destroy(d->se); /* closes the connection's fd */
+    pthread_mutex_destroy(&d->lock);
+    OPENSSL_cleanse(d->states, sizeof(d->states));
     free(d);
 }

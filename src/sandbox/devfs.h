@@ -10,18 +10,32 @@
  *                          beginning with '_' are read-only
  *   protected_files_key    Graphene's form: a write of 32 hex digits sets key "default";
  *                          reads the key in hex, or nothing while unset
+ *   attestation_type       "dcap" with sgx.remote_attestation = "dcap" and a provider, else
+ *                          "none"
+ *   user_report_data       64 bytes, target_info 512 (shorter writes zero-padded): kept per
+ *                          thread of the app (Gramine: per process) for its report and quote
+ *   my_target_info         the app's 512-byte TARGETINFO
+ *   report                 432 bytes: the app's report body with its user_report_data, a key
+ *                          ID and a MAC with no hardware key behind it
+ *   quote                  (sgx.remote_attestation = "dcap" only) the provider's quote for
+ *                          the thread's user_report_data; EACCES with a log line when there
+ *                          is none
  *
  * Keys are shared by all processes of the app (Gramine's are per process and inherited by
  * children): encrypted files opened after the write use the key.
  */
 #pragma once
 
+#include "provider.h"
 #include "sandbox.h"
 
 struct devfs;
 struct encfs;
 
-struct devfs* devfs_new(struct encfs* keys, struct moat_error* err);
+/* `provider` (may be NULL: none) makes the quotes, of `id`; the quote file exists only with
+ * `remote_dcap` (sgx.remote_attestation = "dcap"). Both must outlive the devfs. */
+struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
+                        const struct attest_identity* id, bool remote_dcap, struct moat_error* err);
 /* Serves the FUSE connection `fuse_fd` (mounted by the sandbox child; taken over) on a thread
  * of its own until the connection ends. */
 int devfs_start(struct devfs* d, int fuse_fd, struct moat_error* err) WARN_UNUSED;

@@ -31,7 +31,9 @@
 #include "devfs.h"
 #include "encfs.h"
 #include "fusefs.h"
+#include "provider.h"
 #include "seccomp_filter.h"
+#include "sigstruct.h"
 #include "verify.h"
 
 extern char** environ;
@@ -50,6 +52,9 @@ struct sandbox {
     uint64_t stack_size, fds_limit;
     bool stack_set, disallow_subprocesses, sigterm_injection;
     uint64_t sgx_enclave_size, sgx_max_threads; /* --emulate-sgx-limits (0: off) */
+    struct attest_identity id;                  /* what the app's reports and quotes carry */
+    bool remote_dcap;                           /* sgx.remote_attestation = "dcap" */
+    struct attest_provider* provider;           /* where quotes come from */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -529,6 +534,64 @@ static void honour_protected_files(struct toml_value* manifest, const char* path
     manifest_diags_free(&diags);
 }
 
+/* The app's identity (docs/attestation.md): moat's measurement of STEM.manifest.sgx when there
+ * is one (what 'moat sign' measured), else of the manifest read; MRSIGNER from STEM.sig when
+ * there is one (zero otherwise); ISVPRODID, ISVSVN and the debug flag from the manifest. */
+static int load_identity(struct sandbox* sb, const char* text, size_t len, struct moat_error* err) {
+    _cleanup_free_ char* sgx_path = xasprintf("%s.manifest.sgx", sb->opts->stem);
+    _cleanup_free_ char* sig_path = xasprintf("%s.sig", sb->opts->stem);
+    _cleanup_free_ char* sgx      = NULL;
+    _cleanup_free_ char* sig      = NULL;
+    size_t sgx_len = 0, sig_len = 0;
+    struct moat_error ignored = {0};
+    if (read_file(sgx_path, &sgx, &sgx_len, &ignored) == 0)
+        text = sgx, len = sgx_len;
+    if (moat_measurement(text, len, sb->id.mrenclave) < 0)
+        return moat_error_set(err, -EIO, "cannot measure the manifest");
+    if (read_file(sig_path, &sig, &sig_len, &ignored) == 0) {
+        struct sigstruct ss;
+        if (sigstruct_parse((const uint8_t*)sig, sig_len, &ss, err) < 0 ||
+            sigstruct_mrsigner(&ss, sb->id.mrsigner) < 0)
+            return moat_error_prefix(err, "%s", sig_path);
+    }
+    int64_t prodid = 0, svn = 0;
+    const char* ra = "none";
+    if (toml_get_int(sb->manifest, "sgx.isvprodid", 0, &prodid) < 0 || prodid < 0 ||
+        prodid > 0xffff || toml_get_int(sb->manifest, "sgx.isvsvn", 0, &svn) < 0 || svn < 0 ||
+        svn > 0xffff)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.isvprodid' / 'sgx.isvsvn'");
+    if (toml_get_bool(sb->manifest, "sgx.debug", false, &sb->id.debug) < 0)
+        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.debug'");
+    if (toml_get_string(sb->manifest, "sgx.remote_attestation", "none", &ra) < 0)
+        return moat_error_set(err, -EINVAL,
+                              "Cannot parse 'sgx.remote_attestation' (\"none\" or \"dcap\"; "
+                              "'moat manifest migrate' rewrites Graphene's boolean)");
+    sb->id.isvprodid = (uint16_t)prodid;
+    sb->id.isvsvn    = (uint16_t)svn;
+    sb->remote_dcap  = !strcmp(ra, "dcap");
+    return 0;
+}
+
+/* The sealing keys _sgx_mrenclave and _sgx_mrsigner, when an encrypted mount uses them (the
+ * per-machine secret is made at the first use). */
+static int sealing_keys(struct sandbox* sb, struct moat_error* err) {
+    static const char* const names[] = {"_sgx_mrenclave", "_sgx_mrsigner"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        encfs_declare_key(sb->encfs, names[i]);
+        bool used = false;
+        for (size_t m = 0; m < sb->plan.len; m++)
+            used |= sb->plan.items[m].type == MOUNT_ENCRYPTED && sb->plan.items[m].key_name &&
+                    !strcmp(sb->plan.items[m].key_name, names[i]);
+        uint8_t key[16];
+        if (used && attest_seal_key(NULL, i == 1, &sb->id, key, err) < 0)
+            return moat_error_prefix(err, "sealing key '%s'", names[i]);
+        if (used)
+            encfs_set_key(sb->encfs, names[i], key);
+        OPENSSL_cleanse(key, sizeof(key));
+    }
+    return 0;
+}
+
 static int load(struct sandbox* sb, struct moat_error* err) {
     _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
     _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", sb->opts->stem);
@@ -546,6 +609,8 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     struct toml_error terr;
     if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
         return moat_error_prefix(err, "failed at parsing the manifest");
+    if (load_identity(sb, text, len, err) < 0)
+        return -1;
 
     const char* level;
     enum log_level lvl;
@@ -588,6 +653,10 @@ static int load(struct sandbox* sb, struct moat_error* err) {
             if (sb->plan.items[i].type == MOUNT_ENCRYPTED)
                 encfs_declare_key(
                     sb->encfs, sb->plan.items[i].key_name ? sb->plan.items[i].key_name : "default");
+        if (r == 0)
+            r = sealing_keys(sb, err);
+        if (r == 0)
+            r = attest_provider_open(NULL, NULL, &sb->provider, err);
     }
     if (r < 0)
         return r;
@@ -668,6 +737,10 @@ static void banner(const struct sandbox* sb) {
                 "moat: Use these options only for testing, never in production.\n",
                 sb2.buf);
     strbuf_free(&sb2);
+    if (sb->remote_dcap) /* the provider is said at start-up; a simulated one says so */
+        fprintf(stderr, "moat: attestation provider: %s\n", attest_provider_describe(sb->provider));
+    else
+        log_debug("attestation provider: %s", attest_provider_describe(sb->provider));
 }
 
 /* --emulate-sgx-limits as root: RLIMIT_NPROC does not bind root's tasks, a pids cgroup does.
@@ -841,7 +914,7 @@ int sandbox_run(const struct run_opts* opts) {
     }
     fusefs_set_learn(fs, opts->learn != NULL);
     fusefs_set_encfs(fs, sb.encfs);
-    dev = devfs_new(sb.encfs, &err);
+    dev = devfs_new(sb.encfs, sb.provider, &sb.id, sb.remote_dcap, &err);
     if (!dev) {
         log_error("%s", err.msg);
         kill(pid, SIGKILL);
@@ -929,6 +1002,7 @@ out:
     strv_free(&sb.env);
     file_policy_free(&sb.policy);
     encfs_free(sb.encfs);
+    attest_provider_free(sb.provider);
     mount_plan_free(&sb.plan);
     toml_free(sb.manifest);
     return status;

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The verifier (verify.c, reference/attestation.md §2.2 steps 0-12) on simulated quotes: a sim
+ * platform made in a temp dir (sim.h) verifies against its own root (accepted, marked
+ * simulated), fails at the PCK chain against the Intel SGX Root CA, and every tampered part
+ * fails at the check QVL assigns it. The real vectors are tests/test_quote_verify.py's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "collateral.h"
+#include "pck.h"
+#include "sim.h"
+#include "verify.h"
+
+static char g_dir[64];
+static struct collateral* g_coll;
+static X509* g_root;
+
+static char* sim_path(const char* name) {
+    return path_join(g_dir, name);
+}
+
+static int setup(void** state) {
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/moat-verify-test-XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    struct moat_error err = {0};
+    assert_int_equal(sim_create(g_dir, 30, false, &err), 0);
+    _cleanup_free_ char *ti = sim_path(SIM_TCB_INFO), *qi = sim_path(SIM_QE_IDENTITY);
+    _cleanup_free_ char *tc = sim_path(SIM_TCB_CHAIN), *rc = sim_path(SIM_ROOT_CRL);
+    _cleanup_free_ char *pc = sim_path(SIM_PCK_CRL), *root = sim_path(SIM_ROOT_CERT);
+    struct collateral_pcs_files files = {.tcb_info                 = ti,
+                                         .tcb_info_issuer_chain    = tc,
+                                         .qe_identity              = qi,
+                                         .qe_identity_issuer_chain = tc,
+                                         .root_ca_crl              = rc,
+                                         .pck_crl                  = pc};
+    assert_int_equal(collateral_load_pcs_files(&files, &g_coll, &err), 0);
+    _cleanup_free_ char* pem = NULL;
+    size_t len;
+    assert_int_equal(read_file(root, &pem, &len, &err), 0);
+    assert_int_equal(x509_parse(pem, len, &g_root, &err), 0);
+    return 0;
+}
+
+static int teardown(void** state) {
+    (void)state;
+    collateral_free(g_coll);
+    X509_free(g_root);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static uint8_t* make_quote(bool debug, size_t* len) {
+    struct sim_platform* p = NULL;
+    struct moat_error err  = {0};
+    assert_int_equal(sim_load(g_dir, &p, &err), 0);
+    struct sim_enclave e = {.isvprodid = 5, .isvsvn = 9, .debug = debug};
+    memset(e.mrenclave, 0xaa, 32);
+    memset(e.mrsigner, 0xbb, 32);
+    for (int i = 0; i < 64; i++)
+        e.report_data[i] = (uint8_t)(i * 3);
+    uint8_t* q = NULL;
+    assert_int_equal(sim_quote(p, &e, &q, len, &err), 0);
+    sim_free(p);
+    return q;
+}
+
+static struct attest_verify_opts sim_opts(void) {
+    return (struct attest_verify_opts){.anchor = g_root, .at = time(NULL)};
+}
+
+static void verify(const uint8_t* q, size_t len, const struct collateral* c,
+                   const struct attest_verify_opts* opts, struct attest_verify_result* res) {
+    struct moat_error err = {0};
+    if (attest_verify(q, len, c, opts, res, &err) < 0)
+        fail_msg("attest_verify: %s", err.msg);
+}
+
+static void assert_check(const struct attest_verify_result* res, enum attest_check_id id,
+                         enum attest_check_result want, const char* status) {
+    const struct attest_check* c = &res->checks[id];
+    if (c->result != want)
+        fail_msg("check %s: %s (%s), expected %s", attest_check_name(id),
+                 attest_check_result_name(c->result), c->detail, attest_check_result_name(want));
+    if (status)
+        assert_string_equal(c->status, status);
+}
+
+/* Accepted against the simulated root, flagged simulated, measurements exposed (§1.8). */
+static void test_sim_accepted(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(false, &len);
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    verify(q, len, g_coll, &opts, &res);
+    for (int i = 0; i < ATTEST_CHECK_COUNT; i++)
+        assert_check(&res, (enum attest_check_id)i,
+                     i == ATTEST_CHECK_TDX_MODULE ? ATTEST_SKIPPED : ATTEST_PASS, NULL);
+    assert_true(res.accepted);
+    assert_true(res.simulated);
+    assert_true(res.crl_checked);
+    assert_false(res.stale_crl);
+    assert_string_equal(res.status, "UpToDate");
+    assert_int_equal(res.first_failure, -1);
+    assert_int_equal(res.sgx.isv_prod_id, 5);
+    assert_int_equal(res.sgx.isv_svn, 9);
+    assert_int_equal(res.sgx.mr_enclave[0], 0xaa);
+    assert_int_equal(res.sgx.report_data[1], 3);
+    assert_true(res.earliest_expiry > time(NULL));
+    json_t* o = attest_verify_result_to_json(&res);
+    assert_true(json_is_true(json_object_get(o, "simulated")));
+    assert_non_null(strstr(json_string_value(json_object_get(o, "warning")), "proves nothing"));
+    assert_int_equal(json_array_size(json_object_get(o, "checks")), ATTEST_CHECK_COUNT);
+    json_decref(o);
+    struct strbuf text = STRBUF_INIT;
+    attest_verify_format_text(&res, &text);
+    assert_non_null(strstr(text.buf, "SIMULATED quote: proves nothing about hardware"));
+    strbuf_free(&text);
+    attest_verify_result_clear(&res);
+}
+
+/* Against the Intel SGX Root CA (the default anchor) the sim chain is refused. */
+static void test_sim_rejected_by_intel_root(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(false, &len);
+    struct attest_verify_opts opts  = {.at = time(NULL)};
+    struct attest_verify_result res = {0};
+    verify(q, len, g_coll, &opts, &res);
+    assert_false(res.accepted);
+    assert_int_equal(res.first_failure, ATTEST_CHECK_PCK_CHAIN);
+    assert_check(&res, ATTEST_CHECK_PCK_CHAIN, ATTEST_FAIL, "STATUS_SGX_ROOT_CA_UNTRUSTED");
+    assert_non_null(strstr(res.checks[ATTEST_CHECK_PCK_CHAIN].detail, "trust anchor"));
+    assert_check(&res, ATTEST_CHECK_COLLATERAL, ATTEST_FAIL, NULL);
+    assert_string_equal(res.status, "STATUS_SGX_ROOT_CA_UNTRUSTED");
+    attest_verify_result_clear(&res);
+}
+
+/* §2.2 step 12: debug enclaves only with allow_debug. */
+static void test_sim_debug(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(true, &len);
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    verify(q, len, g_coll, &opts, &res);
+    assert_true(res.debug);
+    assert_false(res.accepted);
+    assert_check(&res, ATTEST_CHECK_DEBUG, ATTEST_FAIL, "DEBUG_ENCLAVE");
+    assert_string_equal(res.status, "DEBUG_ENCLAVE");
+    attest_verify_result_clear(&res);
+    opts.allow_debug = true;
+    verify(q, len, g_coll, &opts, &res);
+    assert_true(res.accepted);
+    attest_verify_result_clear(&res);
+}
+
+/* Without collateral: signatures, binding and chain only; never accepted. */
+static void test_sim_no_collateral(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(false, &len);
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    verify(q, len, NULL, &opts, &res);
+    assert_check(&res, ATTEST_CHECK_PCK_CHAIN, ATTEST_PASS, NULL);
+    assert_non_null(strstr(res.checks[ATTEST_CHECK_PCK_CHAIN].detail, "NOT checked"));
+    assert_check(&res, ATTEST_CHECK_COLLATERAL, ATTEST_SKIPPED, NULL);
+    assert_check(&res, ATTEST_CHECK_QUOTE_SIGNATURE, ATTEST_PASS, NULL);
+    assert_check(&res, ATTEST_CHECK_TCB_LEVEL, ATTEST_SKIPPED, NULL);
+    assert_false(res.crl_checked);
+    assert_false(res.accepted);
+    assert_string_equal(res.status, "TcbUnverified");
+    attest_verify_result_clear(&res);
+}
+
+/* One flipped byte at `off` fails exactly check `id` first, with `status`. */
+static void tamper(size_t off, enum attest_check_id id, const char* status) {
+    size_t len;
+    _cleanup_free_ uint8_t* q = make_quote(false, &len);
+    assert_true(off < len);
+    q[off] ^= 0x01;
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    verify(q, len, g_coll, &opts, &res);
+    assert_false(res.accepted);
+    if (res.first_failure != (int)id)
+        fail_msg("byte %zu: first failure %s, expected %s", off,
+                 res.first_failure >= 0 ? attest_check_name(res.first_failure) : "none",
+                 attest_check_name(id));
+    if (status)
+        assert_string_equal(res.status, status);
+    attest_verify_result_clear(&res);
+}
+
+/* Offsets of the v3 layout (reference §1.3): body at 48, signature data at 436, attestation
+ * key at 500, QE report at 564, its signature at 948, PEM chain after the auth data. */
+static void test_sim_tamper(void** state) {
+    (void)state;
+    tamper(20, ATTEST_CHECK_PARSE, "STATUS_UNSUPPORTED_QUOTE_FORMAT");          /* QE vendor id */
+    tamper(44, ATTEST_CHECK_QUOTE_SIGNATURE, "STATUS_INVALID_QUOTE_SIGNATURE"); /* user data */
+    tamper(48 + 64, ATTEST_CHECK_QUOTE_SIGNATURE, "STATUS_INVALID_QUOTE_SIGNATURE"); /* mrenclave */
+    tamper(436 + 5, ATTEST_CHECK_QUOTE_SIGNATURE, "STATUS_INVALID_QUOTE_SIGNATURE"); /* sig */
+    tamper(564 + 64, ATTEST_CHECK_QE_REPORT_SIGNATURE, "STATUS_INVALID_QE_REPORT_SIGNATURE");
+    tamper(948 + 3, ATTEST_CHECK_QE_REPORT_SIGNATURE, "STATUS_INVALID_QE_REPORT_SIGNATURE");
+    tamper(1014 + 1, ATTEST_CHECK_QE_REPORT_DATA, "STATUS_INVALID_QE_REPORT_DATA"); /* auth */
+    tamper(1014 + 32 + 6 + 200, ATTEST_CHECK_PCK_CHAIN, NULL); /* inside the PEM chain */
+}
+
+/* The attestation key: the binding fails first (and the quote signature as well). */
+static void test_sim_attest_key(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q = make_quote(false, &len);
+    q[500 + 10] ^= 0x01;
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    verify(q, len, g_coll, &opts, &res);
+    assert_int_equal(res.first_failure, ATTEST_CHECK_QE_REPORT_DATA);
+    assert_string_equal(res.status, "STATUS_INVALID_QE_REPORT_DATA");
+    assert_check(&res, ATTEST_CHECK_QUOTE_SIGNATURE, ATTEST_FAIL, NULL);
+    attest_verify_result_clear(&res);
+}
+
+/* Tampered collateral, stale CRLs, accepted sets, unparsable input. */
+static void test_sim_collateral_and_policy(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(false, &len);
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    g_coll->tcb_info_signature[7] ^= 1;
+    verify(q, len, g_coll, &opts, &res);
+    g_coll->tcb_info_signature[7] ^= 1;
+    assert_int_equal(res.first_failure, ATTEST_CHECK_COLLATERAL);
+    assert_string_equal(res.status, "STATUS_TCB_INFO_INVALID_SIGNATURE");
+    assert_check(&res, ATTEST_CHECK_QE_IDENTITY, ATTEST_SKIPPED, NULL);
+    attest_verify_result_clear(&res);
+    /* past every nextUpdate (30 days): expired; stale CRLs tolerated but the TCB info is not */
+    opts.at = time(NULL) + 40 * 86400;
+    verify(q, len, g_coll, &opts, &res);
+    assert_int_equal(res.first_failure, ATTEST_CHECK_PCK_CHAIN);
+    assert_string_equal(res.status, "STATUS_SGX_CRL_EXPIRED");
+    attest_verify_result_clear(&res);
+    opts = sim_opts();
+    uint32_t mask;
+    struct moat_error err = {0};
+    assert_int_equal(attest_accept_parse("OutOfDate,SWHardeningNeeded", &mask, &err), 0);
+    assert_int_equal(mask, ATTEST_ACCEPT(TCB_OUT_OF_DATE) | ATTEST_ACCEPT(TCB_SW_HARDENING_NEEDED));
+    opts.accepted = mask;
+    verify(q, len, g_coll, &opts, &res);
+    assert_false(res.accepted); /* UpToDate is not in the set */
+    assert_int_equal(res.first_failure, -1);
+    assert_non_null(strstr(res.reason, "not accepted"));
+    attest_verify_result_clear(&res);
+    assert_int_equal(attest_accept_parse("TcbNotSupported", &mask, &err), -EINVAL);
+    assert_int_equal(attest_accept_parse("UpToDate,", &mask, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "''"));
+    /* not a quote: the parse check says why */
+    opts = sim_opts();
+    assert_int_equal(attest_verify(q, 100, g_coll, &opts, &res, &err), -EBADMSG);
+    assert_check(&res, ATTEST_CHECK_PARSE, ATTEST_FAIL, "STATUS_UNSUPPORTED_QUOTE_FORMAT");
+    assert_false(res.accepted);
+    attest_verify_result_clear(&res);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sim_accepted),
+        cmocka_unit_test(test_sim_rejected_by_intel_root),
+        cmocka_unit_test(test_sim_debug),
+        cmocka_unit_test(test_sim_no_collateral),
+        cmocka_unit_test(test_sim_tamper),
+        cmocka_unit_test(test_sim_attest_key),
+        cmocka_unit_test(test_sim_collateral_and_policy),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
