@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARCH = "/lib/x86_64-linux-gnu"
 
 
-@pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx", "sqlite"])
+@pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx", "sqlite",
+                                     "attestation"])
 def test_example(example, tmp_path):
     need = {"redis": ["/usr/bin/redis-server"], "nginx": ["/usr/sbin/nginx"],
             "sqlite": ["/usr/bin/sqlite3", "/usr/bin/xxd"]}.get(example, [])

@@ -170,7 +170,8 @@ struct vstate {
     bool ext_ok;
     struct pck_ext ext;
     bool coll_ok; /* collateral verified and it applies to this platform */
-    struct collateral_verified cv;
+    struct collateral_verified own_cv;
+    const struct collateral_verified* cv;                  /* own_cv or the cache's */
     char module_err[sizeof(((struct moat_error*)0)->msg)]; /* "" = module identity matches */
     bool qe_ok;
     enum tcb_status qe_status;
@@ -179,7 +180,7 @@ struct vstate {
 
 static void vstate_clear(struct vstate* v) {
     cert_chain_free(v->own_chain);
-    collateral_verified_clear(&v->cv);
+    collateral_verified_clear(&v->own_cv);
 }
 
 /* §2.2 step 0 beyond the parser: Intel's QE vendor id. Returns the parser's error. */
@@ -214,6 +215,115 @@ static int check_parse(struct vstate* v, const uint8_t* buf, size_t len, struct 
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The cache (verify.h)                                                                       */
+
+struct cached {
+    bool valid;
+    const struct collateral* c; /* the same object: its bytes were what was checked */
+    X509* anchor;
+    bool allow_stale_crl;
+    time_t from, until; /* the result holds for times in [from, until] */
+};
+
+struct attest_verify_cache {
+    struct cached coll;
+    struct collateral_verified cv;
+    struct cached chain;
+    uint8_t chain_hash[32];
+    struct cert_chain* pck_chain;
+    struct pck_ext ext;
+    struct chain_verify_result cr;
+    struct cached qe; /* a QE report signature that verified under chain_hash's leaf */
+    uint8_t qe_hash[32];
+};
+
+struct attest_verify_cache* attest_verify_cache_new(void) {
+    return xcalloc(1, sizeof(struct attest_verify_cache));
+}
+
+void attest_verify_cache_free(struct attest_verify_cache* cache) {
+    if (!cache)
+        return;
+    collateral_verified_clear(&cache->cv);
+    cert_chain_free(cache->pck_chain);
+    free(cache);
+}
+
+static bool cached_holds(const struct cached* k, const struct vstate* v) {
+    return k->valid && k->c == v->c && k->anchor == v->opts->anchor &&
+           k->allow_stale_crl == v->opts->allow_stale_crl && k->from <= v->opts->at &&
+           v->opts->at <= k->until;
+}
+
+static void cached_set(struct cached* k, const struct vstate* v, time_t until) {
+    *k = (struct cached){.valid           = true,
+                         .c               = v->c,
+                         .anchor          = v->opts->anchor,
+                         .allow_stale_crl = v->opts->allow_stale_crl,
+                         .from            = v->opts->at,
+                         .until           = until};
+}
+
+/* collateral_verify, or the cache's result when it holds. */
+static int cache_collateral(struct vstate* v, struct moat_error* err) {
+    struct attest_verify_cache* k = v->opts->cache;
+    if (k && cached_holds(&k->coll, v)) {
+        v->cv = &k->cv;
+        return 0;
+    }
+    int r = collateral_verify(v->c, &v->copts, &v->own_cv, err);
+    if (r < 0 || !k) {
+        v->cv = &v->own_cv;
+        return r;
+    }
+    collateral_verified_clear(&k->cv);
+    k->cv     = v->own_cv; /* moved */
+    v->own_cv = (struct collateral_verified){0};
+    v->cv     = &k->cv;
+    cached_set(&k->coll, v, k->cv.earliest_expiry);
+    return 0;
+}
+
+static void sha256_of(const void* a, size_t alen, const void* b, size_t blen, uint8_t out[32]) {
+    struct sha256_ctx ctx = {0};
+    if (sha256_init(&ctx) < 0 || sha256_update(&ctx, a, alen) < 0 ||
+        sha256_update(&ctx, b, blen) < 0 || sha256_final(&ctx, out) < 0)
+        memset(out, 0, 32); /* never matches a kept hash: a new check */
+    sha256_ctx_free(&ctx);
+}
+
+/* The quote's PCK chain verified before (same PEM bytes, same collateral): its result. */
+static bool cache_chain_hit(struct vstate* v) {
+    struct attest_verify_cache* k = v->opts->cache;
+    if (!k || v->opts->pck_chain || !v->q.pck_chain || !cached_holds(&k->chain, v))
+        return false;
+    uint8_t h[32];
+    sha256_of(v->q.pck_chain, v->q.pck_chain_len, NULL, 0, h);
+    if (memcmp(h, k->chain_hash, 32) != 0)
+        return false;
+    v->chain         = k->pck_chain;
+    v->ext           = k->ext;
+    v->ext_ok        = true;
+    v->chain_trusted = true;
+    return true;
+}
+
+static void cache_chain_keep(struct vstate* v, const struct chain_verify_result* cr) {
+    struct attest_verify_cache* k = v->opts->cache;
+    if (!k || !v->own_chain)
+        return;
+    sha256_of(v->q.pck_chain, v->q.pck_chain_len, NULL, 0, k->chain_hash);
+    cert_chain_free(k->pck_chain);
+    k->pck_chain = v->own_chain; /* moved */
+    v->own_chain = NULL;
+    v->chain     = k->pck_chain;
+    k->ext       = v->ext;
+    k->cr        = *cr;
+    k->qe.valid  = false; /* signatures under another leaf */
+    cached_set(&k->chain, v, cr->earliest_expiry);
+}
+
 /* The PCK chain: out of band, or the quote's type-5 PEM. */
 static int find_chain(struct vstate* v, struct moat_error* err) {
     if (v->opts->pck_chain) {
@@ -232,30 +342,42 @@ static int find_chain(struct vstate* v, struct moat_error* err) {
     return 0;
 }
 
+/* Verifies the chain (v->chain, found) and reads its SGX extension; -errno with the QVL
+ * status in *ret_status. */
+static int verify_chain(struct vstate* v, struct chain_verify_result* cr, const char** ret_status,
+                        struct moat_error* err) {
+    int r = v->c ? collateral_verify_pck(v->c, v->chain, &v->copts, cr, err)
+                 : pck_chain_verify(v->chain, NULL, NULL, &v->copts, cr, err);
+    if (pck_ext_parse(v->chain->certs[0], &v->ext, err) == 0)
+        v->ext_ok = true;
+    else if (r == 0)
+        r = -EBADMSG;
+    if (r < 0)
+        *ret_status = v->ext_ok || r != -EBADMSG
+                          ? status_for(g_pck_rules, ARRAY_SIZE(g_pck_rules), r, err->msg)
+                          : "STATUS_SGX_PCK_INVALID_EXTENSIONS";
+    return r;
+}
+
 /* §2.2 steps 1-2 (QVL 4.1.2.4.2-7), and the PCK certificate's SGX extension (§2.3). */
 static void check_pck_chain(struct vstate* v) {
     struct attest_verify_result* res = v->res;
     struct moat_error err            = {0};
-    int r                            = find_chain(v, &err);
-    if (r < 0) {
-        fail(res, ATTEST_CHECK_PCK_CHAIN, "STATUS_UNSUPPORTED_CERT_FORMAT", "%s", err.msg);
-        return;
+    struct chain_verify_result cr    = {0};
+    const char* status               = "STATUS_UNSUPPORTED_CERT_FORMAT";
+    if (cache_chain_hit(v)) {
+        cr = v->opts->cache->cr;
+    } else {
+        int r = find_chain(v, &err);
+        if (r == 0)
+            r = verify_chain(v, &cr, &status, &err);
+        if (r < 0) {
+            fail(res, ATTEST_CHECK_PCK_CHAIN, status, "%s", err.msg);
+            return;
+        }
+        v->chain_trusted = true;
+        cache_chain_keep(v, &cr);
     }
-    struct chain_verify_result cr = {0};
-    r = v->c ? collateral_verify_pck(v->c, v->chain, &v->copts, &cr, &err)
-             : pck_chain_verify(v->chain, NULL, NULL, &v->copts, &cr, &err);
-    if (pck_ext_parse(v->chain->certs[0], &v->ext, &err) == 0)
-        v->ext_ok = true;
-    else if (r == 0)
-        r = -EBADMSG;
-    if (r < 0) {
-        const char* st = v->ext_ok || r != -EBADMSG
-                             ? status_for(g_pck_rules, ARRAY_SIZE(g_pck_rules), r, err.msg)
-                             : "STATUS_SGX_PCK_INVALID_EXTENSIONS";
-        fail(res, ATTEST_CHECK_PCK_CHAIN, st, "%s", err.msg);
-        return;
-    }
-    v->chain_trusted = true;
     res->crl_checked = cr.crl_checked;
     res->stale_crl |= cr.stale_crl;
     min_time(&res->earliest_expiry, cr.earliest_expiry);
@@ -294,7 +416,7 @@ static int match_tcb_info(struct vstate* v, struct moat_error* err) {
     struct tcb_platform p;
     fill_platform(v, &p);
     struct tcb_verdict tmp = {0};
-    int r                  = tcb_evaluate(v->cv.tcb_info, &p, TCB_UP_TO_DATE, NULL, &tmp, err);
+    int r                  = tcb_evaluate(v->cv->tcb_info, &p, TCB_UP_TO_DATE, NULL, &tmp, err);
     tcb_verdict_clear(&tmp);
     if (r < 0 && strstr(err->msg, "TDX_MODULE_MISMATCH")) {
         snprintf(v->module_err, sizeof(v->module_err), "%s", err->msg);
@@ -312,31 +434,31 @@ static void check_collateral(struct vstate* v) {
              "no collateral given: TCB info, QE identity and CRLs not checked");
         return;
     }
-    int r = collateral_verify(v->c, &v->copts, &v->cv, &err);
+    int r = cache_collateral(v, &err);
     if (r < 0) {
         fail(res, ATTEST_CHECK_COLLATERAL,
              status_for(g_collateral_rules, ARRAY_SIZE(g_collateral_rules), r, err.msg), "%s",
              err.msg);
         return;
     }
-    res->stale_crl |= v->cv.stale_crl;
-    min_time(&res->earliest_expiry, v->cv.earliest_expiry);
+    res->stale_crl |= v->cv->stale_crl;
+    min_time(&res->earliest_expiry, v->cv->earliest_expiry);
     if (v->ext_ok && (r = match_tcb_info(v, &err)) < 0) {
         fail(res, ATTEST_CHECK_COLLATERAL,
              status_for(g_tcb_rules, ARRAY_SIZE(g_tcb_rules), r, err.msg), "%s", err.msg);
         return;
     }
     v->coll_ok                 = v->ext_ok;
-    const struct tcb_info* ti  = v->cv.tcb_info;
+    const struct tcb_info* ti  = v->cv->tcb_info;
     _cleanup_free_ char* fmspc = hex_encode_alloc(ti->fmspc, 6);
     char until[32];
-    format_time(v->cv.earliest_expiry, until, sizeof(until));
+    format_time(v->cv->earliest_expiry, until, sizeof(until));
     pass(res, ATTEST_CHECK_COLLATERAL,
          "TCB info v%d (%s, FMSPC %s, evaluation data %lld) and QE identity '%s' signed and "
          "valid; CRLs %s; valid until %s%s",
          ti->version, ti->id == TCB_INFO_TDX ? "TDX" : "SGX", fmspc,
-         (long long)ti->tcb_evaluation_data_number, v->cv.qe_identity->id,
-         v->cv.stale_crl ? "past their nextUpdate (stale)" : "current", until,
+         (long long)ti->tcb_evaluation_data_number, v->cv->qe_identity->id,
+         v->cv->stale_crl ? "past their nextUpdate (stale)" : "current", until,
          v->ext_ok ? "" : " (not matched: the PCK certificate is unreadable)");
 }
 
@@ -372,11 +494,25 @@ static void check_qe_report_signature(struct vstate* v) {
         skip(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "needs the PCK certificate");
         return;
     }
+    struct attest_verify_cache* k = v->opts->cache;
+    uint8_t h[32];
+    bool kept = k && v->chain_trusted && v->chain == k->pck_chain;
+    if (kept)
+        sha256_of(v->q.qe_report_raw, QUOTE_SGX_BODY_SIZE, v->q.qe_report_signature, QUOTE_SIG_SIZE,
+                  h);
+    if (kept && cached_holds(&k->qe, v) && !memcmp(h, k->qe_hash, 32)) {
+        pass(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "signed by the PCK certificate's key");
+        return;
+    }
     if (ecdsa_p256_verify_raw(v->chain->certs[0], v->q.qe_report_raw, QUOTE_SGX_BODY_SIZE,
                               v->q.qe_report_signature, &err) < 0) {
         fail(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "STATUS_INVALID_QE_REPORT_SIGNATURE",
              "the QE report is not signed by the PCK certificate's key: %s", err.msg);
         return;
+    }
+    if (kept) {
+        memcpy(k->qe_hash, h, 32);
+        cached_set(&k->qe, v, k->chain.until);
     }
     pass(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "signed by the PCK certificate's key%s",
          v->chain_trusted ? "" : " (a certificate that did not verify)");
@@ -420,7 +556,7 @@ static void check_qe_identity(struct vstate* v) {
     memcpy(f.attributes, qe->attributes, 16);
     memcpy(f.mrsigner, qe->mr_signer, 32);
     struct moat_error err = {0};
-    int r = qe_identity_match(v->cv.qe_identity, v->is_tdx ? "TD_QE" : "QE", &f, &v->qe_status,
+    int r = qe_identity_match(v->cv->qe_identity, v->is_tdx ? "TD_QE" : "QE", &f, &v->qe_status,
                               &v->qe_level, &err);
     if (r < 0) {
         fail(res, ATTEST_CHECK_QE_IDENTITY,
@@ -429,7 +565,7 @@ static void check_qe_identity(struct vstate* v) {
     }
     v->qe_ok = true;
     pass(res, ATTEST_CHECK_QE_IDENTITY, "QE report matches QE identity '%s'; QE ISVSVN %u: %s",
-         v->cv.qe_identity->id, qe->isv_svn, tcb_status_name(v->qe_status));
+         v->cv->qe_identity->id, qe->isv_svn, tcb_status_name(v->qe_status));
 }
 
 /* §2.2 step 8 (QVL 4.1.2.4.16): header || body signed by the attestation key. */
@@ -470,7 +606,7 @@ static void check_tcb_level(struct vstate* v) {
     fill_platform(v, &p);
     struct tcb_verdict tv = {0};
     struct moat_error err = {0};
-    int r                 = tcb_evaluate(v->cv.tcb_info, &p, v->qe_status, v->qe_level, &tv, &err);
+    int r                 = tcb_evaluate(v->cv->tcb_info, &p, v->qe_status, v->qe_level, &tv, &err);
     if (r < 0) {
         fail(res, ATTEST_CHECK_TCB_LEVEL,
              status_for(g_tcb_rules, ARRAY_SIZE(g_tcb_rules), r, err.msg), "%s", err.msg);

@@ -76,7 +76,18 @@ struct attest_verify_opts {
     /* The PCK chain when the quote's certification data does not carry one (type 1-4, e.g. the
      * PPID; not owned). NULL: the quote's type-5 PEM chain. */
     const struct cert_chain* pck_chain;
+    /* Results kept across verifications (NULL: none): see attest_verify_cache_new. */
+    struct attest_verify_cache* cache;
 };
+
+/* What a verifier that sees many quotes keeps (as QVL's callers keep verified collateral):
+ * the verified collateral, the verified PCK chains (by the hash of their PEM) and the QE
+ * reports whose signatures verified. A kept result is used again only with the same
+ * collateral object, trust anchor and stale-CRL mode, at a time from the one it was checked
+ * at up to its earliest expiry; anything else is checked anew. Not thread-safe. */
+struct attest_verify_cache;
+struct attest_verify_cache* attest_verify_cache_new(void);
+void attest_verify_cache_free(struct attest_verify_cache* cache);
 
 /* Marks a simulated quote (sim.c): header user_data starts with this. */
 #define ATTEST_SIMULATED_MARK "MOAT SIMULATED"

@@ -184,6 +184,9 @@ static void test_sim_no_collateral(void** state) {
     attest_verify_result_clear(&res);
 }
 
+/* The cache shared by the tamper cases when g_use_cache (warmed by a good quote first). */
+static struct attest_verify_cache* g_cache;
+
 /* One flipped byte at `off` fails exactly check `id` first, with `status`. */
 static void tamper(size_t off, enum attest_check_id id, const char* status) {
     size_t len;
@@ -191,6 +194,7 @@ static void tamper(size_t off, enum attest_check_id id, const char* status) {
     assert_true(off < len);
     q[off] ^= 0x01;
     struct attest_verify_opts opts  = sim_opts();
+    opts.cache                      = g_cache;
     struct attest_verify_result res = {0};
     verify(q, len, g_coll, &opts, &res);
     assert_false(res.accepted);
@@ -274,6 +278,40 @@ static void test_sim_collateral_and_policy(void** state) {
     attest_verify_result_clear(&res);
 }
 
+/* A warm cache changes nothing about the verdicts: every tamper case fails as without it, a
+ * good quote still passes, and a kept result is not used for another collateral object or a
+ * time before it was checked. */
+static void test_cache(void** state) {
+    size_t len;
+    _cleanup_free_ uint8_t* q       = make_quote(false, &len);
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    g_cache                         = attest_verify_cache_new();
+    opts.cache                      = g_cache;
+    for (int i = 0; i < 3; i++) { /* the first fills the cache, the next use it */
+        verify(q, len, g_coll, &opts, &res);
+        assert_true(res.accepted);
+        attest_verify_result_clear(&res);
+    }
+    test_sim_tamper(state);
+    verify(q, len, g_coll, &opts, &res);
+    assert_true(res.accepted);
+    attest_verify_result_clear(&res);
+    /* a time before the kept checks: checked anew (and the chain is not valid 20 years ago) */
+    opts.at -= 20L * 365 * 86400;
+    verify(q, len, g_coll, &opts, &res);
+    assert_false(res.accepted);
+    attest_verify_result_clear(&res);
+    /* without collateral: nothing kept for the collateral object applies */
+    opts.at = time(NULL);
+    verify(q, len, NULL, &opts, &res);
+    assert_false(res.accepted);
+    assert_check(&res, ATTEST_CHECK_COLLATERAL, ATTEST_SKIPPED, NULL);
+    attest_verify_result_clear(&res);
+    attest_verify_cache_free(g_cache);
+    g_cache = NULL;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_accepted),
@@ -283,6 +321,7 @@ int main(void) {
         cmocka_unit_test(test_sim_tamper),
         cmocka_unit_test(test_sim_attest_key),
         cmocka_unit_test(test_sim_collateral_and_policy),
+        cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
