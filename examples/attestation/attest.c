@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     if (put("/dev/attestation/user_report_data", report_data, sizeof(report_data)) < 0)
         return 1;
     static unsigned char quote[16384];
-    fd = open("/dev/attestation/quote", O_RDONLY);
+    fd        = open("/dev/attestation/quote", O_RDONLY);
     ssize_t n = fd >= 0 ? read(fd, quote, sizeof(quote)) : -1;
     if (n <= 0) {
         perror("/dev/attestation/quote");

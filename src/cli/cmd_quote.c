@@ -13,6 +13,7 @@
 #include "collateral.h"
 #include "commands.h"
 #include "common.h"
+#include "pccs.h"
 #include "pck.h"
 #include "quote.h"
 #include "tcb.h"
@@ -70,6 +71,11 @@ static const struct moat_command cmd_quote_verify = {
         "  --tcb-info-chain F     TCB info issuer chain (PEM; the root may be left out)\n"
         "  --qe-identity-chain F  QE identity issuer chain (default: the TCB info's)\n"
         "  --pck-crl-chain F      PCK CRL issuer chain (optional)\n"
+        "  --pccs URL             fetch the collateral for the quote's FMSPC and PCK CA from a\n"
+        "                         PCCS or Intel PCS (URL = the service root, e.g.\n"
+        "                         https://api.trustedservices.intel.com); kept on disk\n"
+        "  --pccs-cache DIR       where (default $XDG_CACHE_HOME/moat/pccs, else\n"
+        "                         ~/.cache/moat/pccs); a day old responses are asked again\n"
         "  --pck-chain F          the PCK certificate (chain) when the quote does not carry it\n"
         "                         (certification data type 1-4); may be given twice\n"
         "                         (these override the pieces of --collateral)\n"
@@ -247,6 +253,8 @@ struct verify_args {
     bool at_set;
     bool json;
     unsigned long repeat;
+    const char* pccs;       /* --pccs URL */
+    const char* pccs_cache; /* --pccs-cache DIR */
 };
 
 /* The trust anchor (X509 and its PEM, to complete issuer chains that leave the root out). */
@@ -374,6 +382,8 @@ enum {
     OPT_ALLOW_STALE_CRL,
     OPT_JSON,
     OPT_REPEAT,
+    OPT_PCCS,
+    OPT_PCCS_CACHE,
 };
 
 static const struct option g_verify_options[] = {
@@ -393,6 +403,8 @@ static const struct option g_verify_options[] = {
     {"allow-stale-crl", no_argument, NULL, OPT_ALLOW_STALE_CRL},
     {"json", no_argument, NULL, OPT_JSON},
     {"repeat", required_argument, NULL, OPT_REPEAT},
+    {"pccs", required_argument, NULL, OPT_PCCS},
+    {"pccs-cache", required_argument, NULL, OPT_PCCS_CACHE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -429,6 +441,12 @@ static int verify_option(int c, const char* arg, struct verify_args* a) {
         case OPT_ACCEPT:
             if (attest_accept_parse(arg, &a->opts.accepted, &err) < 0)
                 return command_usage_error(&cmd_quote_verify, "--accept: %s", err.msg);
+            return MOAT_EXIT_OK;
+        case OPT_PCCS:
+            a->pccs = arg;
+            return MOAT_EXIT_OK;
+        case OPT_PCCS_CACHE:
+            a->pccs_cache = arg;
             return MOAT_EXIT_OK;
         case OPT_REPEAT:
             if (parse_u64(arg, 10, &n) < 0 || n == 0 || n > 100000000)
@@ -516,6 +534,43 @@ static int verify_repeat(const struct verify_args* a, const uint8_t* quote, size
     return r;
 }
 
+/* --pccs: the collateral for the quote's platform (FMSPC and PCK CA from its PCK certificate,
+ * SGX or TDX from its header). */
+static int pccs_for_quote(const struct verify_args* a, const uint8_t* buf, size_t len,
+                          const struct cert_chain* given, struct collateral** ret,
+                          struct moat_error* err) {
+    struct quote q;
+    int r = quote_parse_input(buf, len, &q, err);
+    if (r < 0)
+        return moat_error_prefix(err, "%s", a->quote);
+    _cleanup_cert_chain_ struct cert_chain* own = NULL;
+    if (!given && !q.pck_chain)
+        return moat_error_set(err, -EINVAL, "--pccs: the quote carries no PCK chain (--pck-chain)");
+    if (!given && (r = cert_chain_parse_pem(q.pck_chain, q.pck_chain_len, &own, err)) < 0)
+        return r;
+    const struct cert_chain* chain = given ? given : own;
+    struct pck_ext ext;
+    if ((r = pck_ext_parse(chain->certs[0], &ext, err)) < 0)
+        return r;
+    char ca[256] = "";
+    if (chain->n > 1)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(chain->certs[1]), NID_commonName, ca,
+                                  sizeof(ca));
+    _cleanup_free_ char* cache = NULL;
+    if (!a->pccs_cache) {
+        const char* xdg  = getenv("XDG_CACHE_HOME");
+        const char* home = getenv("HOME");
+        cache            = xdg && *xdg ? xasprintf("%s/moat/pccs", xdg)
+                                       : xasprintf("%s/.cache/moat/pccs", home && *home ? home : ".");
+    }
+    struct pccs_request req = {.url          = a->pccs,
+                               .cache_dir    = a->pccs_cache ? a->pccs_cache : cache,
+                               .tdx          = q.tee_type == QUOTE_TEE_TDX,
+                               .processor_ca = strstr(ca, "Processor") != NULL};
+    memcpy(req.fmspc, ext.fmspc, 6);
+    return pccs_collateral(&req, ret, err);
+}
+
 static int quote_verify_run(int argc, char** argv) {
     struct verify_args a = {.repeat = 1};
     int r                = verify_parse_args(argc, argv, &a);
@@ -538,9 +593,16 @@ static int quote_verify_run(int argc, char** argv) {
     r                                            = r ?: load_collateral(&a, &anchor, &c, &err);
     if (r == 0 && a.n_pck_chain)
         r = load_chain(a.pck_chain, a.n_pck_chain, &anchor, &pck, &err);
+    if (r == 0 && a.pccs && c)
+        return command_usage_error(&cmd_quote_verify,
+                                   "--pccs fetches the collateral: give it or the files, not both");
     if (r < 0) {
         log_error("%s", err.msg);
         return MOAT_EXIT_USAGE;
+    }
+    if (a.pccs && pccs_for_quote(&a, (const uint8_t*)buf, len, pck, &c, &err) < 0) {
+        log_error("%s", err.msg);
+        return MOAT_EXIT_RUNTIME;
     }
     a.opts.anchor                                                         = anchor.cert;
     a.opts.pck_chain                                                      = pck;
