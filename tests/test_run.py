@@ -617,6 +617,23 @@ def test_dev_attestation_simulated_quote(app, moat, tmp_path):
     assert run("put", "/dev/attestation/quote", "x", env=env).stdout == "open: Permission denied\n"
 
 
+def test_dev_attestation_state_is_per_process(app, moat, tmp_path):
+    """user_report_data written by one thread is in the quote another thread of the same
+    process reads; a child process starts with its own (empty) state, as in Gramine."""
+    import json
+    env = {"MOAT_SIM_DIR": str(tmp_path / "sim")}
+    moat("attest", "init", env=env, check=0)
+    run = attestation_app(app, moat)
+    r = run("urdscope", "/data/allowed/thread", "/data/allowed/child", env=env)
+    assert r.stdout == "copy: ok\ncopy: ok\n", r.stderr
+
+    def report_data(name):
+        q = moat("quote", "view", "--json", app.dir / "data/allowed" / name, check=0)
+        return json.loads(q.stdout)["body"]["report_data"]
+    assert report_data("thread") == "5a" * 64
+    assert report_data("child") == "00" * 64
+
+
 def test_dev_attestation_without_provider_or_dcap(app, moat, tmp_path):
     env = {"MOAT_SIM_DIR": str(tmp_path / "none")}
     run = attestation_app(app, moat)

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* /dev/attestation: see devfs.h. */
 #define FUSE_USE_VERSION 312
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "devfs.h"
 #include "encfs.h"
@@ -45,9 +48,9 @@ static const struct {
 #define REPORT_SIZE 432
 #define THREADS_MAX 256 /* threads whose user_report_data / target_info are kept */
 
-/* What one thread of the app last wrote (Gramine keeps it per process). */
+/* What one process of the app last wrote (as Gramine keeps it). */
 struct thread_state {
-    uint32_t pid; /* the requesting thread, 0: free */
+    uint32_t pid; /* the requesting process (thread group), 0: free */
     uint64_t used;
     uint8_t urd[URD_SIZE];
     uint8_t ti[TI_SIZE];
@@ -58,6 +61,7 @@ struct devfs {
     struct attest_provider* provider; /* not owned; may be NULL */
     struct attest_identity id;
     bool remote_dcap; /* sgx.remote_attestation = "dcap": the quote file exists */
+    pid_t sandbox;    /* the sandbox's init, in moat's pid namespace (0: not known) */
     pthread_mutex_t lock;
     struct thread_state states[THREADS_MAX];
     uint64_t clock;
@@ -212,7 +216,28 @@ static void handle_set(struct handle* h, const void* data, size_t len) {
     h->len = len;
 }
 
-/* The state of the requesting thread (the least recently used slot when it is new). Called
+/* The process of a requesting thread. FUSE gives the thread's ID in the sandbox's pid
+ * namespace; its thread group is in the sandbox's /proc, which moat reaches through the
+ * init's root (a path that crosses no file of moat's own FUSE views but their mount points).
+ * The thread's ID when that fails (it then stands for its process). */
+static uint32_t process_of(const struct devfs* d, uint32_t tid) {
+    if (!d->sandbox)
+        return tid;
+    char path[96], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/root/proc/%u/status", (int)d->sandbox, tid);
+    int fd    = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return tid;
+    buf[n]           = '\0';
+    const char* tgid = strstr(buf, "\nTgid:");
+    unsigned v       = 0;
+    return tgid && sscanf(tgid + 6, "%u", &v) == 1 && v ? v : tid;
+}
+
+/* The state of the requesting process (the least recently used slot when it is new). Called
  * with d->lock held. */
 static struct thread_state* thread_state(struct devfs* d, uint32_t pid) {
     struct thread_state* lru = &d->states[0];
@@ -246,8 +271,9 @@ static void app_body(const struct devfs* d, const uint8_t report_data[URD_SIZE],
 /* The content of an attestation file at open (Gramine's load callbacks). */
 static int load_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, struct handle* h) {
     uint8_t urd[URD_SIZE], ti[TI_SIZE], buf[TI_SIZE] = {0};
+    uint32_t proc = process_of(d, (uint32_t)fuse_req_ctx(req)->pid);
     pthread_mutex_lock(&d->lock);
-    struct thread_state* st = thread_state(d, (uint32_t)fuse_req_ctx(req)->pid);
+    struct thread_state* st = thread_state(d, proc);
     memcpy(urd, st->urd, sizeof(urd));
     memcpy(ti, st->ti, sizeof(ti));
     pthread_mutex_unlock(&d->lock);
@@ -361,14 +387,15 @@ static bool parse_hex_key(const char* buf, size_t size, uint8_t key[16]) {
 }
 
 /* user_report_data (64 bytes) and target_info (512): shorter writes are zero-padded, longer
- * ones cut; the thread's quote and report use them, and this handle reads them back. */
+ * ones cut; the process's quote and report use them, and this handle reads them back. */
 static void save_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, const char* buf,
                              size_t size, struct handle* h) {
     size_t cap             = ino == INO_URD ? URD_SIZE : TI_SIZE;
     uint8_t value[TI_SIZE] = {0};
     memcpy(value, buf, size < cap ? size : cap);
+    uint32_t proc = process_of(d, (uint32_t)fuse_req_ctx(req)->pid);
     pthread_mutex_lock(&d->lock);
-    struct thread_state* st = thread_state(d, (uint32_t)fuse_req_ctx(req)->pid);
+    struct thread_state* st = thread_state(d, proc);
     memcpy(ino == INO_URD ? st->urd : st->ti, value, cap);
     pthread_mutex_unlock(&d->lock);
     handle_set(h, value, cap);
@@ -486,6 +513,10 @@ static void* serve(void* arg) {
     struct devfs* d = arg;
     (void)fuse_session_loop(d->se); /* ends with the connection (ENODEV) */
     return NULL;
+}
+
+void devfs_set_sandbox(struct devfs* d, pid_t init) {
+    d->sandbox = init;
 }
 
 int devfs_start(struct devfs* d, int fuse_fd, struct moat_error* err) {

@@ -13,12 +13,12 @@
  *   attestation_type       "dcap" with sgx.remote_attestation = "dcap" and a provider, else
  *                          "none"
  *   user_report_data       64 bytes, target_info 512 (shorter writes zero-padded): kept per
- *                          thread of the app (Gramine: per process) for its report and quote
+ *                          process of the app, for its report and quote
  *   my_target_info         the app's 512-byte TARGETINFO
  *   report                 432 bytes: the app's report body with its user_report_data, a key
  *                          ID and a MAC with no hardware key behind it
  *   quote                  (sgx.remote_attestation = "dcap" only) the provider's quote for
- *                          the thread's user_report_data; EACCES with a log line when there
+ *                          the process's user_report_data; EACCES with a log line when there
  *                          is none
  *
  * Keys are shared by all processes of the app (Gramine's are per process and inherited by
@@ -36,6 +36,9 @@ struct encfs;
  * `remote_dcap` (sgx.remote_attestation = "dcap"). Both must outlive the devfs. */
 struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
                         const struct attest_identity* id, bool remote_dcap, struct moat_error* err);
+/* The sandbox's init (moat's pid namespace): the per-process state finds a thread's process
+ * through it. */
+void devfs_set_sandbox(struct devfs* d, pid_t init);
 /* Serves the FUSE connection `fuse_fd` (mounted by the sandbox child; taken over) on a thread
  * of its own until the connection ends. */
 int devfs_start(struct devfs* d, int fuse_fd, struct moat_error* err) WARN_UNUSED;

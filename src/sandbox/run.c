@@ -921,6 +921,7 @@ int sandbox_run(const struct run_opts* opts) {
         waitpid(pid, NULL, 0);
         goto out;
     }
+    devfs_set_sandbox(dev, pid);
     close(sb.sock[1]);
     sb.sock[1] = -1;
     if (sb.sgx_max_threads && geteuid() == 0) {

@@ -34,6 +34,10 @@ static int report(const char* what, int ok) {
 
 static int run(int argc, char** argv);
 
+static void* copy_in_thread(void* arg) {
+    return run(4, arg) == 0 ? NULL : arg;
+}
+
 /* "probe CMD ARGS [+ CMD ARGS]...": the commands in turn, in one process, while they succeed */
 int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -314,6 +318,31 @@ static int run(int argc, char** argv) {
             if (write(out, buf, (size_t)n) != n)
                 return report("write", 0);
         return report("copy", n == 0 && close(in) == 0 && close(out) == 0);
+    }
+    if (!strcmp(cmd, "urdscope") && argc > 3) {
+        /* writes 64 bytes of 0x5a to user_report_data, then copies the quote to ARG2 from
+         * another thread of this process and to ARG3 from a forked child process */
+        char urd[64];
+        memset(urd, 0x5a, sizeof(urd));
+        int fd = open("/dev/attestation/user_report_data", O_WRONLY);
+        if (fd < 0 || write(fd, urd, sizeof(urd)) != (ssize_t)sizeof(urd) || close(fd) != 0)
+            return report("user_report_data", 0);
+        char* copy_thread[] = {argv[0], "copy", "/dev/attestation/quote", argv[2], NULL};
+        pthread_t t;
+        if (pthread_create(&t, NULL, copy_in_thread, copy_thread) != 0)
+            return report("pthread_create", 0);
+        void* tr;
+        pthread_join(t, &tr);
+        if (tr)
+            return 1;
+        pid_t p = fork();
+        if (p == 0) {
+            char* copy_child[] = {argv[0], "copy", "/dev/attestation/quote", argv[3], NULL};
+            _exit(run(4, copy_child));
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
     }
     if (!strcmp(cmd, "ls") && argc > 2) {
         DIR* d = opendir(argv[2]);
