@@ -3,6 +3,7 @@
 #include "pccs.h"
 
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -161,7 +162,14 @@ int pccs_collateral(const struct pccs_request* req, struct collateral** ret,
     _cleanup_free_ char* fmspc = hex_encode_alloc(req->fmspc, 6);
     _cleanup_free_ char* sub   = xasprintf("%s-%s-%s", req->tdx ? "tdx" : "sgx", fmspc,
                                          req->processor_ca ? "processor" : "platform");
-    _cleanup_free_ char* dir   = path_join(req->cache_dir, sub);
+    _cleanup_free_ char* base  = NULL;
+    if (!req->cache_dir) {
+        const char* xdg  = getenv("XDG_CACHE_HOME");
+        const char* home = getenv("HOME");
+        base             = xdg && *xdg ? xasprintf("%s/moat/pccs", xdg)
+                                       : xasprintf("%s/.cache/moat/pccs", home && *home ? home : ".");
+    }
+    _cleanup_free_ char* dir   = path_join(req->cache_dir ? req->cache_dir : base, sub);
     _cleanup_free_ char* probe = path_join(dir, "x");
     int r                      = mkdir_parents(probe, 0700);
     if (r < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST))

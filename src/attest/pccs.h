@@ -17,7 +17,8 @@
 struct pccs_request {
     const char* url;       /* the service root, e.g. https://localhost:8081 (paths below it are
                               /sgx|tdx/certification/v4/...) */
-    const char* cache_dir; /* where responses are kept (made 0700 if missing) */
+    const char* cache_dir; /* where responses are kept (made 0700 if missing); NULL:
+                              $XDG_CACHE_HOME/moat/pccs, else ~/.cache/moat/pccs */
     bool tdx;
     uint8_t fmspc[6];
     bool processor_ca; /* the PCK certificate's issuer: PCK Processor CA (else Platform CA) */

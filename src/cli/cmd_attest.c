@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "provider.h"
 #include "sim.h"
 
 static int attest_run(int argc, char** argv);
@@ -34,18 +35,6 @@ const struct moat_command cmd_attest = {
         "\n"
         "exit codes: 0 created, 1 it could not be created, 2 usage error.\n",
 };
-
-/* The default simulation directory (malloc'd). */
-static char* default_dir(void) {
-    const char* env = getenv("MOAT_SIM_DIR");
-    if (env && *env)
-        return xstrdup(env);
-    const char* xdg = getenv("XDG_DATA_HOME");
-    if (xdg && *xdg)
-        return xasprintf("%s/moat/sim", xdg);
-    const char* home = getenv("HOME");
-    return xasprintf("%s/.local/share/moat/sim", home && *home ? home : ".");
-}
 
 static int attest_init(int argc, char** argv) {
     static const struct option longopts[] = {
@@ -87,7 +76,7 @@ static int attest_init(int argc, char** argv) {
     if (optind != argc)
         return command_usage_error(&cmd_attest, "unexpected argument '%s'", argv[optind]);
     if (!dir)
-        dir = default_dir();
+        dir = attest_default_sim_dir();
     struct moat_error err = {0};
     if (sim_create(dir, (unsigned)days, force, &err) < 0) {
         log_error("%s", err.msg);

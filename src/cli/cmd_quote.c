@@ -556,15 +556,8 @@ static int pccs_for_quote(const struct verify_args* a, const uint8_t* buf, size_
     if (chain->n > 1)
         X509_NAME_get_text_by_NID(X509_get_subject_name(chain->certs[1]), NID_commonName, ca,
                                   sizeof(ca));
-    _cleanup_free_ char* cache = NULL;
-    if (!a->pccs_cache) {
-        const char* xdg  = getenv("XDG_CACHE_HOME");
-        const char* home = getenv("HOME");
-        cache            = xdg && *xdg ? xasprintf("%s/moat/pccs", xdg)
-                                       : xasprintf("%s/.cache/moat/pccs", home && *home ? home : ".");
-    }
     struct pccs_request req = {.url          = a->pccs,
-                               .cache_dir    = a->pccs_cache ? a->pccs_cache : cache,
+                               .cache_dir    = a->pccs_cache,
                                .tdx          = q.tee_type == QUOTE_TEE_TDX,
                                .processor_ca = strstr(ca, "Processor") != NULL};
     memcpy(req.fmspc, ext.fmspc, 6);

@@ -14,6 +14,7 @@
 
 #include "devfs.h"
 #include "encfs.h"
+#include "sigstruct.h"
 
 enum {
     INO_ROOT    = 1,
@@ -60,6 +61,9 @@ struct devfs {
     struct encfs* keys;
     struct attest_provider* provider; /* not owned; may be NULL */
     struct attest_identity id;
+    const char* manifest; /* the bytes id.mrenclave is the measurement of (not owned) */
+    size_t manifest_len;
+    bool measured;    /* id.mrenclave is set (under lock) */
     bool remote_dcap; /* sgx.remote_attestation = "dcap": the quote file exists */
     pid_t sandbox;    /* the sandbox's init, in moat's pid namespace (0: not known) */
     pthread_mutex_t lock;
@@ -255,16 +259,28 @@ static struct thread_state* thread_state(struct devfs* d, uint32_t pid) {
     return lru;
 }
 
+/* The app's identity, its measurement taken at the first need (most apps never ask): NULL
+ * when it cannot be computed. */
+static const struct attest_identity* identity(struct devfs* d) {
+    pthread_mutex_lock(&d->lock);
+    if (!d->measured && moat_measurement(d->manifest, d->manifest_len, d->id.mrenclave) == 0)
+        d->measured = true;
+    bool ok = d->measured;
+    pthread_mutex_unlock(&d->lock);
+    return ok ? &d->id : NULL;
+}
+
 /* The app's SGX report body (reference/attestation.md §1.2) for `report_data`. */
-static void app_body(const struct devfs* d, const uint8_t report_data[URD_SIZE], uint8_t b[384]) {
+static void app_body(const struct attest_identity* id, const uint8_t report_data[URD_SIZE],
+                     uint8_t b[384]) {
     memset(b, 0, 384);
-    uint64_t flags = 0x05 | (d->id.debug ? 0x02 : 0), xfrm = 0x03; /* INIT|MODE64BIT, x87|SSE */
+    uint64_t flags = 0x05 | (id->debug ? 0x02 : 0), xfrm = 0x03; /* INIT|MODE64BIT, x87|SSE */
     memcpy(b + 48, &flags, 8);
     memcpy(b + 56, &xfrm, 8);
-    memcpy(b + 64, d->id.mrenclave, 32);
-    memcpy(b + 128, d->id.mrsigner, 32);
-    memcpy(b + 256, &d->id.isvprodid, 2);
-    memcpy(b + 258, &d->id.isvsvn, 2);
+    memcpy(b + 64, id->mrenclave, 32);
+    memcpy(b + 128, id->mrsigner, 32);
+    memcpy(b + 256, &id->isvprodid, 2);
+    memcpy(b + 258, &id->isvsvn, 2);
     memcpy(b + 320, report_data, URD_SIZE);
 }
 
@@ -277,18 +293,21 @@ static int load_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, str
     memcpy(urd, st->urd, sizeof(urd));
     memcpy(ti, st->ti, sizeof(ti));
     pthread_mutex_unlock(&d->lock);
+    const struct attest_identity* id = ino == INO_TYPE ? &d->id : identity(d);
+    if (!id)
+        return -EACCES;
     if (ino == INO_TYPE) {
         const char* t =
             d->remote_dcap && attest_provider_kind(d->provider) != ATTEST_NONE ? "dcap" : "none";
         handle_set(h, t, strlen(t));
     } else if (ino == INO_MY_TI) { /* TARGETINFO: measurement, attributes, misc_select */
-        app_body(d, urd, buf + 64);
-        memcpy(buf, d->id.mrenclave, 32);
+        app_body(id, urd, buf + 64);
+        memcpy(buf, id->mrenclave, 32);
         memcpy(buf + 32, buf + 64 + 48, 16);
         memset(buf + 64, 0, 384);
         handle_set(h, buf, TI_SIZE);
     } else if (ino == INO_REPORT) { /* body, key ID, MAC: no hardware key behind the MAC */
-        app_body(d, urd, buf);
+        app_body(id, urd, buf);
         EVP_Digest(ti, sizeof(ti), buf + 384, NULL, EVP_sha256(), NULL); /* key ID */
         uint8_t mac[32];
         EVP_Digest(buf, 416, mac, NULL, EVP_sha256(), NULL);
@@ -298,7 +317,7 @@ static int load_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, str
         uint8_t* quote        = NULL;
         size_t len            = 0;
         struct moat_error err = {0};
-        if (attest_provider_quote(d->provider, &d->id, urd, &quote, &len, &err) < 0) {
+        if (attest_provider_quote(d->provider, id, urd, &quote, &len, &err) < 0) {
             moat_log(LOG_LEVEL_WARNING, "/dev/attestation/quote: %s", err.msg);
             return -EACCES;
         }
@@ -324,8 +343,9 @@ static int load_key(struct devfs* d, fuse_ino_t ino, int flags, struct handle* h
             set = -EACCES; /* special keys come from the platform, never from the app */
         bool sealing = name && (!strcmp(name, "_sgx_mrenclave") || !strcmp(name, "_sgx_mrsigner"));
         if (set == 0 && sealing) { /* derived at the first use (made per-machine secret) */
-            struct moat_error err = {0};
-            if (attest_seal_key(NULL, !strcmp(name, "_sgx_mrsigner"), &d->id, key, &err) < 0) {
+            struct moat_error err            = {0};
+            const struct attest_identity* id = identity(d);
+            if (!id || attest_seal_key(NULL, !strcmp(name, "_sgx_mrsigner"), id, key, &err) < 0) {
                 moat_log(LOG_LEVEL_WARNING, "/dev/attestation/keys/%s: %s", name, err.msg);
                 set = -EACCES;
             } else {
@@ -479,12 +499,15 @@ static const struct fuse_lowlevel_ops g_ops = {
 };
 
 struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
-                        const struct attest_identity* id, bool remote_dcap,
-                        struct moat_error* err) {
+                        const struct attest_identity* id, bool measured, const char* manifest,
+                        size_t manifest_len, bool remote_dcap, struct moat_error* err) {
     struct devfs* d = xcalloc(1, sizeof(*d));
     d->keys         = keys;
     d->provider     = provider;
     d->id           = *id;
+    d->measured     = measured;
+    d->manifest     = manifest;
+    d->manifest_len = manifest_len;
     d->remote_dcap  = remote_dcap;
     pthread_mutex_init(&d->lock, NULL);
     char* argv[]          = {(char*)"moat-dev", NULL};

@@ -32,10 +32,13 @@
 struct devfs;
 struct encfs;
 
-/* `provider` (may be NULL: none) makes the quotes, of `id`; the quote file exists only with
- * `remote_dcap` (sgx.remote_attestation = "dcap"). Both must outlive the devfs. */
+/* `provider` (may be NULL: none) makes the quotes, of `id`, whose MRENCLAVE is the measurement
+ * of `manifest` — taken at the first report, quote or sealing key unless `measured`; the quote
+ * file exists only with `remote_dcap` (sgx.remote_attestation = "dcap"). The provider and the
+ * manifest bytes must outlive the devfs. */
 struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
-                        const struct attest_identity* id, bool remote_dcap, struct moat_error* err);
+                        const struct attest_identity* id, bool measured, const char* manifest,
+                        size_t manifest_len, bool remote_dcap, struct moat_error* err);
 /* The sandbox's init (moat's pid namespace): the per-process state finds a thread's process
  * through it. */
 void devfs_set_sandbox(struct devfs* d, pid_t init);

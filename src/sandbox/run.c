@@ -53,8 +53,11 @@ struct sandbox {
     bool stack_set, disallow_subprocesses, sigterm_injection;
     uint64_t sgx_enclave_size, sgx_max_threads; /* --emulate-sgx-limits (0: off) */
     struct attest_identity id;                  /* what the app's reports and quotes carry */
-    bool remote_dcap;                           /* sgx.remote_attestation = "dcap" */
-    struct attest_provider* provider;           /* where quotes come from */
+    char* measured; /* the manifest bytes MRENCLAVE is over (hashed when used) */
+    size_t measured_len;
+    bool mrenclave_set;               /* id.mrenclave is their measurement */
+    bool remote_dcap;                 /* sgx.remote_attestation = "dcap" */
+    struct attest_provider* provider; /* where quotes come from */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -535,19 +538,21 @@ static void honour_protected_files(struct toml_value* manifest, const char* path
 }
 
 /* The app's identity (docs/attestation.md): moat's measurement of STEM.manifest.sgx when there
- * is one (what 'moat sign' measured), else of the manifest read; MRSIGNER from STEM.sig when
- * there is one (zero otherwise); ISVPRODID, ISVSVN and the debug flag from the manifest. */
-static int load_identity(struct sandbox* sb, const char* text, size_t len, struct moat_error* err) {
+ * is one (what 'moat sign' measured), else of the manifest read (`text`, taken) — the bytes are
+ * kept as read now and hashed only when a report, quote or sealing key needs them; MRSIGNER
+ * from STEM.sig when there is one (zero otherwise); ISVPRODID, ISVSVN and the debug flag from
+ * the manifest. */
+static int load_identity(struct sandbox* sb, char** text, size_t len, struct moat_error* err) {
     _cleanup_free_ char* sgx_path = xasprintf("%s.manifest.sgx", sb->opts->stem);
     _cleanup_free_ char* sig_path = xasprintf("%s.sig", sb->opts->stem);
-    _cleanup_free_ char* sgx      = NULL;
     _cleanup_free_ char* sig      = NULL;
-    size_t sgx_len = 0, sig_len = 0;
-    struct moat_error ignored = {0};
-    if (read_file(sgx_path, &sgx, &sgx_len, &ignored) == 0)
-        text = sgx, len = sgx_len;
-    if (moat_measurement(text, len, sb->id.mrenclave) < 0)
-        return moat_error_set(err, -EIO, "cannot measure the manifest");
+    size_t sig_len                = 0;
+    struct moat_error ignored     = {0};
+    if (read_file(sgx_path, &sb->measured, &sb->measured_len, &ignored) < 0) {
+        sb->measured     = *text;
+        sb->measured_len = len;
+        *text            = NULL;
+    }
     if (read_file(sig_path, &sig, &sig_len, &ignored) == 0) {
         struct sigstruct ss;
         if (sigstruct_parse((const uint8_t*)sig, sig_len, &ss, err) < 0 ||
@@ -575,6 +580,15 @@ static int load_identity(struct sandbox* sb, const char* text, size_t len, struc
 /* The sealing keys _sgx_mrenclave and _sgx_mrsigner, when an encrypted mount uses them (the
  * per-machine secret is made at the first use). */
 static int sealing_keys(struct sandbox* sb, struct moat_error* err) {
+    bool any = false;
+    for (size_t m = 0; m < sb->plan.len; m++)
+        any |= sb->plan.items[m].type == MOUNT_ENCRYPTED && sb->plan.items[m].key_name &&
+               !strncmp(sb->plan.items[m].key_name, "_sgx_", 5);
+    if (any && !sb->mrenclave_set) {
+        if (moat_measurement(sb->measured, sb->measured_len, sb->id.mrenclave) < 0)
+            return moat_error_set(err, -EIO, "cannot measure the manifest");
+        sb->mrenclave_set = true;
+    }
     static const char* const names[] = {"_sgx_mrenclave", "_sgx_mrsigner"};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
         encfs_declare_key(sb->encfs, names[i]);
@@ -609,7 +623,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     struct toml_error terr;
     if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
         return moat_error_prefix(err, "failed at parsing the manifest");
-    if (load_identity(sb, text, len, err) < 0)
+    if (load_identity(sb, &text, len, err) < 0)
         return -1;
 
     const char* level;
@@ -655,7 +669,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
                     sb->encfs, sb->plan.items[i].key_name ? sb->plan.items[i].key_name : "default");
         if (r == 0)
             r = sealing_keys(sb, err);
-        if (r == 0)
+        if (r == 0 && sb->remote_dcap) /* quotes exist only then */
             r = attest_provider_open(NULL, NULL, &sb->provider, err);
     }
     if (r < 0)
@@ -739,8 +753,6 @@ static void banner(const struct sandbox* sb) {
     strbuf_free(&sb2);
     if (sb->remote_dcap) /* the provider is said at start-up; a simulated one says so */
         fprintf(stderr, "moat: attestation provider: %s\n", attest_provider_describe(sb->provider));
-    else
-        log_debug("attestation provider: %s", attest_provider_describe(sb->provider));
 }
 
 /* --emulate-sgx-limits as root: RLIMIT_NPROC does not bind root's tasks, a pids cgroup does.
@@ -914,7 +926,8 @@ int sandbox_run(const struct run_opts* opts) {
     }
     fusefs_set_learn(fs, opts->learn != NULL);
     fusefs_set_encfs(fs, sb.encfs);
-    dev = devfs_new(sb.encfs, sb.provider, &sb.id, sb.remote_dcap, &err);
+    dev = devfs_new(sb.encfs, sb.provider, &sb.id, sb.mrenclave_set, sb.measured, sb.measured_len,
+                    sb.remote_dcap, &err);
     if (!dev) {
         log_error("%s", err.msg);
         kill(pid, SIGKILL);
@@ -1004,6 +1017,7 @@ out:
     file_policy_free(&sb.policy);
     encfs_free(sb.encfs);
     attest_provider_free(sb.provider);
+    free(sb.measured);
     mount_plan_free(&sb.plan);
     toml_free(sb.manifest);
     return status;
