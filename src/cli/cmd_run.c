@@ -32,6 +32,8 @@ const struct moat_command cmd_run = {
         "                      apply sgx.enclave_size as the address-space limit and\n"
         "                      sgx.max_threads as the thread limit, to find the sizes the app\n"
         "                      needs before deploying to SGX\n"
+        "      --print-seccomp print the seccomp profile of the sandbox (one rule a line)\n"
+        "                      and exit\n"
         "  -h, --help          show this help\n"
         "\n"
         "exit status: the app's (128+N when it was killed by signal N); 1 when the sandbox\n"
@@ -46,6 +48,10 @@ static int run_run(int argc, char** argv) {
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             command_print_usage(&cmd_run, stdout);
+            return MOAT_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--print-seccomp")) {
+            sandbox_print_seccomp(stdout);
             return MOAT_EXIT_OK;
         }
         if (!strcmp(argv[i], "--emulate-sgx-limits")) {

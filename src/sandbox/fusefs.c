@@ -166,8 +166,10 @@ void fs_register_backing(void* arg, struct vfile* f) {
 /* ---------------------------------------------------------------------------------------- */
 /* Attributes and lookup                                                                      */
 
-static void synthetic_attr(struct stat* st, fuse_ino_t ino) {
+static void synthetic_attr(const struct fusefs* fs, struct stat* st, fuse_ino_t ino) {
     memset(st, 0, sizeof(*st));
+    st->st_uid   = fs->owner_uid;
+    st->st_gid   = fs->owner_gid;
     st->st_ino   = ino;
     st->st_mode  = S_IFDIR | 0755;
     st->st_nlink = 2;
@@ -198,7 +200,7 @@ static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
 
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
     if (!n->host_path) {
-        synthetic_attr(st, ino);
+        synthetic_attr(fs, st, ino);
         if (n->synthetic_file) {
             st->st_mode  = S_IFREG | 0644;
             st->st_nlink = 1;
@@ -207,6 +209,10 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
     }
     if (stat(n->host_path, st) < 0)
         return -errno;
+    if (st->st_uid == fs->host_uid)
+        st->st_uid = fs->owner_uid;
+    if (st->st_gid == fs->host_gid)
+        st->st_gid = fs->owner_gid;
     st->st_ino      = ino;
     struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
     if (f)
@@ -478,6 +484,8 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     }
     /* the kernel lets only CAP_SYS_ADMIN in the initial user namespace register backing files */
     fs->want_passthrough = geteuid() == 0;
+    fs->host_uid = fs->owner_uid = geteuid();
+    fs->host_gid = fs->owner_gid = getegid();
     pthread_mutex_init(&fs->lock, NULL);
     fs_node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
     return fs;
@@ -576,6 +584,11 @@ void fusefs_wait(struct fusefs* fs) {
 
 void fusefs_set_encfs(struct fusefs* fs, struct encfs* e) {
     fs->encfs = e;
+}
+
+void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid) {
+    fs->owner_uid = uid;
+    fs->owner_gid = gid;
 }
 
 void fusefs_set_learn(struct fusefs* fs, bool on) {

@@ -22,6 +22,9 @@ struct encfs;
 void fusefs_set_encfs(struct fusefs* fs, struct encfs* e);
 /* --learn: record every file the app opens or creates. */
 void fusefs_set_learn(struct fusefs* fs, bool on);
+/* Files of moat's own host uid/gid (and synthetic directories) are reported as owned by
+ * uid/gid, the app's root as the FUSE connection's user namespace sees it. */
+void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid);
 /* Writes the recorded files as sgx.trusted_files / sgx.allowed_files arrays (read-only use
  * vs. written), atomically. */
 int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error* err) WARN_UNUSED;

@@ -70,6 +70,9 @@ struct learned {
 struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     bool learn;                                   /* --learn: record every file used */
+    /* what moat's own files (and synthetic ones) are reported as owned by: the app's root */
+    uid_t owner_uid, host_uid;
+    gid_t owner_gid, host_gid;
     struct verifier* verifier;
     struct encfs* encfs;
     int fuse_fd;

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
+#include "confine.h"
 #include "devfs.h"
 #include "encfs.h"
 #include "fusefs.h"
@@ -58,6 +60,13 @@ struct sandbox {
     bool mrenclave_set;               /* id.mrenclave is their measurement */
     bool remote_dcap;                 /* sgx.remote_attestation = "dcap" */
     struct attest_provider* provider; /* where quotes come from */
+    /* confinement (docs/security.md) */
+    bool privileged;  /* moat runs as root: the app's root is SANDBOX_HOST_ID on the host */
+    int userns_fd;    /* privileged: the app's user namespace */
+    unsigned app_uid; /* the app's root as the host sees it */
+    unsigned app_gid;
+    int init_fd;  /* moat-init, exec'd as the sandbox's PID 1 */
+    int stdio[3]; /* child: what the app gets as 0-2 (-1: moat's own) */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -126,6 +135,12 @@ static char* in_root(const struct sandbox* sb, const char* app_path) {
     return path_join(sb->root, app_path);
 }
 
+/* tmpfs options: owned by the app's root (as root, moat mounts them before it becomes that) */
+static char* tmpfs_opts(const struct sandbox* sb, const char* opts) {
+    return xasprintf("%s,uid=%u,gid=%u", opts, sb->privileged ? sb->app_uid : 0,
+                     sb->privileged ? sb->app_gid : 0);
+}
+
 static int bind_dev(const struct sandbox* sb, const char* name) {
     _cleanup_free_ char* host   = xasprintf("/dev/%s", name);
     _cleanup_free_ char* target = xasprintf("%s/dev/%s", sb->root, name);
@@ -136,14 +151,19 @@ static int bind_dev(const struct sandbox* sb, const char* name) {
     if (fd < 0)
         return child_fail("cannot create %s: %s", target, strerror(errno));
     close(fd);
-    if (mount(host, target, NULL, MS_BIND, NULL) < 0)
+    /* read-only: the app uses the device, it cannot chmod or chown the host's inode */
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0 ||
+        mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) <
+            0)
         return child_fail("cannot bind %s: %s", host, strerror(errno));
     return 0;
 }
 
 static int mount_dev(const struct sandbox* sb) {
-    _cleanup_free_ char* dev = in_root(sb, "/dev");
-    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=1m") < 0)
+    _cleanup_free_ char* dev      = in_root(sb, "/dev");
+    _cleanup_free_ char* dev_opts = tmpfs_opts(sb, "mode=755,size=1m");
+    _cleanup_free_ char* shm_opts = tmpfs_opts(sb, "mode=1777");
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, dev_opts) < 0)
         return child_fail("cannot mount /dev: %s", strerror(errno));
     static const char* const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
@@ -151,8 +171,7 @@ static int mount_dev(const struct sandbox* sb) {
             return -1;
     _cleanup_free_ char* shm = in_root(sb, "/dev/shm");
     _cleanup_free_ char* pts = in_root(sb, "/dev/pts");
-    if (mkdir(shm, 01777) < 0 ||
-        mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+    if (mkdir(shm, 01777) < 0 || mount("tmpfs", shm, "tmpfs", MS_NOSUID | MS_NODEV, shm_opts) < 0)
         return child_fail("cannot mount /dev/shm: %s", strerror(errno));
     if (mkdir(pts, 0755) < 0 || mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
                                       "newinstance,ptmxmode=0666,mode=620") < 0)
@@ -235,24 +254,28 @@ static int mount_plan_entries(const struct sandbox* sb) {
     for (size_t i = 1; i < sb->plan.len; i++) {
         const struct mount_entry* m = &sb->plan.items[i];
         _cleanup_free_ char* target = in_root(sb, m->path);
+        _cleanup_free_ char* opts   = tmpfs_opts(sb, "mode=1777");
+        const char* what            = NULL;
         int r                       = 0;
         switch (m->type) {
             case MOUNT_CHROOT:
                 break; /* served by the FUSE view */
             case MOUNT_TMPFS:
-                r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+                r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts);
                 break;
             case MOUNT_PSEUDO:
-                if (!strcmp(m->path, "/proc"))
+                if (!strcmp(m->path, "/proc")) {
                     r = mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-                else if (!strcmp(m->path, "/dev"))
+                    if (r == 0 && (r = confine_proc(target, &what)) < 0)
+                        return child_fail("cannot make /proc/%s read-only: %s", what, strerror(-r));
+                } else if (!strcmp(m->path, "/dev")) {
                     r = mount_dev(sb) < 0 ? 1 : 0;
-                else if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0)
-                    r = mount(NULL, target, NULL,
-                              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                              NULL);
-                else
+                } else if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
+                    if ((r = confine_sys(target)) < 0)
+                        return child_fail("cannot make /sys read-only: %s", strerror(-r));
+                } else {
                     r = -1;
+                }
                 break;
             case MOUNT_PSEUDO_FILE:
                 r = bind_domain_file(sb, m->path) < 0 ? 1 : 0;
@@ -298,11 +321,23 @@ static int bind_allowed(const struct sandbox* sb) {
             continue;
         _cleanup_free_ char* app    = mount_plan_app_path(&sb->plan, sb->policy.allowed[i]);
         _cleanup_free_ char* target = in_root(sb, app);
-        char source[64];
-        snprintf(source, sizeof(source), "/proc/self/fd/%d", sb->allowed_fds[i]);
-        if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        int r                       = 0;
+        if (sb->privileged) {
+            bool idmapped = false;
+            r = confine_bind_idmapped(sb->allowed_fds[i], target, sb->userns_fd, &idmapped);
+            if (r == 0 && !idmapped)
+                log_warning(
+                    "allowed path '%s' is on a file system without idmapped mounts: the app "
+                    "writes there as host uid %u (docs/security.md)",
+                    sb->policy.allowed[i], sb->app_uid);
+        } else {
+            char source[64];
+            snprintf(source, sizeof(source), "/proc/self/fd/%d", sb->allowed_fds[i]);
+            r = mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0 ? -errno : 0;
+        }
+        if (r < 0)
             return child_fail("cannot bind allowed path '%s': %s", sb->policy.allowed[i],
-                              strerror(errno));
+                              strerror(-r));
         close(sb->allowed_fds[i]);
     }
     return 0;
@@ -310,7 +345,8 @@ static int bind_allowed(const struct sandbox* sb) {
 
 /* The staging root lives in a tmpfs private to the sandbox: nothing is created on the host. */
 static int make_staging(struct sandbox* sb) {
-    if (mount("moat-staging", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") < 0 ||
+    _cleanup_free_ char* opts = tmpfs_opts(sb, "size=64k");
+    if (mount("moat-staging", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0 ||
         mkdir("/tmp/root", 0755) < 0 || mkdir(STAGING_ATTESTATION, 0755) < 0)
         return child_fail("cannot create the sandbox staging directory: %s", strerror(errno));
     snprintf(sb->root, sizeof(sb->root), "/tmp/root");
@@ -377,61 +413,115 @@ static int drop_privileges(void) {
     return 0;
 }
 
-static volatile sig_atomic_t g_app_pid;
-
-static void forward_signal(int sig) {
-    if (g_app_pid > 0)
-        kill(g_app_pid, sig);
-}
-
-/* PID 1 of the sandbox: start the app, reap everything, exit with the app's status. */
-static int init_and_exec(const struct sandbox* sb) {
-    sigset_t all, old;
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
+/* The app's process, forked before PID 1 becomes moat-init: it waits until moat-init has made
+ * itself non-dumpable and closed `sync` (so the app never sees PID 1 as a copy of moat), then
+ * takes the profile, the limits and only descriptors 0-2 into execve. */
+static pid_t start_app(const struct sandbox* sb, const sigset_t* mask, int* ret_sync) {
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC) < 0)
+        return child_fail("cannot start the app: %s", strerror(errno));
     pid_t app = fork();
     if (app < 0)
         return child_fail("fork: %s", strerror(errno));
-    if (app == 0) {
-        /* the app starts with default dispositions (moat ignores SIGINT; ignoring survives
-         * execve) and an empty mask */
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL);
-        sigemptyset(&old);
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
-            _exit(126);
-        /* last before execve: nothing of moat's may allocate under these limits */
-        if (apply_sgx_limits(sb) < 0) {
-            fprintf(stderr, "moat: error: %s\n", g_child_err + 1);
-            _exit(126);
-        }
-        execve(sb->plan.entrypoint, sb->argv.items, sb->env.items);
-        fprintf(stderr, "moat: error: cannot execute '%s' (libos.entrypoint): %s\n",
-                sb->plan.entrypoint, strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
+    if (app > 0) {
+        close(sync[0]);
+        *ret_sync = sync[1]; /* moat-init closes it */
+        return app;
     }
-    g_app_pid           = app;
-    struct sigaction sa = {.sa_handler = forward_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    int status = 0, app_status = 0;
-    for (;;) {
-        pid_t p = wait(&status);
-        if (p < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (p == app)
-            app_status = status;
+    close(sync[1]);
+    char c;
+    while (read(sync[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    /* the app starts with default dispositions (moat ignores SIGINT; ignoring survives
+     * execve) and an empty mask */
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
+        _exit(126);
+    /* last before execve: nothing of moat's may allocate under these limits */
+    if (apply_sgx_limits(sb) < 0) {
+        fprintf(stderr, "moat: error: %s\n", g_child_err + 1);
+        _exit(126);
     }
-    if (WIFSIGNALED(app_status))
-        return 128 + WTERMSIG(app_status);
-    return WEXITSTATUS(app_status);
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) /* only 0-2 enter the app */
+        _exit(126);
+    execve(sb->plan.entrypoint, sb->argv.items, sb->env.items);
+    fprintf(stderr, "moat: error: cannot execute '%s' (libos.entrypoint): %s\n",
+            sb->plan.entrypoint, strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
+/* PID 1 of the sandbox: forks the app, reports "started", then becomes moat-init (init.c),
+ * which reaps everything and exits with the app's status. Returns only on failure. */
+static int exec_init(const struct sandbox* sb, int sock) {
+    sigset_t all, empty;
+    sigfillset(&all);
+    sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    int sync  = -1;
+    pid_t pid = start_app(sb, &empty, &sync);
+    if (pid < 0)
+        return -1;
+    char app[16], sync_arg[16];
+    snprintf(app, sizeof(app), "%d", (int)pid);
+    snprintf(sync_arg, sizeof(sync_arg), "%d", sync);
+    /* moat-init keeps only SYNC_FD (no CLOEXEC) until it is non-dumpable */
+    fcntl(sync, F_SETFD, 0);
+    if (install_seccomp_filter(false) < 0)
+        _exit(MOAT_EXIT_RUNTIME); /* the app's process dies with PID 1 */
+    (void)send_msg(sock, "S");    /* started */
+    char* const argv[] = {"moat-init", app, sync_arg, NULL};
+    char* const envp[] = {NULL};
+    syscall(SYS_execveat, sb->init_fd, "", argv, envp, AT_EMPTY_PATH);
+    fprintf(stderr, "moat: error: cannot execute moat-init: %s\n", strerror(errno));
+    _exit(MOAT_EXIT_RUNTIME);
+}
+
+/* Mounts a FUSE connection on `target`; passes it to the supervisor. */
+static int mount_fuse(const struct sandbox* sb, int sock, const char* source, const char* target,
+                      unsigned long flags) {
+    int fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fuse_fd < 0)
+        return child_fail("cannot open /dev/fuse: %s (%s)", strerror(errno),
+                          errno == ENOENT ? "load the fuse module with 'modprobe fuse'; in a "
+                                            "container, pass the device: --device /dev/fuse"
+                          : errno == EACCES || errno == EPERM
+                              ? "it is not accessible to this user: make it read-writable for "
+                                "everyone (chmod 0666 /dev/fuse, Debian's default) or run as root"
+                              : "is the fuse module loaded?");
+    /* the mount admits the app's root only (as root, moat mounts it before it becomes that) */
+    char opts[128];
+    snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u%s", fuse_fd,
+             sb->privileged ? sb->app_uid : 0, sb->privileged ? sb->app_gid : 0,
+             sb->privileged ? ",allow_other" : ""); /* as root, moat sets up through it first */
+    int r = 0;
+    if (mount(source, target, "fuse.moat", flags, opts) < 0)
+        r = child_fail("cannot mount %s: %s",
+                       !strcmp(source, "moat") ? "the FUSE view" : "/dev/attestation",
+                       strerror(errno));
+    else if (send_fd(sock, fuse_fd) < 0)
+        r = child_fail("cannot pass the FUSE connection to the supervisor");
+    close(fuse_fd);
+    return r;
+}
+
+/* Becomes what runs the app: as root, the unprivileged host identity; then no capabilities,
+ * no_new_privs, and again the parent-death signal (a change of credentials clears it). */
+static int become_app_identity(const struct sandbox* sb, int sock) {
+    int r;
+    if (sb->privileged && (r = confine_enter_userns(sb->userns_fd)) < 0)
+        return child_fail("cannot take the sandbox's identity: %s", strerror(-r));
+    if (drop_privileges() < 0)
+        return -1;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* the supervisor may have died before the line above: then the socket is closed */
+    struct pollfd pfd = {.fd = sock, .events = POLLOUT};
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)))
+        _exit(1);
+    if ((r = stdio_proxy_install(sb->stdio)) < 0)
+        return child_fail("cannot set up the app's descriptors: %s", strerror(-r));
+    return 0;
 }
 
 static int child_main(struct sandbox* sb) {
@@ -441,53 +531,23 @@ static int child_main(struct sandbox* sb) {
     char go;
     if (read(sock, &go, 1) != 1) /* uid/gid maps written */
         _exit(1);
-    int fuse_fd = -1;
-    int r       = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+    int r = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (r < 0)
         child_fail("cannot make mounts private: %s", strerror(errno));
     if (r == 0)
         r = open_allowed(sb) < 0 || make_staging(sb) < 0 ? -1 : 0;
-    if (r == 0 && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
-        r = child_fail("cannot open /dev/fuse: %s (%s)", strerror(errno),
-                       errno == ENOENT ? "load the fuse module with 'modprobe fuse'; in a "
-                                         "container, pass the device: --device /dev/fuse"
-                       : errno == EACCES || errno == EPERM
-                           ? "it is not accessible to this user: make it read-writable for "
-                             "everyone (chmod 0666 /dev/fuse, Debian's default) or run as root"
-                           : "is the fuse module loaded?");
-    if (r == 0) {
-        char opts[128];
-        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse_fd);
-        if (mount("moat", sb->root, "fuse.moat", MS_NOSUID | MS_NODEV, opts) < 0)
-            r = child_fail("cannot mount the FUSE view: %s", strerror(errno));
-    }
-    if (r == 0 && send_fd(sock, fuse_fd) < 0)
-        r = child_fail("cannot pass the FUSE connection to the supervisor");
-    if (fuse_fd >= 0)
-        close(fuse_fd);
+    if (r == 0)
+        r = mount_fuse(sb, sock, "moat", sb->root, MS_NOSUID | MS_NODEV);
     /* a second connection for /dev/attestation, moved under /dev once that is mounted */
-    if (r == 0 && (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)) < 0)
-        r = child_fail("cannot open /dev/fuse: %s", strerror(errno));
-    if (r == 0) {
-        char opts[128];
-        snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse_fd);
-        if (mount("moat-dev", STAGING_ATTESTATION, "fuse.moat", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  opts) < 0)
-            r = child_fail("cannot mount /dev/attestation: %s", strerror(errno));
-        else if (send_fd(sock, fuse_fd) < 0)
-            r = child_fail("cannot pass the FUSE connection to the supervisor");
-        close(fuse_fd);
-    }
+    if (r == 0)
+        r = mount_fuse(sb, sock, "moat-dev", STAGING_ATTESTATION, MS_NOSUID | MS_NODEV | MS_NOEXEC);
     if (r == 0 && (mount_plan_entries(sb) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
-                   apply_limits(sb) < 0 || drop_privileges() < 0))
+                   apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
         r = -1;
-    if (r < 0) {
-        (void)send_msg(sock, g_child_err);
-        _exit(MOAT_EXIT_RUNTIME);
-    }
-    (void)send_msg(sock, "S"); /* started */
-    close(sock);
-    _exit(init_and_exec(sb));
+    if (r == 0)
+        r = exec_init(sb, sock);
+    (void)send_msg(sock, g_child_err);
+    _exit(MOAT_EXIT_RUNTIME);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -755,33 +815,6 @@ static void banner(const struct sandbox* sb) {
         fprintf(stderr, "moat: attestation provider: %s\n", attest_provider_describe(sb->provider));
 }
 
-/* --emulate-sgx-limits as root: RLIMIT_NPROC does not bind root's tasks, a pids cgroup does.
- * Returns the cgroup directory to remove afterwards, or NULL. */
-static char* pids_cgroup(pid_t child, uint64_t max_tasks) {
-    static const char* const roots[] = {"/sys/fs/cgroup/pids", "/sys/fs/cgroup"};
-    for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
-        _cleanup_free_ char* ctl = xasprintf("%s/cgroup.controllers", roots[i]);
-        bool v2                  = access(ctl, R_OK) == 0;
-        if (!v2 && access(roots[i], W_OK) < 0)
-            continue;
-        char* dir = xasprintf("%s/moat-%d", roots[i], (int)child);
-        if (mkdir(dir, 0755) < 0) {
-            free(dir);
-            continue;
-        }
-        _cleanup_free_ char* max   = xasprintf("%s/pids.max", dir);
-        _cleanup_free_ char* procs = xasprintf("%s/cgroup.procs", dir);
-        char value[32], pid[32];
-        snprintf(value, sizeof(value), "%llu", (unsigned long long)max_tasks);
-        snprintf(pid, sizeof(pid), "%d", (int)child);
-        if (write_file_str(max, value) == 0 && write_file_str(procs, pid) == 0)
-            return dir;
-        rmdir(dir);
-        free(dir);
-    }
-    return NULL;
-}
-
 /* Where the order in which the app opened its trusted files is kept between runs, so that the
  * next run verifies them ahead of use: $XDG_CACHE_HOME/moat/verify-order/<hash of the
  * manifest's path>. Only a hint: a file listed there is still verified against the manifest.
@@ -860,7 +893,8 @@ static void on_term(int sig) {
 }
 
 int sandbox_run(const struct run_opts* opts) {
-    struct sandbox sb     = {.opts = opts, .sock = {-1, -1}};
+    struct sandbox sb = {
+        .opts = opts, .sock = {-1, -1}, .userns_fd = -1, .init_fd = -1, .stdio = {-1, -1, -1}};
     struct moat_error err = {0};
     /* moat run uses OpenSSL for hashes and GMAC only: the system's openssl.cnf (TLS policy,
      * providers) is not needed, and reading it costs about 1 ms before the first hash */
@@ -868,15 +902,15 @@ int sandbox_run(const struct run_opts* opts) {
     /* the files the last run of this manifest opened are hashed on another core while the
      * sandbox is set up (from the clone on). Files up to 64 MiB are verified into a sealed copy
      * when passthrough can hand it to the kernel (root); else up to 1 MiB. */
-    sb.manifest_path     = manifest_path_of(opts->stem);
-    char* order          = opts->learn ? NULL : order_file(sb.manifest_path);
-    struct verifier* ver = verifier_new(geteuid() == 0 ? 64 << 20 : 1 << 20);
-    int ret              = load(&sb, &err);
-    int status           = MOAT_EXIT_USAGE;
-    struct fusefs* fs    = NULL;
-    struct devfs* dev    = NULL;
-    char* cgroup         = NULL;
-    bool served          = false;
+    sb.manifest_path          = manifest_path_of(opts->stem);
+    char* order               = opts->learn ? NULL : order_file(sb.manifest_path);
+    struct verifier* ver      = verifier_new(geteuid() == 0 ? 64 << 20 : 1 << 20);
+    int ret                   = load(&sb, &err);
+    int status                = MOAT_EXIT_USAGE;
+    struct fusefs* fs         = NULL;
+    struct devfs* dev         = NULL;
+    struct stdio_proxy* stdio = NULL;
+    bool served               = false;
     if (ret < 0) {
         log_error("%s", err.msg);
         status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
@@ -884,6 +918,16 @@ int sandbox_run(const struct run_opts* opts) {
     }
     banner(&sb);
     status = MOAT_EXIT_RUNTIME;
+    /* as root, the app's users are an unprivileged host identity (docs/security.md) */
+    sb.privileged = geteuid() == 0;
+    sb.app_uid    = sb.privileged ? SANDBOX_HOST_ID : (unsigned)getuid();
+    sb.app_gid    = sb.privileged ? SANDBOX_HOST_ID : (unsigned)getgid();
+    if (confine_open_init(&sb.init_fd, &err) < 0 ||
+        (sb.privileged && confine_make_userns(SANDBOX_HOST_ID, &sb.userns_fd, &err) < 0) ||
+        stdio_proxy_prepare(&stdio, sb.stdio, &err) < 0) {
+        log_error("%s", err.msg);
+        goto out;
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sb.sock) < 0) {
         log_error("cannot prepare the sandbox: %s", strerror(errno));
         goto out;
@@ -897,10 +941,11 @@ int sandbox_run(const struct run_opts* opts) {
     /* the child is a fork of this thread alone: no other thread may exist yet (one that is
      * running, or even just exiting, can hold a lock of glibc's or a sanitizer's that the
      * child would wait for forever), so the prefetcher and the FUSE workers start after it */
-    pid_t pid = (pid_t)syscall(
-        SYS_clone,
-        CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, NULL,
-        NULL, NULL, NULL);
+    /* as root, the child sets up as root in namespaces the app cannot unlock, then joins the
+     * app's user namespace (confine.c); otherwise its own user namespace gives it the right */
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+                          (sb.privileged ? 0 : CLONE_NEWUSER);
+    pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid < 0) {
         log_error("cannot create the sandbox namespaces: %s%s", strerror(errno),
                   errno == EPERM || errno == ENOSPC
@@ -913,6 +958,7 @@ int sandbox_run(const struct run_opts* opts) {
     if (pid == 0)
         child_main(&sb);
     g_child_pid = pid;
+    stdio_proxy_start(stdio);
     /* while the child sets up: verify ahead, and have the FUSE workers ready for its first
      * request */
     verifier_prefetch(ver, order);
@@ -925,6 +971,7 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     fusefs_set_learn(fs, opts->learn != NULL);
+    fusefs_set_owner(fs, sb.privileged ? sb.app_uid : 0, sb.privileged ? sb.app_gid : 0);
     fusefs_set_encfs(fs, sb.encfs);
     dev = devfs_new(sb.encfs, sb.provider, &sb.id, sb.mrenclave_set, sb.measured, sb.measured_len,
                     sb.remote_dcap, &err);
@@ -937,14 +984,7 @@ int sandbox_run(const struct run_opts* opts) {
     devfs_set_sandbox(dev, pid);
     close(sb.sock[1]);
     sb.sock[1] = -1;
-    if (sb.sgx_max_threads && geteuid() == 0) {
-        cgroup = pids_cgroup(pid, sb.sgx_max_threads + 1);
-        if (!cgroup)
-            log_warning(
-                "sgx.max_threads is not enforced: running as root needs a writable pids "
-                "cgroup");
-    }
-    if (map_ids(pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1) {
+    if ((!sb.privileged && map_ids(pid, &err) < 0) || write(sb.sock[0], "G", 1) != 1) {
         log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -983,7 +1023,10 @@ int sandbox_run(const struct run_opts* opts) {
     status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
     if (n > 0 && msg[0] == 'E')
         status = MOAT_EXIT_RUNTIME;
+    stdio_proxy_finish(stdio); /* the app's last output is copied */
+    stdio = NULL;
 out:
+    stdio_proxy_finish(stdio);
     /* the sandbox's mount namespace is gone with its last process: the connection closes */
     fusefs_stop(fs);
     fusefs_wait(fs);
@@ -1004,10 +1047,10 @@ out:
     verifier_free(ver);
     free(order);
     free(sb.manifest_path);
-    if (cgroup) {
-        rmdir(cgroup);
-        free(cgroup);
-    }
+    if (sb.userns_fd >= 0)
+        close(sb.userns_fd);
+    if (sb.init_fd >= 0)
+        close(sb.init_fd);
     if (sb.sock[0] >= 0)
         close(sb.sock[0]);
     if (sb.sock[1] >= 0)
@@ -1021,4 +1064,8 @@ out:
     mount_plan_free(&sb.plan);
     toml_free(sb.manifest);
     return status;
+}
+
+void sandbox_print_seccomp(FILE* out) {
+    seccomp_profile_print(out);
 }

@@ -132,3 +132,7 @@ struct run_opts {
 /* Runs the app; returns its exit status (128+signal if killed) or MOAT_EXIT_* on errors
  * before the app started (message already printed). */
 int sandbox_run(const struct run_opts* opts);
+
+/* Writes the seccomp profile every process of the sandbox runs under, one rule a line
+ * (`moat run --print-seccomp`; docs/security.md explains each). */
+void sandbox_print_seccomp(FILE* out);
