@@ -71,7 +71,7 @@ def results(stdout):
     return out
 
 
-def refused(res, names, allowed, why=""):
+def refused(res, names, allowed):
     """Every name in res is one of the allowed refusals: a list of what was not."""
     return [f"{n}: {res.get(n, '<missing>')}" for n in names if res.get(n) not in allowed]
 
