@@ -3,10 +3,12 @@
 #include "provider.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,37 +114,152 @@ int attest_provider_quote(struct attest_provider* p, const struct attest_identit
     return sim_quote(p->sim, &e, ret, ret_len, err);
 }
 
-/* The per-machine secret: read, or made (32 random bytes, 0600) if missing. */
-static int machine_secret(const char* path, uint8_t out[32], struct moat_error* err) {
-    char* buf              = NULL;
-    size_t len             = 0;
-    struct moat_error rerr = {0};
-    int r                  = read_file(path, &buf, &len, &rerr);
-    if (r == 0 && len == 32) {
-        memcpy(out, buf, 32);
-        OPENSSL_cleanse(buf, len);
-        free(buf);
-        return 0;
+/* The per-machine secret (docs/attestation.md, "Sealing keys"). Every key sealed on the
+ * machine depends on it, so it is taken only from a place no other user can have written or
+ * replaced, and made exactly once: two first uses that each made their own would seal data
+ * under keys one of them loses. */
+
+#define SECRET_SIZE 32
+
+/* The directory of the secret must not let anyone else replace the file in it. */
+static int check_secret_dir(int dfd, const char* dir, struct moat_error* err) {
+    struct stat st;
+    if (fstat(dfd, &st) < 0)
+        return moat_error_set_errno(err, -errno, "cannot stat %s", dir);
+    uid_t me = geteuid();
+    if (st.st_uid != me && st.st_uid != 0)
+        return moat_error_set(err, -EPERM,
+                              "refusing the machine secret in %s: the directory is owned by uid "
+                              "%u, not by uid %u (moat's user) or root, so its owner could "
+                              "replace the secret; use a directory of your own (set "
+                              "MOAT_MACHINE_SECRET or XDG_DATA_HOME)",
+                              dir, (unsigned)st.st_uid, (unsigned)me);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return moat_error_set(err, -EPERM,
+                              "refusing the machine secret in %s: the directory has mode %04o, "
+                              "writable by group or others, who could replace the secret; fix "
+                              "with 'chmod go-w %s'",
+                              dir, (unsigned)(st.st_mode & 07777), dir);
+    return 0;
+}
+
+/* Reads the secret at `base` in `dfd`: -ENOENT when there is none (yet). */
+static int read_secret(int dfd, const char* base, const char* path, uint8_t out[SECRET_SIZE],
+                       struct moat_error* err) {
+    /* O_NOFOLLOW: a planted symlink is refused, never followed; O_NONBLOCK: a FIFO cannot
+     * block the open (it is refused below) */
+    _cleanup_close_ int fd =
+        openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return -ENOENT;
+    if (fd < 0 && errno == ELOOP)
+        return moat_error_set(err, -EPERM,
+                              "refusing the machine secret %s: it is a symbolic link; it must be "
+                              "a regular file (replace the link with the file, mode 0600)",
+                              path);
+    if (fd < 0)
+        return moat_error_set_errno(err, -errno, "cannot open the machine secret %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return moat_error_set_errno(err, -errno, "cannot stat %s", path);
+    uid_t me = geteuid();
+    if (!S_ISREG(st.st_mode))
+        return moat_error_set(err, -EPERM,
+                              "refusing the machine secret %s: it is not a regular file", path);
+    if (st.st_uid != me || (st.st_mode & 077))
+        return moat_error_set(err, -EPERM,
+                              "refusing the machine secret %s: it is owned by uid %u with mode "
+                              "%04o; it must be owned by uid %u (moat's user) and readable by "
+                              "no one else: fix with 'chown %u %s && chmod 0600 %s'",
+                              path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+                              (unsigned)me, (unsigned)me, path, path);
+    if (st.st_size != SECRET_SIZE)
+        return moat_error_set(err, -EBADMSG, "%s: a machine secret is 32 bytes, not %lld", path,
+                              (long long)st.st_size);
+    ssize_t n = read_full(fd, out, SECRET_SIZE);
+    if (n != SECRET_SIZE) {
+        OPENSSL_cleanse(out, SECRET_SIZE);
+        return n < 0 ? moat_error_set_errno(err, (int)n, "cannot read %s", path)
+                     : moat_error_set(err, -EBADMSG, "%s: a machine secret is 32 bytes", path);
     }
-    if (r == 0) {
-        OPENSSL_cleanse(buf, len);
-        free(buf);
-        return moat_error_set(err, -EBADMSG, "%s: a machine secret is 32 bytes, not %zu", path,
-                              len);
-    }
-    if (r != -ENOENT)
-        return moat_error_set(err, r, "%s", rerr.msg);
-    if (RAND_bytes(out, 32) != 1)
+    return 0;
+}
+
+/* Makes the secret: 32 random bytes in a private temporary file, published with link(2),
+ * which never replaces an existing name. -EEXIST when another process published first. */
+static int create_secret(int dfd, const char* base, const char* path, struct moat_error* err) {
+    uint8_t secret[SECRET_SIZE], nonce[8];
+    char tmp[NAME_MAX + 1];
+    if (RAND_bytes(secret, sizeof(secret)) != 1 || RAND_bytes(nonce, sizeof(nonce)) != 1)
         return moat_error_set(err, -EIO, "cannot draw a machine secret");
+    int n = snprintf(tmp, sizeof(tmp), ".%.200s.%d.%02x%02x%02x%02x%02x%02x%02x%02x", base,
+                     (int)getpid(), nonce[0], nonce[1], nonce[2], nonce[3], nonce[4], nonce[5],
+                     nonce[6], nonce[7]);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        return moat_error_set(err, -ENAMETOOLONG, "%s: file name too long", path);
+    }
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        return moat_error_set_errno(err, -errno, "cannot create the machine secret %s", path);
+    }
+    int r = write_all(fd, secret, sizeof(secret));
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    if (r == 0) {
+        r = linkat(dfd, tmp, dfd, base, 0) < 0 ? -errno : 0;
+        /* a file system without hard links: a rename that does not replace either */
+        if (r == -EPERM || r == -EOPNOTSUPP)
+            r = renameat2(dfd, tmp, dfd, base, RENAME_NOREPLACE) < 0 ? -errno : 0;
+    }
+    (void)unlinkat(dfd, tmp, 0); /* gone after the rename: ENOENT is fine */
+    if (r == -EEXIST)
+        return r;
+    if (r < 0)
+        return moat_error_set_errno(err, r, "cannot create the machine secret %s", path);
+    (void)fsync(dfd);
+    return 0;
+}
+
+/* The per-machine secret at `path`: read, or made if missing (see attest_seal_key). */
+static int machine_secret(const char* path, uint8_t out[SECRET_SIZE], struct moat_error* err) {
+    const char* slash = strrchr(path, '/');
+    _cleanup_free_ char* dir =
+        slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    const char* base = slash ? slash + 1 : path;
+    int r            = 0;
+    if (!*base)
+        return moat_error_set(err, -EINVAL, "the machine secret path %s names a directory", path);
     if ((r = mkdir_parents(path, 0700)) < 0)
         return moat_error_set_errno(err, r, "cannot create the directory of %s", path);
-    return write_file_atomic(path, out, 32, 0600, err);
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return moat_error_set_errno(err, -errno, "cannot open the directory %s", dir);
+    if ((r = check_secret_dir(dfd, dir, err)) < 0)
+        return r;
+    r = read_secret(dfd, base, path, out, err);
+    if (r != -ENOENT)
+        return r;
+    r = create_secret(dfd, base, path, err);
+    if (r < 0 && r != -EEXIST)
+        return r;
+    /* ours, or the first writer's when another process won the race: read back either way */
+    r = read_secret(dfd, base, path, out, err);
+    return r == -ENOENT ? moat_error_set(err, -EIO, "the machine secret %s vanished", path) : r;
 }
 
 int attest_seal_key(const char* secret_path, bool mrsigner_policy, const struct attest_identity* id,
                     uint8_t out[16], struct moat_error* err) {
     _cleanup_free_ char* path = secret_path ? xstrdup(secret_path) : attest_default_secret_path();
-    uint8_t secret[32], mac[32], msg[64 + 4];
+    uint8_t secret[SECRET_SIZE], mac[32], msg[64 + 4];
+    if (mrsigner_policy && !id->signer_verified)
+        return moat_error_set(err, -EPERM,
+                              "the MRSIGNER sealing key needs a verified signer: the app is not "
+                              "signed (sign it with 'moat sign'); unsigned apps would all share "
+                              "one key");
     int r = machine_secret(path, secret, err);
     if (r < 0)
         return r;

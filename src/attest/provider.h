@@ -20,6 +20,9 @@ struct attest_identity {
     uint8_t mrsigner[32]; /* zero when the manifest is not signed */
     uint16_t isvprodid, isvsvn;
     bool debug;
+    /* mrsigner, isvprodid, isvsvn and debug come from a SIGSTRUCT whose signature verified and
+     * whose enclave_hash is mrenclave: only then is there an MRSIGNER sealing key */
+    bool signer_verified;
 };
 
 enum attest_kind {
@@ -53,7 +56,12 @@ int attest_provider_quote(struct attest_provider* p, const struct attest_identit
  * ~/.local/share/moat/machine.key (malloc'd). */
 char* attest_default_secret_path(void);
 /* The 16-byte sealing key of `id`: MRENCLAVE policy (the measurement) or MRSIGNER policy (the
- * signer, product ID and SVN), from the per-machine secret at `secret_path` (NULL: default;
- * 32 random bytes made with mode 0600 at first use). */
+ * signer, product ID and SVN), from the per-machine secret at `secret_path` (NULL: default).
+ * The secret is 32 random bytes made exactly once, with mode 0600: concurrent first uses all
+ * end with the first writer's. It is refused (-EPERM, the message names the path, what is wrong
+ * and the fix) unless it is a regular file (not a symlink) owned by the effective uid with no
+ * group/other permission bits, in a directory owned by that uid or root that group and others
+ * cannot write; -EBADMSG when it is not 32 bytes. The MRSIGNER policy needs
+ * id->signer_verified (-EPERM otherwise: every unsigned app would share one key). */
 int attest_seal_key(const char* secret_path, bool mrsigner_policy, const struct attest_identity* id,
                     uint8_t out[16], struct moat_error* err) WARN_UNUSED;

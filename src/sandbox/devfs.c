@@ -342,11 +342,18 @@ static int load_key(struct devfs* d, fuse_ino_t ino, int flags, struct handle* h
         if (set >= 0 && (flags & O_ACCMODE) != O_RDONLY && name[0] == '_')
             set = -EACCES; /* special keys come from the platform, never from the app */
         bool sealing = name && (!strcmp(name, "_sgx_mrenclave") || !strcmp(name, "_sgx_mrsigner"));
-        if (set == 0 && sealing) { /* derived at the first use (made per-machine secret) */
+        if (set == 0 && sealing && !strcmp(name, "_sgx_mrsigner") && !d->id.signer_verified) {
+            /* an unsigned app's MRSIGNER is zero: the key would be every unsigned app's */
+            moat_log(LOG_LEVEL_ERROR,
+                     "/dev/attestation/keys/_sgx_mrsigner: the app is not signed, so it has no "
+                     "MRSIGNER sealing key (it would be shared with every unsigned app on this "
+                     "machine): sign the manifest with 'moat sign', or use _sgx_mrenclave");
+            set = -EACCES;
+        } else if (set == 0 && sealing) { /* derived at the first use */
             struct moat_error err            = {0};
             const struct attest_identity* id = identity(d);
             if (!id || attest_seal_key(NULL, !strcmp(name, "_sgx_mrsigner"), id, key, &err) < 0) {
-                moat_log(LOG_LEVEL_WARNING, "/dev/attestation/keys/%s: %s", name, err.msg);
+                moat_log(LOG_LEVEL_ERROR, "/dev/attestation/keys/%s: %s", name, err.msg);
                 set = -EACCES;
             } else {
                 encfs_set_key(d->keys, name, key);

@@ -33,6 +33,7 @@
 #include "devfs.h"
 #include "encfs.h"
 #include "fusefs.h"
+#include "identity.h"
 #include "provider.h"
 #include "seccomp_filter.h"
 #include "sigstruct.h"
@@ -579,11 +580,9 @@ static int map_ids(pid_t pid, struct moat_error* err) {
     return 0;
 }
 
-/* The manifest `moat run STEM` reads, as an absolute path (NULL when there is none). */
+/* The manifest `moat run STEM` runs, as an absolute path (NULL when there is none). */
 static char* manifest_path_of(const char* stem) {
-    _cleanup_free_ char* path = xasprintf("%s.manifest", stem);
-    _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", stem);
-    return realpath(access(path, F_OK) == 0 ? path : sgx, NULL);
+    return identity_manifest_path(stem);
 }
 
 /* Graphene's sgx.protected_files* (which Gramine ignores since v1.5) are served as the
@@ -597,94 +596,42 @@ static void honour_protected_files(struct toml_value* manifest, const char* path
     manifest_diags_free(&diags);
 }
 
-/* The app's identity (docs/attestation.md): moat's measurement of STEM.manifest.sgx when there
- * is one (what 'moat sign' measured), else of the manifest read (`text`, taken) — the bytes are
- * kept as read now and hashed only when a report, quote or sealing key needs them; MRSIGNER
- * from STEM.sig when there is one (zero otherwise); ISVPRODID, ISVSVN and the debug flag from
- * the manifest. */
-static int load_identity(struct sandbox* sb, char** text, size_t len, struct moat_error* err) {
-    _cleanup_free_ char* sgx_path = xasprintf("%s.manifest.sgx", sb->opts->stem);
-    _cleanup_free_ char* sig_path = xasprintf("%s.sig", sb->opts->stem);
-    _cleanup_free_ char* sig      = NULL;
-    size_t sig_len                = 0;
-    struct moat_error ignored     = {0};
-    if (read_file(sgx_path, &sb->measured, &sb->measured_len, &ignored) < 0) {
-        sb->measured     = *text;
-        sb->measured_len = len;
-        *text            = NULL;
-    }
-    if (read_file(sig_path, &sig, &sig_len, &ignored) == 0) {
-        struct sigstruct ss;
-        if (sigstruct_parse((const uint8_t*)sig, sig_len, &ss, err) < 0 ||
-            sigstruct_mrsigner(&ss, sb->id.mrsigner) < 0)
-            return moat_error_prefix(err, "%s", sig_path);
-    }
-    int64_t prodid = 0, svn = 0;
+/* The app's identity (identity.h, docs/attestation.md): the manifest read (`text`, taken) is
+ * what runs and what MRENCLAVE is over; the bytes are kept and hashed only when a report, quote
+ * or sealing key needs them, or now to check STEM.sig against them. */
+static int load_identity(struct sandbox* sb, const char* path, char** text, size_t len,
+                         struct moat_error* err) {
+    sb->measured     = TAKE_PTR(*text);
+    sb->measured_len = len;
+    if (identity_load(sb->opts->stem, path, sb->manifest, sb->measured, len, &sb->id,
+                      &sb->mrenclave_set, err) < 0)
+        return -1;
     const char* ra = "none";
-    if (toml_get_int(sb->manifest, "sgx.isvprodid", 0, &prodid) < 0 || prodid < 0 ||
-        prodid > 0xffff || toml_get_int(sb->manifest, "sgx.isvsvn", 0, &svn) < 0 || svn < 0 ||
-        svn > 0xffff)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.isvprodid' / 'sgx.isvsvn'");
-    if (toml_get_bool(sb->manifest, "sgx.debug", false, &sb->id.debug) < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.debug'");
     if (toml_get_string(sb->manifest, "sgx.remote_attestation", "none", &ra) < 0)
         return moat_error_set(err, -EINVAL,
                               "Cannot parse 'sgx.remote_attestation' (\"none\" or \"dcap\"; "
                               "'moat manifest migrate' rewrites Graphene's boolean)");
-    sb->id.isvprodid = (uint16_t)prodid;
-    sb->id.isvsvn    = (uint16_t)svn;
-    sb->remote_dcap  = !strcmp(ra, "dcap");
+    sb->remote_dcap = !strcmp(ra, "dcap");
     return 0;
 }
 
-/* The sealing keys _sgx_mrenclave and _sgx_mrsigner, when an encrypted mount uses them (the
- * per-machine secret is made at the first use). */
+/* The sealing keys _sgx_mrenclave and _sgx_mrsigner, when an encrypted mount uses them. */
 static int sealing_keys(struct sandbox* sb, struct moat_error* err) {
-    bool any = false;
-    for (size_t m = 0; m < sb->plan.len; m++)
-        any |= sb->plan.items[m].type == MOUNT_ENCRYPTED && sb->plan.items[m].key_name &&
-               !strncmp(sb->plan.items[m].key_name, "_sgx_", 5);
-    if (any && !sb->mrenclave_set) {
-        if (moat_measurement(sb->measured, sb->measured_len, sb->id.mrenclave) < 0)
-            return moat_error_set(err, -EIO, "cannot measure the manifest");
-        sb->mrenclave_set = true;
-    }
-    static const char* const names[] = {"_sgx_mrenclave", "_sgx_mrsigner"};
-    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-        encfs_declare_key(sb->encfs, names[i]);
-        bool used = false;
-        for (size_t m = 0; m < sb->plan.len; m++)
-            used |= sb->plan.items[m].type == MOUNT_ENCRYPTED && sb->plan.items[m].key_name &&
-                    !strcmp(sb->plan.items[m].key_name, names[i]);
-        uint8_t key[16];
-        if (used && attest_seal_key(NULL, i == 1, &sb->id, key, err) < 0)
-            return moat_error_prefix(err, "sealing key '%s'", names[i]);
-        if (used)
-            encfs_set_key(sb->encfs, names[i], key);
-        OPENSSL_cleanse(key, sizeof(key));
-    }
-    return 0;
+    return identity_sealing_keys(&sb->plan, sb->encfs, &sb->id, &sb->mrenclave_set, sb->measured,
+                                 sb->measured_len, err);
 }
 
 static int load(struct sandbox* sb, struct moat_error* err) {
-    _cleanup_free_ char* path = xasprintf("%s.manifest", sb->opts->stem);
-    _cleanup_free_ char* sgx  = xasprintf("%s.manifest.sgx", sb->opts->stem);
+    _cleanup_free_ char* path = NULL;
     _cleanup_free_ char* text = NULL;
     size_t len;
-    struct moat_error rerr = {0};
-    /* STEM.manifest as gramine-direct reads it; a signed STEM.manifest.sgx (what gramine-sgx
-     * reads) when that is all there is */
-    if (read_file(path, &text, &len, &rerr) < 0 && read_file(sgx, &text, &len, &rerr) < 0)
-        return moat_error_set(err, -ENOENT,
-                              "Invalid application path specified (%s does not exist).\n"
-                              "The path should point to an application configured with a "
-                              "manifest (render one with 'moat manifest render').",
-                              path);
+    /* STEM.manifest.sgx when there is one, else STEM.manifest: the bytes measured run */
+    int ret = identity_read_manifest(sb->opts->stem, &path, &text, &len, err);
+    if (ret < 0)
+        return ret;
     struct toml_error terr;
     if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
         return moat_error_prefix(err, "failed at parsing the manifest");
-    if (load_identity(sb, &text, len, err) < 0)
-        return -1;
 
     const char* level;
     enum log_level lvl;
@@ -703,6 +650,8 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         setvbuf(f, NULL, _IOLBF, 0);
         log_set_file(f);
     }
+    if (load_identity(sb, path, &text, len, err) < 0) /* after the log level: it may warn */
+        return -1;
 
     struct strbuf warn = STRBUF_INIT;
     char cwd[PATH_MAX];
