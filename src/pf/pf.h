@@ -117,9 +117,18 @@ uint64_t pf_size(const struct pf_file* pf);
 enum pf_status pf_set_size(struct pf_file* pf, uint64_t size);
 /* Binds the file to a new path (the caller renames the host file after this succeeds). */
 enum pf_status pf_rename(struct pf_file* pf, const char* new_path);
-/* Encrypts and writes every changed node, then the metadata node. */
+/* Encrypts and writes every changed node, then the metadata node: nodes past the end of the
+ * file on disk first, so that running out of space or into RLIMIT_FSIZE (EFBIG) leaves the
+ * file as the last successful flush left it; then the nodes inside it, then node 0. A failure
+ * after the first in-place write leaves the last good state only with recovery (pf_open_ex);
+ * see flush() in pf.c for what each step guarantees.
+ *
+ * A failed flush (also one a pf_write, pf_set_size or pf_read starts to make room in its
+ * cache) is sticky, like Gramine's file_status: every later pf_read, pf_write, pf_set_size,
+ * pf_rename, pf_flush and pf_close of the handle returns the same status. */
 enum pf_status pf_flush(struct pf_file* pf);
-/* Flushes (when opened for writing) and frees; the status of the flush. */
+/* Flushes (when opened for writing) and frees; the status of the flush (never PF_SUCCESS
+ * after a failed one: see pf_flush). */
 enum pf_status pf_close(struct pf_file* pf);
 /* The bound path. */
 const char* pf_path(const struct pf_file* pf);
