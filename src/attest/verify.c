@@ -273,26 +273,20 @@ static void put_field(struct strbuf* sb, const void* p, size_t n) {
         strbuf_append(sb, p, n);
 }
 
-/* The DER of a certificate or CRL (`i2d`: i2d_X509 or i2d_X509_CRL), as a field. */
+/* The DER of a certificate or CRL (`i2d`: i2d_X509 or i2d_X509_CRL), as a field: encoded
+ * once, into a buffer OpenSSL allocates (asking for the length first encodes twice). */
 static int put_der(struct strbuf* sb, const void* obj, int (*i2d)(const void*, unsigned char**)) {
     if (!obj) {
         put_field(sb, NULL, 0);
         return 0;
     }
-    unsigned char local[4096]; /* a certificate or a small CRL: no allocation */
-    unsigned char* der = local;
-    int n              = i2d(obj, NULL);
+    unsigned char* der = NULL;
+    int n              = i2d(obj, &der);
     if (n <= 0)
         return -EBADMSG;
-    if ((size_t)n > sizeof(local) && !(der = OPENSSL_malloc((size_t)n)))
-        return -ENOMEM;
-    unsigned char* p = der;
-    int r            = i2d(obj, &p) == n ? 0 : -EBADMSG;
-    if (r == 0)
-        put_field(sb, der, (size_t)n);
-    if (der != local)
-        OPENSSL_free(der);
-    return r;
+    put_field(sb, der, (size_t)n);
+    OPENSSL_free(der);
+    return 0;
 }
 
 static int i2d_cert(const void* x, unsigned char** out) {
