@@ -98,8 +98,8 @@ enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE],
  * recovery file leaves the host file as it is. One writer per file: an open replays whatever a
  * flush of another open handle has under way. With a recovery file, whole nodes past the end
  * of the file (a shrinking flush that died after its commit) are accepted and cut. If a flush
- * fails after it began changing the disk, the handle refuses further writes and flushes with
- * that status and pf_close keeps the recovery file: the next open replays it. */
+ * fails, the handle refuses everything after with that status (see pf_flush) and pf_close
+ * keeps the recovery file: the next open replays it if the flag was left set. */
 enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
                           const uint8_t key[PF_KEY_SIZE], int flags, char* embedded,
                           struct pf_file** ret);
