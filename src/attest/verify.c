@@ -159,6 +159,7 @@ static void min_time(time_t* earliest, time_t t) {
 
 struct vstate {
     const struct attest_verify_opts* opts;
+    struct attest_verify_cache* cache; /* opts->cache when its kept results may be used */
     const struct collateral* c;
     struct attest_verify_result* res;
     struct quote q;
@@ -218,15 +219,20 @@ static int check_parse(struct vstate* v, const uint8_t* buf, size_t len, struct 
 /* ---------------------------------------------------------------------------------------- */
 /* The cache (verify.h)                                                                       */
 
+/* Every kept result depends on the same inputs besides the time: the collateral, the trust
+ * anchor and the stale-CRL mode. They are identified by CONTENT, never by address (an object
+ * freed and another allocated at its address, or changed in place, is other input): the cache
+ * keeps the exact bytes of the inputs its results were computed from (`inputs`, see
+ * cache_inputs) and a verification whose inputs differ in any byte drops every kept result
+ * before it starts. One set of inputs at a time, as QVL's callers keep one collateral. */
 struct cached {
     bool valid;
-    const struct collateral* c; /* the same object: its bytes were what was checked */
-    X509* anchor;
-    bool allow_stale_crl;
     time_t from, until; /* the result holds for times in [from, until] */
 };
 
 struct attest_verify_cache {
+    struct strbuf inputs;  /* what the kept results were computed from */
+    struct strbuf scratch; /* this verification's inputs, before they are compared */
     struct cached coll;
     struct collateral_verified cv;
     struct cached chain;
@@ -236,6 +242,7 @@ struct attest_verify_cache {
     struct chain_verify_result cr;
     struct cached qe; /* a QE report signature that verified under chain_hash's leaf */
     uint8_t qe_hash[32];
+    struct attest_verify_cache_stats stats;
 };
 
 struct attest_verify_cache* attest_verify_cache_new(void) {
@@ -247,31 +254,128 @@ void attest_verify_cache_free(struct attest_verify_cache* cache) {
         return;
     collateral_verified_clear(&cache->cv);
     cert_chain_free(cache->pck_chain);
+    strbuf_free(&cache->inputs);
+    strbuf_free(&cache->scratch);
     free(cache);
 }
 
+void attest_verify_cache_get_stats(const struct attest_verify_cache* cache,
+                                   struct attest_verify_cache_stats* ret) {
+    *ret = cache ? cache->stats : (struct attest_verify_cache_stats){0};
+}
+
+/* Length-prefixed (u64, host order) fields, so that no two different inputs serialize alike;
+ * an absent optional field is the length UINT64_MAX. */
+static void put_field(struct strbuf* sb, const void* p, size_t n) {
+    uint64_t len = p ? (uint64_t)n : UINT64_MAX;
+    strbuf_append(sb, (const char*)&len, sizeof(len));
+    if (p && n)
+        strbuf_append(sb, p, n);
+}
+
+/* The DER of a certificate or CRL (`i2d`: i2d_X509 or i2d_X509_CRL), as a field: encoded
+ * once, into a buffer OpenSSL allocates (asking for the length first encodes twice). */
+static int put_der(struct strbuf* sb, const void* obj, int (*i2d)(const void*, unsigned char**)) {
+    if (!obj) {
+        put_field(sb, NULL, 0);
+        return 0;
+    }
+    unsigned char* der = NULL;
+    int n              = i2d(obj, &der);
+    if (n <= 0)
+        return -EBADMSG;
+    put_field(sb, der, (size_t)n);
+    OPENSSL_free(der);
+    return 0;
+}
+
+static int i2d_cert(const void* x, unsigned char** out) {
+    return i2d_X509((X509*)x, out);
+}
+
+static int i2d_crl(const void* x, unsigned char** out) {
+    return i2d_X509_CRL((X509_CRL*)x, out);
+}
+
+static int put_chain(struct strbuf* sb, const struct cert_chain* chain) {
+    put_field(sb, chain ? "" : NULL, 0);
+    for (size_t i = 0; chain && i < chain->n; i++)
+        if (put_der(sb, chain->certs[i], i2d_cert) < 0)
+            return -EBADMSG;
+    if (chain)
+        put_field(sb, NULL, 0); /* the end of the chain */
+    return 0;
+}
+
+/* The inputs of every kept result, as bytes: the trust anchor's DER (absent: the Intel SGX Root
+ * CA), the stale-CRL mode, and every byte of the collateral a verification reads (its chains'
+ * and CRLs' DER, the TCB info and QE identity exactly as signed, their signatures). */
+static int cache_inputs(struct strbuf* sb, const struct vstate* v) {
+    const struct collateral* c = v->c;
+    uint8_t stale              = v->opts->allow_stale_crl;
+    put_field(sb, "moat verify cache 1", 19);
+    if (put_der(sb, v->opts->anchor, i2d_cert) < 0)
+        return -EBADMSG;
+    put_field(sb, &stale, 1);
+    put_field(sb, c ? "" : NULL, 0);
+    if (!c)
+        return 0;
+    if (put_chain(sb, c->pck_crl_issuer_chain) < 0 || put_der(sb, c->root_ca_crl, i2d_crl) < 0 ||
+        put_der(sb, c->pck_crl, i2d_crl) < 0 || put_chain(sb, c->tcb_info_issuer_chain) < 0 ||
+        put_chain(sb, c->qe_identity_issuer_chain) < 0)
+        return -EBADMSG;
+    put_field(sb, c->tcb_info, c->tcb_info_len);
+    put_field(sb, c->tcb_info_signature, sizeof(c->tcb_info_signature));
+    put_field(sb, c->qe_identity, c->qe_identity_len);
+    put_field(sb, c->qe_identity_signature, sizeof(c->qe_identity_signature));
+    return 0;
+}
+
+static void cache_drop(struct attest_verify_cache* k) {
+    k->coll.valid = k->chain.valid = k->qe.valid = false;
+    k->inputs.len                                = 0;
+}
+
+/* Before the checks: the kept results may be used (v->cache set) only when this verification's
+ * inputs are byte for byte those they were computed from; otherwise they are dropped and the
+ * new inputs are the ones later results are kept for. Inputs that cannot be serialized: no
+ * cache this time. */
+static void cache_begin(struct vstate* v) {
+    struct attest_verify_cache* k = v->opts->cache;
+    if (!k)
+        return;
+    k->scratch.len = 0;
+    if (cache_inputs(&k->scratch, v) < 0) {
+        cache_drop(k);
+        return;
+    }
+    if (k->inputs.len != k->scratch.len || memcmp(k->inputs.buf, k->scratch.buf, k->inputs.len)) {
+        cache_drop(k);
+        struct strbuf t = k->inputs;
+        k->inputs       = k->scratch;
+        k->scratch      = t;
+    }
+    v->cache = k;
+}
+
 static bool cached_holds(const struct cached* k, const struct vstate* v) {
-    return k->valid && k->c == v->c && k->anchor == v->opts->anchor &&
-           k->allow_stale_crl == v->opts->allow_stale_crl && k->from <= v->opts->at &&
-           v->opts->at <= k->until;
+    return k->valid && k->from <= v->opts->at && v->opts->at <= k->until;
 }
 
 static void cached_set(struct cached* k, const struct vstate* v, time_t until) {
-    *k = (struct cached){.valid           = true,
-                         .c               = v->c,
-                         .anchor          = v->opts->anchor,
-                         .allow_stale_crl = v->opts->allow_stale_crl,
-                         .from            = v->opts->at,
-                         .until           = until};
+    *k = (struct cached){.valid = true, .from = v->opts->at, .until = until};
 }
 
 /* collateral_verify, or the cache's result when it holds. */
 static int cache_collateral(struct vstate* v, struct moat_error* err) {
-    struct attest_verify_cache* k = v->opts->cache;
+    struct attest_verify_cache* k = v->cache;
     if (k && cached_holds(&k->coll, v)) {
+        k->stats.collateral_hits++;
         v->cv = &k->cv;
         return 0;
     }
+    if (k)
+        k->stats.collateral_misses++;
     int r = collateral_verify(v->c, &v->copts, &v->own_cv, err);
     if (r < 0 || !k) {
         v->cv = &v->own_cv;
@@ -295,13 +399,17 @@ static void sha256_of(const void* a, size_t alen, const void* b, size_t blen, ui
 
 /* The quote's PCK chain verified before (same PEM bytes, same collateral): its result. */
 static bool cache_chain_hit(struct vstate* v) {
-    struct attest_verify_cache* k = v->opts->cache;
-    if (!k || v->opts->pck_chain || !v->q.pck_chain || !cached_holds(&k->chain, v))
+    struct attest_verify_cache* k = v->cache;
+    if (!k || v->opts->pck_chain || !v->q.pck_chain)
         return false;
     uint8_t h[32];
-    sha256_of(v->q.pck_chain, v->q.pck_chain_len, NULL, 0, h);
-    if (memcmp(h, k->chain_hash, 32) != 0)
+    if (cached_holds(&k->chain, v))
+        sha256_of(v->q.pck_chain, v->q.pck_chain_len, NULL, 0, h);
+    if (!cached_holds(&k->chain, v) || memcmp(h, k->chain_hash, 32) != 0) {
+        k->stats.chain_misses++;
         return false;
+    }
+    k->stats.chain_hits++;
     v->chain         = k->pck_chain;
     v->ext           = k->ext;
     v->ext_ok        = true;
@@ -310,7 +418,7 @@ static bool cache_chain_hit(struct vstate* v) {
 }
 
 static void cache_chain_keep(struct vstate* v, const struct chain_verify_result* cr) {
-    struct attest_verify_cache* k = v->opts->cache;
+    struct attest_verify_cache* k = v->cache;
     if (!k || !v->own_chain)
         return;
     sha256_of(v->q.pck_chain, v->q.pck_chain_len, NULL, 0, k->chain_hash);
@@ -366,7 +474,7 @@ static void check_pck_chain(struct vstate* v) {
     struct chain_verify_result cr    = {0};
     const char* status               = "STATUS_UNSUPPORTED_CERT_FORMAT";
     if (cache_chain_hit(v)) {
-        cr = v->opts->cache->cr;
+        cr = v->cache->cr;
     } else {
         int r = find_chain(v, &err);
         if (r == 0)
@@ -494,16 +602,19 @@ static void check_qe_report_signature(struct vstate* v) {
         skip(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "needs the PCK certificate");
         return;
     }
-    struct attest_verify_cache* k = v->opts->cache;
+    struct attest_verify_cache* k = v->cache;
     uint8_t h[32];
     bool kept = k && v->chain_trusted && v->chain == k->pck_chain;
     if (kept)
         sha256_of(v->q.qe_report_raw, QUOTE_SGX_BODY_SIZE, v->q.qe_report_signature, QUOTE_SIG_SIZE,
                   h);
     if (kept && cached_holds(&k->qe, v) && !memcmp(h, k->qe_hash, 32)) {
+        k->stats.qe_hits++;
         pass(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "signed by the PCK certificate's key");
         return;
     }
+    if (kept)
+        k->stats.qe_misses++;
     if (ecdsa_p256_verify_raw(v->chain->certs[0], v->q.qe_report_raw, QUOTE_SGX_BODY_SIZE,
                               v->q.qe_report_signature, &err) < 0) {
         fail(res, ATTEST_CHECK_QE_REPORT_SIGNATURE, "STATUS_INVALID_QE_REPORT_SIGNATURE",
@@ -703,6 +814,7 @@ int attest_verify(const uint8_t* quote, size_t len, const struct collateral* c,
         finish(res, accepted);
         return r;
     }
+    cache_begin(&v);
     check_pck_chain(&v);
     check_collateral(&v);
     check_tdx_module(&v);

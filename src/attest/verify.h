@@ -81,13 +81,26 @@ struct attest_verify_opts {
 };
 
 /* What a verifier that sees many quotes keeps (as QVL's callers keep verified collateral):
- * the verified collateral, the verified PCK chains (by the hash of their PEM) and the QE
- * reports whose signatures verified. A kept result is used again only with the same
- * collateral object, trust anchor and stale-CRL mode, at a time from the one it was checked
- * at up to its earliest expiry; anything else is checked anew. Not thread-safe. */
+ * the verified collateral, the verified PCK chain (by the hash of its PEM) and the QE report
+ * whose signature verified. A kept result is used again only with collateral of the same
+ * content (every byte of its chains, CRLs, TCB info, QE identity and signatures, compared in
+ * full: not the same object, which may have been freed, reallocated or changed in place), a
+ * trust anchor of the same DER and the same stale-CRL mode, at a time from the one it was
+ * checked at up to its earliest expiry; anything else is checked anew (and drops what was
+ * kept). Not thread-safe. */
 struct attest_verify_cache;
 struct attest_verify_cache* attest_verify_cache_new(void);
 void attest_verify_cache_free(struct attest_verify_cache* cache);
+
+/* How often a kept result was used (hits) or a check ran with a cache (misses); for tests and
+ * benchmarks. NULL cache: zeros. */
+struct attest_verify_cache_stats {
+    uint64_t collateral_hits, collateral_misses;
+    uint64_t chain_hits, chain_misses;
+    uint64_t qe_hits, qe_misses;
+};
+void attest_verify_cache_get_stats(const struct attest_verify_cache* cache,
+                                   struct attest_verify_cache_stats* ret);
 
 /* Marks a simulated quote (sim.c): header user_data starts with this. */
 #define ATTEST_SIMULATED_MARK "MOAT SIMULATED"

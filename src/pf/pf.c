@@ -201,21 +201,22 @@ static void data_insert(struct pf_file* pf, struct node* n) {
 
 static enum pf_status flush(struct pf_file* pf);
 
-/* Keeps the cache within DATA_CACHE_MAX nodes: the least recently used clean node goes; when
- * only dirty ones are left, everything is flushed first, as Gramine does. */
-static enum pf_status make_room(struct pf_file* pf) {
-    if (pf->ndata < DATA_CACHE_MAX)
-        return PF_SUCCESS;
-    struct node* victim = pf->lru_tail;
-    while (victim && victim->dirty)
-        victim = victim->prev;
-    if (!victim) {
-        enum pf_status s = flush(pf);
-        if (s != PF_SUCCESS)
-            return s;
-        victim = pf->lru_tail;
+/* Room in the cache for `count` (<= DATA_CACHE_MAX) more nodes: the least recently used clean
+ * nodes go; when only dirty ones are left, everything is flushed first, as Gramine does. A
+ * flush uses pf->batch: a caller holding ciphertext there makes its room before reading. */
+static enum pf_status make_room(struct pf_file* pf, size_t count) {
+    while (pf->ndata && pf->ndata + count > DATA_CACHE_MAX) {
+        struct node* victim = pf->lru_tail;
+        while (victim && victim->dirty)
+            victim = victim->prev;
+        if (!victim) {
+            enum pf_status s = flush(pf);
+            if (s != PF_SUCCESS)
+                return s;
+            victim = pf->lru_tail;
+        }
+        data_remove(pf, victim);
     }
-    data_remove(pf, victim);
     return PF_SUCCESS;
 }
 
@@ -230,7 +231,7 @@ static enum pf_status get_data(struct pf_file* pf, uint64_t d, bool whole, struc
         *ret = n;
         return PF_SUCCESS;
     }
-    enum pf_status s = make_room(pf);
+    enum pf_status s = make_room(pf, 1);
     if (s == PF_SUCCESS)
         s = load_node(pf, false, d, !whole && d < pf_data_node_count(pf->size), NULL, &n);
     if (s != PF_SUCCESS)
@@ -260,6 +261,12 @@ static enum pf_status preload(struct pf_file* pf, uint64_t first, uint64_t last)
         while (end <= last && end - start < BATCH_NODES && end % PF_DATA_PER_MHT != 0 &&
                !data_find(pf, end))
             end++;
+        /* room first: a flush it needs writes through pf->batch, which must not happen between
+         * the read into it and the decryption (the nodes of the run are not cached, so a flush
+         * leaves their ciphertext and their keys as they are) */
+        enum pf_status s = make_room(pf, (size_t)(end - start));
+        if (s != PF_SUCCESS)
+            return s;
         size_t len = (size_t)(end - start) * PF_NODE_SIZE;
         ssize_t n =
             pread(pf->fd, pf->batch, len, (off_t)(pf_physical_data_node(start) * PF_NODE_SIZE));
@@ -267,10 +274,8 @@ static enum pf_status preload(struct pf_file* pf, uint64_t first, uint64_t last)
             return n < 0 ? PF_CALLBACK_FAILED : PF_CORRUPTED;
         for (; d < end; d++) {
             struct node* node;
-            enum pf_status s = make_room(pf);
-            if (s == PF_SUCCESS)
-                s = load_node(pf, false, d, true, pf->batch + (size_t)(d - start) * PF_NODE_SIZE,
-                              &node);
+            s = load_node(pf, false, d, true, pf->batch + (size_t)(d - start) * PF_NODE_SIZE,
+                          &node);
             if (s != PF_SUCCESS)
                 return s;
             data_insert(pf, node);
@@ -309,7 +314,6 @@ static enum pf_status seal_node(struct pf_file* pf, struct node* n, uint8_t ciph
         s = pfi_gcm(pf->ctx, true, slot, n->plain, PF_NODE_SIZE, cipher, slot + PF_KEY_SIZE);
     if (s != PF_SUCCESS)
         return s;
-    n->dirty = false;
     if (parent)
         parent->dirty = true;
     else
@@ -317,14 +321,17 @@ static enum pf_status seal_node(struct pf_file* pf, struct node* n, uint8_t ciph
     return PF_SUCCESS;
 }
 
+/* Seals and writes a node; it stays dirty unless its bytes were written. */
 static enum pf_status encrypt_node(struct pf_file* pf, struct node* n) {
     uint8_t cipher[PF_NODE_SIZE];
     enum pf_status s = seal_node(pf, n, cipher);
-    return s == PF_SUCCESS ? pfi_write_node(pf,
-                                            n->mht ? pf_physical_mht_node(n->number)
-                                                   : pf_physical_data_node(n->number),
-                                            cipher)
-                           : s;
+    if (s == PF_SUCCESS)
+        s = pfi_write_node(
+            pf, n->mht ? pf_physical_mht_node(n->number) : pf_physical_data_node(n->number),
+            cipher);
+    if (s == PF_SUCCESS)
+        n->dirty = false;
+    return s;
 }
 
 static int by_node_number(const void* a, const void* b) {
@@ -364,20 +371,22 @@ static void* seal_runs(void* arg) {
             uint8_t* slot  = job->slots[i + k];
             job->status    = pfi_gcm(job->ctx, true, slot, n->plain, PF_NODE_SIZE,
                                      job->batch + k * PF_NODE_SIZE, slot + PF_KEY_SIZE);
-            n->dirty       = false;
         }
         if (job->status == PF_SUCCESS)
             job->status = pfi_write_at(job->pf, job->pf->fd, job->batch, run * PF_NODE_SIZE,
                                        pf_physical_data_node(job->nodes[i]->number) * PF_NODE_SIZE);
+        for (size_t k = 0; k < run && job->status == PF_SUCCESS; k++)
+            job->nodes[i + k]->dirty = false; /* clean only once its bytes are written */
         i += run;
     }
     return NULL;
 }
 
-/* Every dirty data node, in disk order. A large flush is split in two at a run boundary and
- * the halves are encrypted and written on two threads (the app waits for the flush, so its
+/* Every dirty data node of one part of a flush (`appended`: physical node number at or past
+ * `old_nodes`, else below it), in disk order. A large flush is split in two at a run boundary
+ * and the halves are encrypted and written on two threads (the app waits for the flush, so its
  * core is free); a test's I/O hook needs one deterministic order, so never with it. */
-static enum pf_status encrypt_data_nodes(struct pf_file* pf) {
+static enum pf_status encrypt_data_nodes(struct pf_file* pf, uint64_t old_nodes, bool appended) {
     if (!pf->ndata)
         return PF_SUCCESS;
     struct node** dirty = malloc(pf->ndata * sizeof(*dirty));
@@ -387,7 +396,7 @@ static enum pf_status encrypt_data_nodes(struct pf_file* pf) {
         s = PF_NO_MEMORY;
     size_t count = 0;
     for (struct node* n = pf->lru_head; s == PF_SUCCESS && n; n = n->next)
-        if (n->dirty)
+        if (n->dirty && (pf_physical_data_node(n->number) >= old_nodes) == appended)
             dirty[count++] = n;
     if (s == PF_SUCCESS)
         qsort(dirty, count, sizeof(*dirty), by_node_number);
@@ -509,34 +518,84 @@ static enum pf_status mark_parents(struct pf_file* pf) {
     return PF_SUCCESS;
 }
 
-/* Reference §4.6. With a recovery file and a changed tree, a flush is: (1) undo records,
- * fsync; (2) flag set, fsync; (3) new data and MHT nodes (appended ones too), fsync; (4) new
- * node 0 with the flag clear, committed in one sector (write_metadata); (5) the file cut if it
- * shrank. A crash before (2) leaves the file as it was (a stale recovery file is ignored: the
- * flag is clear); between (2) and (4) an open replays the records; after (4) the new state
- * stands, and a crash before (5) leaves whole nodes past the end, which a recovering open cuts.
- * Without a changed tree only node 0 is written, and there is nothing to undo. */
+/* The dirty data and MHT nodes of one part of a flush (see flush): data nodes first, each
+ * putting a new key and tag into its MHT, then MHT nodes bottom-up, highest number first, each
+ * putting its key and tag into its parent (a lower number, still to come: in this part or, for
+ * an appended MHT under an old one, in the in-place part), the root's into the metadata. An
+ * appended node's subtree is appended too (children have higher physical numbers), so the
+ * appended part never needs a key from the in-place part. */
+static enum pf_status write_nodes(struct pf_file* pf, uint64_t old_nodes, bool appended) {
+    enum pf_status s = encrypt_data_nodes(pf, old_nodes, appended);
+    for (size_t m = pf->nmhts; s == PF_SUCCESS && m-- > 0;)
+        if (pf->mhts[m] && pf->mhts[m]->dirty && (pf_physical_mht_node(m) >= old_nodes) == appended)
+            s = encrypt_node(pf, pf->mhts[m]);
+    return s;
+}
+
+/* A flush failed while appending: no byte of the committed state was touched. The appended
+ * nodes are dirty again (their bytes go) and the file is cut back to its committed size, which
+ * is then exactly the last good state (an open without recovery refuses nodes past the end).
+ * Not after the test hook stopped the handle: that is a crash, which changes nothing more. */
+static void undo_append(struct pf_file* pf, uint64_t old_nodes) {
+    for (struct node* n = pf->lru_head; n; n = n->next)
+        if (pf_physical_data_node(n->number) >= old_nodes)
+            n->dirty = true;
+    for (size_t m = 0; m < pf->nmhts; m++)
+        if (pf->mhts[m] && pf_physical_mht_node(m) >= old_nodes)
+            pf->mhts[m]->dirty = true;
+    (void)pfi_truncate_fd(pf, pf->disk_size); /* a failure here is the flush's already */
+}
+
+/* A flush writes, in this order:
+ *
+ *  (A) the nodes past the end of the committed file (physical number >= disk_size / 4096; a
+ *      growing file's new data and MHT nodes). Nothing on disk refers to them yet.
+ *  (B) with a recovery file and a changed tree (reference §4.6): undo records, fsync; the
+ *      pending-write flag, fsync.
+ *  (C) the changed nodes inside the committed file, in place, data then MHT bottom-up; with
+ *      recovery, fsync.
+ *  (D) node 0 (write_metadata; with recovery, committed in one sector, the flag clear).
+ *  (E) the cut, if the file shrank.
+ *
+ * What a failure (ENOSPC, EFBIG from RLIMIT_FSIZE, EIO, a short write) leaves, and is then
+ * returned by this flush and by every later call on the handle (pf->failed, sticky like
+ * Gramine's file_status; a node is marked clean only once its bytes are written):
+ *
+ *  - in (A), with or without recovery: the committed state, untouched; the appended nodes are
+ *    cut again (undo_append). Growing files fail here on a full disk or at a size limit,
+ *    because only appending (or filling holes, which these files do not have) allocates
+ *    blocks: overwriting allocated blocks in place does not run out of space on ordinary
+ *    file systems (it can on copy-on-write ones such as btrfs or ZFS).
+ *  - in (B): the committed state; a set flag is replayed by the next open (a no-op replay).
+ *  - in (C), (D) with recovery: the next open replays the records: the committed state.
+ *  - in (C), (D) without recovery: NOT guaranteed. The format overwrites nodes in place and
+ *    node 0 names the keys of the old ones, so a node rewritten before node 0 fails its MAC
+ *    ("MAC mismatch") in the old state, and a torn node 0 fails in both. This is what
+ *    enable_recovery is for; without it we only make such failures rare (appending first) and
+ *    never report them as success.
+ *  - in (E): the new state is committed; the nodes past its end stay, which an open with
+ *    recovery cuts and one without refuses ("File is corrupted").
+ *
+ * A crash (kill, power cut) in (A) leaves whole nodes past the committed end: an open with
+ * recovery cuts them, one without refuses the file. Without recovery, nothing is fsynced: an
+ * error the kernel reports only at writeback is seen by the caller's fsync, not here. */
 static enum pf_status flush(struct pf_file* pf) {
     if (pf->failed)
         return pf->failed;
-    enum pf_status s = mark_parents(pf);
+    uint64_t old_nodes = pf->disk_size / PF_NODE_SIZE;
+    enum pf_status s   = mark_parents(pf);
     bool protect =
         s == PF_SUCCESS && pf->recovery_path && pf->nmhts && pf->mhts[0] && pf->mhts[0]->dirty;
-    if (protect) {
+    if (s == PF_SUCCESS && (s = write_nodes(pf, old_nodes, true)) != PF_SUCCESS)
+        undo_append(pf, old_nodes);
+    if (s == PF_SUCCESS && protect) {
         uint8_t old_header[HEADER_V2];
         s = pfi_write_recovery(pf, old_header);
-        if (s != PF_SUCCESS)
-            return s; /* the host file is untouched */
-        s = pfi_set_pending(pf, old_header);
+        if (s == PF_SUCCESS)
+            s = pfi_set_pending(pf, old_header);
     }
-    /* data nodes first: each puts a new key and tag into its MHT */
     if (s == PF_SUCCESS)
-        s = encrypt_data_nodes(pf);
-    /* then MHT nodes bottom-up, highest number first: each puts its key and tag into its
-     * parent (a lower number, still to come), the root into the metadata */
-    for (size_t m = pf->nmhts; s == PF_SUCCESS && m-- > 0;)
-        if (pf->mhts[m] && pf->mhts[m]->dirty)
-            s = encrypt_node(pf, pf->mhts[m]);
+        s = write_nodes(pf, old_nodes, false);
     if (s == PF_SUCCESS && protect)
         s = pfi_sync_fd(pf, pf->fd);
     if (s == PF_SUCCESS && pf->meta_dirty)
@@ -546,8 +605,8 @@ static enum pf_status flush(struct pf_file* pf) {
         s = pfi_truncate_fd(pf, disk); /* shrunk: the nodes past the end go */
     if (s == PF_SUCCESS)
         pf->disk_size = disk;
-    else if (protect && !pf->failed)
-        pf->failed = s; /* the disk is mid-update: leave it to the next open's replay */
+    else if (!pf->failed)
+        pf->failed = s; /* with recovery, a disk mid-update is left to the next open's replay */
     return s;
 }
 
@@ -696,6 +755,8 @@ static enum pf_status locate(struct pf_file* pf, uint64_t pos, bool write, size_
 
 enum pf_status pf_read(struct pf_file* pf, uint64_t off, size_t size, void* buf, size_t* ret_len) {
     *ret_len = 0;
+    if (pf->failed) /* as Gramine's file_status: a handle whose flush failed is done */
+        return pf->failed;
     if (off >= pf->size)
         return PF_SUCCESS;
     if (size > pf->size - off)
@@ -805,7 +866,8 @@ static enum pf_status shrink(struct pf_file* pf, uint64_t size) {
             memset(slot_of(pf, p, true, m), 0, 32);
             p->dirty = true;
         }
-        if (m < pf->nmhts && pf->mhts[m]) {
+        if (m < pf->nmhts && pf->mhts[m]) { /* its plaintext holds its children's keys */
+            OPENSSL_cleanse(pf->mhts[m]->plain, PF_NODE_SIZE);
             free(pf->mhts[m]);
             pf->mhts[m] = NULL;
         }

@@ -98,8 +98,8 @@ enum pf_status pf_open(int fd, const char* path, const uint8_t key[PF_KEY_SIZE],
  * recovery file leaves the host file as it is. One writer per file: an open replays whatever a
  * flush of another open handle has under way. With a recovery file, whole nodes past the end
  * of the file (a shrinking flush that died after its commit) are accepted and cut. If a flush
- * fails after it began changing the disk, the handle refuses further writes and flushes with
- * that status and pf_close keeps the recovery file: the next open replays it. */
+ * fails, the handle refuses everything after with that status (see pf_flush) and pf_close
+ * keeps the recovery file: the next open replays it if the flag was left set. */
 enum pf_status pf_open_ex(int fd, const char* path, const char* recovery_path,
                           const uint8_t key[PF_KEY_SIZE], int flags, char* embedded,
                           struct pf_file** ret);
@@ -117,9 +117,18 @@ uint64_t pf_size(const struct pf_file* pf);
 enum pf_status pf_set_size(struct pf_file* pf, uint64_t size);
 /* Binds the file to a new path (the caller renames the host file after this succeeds). */
 enum pf_status pf_rename(struct pf_file* pf, const char* new_path);
-/* Encrypts and writes every changed node, then the metadata node. */
+/* Encrypts and writes every changed node, then the metadata node: nodes past the end of the
+ * file on disk first, so that running out of space or into RLIMIT_FSIZE (EFBIG) leaves the
+ * file as the last successful flush left it; then the nodes inside it, then node 0. A failure
+ * after the first in-place write leaves the last good state only with recovery (pf_open_ex);
+ * see flush() in pf.c for what each step guarantees.
+ *
+ * A failed flush (also one a pf_write, pf_set_size or pf_read starts to make room in its
+ * cache) is sticky, like Gramine's file_status: every later pf_read, pf_write, pf_set_size,
+ * pf_rename, pf_flush and pf_close of the handle returns the same status. */
 enum pf_status pf_flush(struct pf_file* pf);
-/* Flushes (when opened for writing) and frees; the status of the flush. */
+/* Flushes (when opened for writing) and frees; the status of the flush (never PF_SUCCESS
+ * after a failed one: see pf_flush). */
 enum pf_status pf_close(struct pf_file* pf);
 /* The bound path. */
 const char* pf_path(const struct pf_file* pf);

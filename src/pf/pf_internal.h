@@ -62,8 +62,8 @@ struct pf_file {
     struct node *lru_head, *lru_tail;
     char* recovery_path;  /* NULL: no recovery (reference §4.6) */
     bool recovery_synced; /* the recovery file's directory entry was fsynced */
-    /* A flush died after it began changing the disk (or the test hook fired): the disk is left
-     * for the next open to recover, and this handle writes nothing more. */
+    /* A flush failed (or the test hook fired): sticky, as Gramine's file_status; every later
+     * call of the handle returns it, and it writes nothing more (see flush in pf.c). */
     enum pf_status failed;
     EVP_CIPHER_CTX* ctx;  /* reused for every node */
     EVP_CIPHER_CTX* ctx2; /* the second thread's, for large flushes */

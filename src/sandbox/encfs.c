@@ -67,21 +67,32 @@ struct encfs* encfs_new(void) {
 void encfs_free(struct encfs* e) {
     if (!e)
         return;
-    for (size_t i = 0; i < e->nkeys; i++) {
+    for (size_t i = 0; i < e->nkeys; i++)
         free(e->keys[i].name);
-        OPENSSL_cleanse(e->keys[i].bytes, 16);
-    }
+    if (e->keys) /* key bytes, and the unused slots' zeros */
+        OPENSSL_cleanse(e->keys, e->cap * sizeof(*e->keys));
     free(e->keys);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
-/* The key named `name`, added (unset) if new; under e->lock. */
+/* The key named `name`, added (unset) if new; under e->lock. The array holds key bytes, so it
+ * grows by copy and wipe, never by realloc (which frees the old block as it is). */
 static struct key* key_slot(struct encfs* e, const char* name) {
     for (size_t i = 0; i < e->nkeys; i++)
         if (!strcmp(e->keys[i].name, name))
             return &e->keys[i];
-    e->keys           = xgrow(e->keys, &e->cap, e->nkeys + 1, sizeof(*e->keys));
+    if (e->nkeys == e->cap) {
+        size_t cap       = e->cap ? 2 * e->cap : 8;
+        struct key* keys = xcalloc(cap, sizeof(*keys));
+        if (e->nkeys) {
+            memcpy(keys, e->keys, e->nkeys * sizeof(*keys));
+            OPENSSL_cleanse(e->keys, e->nkeys * sizeof(*keys));
+        }
+        free(e->keys);
+        e->keys = keys;
+        e->cap  = cap;
+    }
     e->keys[e->nkeys] = (struct key){.name = xstrdup(name)};
     return &e->keys[e->nkeys++];
 }
@@ -130,21 +141,28 @@ int encfs_load_keys(struct encfs* e, const struct toml_value* manifest, struct m
         return moat_error_set(err, -EINVAL, "'fs.insecure__keys' must be a table");
     for (size_t i = 0; i < keys->u.tab.len; i++) {
         const struct toml_kv* kv = &keys->u.tab.items[i];
-        uint8_t key[16];
-        if (kv->value->type != TOML_STRING || strlen(kv->value->u.str.ptr) != 32 ||
-            hex_decode(kv->value->u.str.ptr, 32, key, sizeof(key)) != 16)
+        uint8_t key[16]          = {0};
+        bool ok = kv->value->type == TOML_STRING && strlen(kv->value->u.str.ptr) == 32 &&
+                  hex_decode(kv->value->u.str.ptr, 32, key, sizeof(key)) == 16;
+        if (ok)
+            encfs_set_key(e, kv->key, key);
+        OPENSSL_cleanse(key, sizeof(key)); /* also the bytes a failed decode wrote */
+        if (!ok)
             return moat_error_set(
                 err, -EINVAL, "'fs.insecure__keys.%s' must be 32 hex digits (16 bytes)", kv->key);
-        encfs_set_key(e, kv->key, key);
-        OPENSSL_cleanse(key, sizeof(key));
     }
     return 0;
 }
 
+/* A key on the stack, wiped on every way out of its scope. */
+static void key_wipe(uint8_t (*key)[16]) {
+    OPENSSL_cleanse(*key, sizeof(*key));
+}
+
 static int open_pf(struct encfs* e, const struct mount_entry* m, const char* host, const char* bind,
                    bool create, bool write_ok, struct encfile** ret) {
-    const char* name = m->key_name ? m->key_name : "default";
-    uint8_t key[16];
+    const char* name                    = m->key_name ? m->key_name : "default";
+    _cleanup_(key_wipe) uint8_t key[16] = {0};
     if (encfs_get_key(e, name, key) <= 0) {
         moat_log(LOG_LEVEL_WARNING, "key '%s' is not set", name);
         return -EACCES;
@@ -161,7 +179,6 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
     int pf_flags = PF_OPEN_READ | (rw ? PF_OPEN_WRITE : 0) | (create ? PF_OPEN_CREATE : 0);
     _cleanup_free_ char* recovery = m->recovery ? xasprintf("%s.gramine.recovery", host) : NULL;
     enum pf_status s              = pf_open_ex(fd, bind, recovery, key, pf_flags, embedded, &pf);
-    OPENSSL_cleanse(key, sizeof(key));
     if (s != PF_SUCCESS) {
         if (s == PF_INVALID_PATH)
             moat_log(LOG_LEVEL_WARNING,

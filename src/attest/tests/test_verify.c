@@ -26,26 +26,43 @@ static char* sim_path(const char* name) {
     return path_join(g_dir, name);
 }
 
-static int setup(void** state) {
-    (void)state;
-    snprintf(g_dir, sizeof(g_dir), "/tmp/moat-verify-test-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
-    struct moat_error err = {0};
-    assert_int_equal(sim_create(g_dir, 30, false, &err), 0);
+/* A new collateral object from the simulated platform's files. */
+static struct collateral* load_collateral(void) {
+    struct moat_error err   = {0};
     _cleanup_free_ char *ti = sim_path(SIM_TCB_INFO), *qi = sim_path(SIM_QE_IDENTITY);
     _cleanup_free_ char *tc = sim_path(SIM_TCB_CHAIN), *rc = sim_path(SIM_ROOT_CRL);
-    _cleanup_free_ char *pc = sim_path(SIM_PCK_CRL), *root = sim_path(SIM_ROOT_CERT);
+    _cleanup_free_ char* pc           = sim_path(SIM_PCK_CRL);
     struct collateral_pcs_files files = {.tcb_info                 = ti,
                                          .tcb_info_issuer_chain    = tc,
                                          .qe_identity              = qi,
                                          .qe_identity_issuer_chain = tc,
                                          .root_ca_crl              = rc,
                                          .pck_crl                  = pc};
-    assert_int_equal(collateral_load_pcs_files(&files, &g_coll, &err), 0);
-    _cleanup_free_ char* pem = NULL;
+    struct collateral* c              = NULL;
+    assert_int_equal(collateral_load_pcs_files(&files, &c, &err), 0);
+    return c;
+}
+
+/* A new object of the simulated root certificate. */
+static X509* load_root(void) {
+    struct moat_error err     = {0};
+    _cleanup_free_ char* root = sim_path(SIM_ROOT_CERT);
+    _cleanup_free_ char* pem  = NULL;
     size_t len;
+    X509* x = NULL;
     assert_int_equal(read_file(root, &pem, &len, &err), 0);
-    assert_int_equal(x509_parse(pem, len, &g_root, &err), 0);
+    assert_int_equal(x509_parse(pem, len, &x, &err), 0);
+    return x;
+}
+
+static int setup(void** state) {
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/moat-verify-test-XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    struct moat_error err = {0};
+    assert_int_equal(sim_create(g_dir, 30, false, &err), 0);
+    g_coll = load_collateral();
+    g_root = load_root();
     return 0;
 }
 
@@ -279,8 +296,8 @@ static void test_sim_collateral_and_policy(void** state) {
 }
 
 /* A warm cache changes nothing about the verdicts: every tamper case fails as without it, a
- * good quote still passes, and a kept result is not used for another collateral object or a
- * time before it was checked. */
+ * good quote still passes, and a kept result is not used without collateral or at a time
+ * before it was checked (content, not address: test_cache_keyed_by_content). */
 static void test_cache(void** state) {
     size_t len;
     _cleanup_free_ uint8_t* q       = make_quote(false, &len);
@@ -312,6 +329,106 @@ static void test_cache(void** state) {
     g_cache = NULL;
 }
 
+static struct attest_verify_cache_stats stats(void) {
+    struct attest_verify_cache_stats st;
+    attest_verify_cache_get_stats(g_cache, &st);
+    return st;
+}
+
+/* Verifies with the cache; accepted or not, and on rejection the status and failed check. */
+static void verify_cached(const uint8_t* q, size_t len, const struct collateral* c, X509* anchor,
+                          const char* want_status, enum attest_check_id want_check) {
+    struct attest_verify_opts opts  = sim_opts();
+    struct attest_verify_result res = {0};
+    opts.anchor                     = anchor;
+    opts.cache                      = g_cache;
+    verify(q, len, c, &opts, &res);
+    if (!want_status) {
+        if (!res.accepted)
+            fail_msg("rejected: %s", res.reason);
+    } else {
+        assert_false(res.accepted);
+        assert_string_equal(res.status, want_status);
+        assert_int_equal(res.first_failure, want_check);
+    }
+    attest_verify_result_clear(&res);
+}
+
+/* Changes the TCB info's tcbEvaluationDataNumber (17) to 27 in place: still well-formed, no
+ * longer what was signed. Returns the changed digit. */
+static char* tamper_tcb_info(struct collateral* c) {
+    char* p = strstr(c->tcb_info, "\"tcbEvaluationDataNumber\"");
+    assert_non_null(p);
+    p = strchr(p, '1');
+    assert_non_null(p);
+    assert_int_equal(p[1], '7');
+    *p = '2';
+    return p;
+}
+
+/* The cache identifies its inputs by content, never by address (verify.h): identical
+ * collateral and anchor in new objects use the kept results; collateral whose TCB info bytes
+ * were changed (in place in the very object that was verified, or in a new object that may
+ * sit where a freed one was) is checked anew and rejected, warm cache or not. */
+static void test_cache_keyed_by_content(void** state) {
+    (void)state;
+    size_t len;
+    _cleanup_free_ uint8_t* q = make_quote(false, &len);
+    g_cache                   = attest_verify_cache_new();
+    struct collateral* a      = load_collateral();
+    verify_cached(q, len, a, g_root, NULL, 0); /* fills the cache */
+    struct attest_verify_cache_stats st = stats();
+    assert_int_equal(st.collateral_misses, 1);
+    assert_int_equal(st.collateral_hits, 0);
+    assert_int_equal(st.chain_misses, 1);
+    assert_int_equal(st.qe_misses, 1);
+    verify_cached(q, len, a, g_root, NULL, 0);
+    assert_int_equal(stats().collateral_hits, 1);
+    /* identical content, new objects: collateral and anchor */
+    void* old_address = a;
+    collateral_free(a);
+    struct collateral* same = load_collateral();
+    X509* root2             = load_root();
+    verify_cached(q, len, same, root2, NULL, 0);
+    st = stats();
+    assert_int_equal(st.collateral_hits, 2);
+    assert_int_equal(st.collateral_misses, 1);
+    assert_int_equal(st.chain_hits, 2);
+    assert_int_equal(st.qe_hits, 2);
+    /* the TCB info changed in place: the objects of the last verification, same addresses,
+     * other bytes */
+    tamper_tcb_info(same);
+    verify_cached(q, len, same, root2, "STATUS_TCB_INFO_INVALID_SIGNATURE",
+                  ATTEST_CHECK_COLLATERAL);
+    assert_int_equal(stats().collateral_misses, 2);
+    X509_free(root2);
+    collateral_free(same);
+    /* warm again, then a tampered collateral in a new object (perhaps at the freed one's
+     * address: allocators reuse a freed block of the same size) */
+    struct collateral* good = load_collateral();
+    verify_cached(q, len, good, g_root, NULL, 0);
+    verify_cached(q, len, good, g_root, NULL, 0);
+    assert_int_equal(stats().collateral_hits, 3);
+    old_address = good;
+    collateral_free(good);
+    struct collateral* bad = load_collateral();
+    printf("tampered collateral %s the freed one's address\n",
+           (void*)bad == old_address ? "at" : "not at");
+    char* digit = tamper_tcb_info(bad);
+    verify_cached(q, len, bad, g_root, "STATUS_TCB_INFO_INVALID_SIGNATURE",
+                  ATTEST_CHECK_COLLATERAL);
+    *digit = '1';
+    bad->qe_identity_signature[3] ^= 0x80; /* the QE identity's signature, likewise */
+    verify_cached(q, len, bad, g_root, "STATUS_SGX_ENCLAVE_IDENTITY_INVALID_SIGNATURE",
+                  ATTEST_CHECK_COLLATERAL);
+    bad->qe_identity_signature[3] ^= 0x80;
+    verify_cached(q, len, bad, g_root, NULL, 0); /* restored: accepted (checked anew) */
+    assert_int_equal(stats().collateral_hits, 3);
+    collateral_free(bad);
+    attest_verify_cache_free(g_cache);
+    g_cache = NULL;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_accepted),
@@ -322,6 +439,7 @@ int main(void) {
         cmocka_unit_test(test_sim_attest_key),
         cmocka_unit_test(test_sim_collateral_and_policy),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_keyed_by_content),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
