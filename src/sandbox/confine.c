@@ -267,6 +267,15 @@ int stdio_proxy_prepare(struct stdio_proxy** ret, int child_fds[3], struct moat_
         int fds[2];
         if (pipe2(fds, O_CLOEXEC) < 0)
             return moat_error_set_errno(err, -errno, "cannot prepare descriptor %d", i);
+        /* the app may reopen its end through /proc/self/fd (/dev/stdout, /dev/stdin), in
+         * the direction it was given only (the mode is the pipe inode's, which only
+         * processes that hold the pipe can reach) */
+        if (fchmod(fds[0], i == 0 ? 0444 : 0222) < 0) {
+            int r = -errno;
+            close(fds[0]);
+            close(fds[1]);
+            return moat_error_set_errno(err, r, "cannot prepare descriptor %d", i);
+        }
         bool in          = i == 0;
         child_fds[i]     = in ? fds[0] : fds[1];
         p->child_ends[i] = child_fds[i];
