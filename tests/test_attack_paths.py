@@ -268,3 +268,23 @@ def test_host_symlinks_in_read_only_mounts_are_followed(attack):
     assert out["read /lib64/ld-linux-x86-64.so.2"] == f"{min(size, 4096)} bytes", r.stdout
     assert out["write /data/ok.txt"] == "ok"
     assert (attack.dir / "data" / "ok.txt").read_text() == "from the app\n"
+
+
+def test_allowed_directory_through_a_host_alias_is_not_shown(attack):
+    """A mount whose source is a host symlink to an allowed directory (a path the allowed
+    entries do not name): the view does not enter it, so the app's links there are never
+    followed on the host."""
+    before = attack.host_state()
+    (attack.dir / "alias").symlink_to(attack.dir / "data")
+    secret = f"{attack.outside}/secret"
+    attack.render(["symlink", "/", "/data/link", "+", "read", f"/alias/link{secret}",
+                   "+", "lstat", "/alias"],
+                  mounts='  { path = "/data", uri = "file:data" },\n'
+                         '  { path = "/alias", uri = "file:alias" },\n')
+    r = attack.run()
+    out = lines(r)
+    assert out["symlink /data/link"] == "ok", r.stdout + r.stderr
+    assert out[f"read /alias/link{secret}"] == "No such file or directory", r.stdout
+    assert out["lstat /alias"] == "No such file or directory", r.stdout
+    assert "is an allowed directory reached through a symbolic link" in r.stderr
+    assert attack.host_state() == before

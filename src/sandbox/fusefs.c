@@ -233,7 +233,13 @@ static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* 
     _cleanup_free_ char* host   = NULL;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
     struct stat st;
-    bool exists                  = m && hostpath_stat(fs->hp, host, &st) == 0;
+    bool exists = m && hostpath_stat(fs->hp, host, &st) == 0;
+    if (exists && hostpath_is_allowed_dir(fs->hp, &st) && !hostpath_app_controlled(fs->hp, host)) {
+        /* an allowed directory reached through a host alias: its symlinks would be followed */
+        moat_log(LOG_LEVEL_WARNING,
+                 "'%s' is an allowed directory reached through a symbolic link: not shown", host);
+        exists = false;
+    }
     const struct mount_entry* mp = m ? NULL : mount_point(fs->plan, app);
     bool synthetic               = !exists && (mount_plan_is_synthetic_dir(fs->plan, app) || mp);
     memset(e, 0, sizeof(*e));

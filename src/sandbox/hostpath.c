@@ -29,8 +29,10 @@
  * a path that reaches an allowed directory through an administrator's symlink in its parent
  * (/var/run/app for an allowed /run/app) is caught by also listing each entry under its
  * parent's real path. A host path that enters an allowed directory through some other alias (a
- * symlink elsewhere that points into it, a second bind mount of it on the host) is not: name
- * allowed directories and the mounts that show them by their real paths (docs/run.md).
+ * symlink elsewhere that points into it, a second bind mount of it on the host) is not matched;
+ * the FUSE view refuses to enter an allowed directory by such a path (it compares the device
+ * and inode of each directory it looks up with the allowed ones: hostpath_is_allowed_dir).
+ * Name allowed directories and the mounts that show them by their real paths (docs/run.md).
  */
 #include <fcntl.h>
 #include <libgen.h>
@@ -49,6 +51,9 @@ struct allowed_entry {
     size_t len;    /* strlen(path) */
     char* parent;  /* its directory: the administrator's */
     int parent_fd; /* -1 until first used; then kept (under the lock) */
+    bool is_dir;   /* a directory when the resolver was made: dev, ino identify it */
+    dev_t dev;
+    ino_t ino;
 };
 
 struct hostpath {
@@ -96,6 +101,15 @@ struct hostpath* hostpath_new(char* const* allowed, size_t nallowed) {
             add_entry(hp, alias);
         }
     }
+    for (size_t i = 0; i < hp->len; i++) {
+        struct stat st;
+        struct allowed_entry* w = &hp->items[i];
+        if (lstat(w->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            w->is_dir = true;
+            w->dev    = st.st_dev;
+            w->ino    = st.st_ino;
+        }
+    }
     return hp;
 }
 
@@ -140,6 +154,13 @@ static struct allowed_entry* outermost(const struct hostpath* hp, const char* ab
 bool hostpath_app_controlled(const struct hostpath* hp, const char* path) {
     _cleanup_free_ char* abs = absolute(path);
     return outermost(hp, abs) != NULL;
+}
+
+bool hostpath_is_allowed_dir(const struct hostpath* hp, const struct stat* st) {
+    for (size_t i = 0; hp && S_ISDIR(st->st_mode) && i < hp->len; i++)
+        if (hp->items[i].is_dir && hp->items[i].dev == st->st_dev && hp->items[i].ino == st->st_ino)
+            return true;
+    return false;
 }
 
 /* The kept fd of w's parent directory (not to be closed by the caller), or -errno. */

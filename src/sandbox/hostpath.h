@@ -39,6 +39,10 @@ static inline void hostpath_freep(struct hostpath** hp) {
 /* True if `path` is at or below an allowed entry: its symlinks are the app's, never followed. */
 bool hostpath_app_controlled(const struct hostpath* hp, const char* path);
 
+/* True if `st` (a directory reached by a path that is not app-controlled) is one of the
+ * allowed directories as they were when `hp` was made: an alias the view must not enter. */
+bool hostpath_is_allowed_dir(const struct hostpath* hp, const struct stat* st);
+
 /* open(2) of `path` with `flags` (O_CLOEXEC is added; `mode` matters with O_CREAT). Below an
  * allowed entry the last component is never followed (O_NOFOLLOW; with O_PATH the fd refers
  * to the symlink itself) and no component may be a symlink (-ELOOP). Returns the fd or
