@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "encfs.h"
+#include "hostpath.h"
 #include "pf.h"
 
 struct key {
@@ -21,6 +22,7 @@ struct encfs {
     pthread_mutex_t lock;
     struct key* keys;
     size_t nkeys, cap;
+    struct hostpath* hp; /* host files are opened through it (NULL: none is app-controlled) */
 };
 
 /* Write-behind: a large write is copied to a queue and answered at once, and a thread of the
@@ -97,6 +99,10 @@ static struct key* key_slot(struct encfs* e, const char* name) {
     return &e->keys[e->nkeys++];
 }
 
+void encfs_set_hostpath(struct encfs* e, struct hostpath* hp) {
+    e->hp = hp;
+}
+
 void encfs_declare_key(struct encfs* e, const char* name) {
     pthread_mutex_lock(&e->lock);
     (void)key_slot(e, name);
@@ -168,12 +174,12 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
         return -EACCES;
     }
     int flags = create ? O_RDWR | O_CREAT | O_EXCL : O_RDWR;
-    int fd    = write_ok ? open(host, flags | O_CLOEXEC, 0600) : -1;
+    int fd    = write_ok ? hostpath_open(e->hp, host, flags, 0600) : -EACCES;
     bool rw   = fd >= 0;
-    if (fd < 0 && !create && (!write_ok || errno == EACCES || errno == EROFS || errno == EPERM))
-        fd = open(host, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && !create && (fd == -EACCES || fd == -EROFS || fd == -EPERM))
+        fd = hostpath_open(e->hp, host, O_RDONLY, 0);
     if (fd < 0)
-        return -errno;
+        return fd;
     char embedded[PF_PATH_MAX_SIZE];
     struct pf_file* pf;
     int pf_flags = PF_OPEN_READ | (rw ? PF_OPEN_WRITE : 0) | (create ? PF_OPEN_CREATE : 0);
@@ -187,8 +193,8 @@ static int open_pf(struct encfs* e, const struct mount_entry* m, const char* hos
         else
             moat_log(LOG_LEVEL_WARNING, "pf_open failed: %s", pf_strerror(s));
         close(fd);
-        if (create)
-            unlink(host);
+        if (create && hostpath_unlink(e->hp, host, 0) < 0)
+            moat_log(LOG_LEVEL_WARNING, "cannot remove '%s'", host);
         return -EACCES;
     }
     struct encfile* f = xcalloc(1, sizeof(*f));

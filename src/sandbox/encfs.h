@@ -19,6 +19,9 @@ struct encfs* encfs_new(void);
 void encfs_free(struct encfs* e);
 /* fs.insecure__keys.<name>, or a key set at run time (thread-safe, as the rest). */
 void encfs_set_key(struct encfs* e, const char* name, const uint8_t key[16]);
+/* Host files are opened, created and removed through `hp` (hostpath.h; must outlive e). */
+struct hostpath;
+void encfs_set_hostpath(struct encfs* e, struct hostpath* hp);
 /* Makes a key name known without a key (a mount's key_name): /dev/attestation/keys lists it
  * and a write there sets it. */
 void encfs_declare_key(struct encfs* e, const char* name);

@@ -6,8 +6,11 @@
  * (verify.c; mismatch: EPERM), only verified bytes are served (mismatch: EPERM), read-only
  * (EACCES with Gramine's messages). Where the kernel and moat's privileges allow it, a verified
  * copy is handed to the kernel with FUSE passthrough, so reads and mmap cost no request.
- * Unlisted files are refused under "strict" and logged under "allow_all_but_log". Host symlinks
- * are followed, as Gramine's PAL opens host paths.
+ * Unlisted files are refused under "strict" and logged under "allow_all_but_log". Every host
+ * path goes through hostpath.c: host symlinks in read-only content are followed, as Gramine's
+ * PAL opens host paths; a symlink below an allowed directory is the app's, presented as a
+ * symlink (LOOKUP and GETATTR do not follow it, READLINK returns its target) so that the
+ * sandbox's kernel resolves it inside the sandbox, and moat never opens anything through it.
  */
 #define FUSE_USE_VERSION 312
 #include <dirent.h>
@@ -207,8 +210,9 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
         }
         return 0;
     }
-    if (stat(n->host_path, st) < 0)
-        return -errno;
+    int r = hostpath_stat(fs->hp, n->host_path, st);
+    if (r < 0)
+        return r;
     if (st->st_uid == fs->host_uid)
         st->st_uid = fs->owner_uid;
     if (st->st_gid == fs->host_gid)
@@ -235,7 +239,13 @@ static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* 
     _cleanup_free_ char* host   = NULL;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, &host);
     struct stat st;
-    bool exists                  = m && stat(host, &st) == 0;
+    bool exists = m && hostpath_stat(fs->hp, host, &st) == 0;
+    if (exists && hostpath_is_allowed_dir(fs->hp, &st) && !hostpath_app_controlled(fs->hp, host)) {
+        /* an allowed directory reached through a host alias: its symlinks would be followed */
+        moat_log(LOG_LEVEL_WARNING,
+                 "'%s' is an allowed directory reached through a symbolic link: not shown", host);
+        exists = false;
+    }
     const struct mount_entry* mp = m ? NULL : mount_point(fs->plan, app);
     bool synthetic               = !exists && (mount_plan_is_synthetic_dir(fs->plan, app) || mp);
     memset(e, 0, sizeof(*e));
@@ -279,6 +289,19 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     else
         fuse_reply_entry(req, &e);
     fs_account(fs, ST_LOOKUP, t);
+}
+
+/* READLINK: only symlinks below allowed directories are presented as symlinks (the app's own,
+ * resolved by the sandbox's kernel inside the sandbox); moat reads the link, never follows it. */
+static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+    struct fusefs* fs         = fs_of(req);
+    struct node* n            = fs_node_get(fs, ino);
+    _cleanup_free_ char* link = NULL;
+    int r = n && n->host_path ? hostpath_readlink(fs->hp, n->host_path, &link) : -EINVAL;
+    if (r < 0)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_readlink(req, link);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
@@ -342,11 +365,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
     struct dirlist* d = xcalloc(1, sizeof(*d));
     dirlist_add(d, ".", S_IFDIR);
     dirlist_add(d, "..", S_IFDIR);
-    DIR* dir = n->host_path ? opendir(n->host_path) : NULL;
+    int dfd  = n->host_path ? hostpath_open(fs->hp, n->host_path, O_RDONLY | O_DIRECTORY, 0) : -1;
+    DIR* dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (dfd >= 0 && !dir)
+        close(dfd);
     struct dirent* de;
+    /* outside allowed directories the view follows host symlinks: their type is the target's,
+     * which LOOKUP tells */
+    bool app_links = n->host_path && hostpath_app_controlled(fs->hp, n->host_path);
     while (dir && (de = readdir(dir)))
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            dirlist_add(d, de->d_name, (mode_t)DTTOIF(de->d_type));
+            dirlist_add(d, de->d_name,
+                        de->d_type == DT_LNK && !app_links ? 0 : (mode_t)DTTOIF(de->d_type));
     if (dir)
         closedir(dir);
     /* mount points directly below this directory */
@@ -441,6 +471,7 @@ static void view_ops(struct fuse_lowlevel_ops* ops) {
         .lookup      = fs_op_lookup,
         .forget      = op_forget,
         .getattr     = op_getattr,
+        .readlink    = op_readlink,
         .opendir     = op_opendir,
         .readdir     = op_readdir,
         .readdirplus = op_readdirplus,
@@ -459,6 +490,7 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     fs->plan          = plan;
     fs->policy        = policy;
     fs->verifier      = verifier;
+    fs->hp            = hostpath_new(policy->allowed, policy->nallowed);
     fs->fuse_fd       = -1;
     pthread_mutex_init(&fs->park_lock, NULL);
     pthread_cond_init(&fs->park_cond, NULL);
@@ -584,6 +616,7 @@ void fusefs_wait(struct fusefs* fs) {
 
 void fusefs_set_encfs(struct fusefs* fs, struct encfs* e) {
     fs->encfs = e;
+    encfs_set_hostpath(e, fs->hp);
 }
 
 void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid) {
@@ -620,7 +653,8 @@ int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error*
         }
         strbuf_puts(&sb, "]\n");
     }
-    int r = write_file_atomic(path, sb.buf, sb.len, 0644, err);
+    /* the file may be in an allowed directory: never written through a symlink there */
+    int r = hostpath_write_atomic(fs->hp, path, sb.buf, sb.len, 0644, true, err);
     strbuf_free(&sb);
     return r;
 }
@@ -676,6 +710,7 @@ void fusefs_free(struct fusefs* fs) {
     for (size_t i = 0; i < fs->nlearned; i++)
         free(fs->learned[i].host_path);
     free(fs->learned);
+    hostpath_free(fs->hp);
     pthread_mutex_destroy(&fs->lock);
     free(fs);
 }

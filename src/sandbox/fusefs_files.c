@@ -4,7 +4,9 @@
  * files (verified, served from their sealed copy or by passthrough), allowed and unlisted
  * files under the file-check policy, encrypted files (encfs.c, one shared state per file),
  * reading, writing, creating, truncating, renaming (nodes follow: the kernel keeps the inode)
- * and removing names, following Gramine's rules (reference/gramine.md §6).
+ * and removing names, following Gramine's rules (reference/gramine.md §6). Every host path is
+ * opened, created, renamed or removed through hostpath.c: below an allowed directory nothing
+ * is followed through a symlink the app planted.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -63,6 +65,26 @@ static void reply_open_passthrough(fuse_req_t req, struct fuse_file_info* fi, in
     tls_backing_id = 0;
 }
 
+/* Opens a host file that must be a regular file: what the stat before said may have changed
+ * (the app can put a FIFO in an allowed directory; O_NONBLOCK keeps it from holding a
+ * worker). Returns the fd, with the app's own O_NONBLOCK, or -errno. */
+static int open_regular(struct fusefs* fs, const char* host, int flags) {
+    int fd = hostpath_open(fs->hp, host, flags | O_NONBLOCK, 0);
+    struct stat st;
+    if (fd < 0)
+        return fd;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EACCES;
+    }
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct fusefs* fs = fs_of(req);
     fs_account(fs, ST_OPEN, time_now_ns());
@@ -72,7 +94,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         return;
     }
     struct stat st;
-    if (stat(n->host_path, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (hostpath_stat(fs->hp, n->host_path, &st) < 0 || !S_ISREG(st.st_mode)) {
         fuse_reply_err(req, EACCES); /* FIFOs and devices need sgx.allowed_files + a bind */
         return;
     }
@@ -138,9 +160,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
                      fs_base_name(n->app_path));
             break;
     }
-    int fd = open(n->host_path, flags | O_CLOEXEC);
+    int fd = open_regular(fs, n->host_path, flags);
     if (fd < 0) {
-        fuse_reply_err(req, errno);
+        fuse_reply_err(req, -fd);
         return;
     }
     if (n->cls != FILE_TRUSTED) /* trusted files were recorded when verified */
@@ -287,9 +309,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
     }
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
     bool enc                    = m && m->type == MOUNT_ENCRYPTED;
-    int fd = enc ? -1 : open(host, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOCTTY, mode);
+    int fd = enc ? -1 : hostpath_open(fs->hp, host, (fi->flags | O_CREAT) & ~O_NOCTTY, mode);
     if (!enc && fd < 0) {
-        fuse_reply_err(req, errno);
+        fuse_reply_err(req, -fd);
         return;
     }
     fs_learn(fs, host, true);
@@ -297,7 +319,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
     struct node* n = fs_node_get(fs, ino);
     if (enc) {
         struct stat st;
-        bool exists = stat(host, &st) == 0;
+        bool exists = hostpath_stat(fs->hp, host, &st) == 0;
         if (exists && (fi->flags & O_EXCL)) {
             fuse_reply_err(req, EEXIST);
             return;
@@ -307,7 +329,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
             fuse_reply_err(req, -r);
             return;
         }
-        (void)fchmodat(AT_FDCWD, host, mode & 07777, 0);
+        if (hostpath_chmod(fs->hp, host, mode & 07777) < 0) /* the mode is a wish here */
+            moat_log(LOG_LEVEL_DEBUG, "cannot set the mode of '%s'", host);
     }
     struct fuse_entry_param e = {.ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0};
     if (fs_node_attr(fs, n, ino, &e.attr) < 0) {
@@ -352,12 +375,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
             return;
         }
     } else if (to_set & FUSE_SET_ATTR_SIZE) {
-        r = fi ? ftruncate((int)fi->fh, attr->st_size) : truncate(n->host_path, attr->st_size);
+        r = fi && fi->fh != (uint64_t)-1 ? (ftruncate((int)fi->fh, attr->st_size) < 0 ? -errno : 0)
+                                         : hostpath_truncate(fs->hp, n->host_path, attr->st_size);
     }
     if (r == 0 && (to_set & FUSE_SET_ATTR_MODE))
-        r = chmod(n->host_path, attr->st_mode & 07777);
+        r = hostpath_chmod(fs->hp, n->host_path, attr->st_mode & 07777);
     if (r < 0) {
-        fuse_reply_err(req, errno);
+        fuse_reply_err(req, -r);
         return;
     }
     struct stat st;
@@ -376,10 +400,7 @@ static void modify_entry(fuse_req_t req, fuse_ino_t parent, const char* name, in
     if (r == 0)
         r = create_allowed(fs, host, app);
     if (r == 0) {
-        if (op == 'u')
-            r = unlink(host) < 0 ? -errno : 0;
-        else
-            r = rmdir(host) < 0 ? -errno : 0;
+        r = hostpath_unlink(fs->hp, host, op == 'u' ? 0 : AT_REMOVEDIR);
     }
     fuse_reply_err(req, -r);
 }
@@ -399,8 +420,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
     int r                     = child_paths(fs, parent, name, &app, &host);
     if (r == 0)
         r = create_allowed(fs, host, app);
-    if (r == 0 && mkdir(host, mode) < 0)
-        r = -errno;
+    if (r == 0)
+        r = hostpath_mkdir(fs->hp, host, mode);
     if (r < 0) {
         fuse_reply_err(req, -r);
         return;
@@ -452,6 +473,27 @@ static void nodes_renamed(struct fusefs* fs, const char* from, const char* to) {
     pthread_mutex_unlock(&fs->lock);
 }
 
+/* The app's symlinks stay in the allowed directories where it made them: a rename (possible
+ * under "allow_all_but_log") that would move a symlink, or a directory that may hold some, to
+ * a place below no allowed directory is refused with EXDEV (the app copies instead, as across
+ * devices; the view has no SYMLINK operation to copy a link with). Elsewhere the view follows
+ * host symlinks, so one moved there would be followed on the host (hostpath.c). */
+static int moved_out(struct fusefs* fs, const char* from, const char* to) {
+    struct stat st;
+    if (!hostpath_app_controlled(fs->hp, from) || hostpath_app_controlled(fs->hp, to))
+        return 0;
+    if (hostpath_stat(fs->hp, from, &st) < 0)
+        return 0; /* renameat2 will say why */
+    return S_ISREG(st.st_mode) ? 0 : -EXDEV;
+}
+
+static int links_stay_inside(struct fusefs* fs, const char* from, const char* to, unsigned flags) {
+    int r = moved_out(fs, from, to);
+    if (r == 0 && (flags & RENAME_EXCHANGE))
+        r = moved_out(fs, to, from);
+    return r;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                       const char* newname, unsigned int flags) {
     struct fusefs* fs        = fs_of(req);
@@ -469,7 +511,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
     struct stat st;
     if (r == 0 && from != to && (from->type == MOUNT_ENCRYPTED || to->type == MOUNT_ENCRYPTED))
         r = -EXDEV; /* in or out of an encrypted mount: the app copies, as across devices */
-    if (r == 0 && from->type == MOUNT_ENCRYPTED && stat(host, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (r == 0)
+        r = links_stay_inside(fs, host, newhost, flags);
+    if (r == 0 && from->type == MOUNT_ENCRYPTED && hostpath_stat(fs->hp, host, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
         /* the file is bound to its path: rebind it first (pf_rename), then move it */
         struct node* src = fs_node_get(fs, fs_node_intern(fs, app, host));
         struct node* dst = fs_node_get(fs, fs_node_intern(fs, newapp, newhost));
@@ -481,8 +526,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
             enc_release(src);
         }
     }
-    if (r == 0 && renameat2(AT_FDCWD, host, AT_FDCWD, newhost, flags) < 0)
-        r = -errno;
+    if (r == 0)
+        r = hostpath_rename(fs->hp, host, newhost, flags);
     if (r == 0 && (flags & RENAME_EXCHANGE)) {
         nodes_renamed(fs, app, "//exchanging"); /* three steps: the names swap */
         nodes_renamed(fs, newapp, app);
@@ -507,7 +552,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
     struct fusefs* fs = fs_of(req);
     (void)ino;
     struct statvfs sv;
-    if (statvfs(fs->plan->items[0].host ? fs->plan->items[0].host : "/", &sv) < 0)
+    const char* root       = fs->plan->items[0].host ? fs->plan->items[0].host : "/";
+    _cleanup_close_ int fd = hostpath_open(fs->hp, root, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0)
+        fuse_reply_err(req, -fd);
+    else if (fstatvfs(fd, &sv) < 0)
         fuse_reply_err(req, errno);
     else
         fuse_reply_statfs(req, &sv);

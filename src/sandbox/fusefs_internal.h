@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "fusefs.h"
+#include "hostpath.h"
 
 #define CHUNK_SIZE   (16 * 1024)           /* TRUSTED_CHUNK_SIZE = 4 pages */
 #define COPY_MAX     (1024 * 1024)         /* trusted files up to this size are kept ... */
@@ -83,6 +84,7 @@ struct fusefs {
     size_t nlearned, learned_cap;
     const struct mount_plan* plan;
     const struct file_policy* policy;
+    struct hostpath* hp;  /* every host path goes through it (hostpath.h) */
     pthread_mutex_t lock; /* the node table */
     struct node** nodes;  /* index = ino - 1 */
     size_t nnodes, cap;

@@ -33,6 +33,7 @@
 #include "devfs.h"
 #include "encfs.h"
 #include "fusefs.h"
+#include "hostpath.h"
 #include "identity.h"
 #include "provider.h"
 #include "seccomp_filter.h"
@@ -299,19 +300,30 @@ static int mount_plan_entries(const struct sandbox* sb) {
 }
 
 /* Allowed files and directories are bind-mounted: native speed, writable. Their sources are
- * opened (O_PATH) before the staging tmpfs hides /tmp, and bound through /proc/self/fd. */
+ * opened (O_PATH) before the staging tmpfs hides /tmp, and bound through /proc/self/fd. They
+ * are the app's (an earlier run may have left a symlink there): opened through hostpath.c, and
+ * a symlink is not bound but left to the FUSE view, which shows it as the symlink it is. */
 static int open_allowed(struct sandbox* sb) {
-    sb->allowed_fds = xcalloc(sb->policy.nallowed + 1, sizeof(int));
+    _cleanup_hostpath_ struct hostpath* hp = hostpath_new(sb->policy.allowed, sb->policy.nallowed);
+    sb->allowed_fds                        = xcalloc(sb->policy.nallowed + 1, sizeof(int));
     for (size_t i = 0; i < sb->policy.nallowed; i++) {
         const char* host         = sb->policy.allowed[i];
         _cleanup_free_ char* app = mount_plan_app_path(&sb->plan, host);
         struct stat st;
         sb->allowed_fds[i] = -1;
-        if (!app || !strcmp(app, "/") || stat(host, &st) < 0)
-            continue; /* not visible in the app, or created later through the view */
-        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-            continue;
-        sb->allowed_fds[i] = open(host, O_PATH | O_CLOEXEC);
+        if (!app || !strcmp(app, "/"))
+            continue; /* not visible in the app */
+        _cleanup_close_ int fd = hostpath_open(hp, host, O_PATH, 0);
+        if (fd == -ELOOP || (fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)))
+            log_warning(
+                "sgx.allowed_files: '%s' is not bound into the sandbox: it is a symbolic "
+                "link or one is on its way (moat does not follow links in allowed "
+                "directories)",
+                host);
+        if (fd < 0 || fstat(fd, &st) < 0)
+            continue; /* created later through the view */
+        if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))
+            sb->allowed_fds[i] = TAKE_FD(fd);
     }
     return 0;
 }
@@ -596,6 +608,34 @@ static void honour_protected_files(struct toml_value* manifest, const char* path
     manifest_diags_free(&diags);
 }
 
+/* loader.log_file, appended to by moat (perhaps as root): never through a symlink the app
+ * left in an allowed directory, and only a regular file. */
+static int open_log_file(const struct file_policy* policy, const char* path,
+                         struct moat_error* err) {
+    _cleanup_hostpath_ struct hostpath* hp = hostpath_new(policy->allowed, policy->nallowed);
+    _cleanup_close_ int fd =
+        hostpath_open(hp, path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+    struct stat st;
+    if (fd == -ELOOP)
+        return moat_error_set(err, fd,
+                              "cannot open 'loader.log_file' %s: it is a symbolic link "
+                              "or one is on its way (moat does not follow them)",
+                              path);
+    if (fd < 0)
+        return moat_error_set_errno(err, fd, "cannot open 'loader.log_file' %s", path);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return moat_error_set(err, -EINVAL, "'loader.log_file' %s is not a regular file", path);
+    if (fcntl(fd, F_SETFL, O_APPEND) < 0) /* blocking again */
+        return moat_error_set_errno(err, -errno, "cannot open 'loader.log_file' %s", path);
+    FILE* f = fdopen(fd, "a");
+    if (!f)
+        return moat_error_set_errno(err, -errno, "cannot open 'loader.log_file' %s", path);
+    TAKE_FD(fd);
+    setvbuf(f, NULL, _IOLBF, 0);
+    log_set_file(f);
+    return 0;
+}
+
 /* The app's identity (identity.h, docs/attestation.md): the manifest read (`text`, taken) is
  * what runs and what MRENCLAVE is over; the bytes are kept and hashed only when a report, quote
  * or sealing key needs them, or now to check STEM.sig against them. */
@@ -642,14 +682,6 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     const char* log_file = NULL;
     if (toml_get_string(sb->manifest, "loader.log_file", NULL, &log_file) < 0)
         return moat_error_set(err, -EINVAL, "Cannot parse 'loader.log_file'");
-    if (log_file && lvl != LOG_LEVEL_NONE) {
-        int fd  = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        FILE* f = fd >= 0 ? fdopen(fd, "a") : NULL;
-        if (!f)
-            return moat_error_set_errno(err, -errno, "cannot open 'loader.log_file' %s", log_file);
-        setvbuf(f, NULL, _IOLBF, 0);
-        log_set_file(f);
-    }
     if (load_identity(sb, path, &text, len, err) < 0) /* after the log level: it may warn */
         return -1;
 
@@ -667,6 +699,8 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         honour_protected_files(sb->manifest, path);
     if (r == 0)
         r = file_policy_load(sb->manifest, &sb->policy, err);
+    if (r == 0 && log_file && lvl != LOG_LEVEL_NONE) /* it may be in an allowed directory */
+        r = open_log_file(&sb->policy, log_file, err);
     if (r == 0)
         r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
     if (r == 0) {

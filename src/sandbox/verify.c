@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "hostpath.h"
 #include "verify.h"
 
 #define CHUNK_SIZE  (16 * 1024)           /* TRUSTED_CHUNK_SIZE = 4 pages */
@@ -377,21 +378,15 @@ int verifier_save_order(struct verifier* v, const char* order_file, struct moat_
     for (size_t i = 0; i < n; i++)
         strbuf_printf(&sb, "%s\n", v->policy->trusted[used[i] - v->files].path);
     free(used);
-    /* unchanged: nothing to write. Otherwise a plain replace: a hint needs no fsync, and a
-     * torn one only costs the next run some time */
+    /* unchanged: nothing to write. Otherwise a replace through a fresh temporary file
+     * (O_EXCL | O_NOFOLLOW, never a symlink someone put there, even when the cache is in an
+     * allowed directory); a hint needs no fsync, and a torn one only costs the next run some
+     * time */
     int r = 0;
     if (n && !(v->hints_text && !strcmp(v->hints_text, sb.buf))) {
-        _cleanup_free_ char* tmp = xasprintf("%s.%d.tmp", order_file, (int)getpid());
-        int fd                   = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        r                        = fd < 0 ? -errno : write_all(fd, sb.buf, sb.len);
-        if (fd >= 0 && close(fd) < 0 && r == 0)
-            r = -errno;
-        if (r == 0 && rename(tmp, order_file) < 0)
-            r = -errno;
-        if (r < 0) {
-            unlink(tmp);
-            moat_error_set_errno(err, r, "cannot write %s", order_file);
-        }
+        _cleanup_hostpath_ struct hostpath* hp =
+            hostpath_new(v->policy->allowed, v->policy->nallowed);
+        r = hostpath_write_atomic(hp, order_file, sb.buf, sb.len, 0600, false, err);
     }
     strbuf_free(&sb);
     return r;

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for the sandbox's pure parts: argv/env (reference/gramine.md §1.3), the mount plan
- * and the trusted/allowed file policy (§6). The running sandbox is tested in
- * tests/test_run.py. */
+ * the trusted/allowed file policy (§6) and host path resolution (hostpath.c). The running
+ * sandbox is tested in tests/test_run.py and tests/test_attack_paths.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
+#include "hostpath.h"
 #include "sandbox.h"
 
 static struct toml_value* parse(const char* text) {
@@ -207,12 +210,126 @@ static void test_policy(void** state) {
     }
 }
 
+/* hostpath.c: below an allowed directory nothing is followed through a symlink; elsewhere the
+ * administrator's symlinks are followed (STYLE.md rule 14). */
+static char* in(const char* base, const char* rel) {
+    return xasprintf("%s/%s", base, rel);
+}
+
+static void put(const char* path, const char* text) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+static void test_hostpath(void** state) {
+    (void)state;
+    char tmpl[]   = "/tmp/moat-hostpath-XXXXXX";
+    const char* b = mkdtemp(tmpl);
+    assert_non_null(b);
+    _cleanup_free_ char* allowed = in(b, "allowed");
+    _cleanup_free_ char* ro      = in(b, "ro");
+    _cleanup_free_ char* victim  = in(b, "ro/victim");
+    _cleanup_free_ char* wlink   = in(b, "wlink"); /* an allowed entry that is itself a link */
+    _cleanup_free_ char* alias   = in(b, "alias"); /* the administrator's link to b */
+    assert_int_equal(mkdir(allowed, 0755), 0);
+    assert_int_equal(mkdir(ro, 0755), 0);
+    put(victim, "victim\n");
+    _cleanup_free_ char* l_root  = in(b, "allowed/root");
+    _cleanup_free_ char* l_vic   = in(b, "allowed/vic");
+    _cleanup_free_ char* l_ro    = in(b, "allowed/ro");
+    _cleanup_free_ char* ro_link = in(b, "ro/link");
+    assert_int_equal(symlink("/", l_root), 0);
+    assert_int_equal(symlink(victim, l_vic), 0);
+    assert_int_equal(symlink(ro, l_ro), 0);
+    assert_int_equal(symlink("victim", ro_link), 0);
+    assert_int_equal(symlink(ro, wlink), 0);
+    assert_int_equal(symlink(b, alias), 0);
+    _cleanup_free_ char* via_alias         = in(b, "alias/allowed");
+    char* list[]                           = {via_alias, wlink};
+    _cleanup_hostpath_ struct hostpath* hp = hostpath_new(list, 2);
+
+    /* the app's links: seen as links, never followed */
+    struct stat st;
+    assert_true(hostpath_app_controlled(hp, l_root)); /* through the alias' real parent */
+    assert_int_equal(hostpath_stat(hp, l_root, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    char* target = NULL;
+    assert_int_equal(hostpath_readlink(hp, l_root, &target), 0);
+    assert_string_equal(target, "/");
+    free(target);
+    _cleanup_free_ char* passwd = in(b, "allowed/root/etc/passwd");
+    assert_int_equal(hostpath_open(hp, passwd, O_RDONLY, 0), -ELOOP);
+    assert_int_equal(hostpath_stat(hp, passwd, &st), -ELOOP);
+    assert_int_equal(hostpath_open(hp, l_vic, O_WRONLY | O_APPEND, 0), -ELOOP);
+    _cleanup_free_ char* up = in(b, "allowed/../ro/victim"); /* lexically outside: ro/victim */
+    assert_false(hostpath_app_controlled(hp, up));
+    _cleanup_free_ char* made = in(b, "allowed/ro/made");
+    int r = hostpath_mkdir(hp, made, 0755); /* O_DIRECTORY on the link itself: ENOTDIR */
+    assert_true(r == -ENOTDIR || r == -ELOOP);
+    _cleanup_free_ char* ro_made = in(b, "ro/made");
+    assert_int_equal(access(ro_made, F_OK), -1);
+    assert_int_equal(hostpath_chmod(hp, l_vic, 0777), -ELOOP);
+    assert_int_equal(hostpath_truncate(hp, l_vic, 0), -ELOOP);
+    _cleanup_free_ char* in_wlink = in(b, "wlink/victim");
+    assert_int_equal(hostpath_open(hp, in_wlink, O_RDONLY, 0), -ELOOP);
+    assert_int_equal(hostpath_stat(hp, wlink, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+
+    /* writing a file in their place replaces the link, never its target */
+    struct moat_error err = {0};
+    assert_int_equal(hostpath_write_atomic(hp, l_vic, "new\n", 4, 0600, true, &err), 0);
+    assert_int_equal(lstat(l_vic, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    _cleanup_free_ char* text = NULL;
+    size_t len;
+    assert_int_equal(read_file(victim, &text, &len, &err), 0);
+    assert_string_equal(text, "victim\n");
+    _cleanup_free_ char* through = in(b, "allowed/ro/out");
+    assert_true(hostpath_write_atomic(hp, through, "x", 1, 0600, false, &err) < 0);
+    assert_non_null(strstr(err.msg, through));
+    _cleanup_free_ char* ro_out = in(b, "ro/out");
+    assert_int_equal(access(ro_out, F_OK), -1);
+
+    /* names are renamed and removed, not what they point to */
+    _cleanup_free_ char* moved = in(b, "allowed/moved");
+    assert_int_equal(hostpath_rename(hp, l_ro, moved, 0), 0);
+    assert_int_equal(lstat(moved, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(hostpath_unlink(hp, moved, 0), 0);
+    assert_int_equal(stat(ro, &st), 0);
+
+    /* the administrator's links elsewhere are followed, as Gramine follows them */
+    assert_false(hostpath_app_controlled(hp, ro_link));
+    assert_int_equal(hostpath_stat(hp, ro_link, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    int fd = hostpath_open(hp, ro_link, O_RDONLY, 0);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(hostpath_readlink(hp, ro_link, &target), -EINVAL);
+    /* and a new file in an allowed directory is created there */
+    _cleanup_free_ char* fresh = in(b, "allowed/fresh");
+    fd                         = hostpath_open(hp, fresh, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+
+    const char* rm[] = {"allowed/fresh", "allowed/root", "allowed/vic", "ro/link",
+                        "ro/victim",     "wlink",        "alias"};
+    for (size_t i = 0; i < ARRAY_SIZE(rm); i++) {
+        _cleanup_free_ char* p = in(b, rm[i]);
+        assert_int_equal(unlink(p), 0);
+    }
+    assert_int_equal(rmdir(allowed), 0);
+    assert_int_equal(rmdir(ro), 0);
+    assert_int_equal(rmdir(b), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_argv),
-        cmocka_unit_test(test_env),
-        cmocka_unit_test(test_mount_plan),
-        cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_argv),       cmocka_unit_test(test_env),
+        cmocka_unit_test(test_mount_plan), cmocka_unit_test(test_policy),
+        cmocka_unit_test(test_hostpath),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
