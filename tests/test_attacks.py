@@ -587,3 +587,41 @@ def test_F_seccomp_and_capabilities(sandbox):
     print(f"[{sandbox.identity}] netlink NETFILTER: {res['netlink NETFILTER']}; "
           f"personality ADDR_NO_RANDOMIZE: {res.get('personality ADDR_NO_RANDOMIZE')}")
     assert not bad, f"not refused: {bad}\n{r.stdout}"
+
+
+# Every system call in this list reaches beyond the sandbox (docs/security.md says why for each):
+# the profile must refuse it outright.
+DENIED = ["mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+          "fsconfig", "fsmount", "fspick", "mount_setattr", "unshare", "setns", "kexec_load",
+          "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+          "swapoff", "acct", "syslog", "iopl", "ioperm", "quotactl", "bpf", "keyctl", "add_key",
+          "request_key", "ptrace", "process_vm_readv", "process_vm_writev", "perf_event_open",
+          "open_by_handle_at", "name_to_handle_at", "userfaultfd", "io_uring_setup",
+          "io_uring_enter", "io_uring_register", "kcmp", "pidfd_getfd", "sethostname",
+          "setdomainname", "settimeofday", "clock_settime", "vhangup", "fanotify_init",
+          "lookup_dcookie", "get_mempolicy", "set_mempolicy", "mbind", "move_pages",
+          "migrate_pages", "process_madvise", "uselib", "ustat", "sysfs", "nfsservctl"]
+
+
+def test_F_seccomp_profile_is_listed_and_documented(moat_path):
+    """`moat run --print-seccomp` lists the profile: default-deny, none of DENIED allowed, the
+    argument rules present, and every refused call named in docs/security.md."""
+    out = subprocess.run([str(moat_path), "run", "--print-seccomp"], capture_output=True,
+                         text=True, check=True).stdout
+    rules = [line.split("\t") for line in out.splitlines() if not line.startswith("#")]
+    assert ["default", "EPERM"] in rules
+    allowed = {r[0] for r in rules if r[1] == "ALLOW" and len(r) == 2}
+    assert {"read", "write", "openat", "clone", "execve", "mmap"} <= allowed
+    assert not allowed & set(DENIED), allowed & set(DENIED)
+    assert ["clone3", "ENOSYS"] in rules and ["openat2", "ENOSYS"] in rules
+    conditional = [(r[0], r[1], r[2]) for r in rules if len(r) == 3]
+    assert ("ioctl", "EPERM", "(request & 0xffffffff) == TIOCSTI") in conditional
+    assert ("ioctl", "EPERM", "(request & 0xffffffff) == TIOCLINUX") in conditional
+    assert any(r[0] == "clone" and r[1] == "EPERM" and "namespaces" in r[2] for r in conditional)
+    for call in ("chmod", "fchmod", "fchmodat", "open", "openat", "creat", "mknod", "mknodat"):
+        assert any(r[0] == call and "S_ISUID" in r[2] for r in conditional), call
+    personas = {r[2] for r in conditional if r[0] == "personality"}
+    assert personas and all(p.startswith("persona == ") for p in personas)
+    doc = (ROOT / "docs/security.md").read_text()
+    for name in DENIED + ["clone3", "openat2", "TIOCSTI", "TIOCLINUX", "personality"]:
+        assert f"`{name}`" in doc, f"docs/security.md does not explain {name}"

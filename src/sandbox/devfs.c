@@ -433,6 +433,7 @@ static int save_key(struct devfs* d, fuse_ino_t ino, const char* buf, size_t siz
     uint8_t key[16];
     if (ino == INO_PF_KEY) {
         if (!parse_hex_key(buf, size, key)) {
+            OPENSSL_cleanse(key, sizeof(key)); /* a partial decode */
             moat_log(LOG_LEVEL_WARNING,
                      "/dev/attestation/protected_files_key: expected 32 hex digits, got %zu bytes",
                      size);
@@ -441,6 +442,7 @@ static int save_key(struct devfs* d, fuse_ino_t ino, const char* buf, size_t siz
         encfs_set_key(d->keys, "default", key);
         char hex[33];
         handle_set(h, hex, (size_t)hex_encode(key, 16, hex, sizeof(hex)));
+        OPENSSL_cleanse(hex, sizeof(hex));
     } else {
         _cleanup_free_ char* name = key_name_of(d, ino);
         if (!name || name[0] == '_' || size != 16) {
