@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import descendants
+
 ROOT = Path(__file__).resolve().parent.parent
 USER = 65534  # nobody/nogroup
 LIBDIR = "/lib/x86_64-linux-gnu"
@@ -357,24 +359,6 @@ def test_B1_init_leaks_nothing(sandbox):
     assert not (leaks or opened or mem or filt), (
         f"leaked: {leaks}; init fds opened: {opened}; /proc/1/mem: {mem}; "
         f"init status lacks {filt}\n{r.stdout}")
-
-
-def descendants(pid):
-    """Host pids of every process below pid."""
-    children = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def start_time(pid):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import moat_binary
+from conftest import descendants, moat_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBDIR = "/lib/x86_64-linux-gnu"
@@ -270,6 +270,30 @@ def test_allowed_directory_is_writable(app):
     r = app('loader.argv = ["probe", "write", "/data/allowed/out.txt"]\n')
     assert r.stdout == "write: ok\n", r.stderr
     assert (app.dir / "data/allowed/out.txt").read_text() == "written\n"
+    # as root the app's root is an unprivileged host id, but the allowed directory is an
+    # idmapped mount: what the app creates belongs to the directory's owner, as before
+    # (docs/security.md)
+    st = (app.dir / "data/allowed/out.txt").stat()
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+
+
+def test_app_is_unprivileged_on_the_host(app):
+    """The app's processes run as a host id that owns nothing (as root: 2147483646)."""
+    app('loader.argv = ["probe", "sleep", "30"]\n', start=False)
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "sleeping\n"
+        pids = descendants(p.pid)
+        assert len(pids) >= 2
+        expected = 2147483646 if os.geteuid() == 0 else os.geteuid()
+        for pid in pids:
+            uids = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Uid:")][0].split()[1:]
+            assert {int(u) for u in uids} == {expected}, (pid, uids)
+    finally:
+        p.kill()
+        p.wait(timeout=10)
 
 
 # ---- mounts and limits ----
@@ -705,24 +729,6 @@ def test_sigterm_injection(app):
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
         assert p.returncode == expect, p.stderr.read()
-
-
-def descendants(pid):
-    """Host pids of every process below pid."""
-    children = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def test_no_leftovers_after_kill(app):

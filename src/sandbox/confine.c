@@ -35,6 +35,18 @@ static int write_str(const char* path, const char* s) {
     return r;
 }
 
+int confine_map_ids(pid_t pid, unsigned uid, unsigned gid) {
+    char path[64], map[64];
+    int r                     = 0;
+    const char* const files[] = {"uid_map", "setgroups", "gid_map"};
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
+        snprintf(map, sizeof(map), "0 %u 1\n", i == 0 ? uid : gid);
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
+        r = write_str(path, i == 1 ? "deny" : map);
+    }
+    return r;
+}
+
 int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
     /* a user namespace lives as long as a descriptor of it: a short-lived process makes it,
      * moat maps it and keeps the descriptor */
@@ -57,14 +69,10 @@ int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
     }
     close(up[1]);
     close(down[0]);
-    char c = 0, path[64], map[64];
+    char c = 0, path[64];
     int r  = pid > 0 && read(up[0], &c, 1) == 1 && c == 'u' ? 0 : -EPERM;
-    snprintf(map, sizeof(map), "0 %u 1\n", host_id);
-    const char* const files[] = {"uid_map", "setgroups", "gid_map"};
-    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
-        snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
-        r = write_str(path, i == 1 ? "deny" : map);
-    }
+    if (r == 0)
+        r = confine_map_ids(pid, host_id, host_id);
     int fd = -1;
     if (r == 0) {
         snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);

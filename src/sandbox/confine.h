@@ -16,6 +16,10 @@
  * docs/security.md. */
 #define SANDBOX_HOST_ID 2147483646u
 
+/* Maps uid and gid 0 of the user namespace of process `pid` to `uid` and `gid` on the host
+ * (setgroups denied). Returns 0 or a negative errno. */
+int confine_map_ids(pid_t pid, unsigned uid, unsigned gid) WARN_UNUSED;
+
 /* Supervisor, as root: a user namespace whose uid and gid 0 are `host_id` on the host (kept
  * alive by the returned descriptor; no process stays in it). */
 int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) WARN_UNUSED;

@@ -566,27 +566,8 @@ static int child_main(struct sandbox* sb) {
 /* ---------------------------------------------------------------------------------------- */
 /* The supervisor                                                                             */
 
-static int write_file_str(const char* path, const char* s) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = write_all(fd, s, strlen(s));
-    close(fd);
-    return r;
-}
-
 static int map_ids(pid_t pid, struct moat_error* err) {
-    char path[64], map[64];
-    snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)getuid());
-    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-    int r = write_file_str(path, map);
-    snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
-    if (r == 0)
-        r = write_file_str(path, "deny");
-    snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)getgid());
-    snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-    if (r == 0)
-        r = write_file_str(path, map);
+    int r = confine_map_ids(pid, (unsigned)getuid(), (unsigned)getgid());
     if (r < 0)
         return moat_error_set(err, r, "cannot map user ids into the sandbox: %s", strerror(-r));
     return 0;
