@@ -890,3 +890,51 @@ def test_signed_manifest_is_accepted(app, moat):
     (app.dir / "probe.manifest").rename(app.dir / "probe.manifest.sgx")
     r = moat("run", "probe", cwd=app.dir)
     assert r.stdout == "argv[0]=probe\nargv[1]=argv\n", r.stderr
+
+
+# ---- the app's standard descriptors (docs/security.md) ----
+
+def test_stdin_pipe_can_be_read_as_dev_stdin(app):
+    """A pipe given as stdin is reopened through /dev/stdin for reading (as root the app's
+    identity could not reopen the caller's pipe: moat gives it one of its own)."""
+    r = app('loader.argv = ["probe", "cat", "/dev/stdin"]\n', input="piped text\n")
+    assert r.stdout == "piped text\n", r.stderr
+
+
+def test_named_fifo_stdin_is_not_reopened_for_writing(app):
+    """A named FIFO given read-only cannot be reopened through /dev/stdin for writing (it would
+    reach whoever else uses the FIFO)."""
+    fifo = app.dir / "fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o666)  # writable by anyone: only the descriptor given limits the app
+    app('loader.argv = ["probe", "write", "/dev/stdin"]\n', start=False)
+    # the shell's `moat run probe < fifo`: open the read end (a writer keeps it open)
+    writer = os.open(fifo, os.O_RDWR)
+    try:
+        with open(fifo, "rb") as stdin:
+            r = subprocess.run([str(moat_binary()), "run", "probe"], cwd=app.dir, stdin=stdin,
+                               capture_output=True, text=True, timeout=60)
+        os.set_blocking(writer, False)
+        try:
+            leaked = os.read(writer, 100)
+        except BlockingIOError:
+            leaked = b""
+    finally:
+        os.close(writer)
+    assert r.stdout == "open: Permission denied\n", r.stdout + r.stderr
+    assert leaked == b""
+
+
+def test_unread_stdin_does_not_hold_moat(app):
+    """When the app exits, moat does not wait for the rest of an input it never read."""
+    app("", start=False)
+    p = subprocess.Popen([str(moat_binary()), "run", "probe"], cwd=app.dir,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.wait(timeout=20) == 0  # stdin stays open all the while
+        assert p.stdout.read() == b"argc=1\n"
+    finally:
+        p.stdin.close()
+        if p.poll() is None:
+            p.kill()
+        p.wait()

@@ -53,7 +53,8 @@ static enum pf_status sync_recovery_dir(struct pf_file* pf) {
 enum pf_status pfi_write_recovery(struct pf_file* pf, uint8_t old_header[HEADER_V2]) {
     if (!pfi_io_allowed(pf))
         return PF_WRITE_TO_DISK_FAILED;
-    int rfd = open(pf->recovery_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    /* never through a symlink (the directory may be one the app writes to) */
+    int rfd = open(pf->recovery_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0666);
     if (rfd < 0)
         return PF_WRITE_TO_DISK_FAILED;
     uint8_t rec[RECORD_SIZE];
@@ -131,7 +132,7 @@ static enum pf_status read_record(const struct replay* r, uint64_t index, uint8_
  * recovery file cut short (a crash while it was written) fails here. */
 static enum pf_status replay_load(struct replay* r, const char* path) {
     struct stat st;
-    r->rfd = open(path, O_RDONLY | O_CLOEXEC);
+    r->rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (r->rfd < 0 || fstat(r->rfd, &st) < 0 || st.st_size <= 0 || st.st_size % RECORD_SIZE)
         return PF_RECOVERY_NEEDED;
     r->count = (size_t)(st.st_size / RECORD_SIZE);

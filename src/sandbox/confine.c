@@ -238,8 +238,8 @@ static void* copy_main(void* arg) {
         if (n <= 0 || write_all(c->to, buf, (size_t)n) < 0)
             break;
     }
-    close(c->from);
-    close(c->to);
+    close(c->to); /* the reader sees the end (stdio_proxy_finish closes `from`) */
+    c->to = -1;
     return NULL;
 }
 
@@ -248,7 +248,17 @@ static bool same_file(int a, int b) {
     return syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, a, b) == 0;
 }
 
-int stdio_proxy_prepare(struct stdio_proxy** ret, int child_fds[3], struct moat_error* err) {
+/* A FIFO with a name on the host (not a shell's pipe): reopening it reaches whoever else uses
+ * it, so it is copied like a file. */
+static bool named_fifo(int fd, const struct stat* st) {
+    char link[64], target[16] = "";
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    return S_ISFIFO(st->st_mode) && n > 0 && strncmp(target, "pipe:[", 6) != 0;
+}
+
+int stdio_proxy_prepare(bool privileged, struct stdio_proxy** ret, int child_fds[3],
+                        struct moat_error* err) {
     struct stdio_proxy* p = xcalloc(1, sizeof(*p));
     for (int i = 0; i < 3; i++) {
         child_fds[i]     = -1;
@@ -266,7 +276,10 @@ int stdio_proxy_prepare(struct stdio_proxy** ret, int child_fds[3], struct moat_
             p->child_ends[i] = child_fds[i];
             continue;
         }
-        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        /* as root, the app's identity cannot reopen the caller's pipe (/dev/stdin): it gets
+         * one of its own */
+        bool fifo = S_ISFIFO(st.st_mode) && (privileged || named_fifo(i, &st));
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !fifo)
             continue; /* terminal, pipe, socket, character device */
         if (i == 2 && child_fds[1] >= 0 && same_file(1, 2)) {
             child_fds[2] = child_fds[1]; /* one pipe keeps stdout and stderr in order */
@@ -322,8 +335,12 @@ void stdio_proxy_finish(struct stdio_proxy* p) {
     for (int i = 0; i < 3; i++) {
         struct copier* c = &p->copiers[i];
         if (c->started) {
+            /* the app is gone: what it did not read of its input is not waited for (a
+             * terminal's or a slow writer's pipe may never end); its output is copied to the
+             * end */
+            if (i == 0)
+                pthread_cancel(c->thread);
             pthread_join(c->thread, NULL);
-            continue;
         }
         if (c->from >= 0)
             close(c->from);

@@ -49,15 +49,18 @@ int confine_sys(const char* sys) WARN_UNUSED;
  * library directory, opened for execveat. */
 int confine_open_init(int* ret_fd, struct moat_error* err) WARN_UNUSED;
 
-/* The app's descriptors 0-2. A regular file or block device is not handed over as such (the
- * app could reopen it through /proc/self/fd with more access than it was given): moat copies
- * it through a pipe. A directory or O_PATH descriptor (a way out of the sandbox's root) becomes
- * /dev/null, with a warning. Terminals, pipes, sockets and other devices pass unchanged. */
+/* The app's descriptors 0-2. A regular file, block device or named FIFO is not handed over as
+ * such (the app could reopen it through /proc/self/fd with more access than it was given):
+ * moat copies it through a pipe of its own, which the app can reopen in the direction it was
+ * given only. As root (`privileged`), the caller's pipes are copied too, since the app's
+ * unprivileged identity could not reopen them (/dev/stdin). A directory or O_PATH descriptor (a
+ * way out of the sandbox's root) becomes /dev/null, with a warning. Terminals, sockets, other
+ * devices and (not as root) the caller's pipes pass unchanged. */
 struct stdio_proxy;
 
 /* Supervisor, before the sandbox is cloned: decides for each of 0-2; child_fds[i] is what the
  * child puts at i (-1: keep its own). */
-int stdio_proxy_prepare(struct stdio_proxy** ret, int child_fds[3],
+int stdio_proxy_prepare(bool privileged, struct stdio_proxy** ret, int child_fds[3],
                         struct moat_error* err) WARN_UNUSED;
 /* Child: moves child_fds into place (closing the originals). Returns 0 or a negative errno. */
 int stdio_proxy_install(const int child_fds[3]) WARN_UNUSED;

@@ -888,7 +888,7 @@ int sandbox_run(const struct run_opts* opts) {
     sb.app_gid    = sb.privileged ? SANDBOX_HOST_ID : (unsigned)getgid();
     if (confine_open_init(&sb.init_fd, &err) < 0 ||
         (sb.privileged && confine_make_userns(SANDBOX_HOST_ID, &sb.userns_fd, &err) < 0) ||
-        stdio_proxy_prepare(&stdio, sb.stdio, &err) < 0) {
+        stdio_proxy_prepare(sb.privileged, &stdio, sb.stdio, &err) < 0) {
         log_error("%s", err.msg);
         goto out;
     }

@@ -90,8 +90,8 @@ static void status_fields(const char* label, const char* path) {
         report(label, 0);
         return;
     }
-    static const char* const keys[] = {"CapPrm:", "CapEff:", "CapBnd:", "CapAmb:",
-                                       "NoNewPrivs:", "Seccomp:"};
+    static const char* const keys[] = {
+        "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:"};
     for (char* line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             if (!strncmp(line, keys[i], strlen(keys[i])))
@@ -102,7 +102,8 @@ static void status_fields(const char* label, const char* path) {
 static void attack_sysctl(const char* payload) {
     int fd = open("/proc/sys/kernel/core_pattern", O_WRONLY);
     if (report("core_pattern open", fd >= 0)) {
-        report("core_pattern write", write(fd, payload, strlen(payload)) == (ssize_t)strlen(payload));
+        report("core_pattern write",
+               write(fd, payload, strlen(payload)) == (ssize_t)strlen(payload));
         close(fd);
     }
     /* opened only: a write would act on the host */
@@ -222,8 +223,8 @@ static void attack_cgroup(const char* newdir) {
     char line[1024];
     while (f && fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = 0;
-        char* c1 = strchr(line, ':');
-        char* c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        char* c1                  = strchr(line, ':');
+        char* c2                  = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2)
             continue;
         *c2               = 0;
@@ -307,9 +308,9 @@ static void attack_proc1(void) {
             continue;
         char path[300], target[4096] = "";
         snprintf(path, sizeof(path), "/proc/1/fd/%s", e->d_name);
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        ssize_t n             = readlink(path, target, sizeof(target) - 1);
         target[n > 0 ? n : 0] = 0;
-        int fd = open(path, O_RDONLY);
+        int fd                = open(path, O_RDONLY);
         char what[4500];
         snprintf(what, sizeof(what), "fd1 %s -> %s", e->d_name, target);
         report(what, fd >= 0);
@@ -420,7 +421,7 @@ static void attack_fds(void) {
             continue;
         char path[64], target[512] = "";
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        ssize_t n             = readlink(path, target, sizeof(target) - 1);
         target[n > 0 ? n : 0] = 0;
         len += (size_t)snprintf(list + len, sizeof(list) - len, " %d=%s", fd, target);
         if (len >= sizeof(list))
@@ -467,9 +468,12 @@ static void attack_seccomp(void) {
     report("add_key", syscall(SYS_add_key, "user", "moat-attack", "x", 1, -2 /* process */) >= 0);
     char bpf_attr[128] = {0};
     report_fd("bpf", syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, bpf_attr, sizeof(bpf_attr)));
-    struct perf_event_attr pa = {.type = PERF_TYPE_SOFTWARE, .size = sizeof(pa),
-                                 .config = PERF_COUNT_SW_CPU_CLOCK, .disabled = 1,
-                                 .exclude_kernel = 1, .exclude_hv = 1};
+    struct perf_event_attr pa = {.type           = PERF_TYPE_SOFTWARE,
+                                 .size           = sizeof(pa),
+                                 .config         = PERF_COUNT_SW_CPU_CLOCK,
+                                 .disabled       = 1,
+                                 .exclude_kernel = 1,
+                                 .exclude_hv     = 1};
     report_fd("perf_event_open", syscall(SYS_perf_event_open, &pa, 0, -1, -1, 0));
     report_fd("userfaultfd", syscall(SYS_userfaultfd, O_CLOEXEC));
     report("kexec_load", syscall(SYS_kexec_load, 0, 0, NULL, 0) == 0);
