@@ -3,11 +3,40 @@
 #include "pccs.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libcurl is loaded when a PCCS is first asked (moat quote verify --pccs), not linked: the other
+ * commands — moat run above all, whose start-up counts — do not map it and the dozen
+ * libraries behind it (../shared/ARCHITECTURE.md: a command loads only what it uses). */
+static struct {
+    CURL* (*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL*);
+    CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
+    void (*easy_cleanup)(CURL*);
+    const char* (*easy_strerror)(CURLcode);
+    char* (*easy_unescape)(CURL*, const char*, int, int*);
+    void (*free)(void*);
+} g_curl;
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+static bool g_curl_loaded;
+
+static void curl_load(void) {
+    void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return;
+#define CURL_SYM(f) ((*(void**)& g_curl.f = dlsym(lib, "curl_" #f)) != NULL)
+    g_curl_loaded = CURL_SYM(easy_init) && CURL_SYM(easy_setopt) && CURL_SYM(easy_perform) &&
+                    CURL_SYM(easy_getinfo) && CURL_SYM(easy_cleanup) && CURL_SYM(easy_strerror) &&
+                    CURL_SYM(easy_unescape) && CURL_SYM(free);
+#undef CURL_SYM
+}
 
 /* One response: the body, and the issuer chain from the named header (URL-encoded PEM). */
 struct response {
@@ -37,10 +66,10 @@ static size_t on_header(char* p, size_t size, size_t n, void* arg) {
             while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
                 vl--;
             int out  = 0;
-            char* un = curl_easy_unescape(NULL, v, (int)vl, &out);
+            char* un = g_curl.easy_unescape(NULL, v, (int)vl, &out);
             if (un)
                 r->chain = xstrndup(un, (size_t)out);
-            curl_free(un);
+            g_curl.free(un);
         }
     }
     return len;
@@ -48,30 +77,35 @@ static size_t on_header(char* p, size_t size, size_t n, void* arg) {
 
 static int http_get(const struct pccs_request* req, const char* url, struct response* r,
                     struct moat_error* err) {
-    CURL* c = curl_easy_init();
+    pthread_once(&g_curl_once, curl_load);
+    if (!g_curl_loaded)
+        return moat_error_set(err, -ENOPKG,
+                              "cannot load libcurl (libcurl.so.4), which fetching collateral "
+                              "needs: install it (apt install libcurl4)");
+    CURL* c = g_curl.easy_init();
     if (!c)
         return moat_error_set(err, -ENOMEM, "cannot start libcurl");
     char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    g_curl.easy_setopt(c, CURLOPT_URL, url);
+    g_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    g_curl.easy_setopt(c, CURLOPT_WRITEDATA, r);
+    g_curl.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    g_curl.easy_setopt(c, CURLOPT_HEADERDATA, r);
+    g_curl.easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+    g_curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    g_curl.easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    g_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     if (req->insecure__no_tls_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        g_curl.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        g_curl.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = g_curl.easy_perform(c);
     long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    g_curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    g_curl.easy_cleanup(c);
     if (rc != CURLE_OK)
         return moat_error_set(err, -EHOSTUNREACH, "%s: %s", url,
-                              cerr[0] ? cerr : curl_easy_strerror(rc));
+                              cerr[0] ? cerr : g_curl.easy_strerror(rc));
     if (status != 200)
         return moat_error_set(err, -ENOENT, "%s: HTTP status %ld", url, status);
     return 0;

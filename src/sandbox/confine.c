@@ -47,42 +47,39 @@ int confine_map_ids(pid_t pid, unsigned uid, unsigned gid) {
     return r;
 }
 
+/* The process that holds the new user namespace until moat has its descriptor: it shares
+ * moat's memory (no page tables copied), so it only waits, with raw system calls. */
+static int userns_holder(void* arg) {
+    const int* hold = arg;
+    char c;
+    (void)syscall(SYS_close, hold[1]);
+    (void)syscall(SYS_read, hold[0], &c, 1); /* EOF: moat has the namespace */
+    return 0;
+}
+
 int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
-    /* a user namespace lives as long as a descriptor of it: a short-lived process makes it,
-     * moat maps it and keeps the descriptor */
-    int up[2], down[2]; /* the process says it unshared; moat says it is done */
-    if (pipe2(up, O_CLOEXEC) < 0)
+    /* a user namespace lives as long as a descriptor of it: a short-lived process is created
+     * in it, moat maps it and keeps the descriptor */
+    int hold[2];
+    if (pipe2(hold, O_CLOEXEC) < 0)
         return moat_error_set_errno(err, -errno, "cannot prepare the sandbox's user namespace");
-    if (pipe2(down, O_CLOEXEC) < 0) {
-        int r = -errno;
-        close(up[0]);
-        close(up[1]);
-        return moat_error_set_errno(err, r, "cannot prepare the sandbox's user namespace");
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        char c = unshare(CLONE_NEWUSER) == 0 ? 'u' : 'e';
-        close(down[1]);
-        if (write(up[1], &c, 1) == 1)
-            (void)read(down[0], &c, 1); /* EOF: moat has the namespace */
-        _exit(0);
-    }
-    close(up[1]);
-    close(down[0]);
-    char c = 0, path[64];
-    int r  = pid > 0 && read(up[0], &c, 1) == 1 && c == 'u' ? 0 : -EPERM;
-    if (r == 0)
-        r = confine_map_ids(pid, host_id, host_id);
+    size_t stack_size = 64 * 1024;
+    char* stack       = xmalloc(stack_size);
+    pid_t pid =
+        clone(userns_holder, stack + stack_size, CLONE_NEWUSER | CLONE_VM | SIGCHLD, &hold[0]);
+    int r  = pid < 0 ? -errno : confine_map_ids(pid, host_id, host_id);
     int fd = -1;
     if (r == 0) {
+        char path[64];
         snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
         fd = open(path, O_RDONLY | O_CLOEXEC);
         r  = fd < 0 ? -errno : 0;
     }
-    close(down[1]); /* the process exits */
-    close(up[0]);
+    close(hold[1]); /* the process exits */
     while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
         ;
+    close(hold[0]);
+    free(stack);
     if (r < 0)
         return moat_error_set_errno(err, r, "cannot create the sandbox's user namespace");
     *ret_fd = fd;

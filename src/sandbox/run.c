@@ -67,8 +67,10 @@ struct sandbox {
     int userns_fd;    /* privileged: the app's user namespace */
     unsigned app_uid; /* the app's root as the host sees it */
     unsigned app_gid;
-    int init_fd;  /* moat-init, exec'd as the sandbox's PID 1 */
-    int stdio[3]; /* child: what the app gets as 0-2 (-1: moat's own) */
+    int init_fd;        /* moat-init, exec'd as the sandbox's PID 1 */
+    int stdio[3];       /* child: what the app gets as 0-2 (-1: moat's own) */
+    pthread_t profiler; /* supervisor: compiles the seccomp profiles, sends them */
+    bool profiler_started;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -429,7 +431,43 @@ static int drop_privileges(void) {
 /* The app's process, forked before PID 1 becomes moat-init: it waits until moat-init has made
  * itself non-dumpable and closed `sync` (so the app never sees PID 1 as a copy of moat), then
  * takes the profile, the limits and only descriptors 0-2 into execve. */
-static pid_t start_app(const struct sandbox* sb, const sigset_t* mask, int* ret_sync) {
+/* The compiled seccomp profiles the supervisor sends ("P", u32 length of moat-init's, then
+ * moat-init's and the app's). */
+struct profiles {
+    char* msg;
+    const char *init, *app;
+    size_t init_len, app_len;
+};
+
+static int recv_profiles(int sock, struct profiles* p) {
+    size_t cap = 256 * 1024;
+    p->msg     = xmalloc(cap);
+    ssize_t n;
+    while ((n = recv(sock, p->msg, cap, 0)) < 0 && errno == EINTR)
+        ;
+    uint32_t init_len = 0;
+    if (n < 5 || p->msg[0] != 'P')
+        return child_fail("cannot compile the seccomp profile%s",
+                          n > 1 && p->msg[0] == 'X' ? ": libseccomp failed" : "");
+    memcpy(&init_len, p->msg + 1, sizeof(init_len));
+    if (init_len > (size_t)n - 5)
+        return child_fail("cannot compile the seccomp profile");
+    p->init     = p->msg + 5;
+    p->init_len = init_len;
+    p->app      = p->init + init_len;
+    p->app_len  = (size_t)n - 5 - init_len;
+    return 0;
+}
+
+static int load_profile(const char* blob, size_t len) {
+    int r = seccomp_profile_load(blob, len);
+    if (r < 0)
+        fprintf(stderr, "moat: error: cannot install the seccomp filter: %s\n", strerror(-r));
+    return r;
+}
+
+static pid_t start_app(const struct sandbox* sb, const struct profiles* prof, const sigset_t* mask,
+                       int* ret_sync) {
     int sync[2];
     if (pipe2(sync, O_CLOEXEC) < 0)
         return child_fail("cannot start the app: %s", strerror(errno));
@@ -450,7 +488,7 @@ static pid_t start_app(const struct sandbox* sb, const sigset_t* mask, int* ret_
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
     sigprocmask(SIG_SETMASK, mask, NULL);
-    if (install_seccomp_filter(sb->disallow_subprocesses) < 0)
+    if (load_profile(prof->app, prof->app_len) < 0)
         _exit(126);
     /* last before execve: nothing of moat's may allocate under these limits */
     if (apply_sgx_limits(sb) < 0) {
@@ -468,12 +506,15 @@ static pid_t start_app(const struct sandbox* sb, const sigset_t* mask, int* ret_
 /* PID 1 of the sandbox: forks the app, reports "started", then becomes moat-init (init.c),
  * which reaps everything and exits with the app's status. Returns only on failure. */
 static int exec_init(const struct sandbox* sb, int sock) {
+    struct profiles prof = {0};
+    if (recv_profiles(sock, &prof) < 0)
+        return -1;
     sigset_t all, empty;
     sigfillset(&all);
     sigemptyset(&empty);
     sigprocmask(SIG_BLOCK, &all, NULL);
     int sync  = -1;
-    pid_t pid = start_app(sb, &empty, &sync);
+    pid_t pid = start_app(sb, &prof, &empty, &sync);
     if (pid < 0)
         return -1;
     char app[16], sync_arg[16];
@@ -481,7 +522,7 @@ static int exec_init(const struct sandbox* sb, int sock) {
     snprintf(sync_arg, sizeof(sync_arg), "%d", sync);
     /* moat-init keeps only SYNC_FD (no CLOEXEC) until it is non-dumpable */
     fcntl(sync, F_SETFD, 0);
-    if (install_seccomp_filter(false) < 0)
+    if (load_profile(prof.init, prof.init_len) < 0)
         _exit(MOAT_EXIT_RUNTIME); /* the app's process dies with PID 1 */
     (void)send_msg(sock, "S");    /* started */
     char* const argv[] = {"moat-init", app, sync_arg, NULL};
@@ -565,6 +606,35 @@ static int child_main(struct sandbox* sb) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* The supervisor                                                                             */
+
+/* Compiles moat-init's and the app's seccomp profiles while the sandbox is set up (libseccomp
+ * takes milliseconds) and sends them to the child. */
+static void* profiler_main(void* arg) {
+    const struct sandbox* sb = arg;
+    char *init = NULL, *app = NULL;
+    size_t init_len = 0, app_len = 0;
+    int r = seccomp_profile_build(false, &init, &init_len);
+    if (r == 0)
+        r = sb->disallow_subprocesses ? seccomp_profile_build(true, &app, &app_len) : 0;
+    struct strbuf msg = STRBUF_INIT;
+    if (r == 0) {
+        uint32_t len = (uint32_t)init_len;
+        strbuf_append(&msg, "P", 1);
+        strbuf_append(&msg, (const char*)&len, sizeof(len));
+        strbuf_append(&msg, init, init_len);
+        if (app)
+            strbuf_append(&msg, app, app_len);
+        else
+            strbuf_append(&msg, init, init_len);
+    } else {
+        strbuf_append(&msg, "X", 1);
+    }
+    (void)send(sb->sock[0], msg.buf, msg.len, MSG_NOSIGNAL);
+    strbuf_free(&msg);
+    free(init);
+    free(app);
+    return NULL;
+}
 
 static int map_ids(pid_t pid, struct moat_error* err) {
     int r = confine_map_ids(pid, (unsigned)getuid(), (unsigned)getgid());
@@ -954,9 +1024,11 @@ int sandbox_run(const struct run_opts* opts) {
         waitpid(pid, NULL, 0);
         goto out;
     }
-    char msg[1024] = {0};
-    int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
-    served         = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
+    /* after "G": the child reads the profiles when it is about to start the app */
+    sb.profiler_started = pthread_create(&sb.profiler, NULL, profiler_main, &sb) == 0;
+    char msg[1024]      = {0};
+    int fuse_fd         = recv_fd(sb.sock[0], msg, sizeof(msg));
+    served              = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
     if (fuse_fd >= 0 && !served) {
         log_error("%s", err.msg);
         kill(pid, SIGKILL);
@@ -991,6 +1063,8 @@ int sandbox_run(const struct run_opts* opts) {
     stdio = NULL;
 out:
     stdio_proxy_finish(stdio);
+    if (sb.profiler_started)
+        pthread_join(sb.profiler, NULL);
     /* the sandbox's mount namespace is gone with its last process: the connection closes */
     fusefs_stop(fs);
     fusefs_wait(fs);

@@ -15,16 +15,22 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "common.h"
 #include "seccomp_filter.h"
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Filter 1: allowed without conditions. Names libseccomp does not know on this architecture
  * are skipped (and so refused). */
@@ -349,106 +355,216 @@ static const struct {
     unsigned long request;
 } g_ioctls[] = {{"TIOCSTI", TIOCSTI}, {"TIOCLINUX", TIOCLINUX}};
 
-static int add_named(scmp_filter_ctx ctx, uint32_t action, const char* name, unsigned count,
-                     const struct scmp_arg_cmp* cmp) {
+/* The programs are written here as classic BPF rather than compiled by libseccomp, whose
+ * compiler costs about 2 ms of CPU per run on the start-up path; libseccomp still names the
+ * system calls of this architecture. Each rule is "nr == N ? <block> : next", every block
+ * ends in a return, so every jump is short and forward. Filters whose answer for a system call
+ * does not depend on its arguments are cached by the kernel per call (Linux >= 5.11): the
+ * allowlist costs nothing on hot paths. */
+struct prog {
+    struct sock_filter insns[2048];
+    size_t len;
+    bool overflow;
+};
+
+static void emit(struct prog* p, uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
+    if (p->len >= ARRAY_SIZE(p->insns)) {
+        p->overflow = true;
+        return;
+    }
+    p->insns[p->len++] = (struct sock_filter){code, jt, jf, k};
+}
+
+static void ret(struct prog* p, uint32_t action) {
+    emit(p, BPF_RET | BPF_K, action, 0, 0);
+}
+
+#define RET_ERRNO(e) (SECCOMP_RET_ERRNO | ((e)&SECCOMP_RET_DATA))
+
+/* The low 32 bits of argument i: what the kernel reads of an int, a mode or an ioctl request
+ * (and where every namespace flag of clone lies). */
+static uint32_t arg_low(unsigned i) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (uint32_t)(offsetof(struct seccomp_data, args) + i * sizeof(uint64_t));
+#else
+    return (uint32_t)(offsetof(struct seccomp_data, args) + i * sizeof(uint64_t) + 4);
+#endif
+}
+
+/* Every program starts: the native architecture only (another one is killed: its numbers mean
+ * other calls), then the call's number in A. */
+static void prologue(struct prog* p) {
+    emit(p, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch), 0, 0);
+    emit(p, BPF_JMP | BPF_JEQ | BPF_K, seccomp_arch_native(), 1, 0);
+    ret(p, SECCOMP_RET_KILL_PROCESS);
+    emit(p, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr), 0, 0);
+#ifdef __x86_64__
+    /* x32 system calls are the same numbers with bit 30 set */
+    emit(p, BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+    ret(p, RET_ERRNO(EPERM));
+#endif
+}
+
+/* "nr == name ? block : next": returns where the block starts (to patch its length), or -1
+ * when the call does not exist here. */
+static long rule_begin(struct prog* p, const char* name) {
     int nr = seccomp_syscall_resolve_name(name);
-    if (nr == __NR_SCMP_ERROR)
-        return 0; /* not a system call of this architecture */
-    return seccomp_rule_add_array(ctx, action, nr, count, cmp);
+    if (nr == __NR_SCMP_ERROR || nr < 0)
+        return -1;
+    emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 0);
+    return (long)p->len;
 }
 
-static int build_allowlist(scmp_filter_ctx ctx) {
-    int r = 0;
-    for (size_t i = 0; r == 0 && i < ARRAY_LEN(g_allowed); i++)
-        r = add_named(ctx, SCMP_ACT_ALLOW, g_allowed[i], 0, NULL);
-    for (size_t i = 0; r == 0 && i < ARRAY_LEN(g_enosys); i++)
-        r = add_named(ctx, SCMP_ACT_ERRNO(ENOSYS), g_enosys[i], 0, NULL);
-    for (size_t i = 0; r == 0 && i < ARRAY_LEN(g_personas); i++) {
-        struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, g_personas[i]);
-        r                     = add_named(ctx, SCMP_ACT_ALLOW, "personality", 1, &c);
-    }
-    return r;
+static void rule_end(struct prog* p, long start) {
+    if (start > 0 && !p->overflow)
+        p->insns[start - 1].jf = (uint8_t)(p->len - (size_t)start); /* blocks are short */
 }
 
-static int build_arg_rules(scmp_filter_ctx ctx, bool disallow_subprocesses) {
-    int r = 0;
-    for (unsigned bit = 0; r == 0 && bit < 64; bit++) {
-        unsigned long flag = 1UL << bit;
-        if (!(NS_FLAGS & flag))
+/* Filter 1: the allowlist. */
+static void build_allowlist(struct prog* p) {
+    prologue(p);
+    for (size_t i = 0; i < ARRAY_SIZE(g_allowed); i++) {
+        long b = rule_begin(p, g_allowed[i]);
+        if (b < 0)
             continue;
-        struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
-        r                     = add_named(ctx, SCMP_ACT_ERRNO(EPERM), "clone", 1, &c);
+        ret(p, SECCOMP_RET_ALLOW);
+        rule_end(p, b);
     }
-    if (r == 0 && disallow_subprocesses) {
-        /* threads (CLONE_THREAD) stay allowed; new processes fail like Gramine's -EAGAIN */
-        struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | NS_FLAGS, 0);
-        r                     = add_named(ctx, SCMP_ACT_ERRNO(EAGAIN), "clone", 1, &c);
-        if (r == 0)
-            r = add_named(ctx, SCMP_ACT_ERRNO(EAGAIN), "fork", 0, NULL);
-        if (r == 0)
-            r = add_named(ctx, SCMP_ACT_ERRNO(EAGAIN), "vfork", 0, NULL);
+    for (size_t i = 0; i < ARRAY_SIZE(g_enosys); i++) {
+        long b = rule_begin(p, g_enosys[i]);
+        if (b < 0)
+            continue;
+        ret(p, RET_ERRNO(ENOSYS));
+        rule_end(p, b);
     }
-    for (size_t i = 0; r == 0 && i < ARRAY_LEN(g_ioctls); i++) {
-        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, g_ioctls[i].request);
-        r                     = add_named(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &c);
+    long b = rule_begin(p, "personality");
+    if (b >= 0) {
+        emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(0), 0, 0);
+        for (size_t i = 0; i < ARRAY_SIZE(g_personas); i++) {
+            emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)g_personas[i], 0, 1);
+            ret(p, SECCOMP_RET_ALLOW);
+        }
+        ret(p, RET_ERRNO(EPERM));
+        rule_end(p, b);
     }
-    static const unsigned long setid[]    = {S_ISUID, S_ISGID};
-    static const unsigned long creating[] = {O_CREAT, O_TMPFILE_BIT};
-    for (size_t i = 0; r == 0 && i < ARRAY_LEN(g_mode_args); i++)
-        for (size_t b = 0; r == 0 && b < ARRAY_LEN(setid); b++)
-            for (size_t f = 0; r == 0 && f < ARRAY_LEN(creating); f++) {
-                bool has_flags          = g_mode_args[i].flags_arg >= 0;
-                struct scmp_arg_cmp c[] = {
-                    {g_mode_args[i].mode_arg, SCMP_CMP_MASKED_EQ, setid[b], setid[b]},
-                    {has_flags ? (unsigned)g_mode_args[i].flags_arg : 0, SCMP_CMP_MASKED_EQ,
-                     creating[f], creating[f]},
-                };
-                if (!has_flags && f > 0)
-                    break; /* one rule without a flags condition */
-                r = add_named(ctx, SCMP_ACT_ERRNO(EPERM), g_mode_args[i].name, has_flags ? 2 : 1,
-                              c);
-            }
+    ret(p, RET_ERRNO(EPERM));
+}
+
+/* A ← argument i; "A & bits ? return action : go on". */
+static void refuse_bits(struct prog* p, unsigned arg, uint32_t bits, uint32_t action) {
+    emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(arg), 0, 0);
+    emit(p, BPF_JMP | BPF_JSET | BPF_K, bits, 0, 1);
+    ret(p, action);
+}
+
+/* Filter 2: the argument rules. */
+static void build_arg_rules(struct prog* p, bool disallow_subprocesses) {
+    prologue(p);
+    long b = rule_begin(p, "clone");
+    if (b >= 0) {
+        refuse_bits(p, 0, NS_FLAGS, RET_ERRNO(EPERM));
+        if (disallow_subprocesses) {
+            /* threads (CLONE_THREAD) stay allowed; new processes fail like Gramine's -EAGAIN */
+            emit(p, BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0);
+            ret(p, RET_ERRNO(EAGAIN));
+        }
+        ret(p, SECCOMP_RET_ALLOW);
+        rule_end(p, b);
+    }
+    static const char* const forks[] = {"fork", "vfork"};
+    for (size_t i = 0; disallow_subprocesses && i < ARRAY_SIZE(forks); i++) {
+        if ((b = rule_begin(p, forks[i])) < 0)
+            continue;
+        ret(p, RET_ERRNO(EAGAIN));
+        rule_end(p, b);
+    }
+    if ((b = rule_begin(p, "ioctl")) >= 0) {
+        emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(1), 0, 0);
+        for (size_t i = 0; i < ARRAY_SIZE(g_ioctls); i++) {
+            emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)g_ioctls[i].request, 0, 1);
+            ret(p, RET_ERRNO(EPERM));
+        }
+        ret(p, SECCOMP_RET_ALLOW);
+        rule_end(p, b);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(g_mode_args); i++) {
+        if ((b = rule_begin(p, g_mode_args[i].name)) < 0)
+            continue;
+        if (g_mode_args[i].flags_arg >= 0) { /* the mode counts only when it creates */
+            emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low((unsigned)g_mode_args[i].flags_arg), 0, 0);
+            emit(p, BPF_JMP | BPF_JSET | BPF_K, O_CREAT | O_TMPFILE_BIT, 1, 0);
+            ret(p, SECCOMP_RET_ALLOW);
+        }
+        refuse_bits(p, g_mode_args[i].mode_arg, S_ISUID | S_ISGID, RET_ERRNO(EPERM));
+        ret(p, SECCOMP_RET_ALLOW);
+        rule_end(p, b);
+    }
+    ret(p, SECCOMP_RET_ALLOW);
+}
+
+static void append(struct strbuf* blob, const struct prog* p) {
+    uint32_t count = (uint32_t)p->len;
+    strbuf_append(blob, (const char*)&count, sizeof(count));
+    strbuf_append(blob, (const char*)p->insns, p->len * sizeof(p->insns[0]));
+}
+
+int seccomp_profile_build(bool disallow_subprocesses, char** ret_blob, size_t* ret_len) {
+    struct prog* allow = xcalloc(1, sizeof(*allow));
+    struct prog* args  = xcalloc(1, sizeof(*args));
+    build_allowlist(allow);
+    build_arg_rules(args, disallow_subprocesses);
+    int r = allow->overflow || args->overflow ? -E2BIG : 0;
+    if (r == 0) {
+        struct strbuf blob = STRBUF_INIT;
+        append(&blob, allow);
+        append(&blob, args);
+        *ret_blob = strbuf_take(&blob, ret_len);
+    }
+    free(allow);
+    free(args);
     return r;
 }
 
-int install_seccomp_filter(bool disallow_subprocesses) {
-    scmp_filter_ctx allow = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-    scmp_filter_ctx args  = seccomp_init(SCMP_ACT_ALLOW);
-    int r                 = allow && args ? 0 : -ENOSYS;
-    if (r < 0) {
-        fprintf(stderr, "moat: error: seccomp is unavailable in this kernel\n");
-    } else {
-        r = build_allowlist(allow);
-        if (r == 0)
-            r = build_arg_rules(args, disallow_subprocesses);
-        if (r == 0)
-            r = seccomp_load(allow);
-        if (r == 0)
-            r = seccomp_load(args);
+int seccomp_profile_load(const char* blob, size_t len) {
+    size_t off = 0;
+    while (off < len) {
+        uint32_t count;
+        if (len - off < sizeof(count))
+            return -EINVAL;
+        memcpy(&count, blob + off, sizeof(count));
+        off += sizeof(count);
+        size_t bytes = (size_t)count * sizeof(struct sock_filter);
+        if (!count || count > BPF_MAXINSNS || len - off < bytes)
+            return -EINVAL;
+        struct sock_filter* insns = xmalloc(bytes); /* aligned, unlike the blob */
+        memcpy(insns, blob + off, bytes);
+        struct sock_fprog prog = {.len = (unsigned short)count, .filter = insns};
+        long r                 = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+        int e                  = errno;
+        free(insns);
         if (r < 0)
-            fprintf(stderr, "moat: error: cannot install the seccomp filter: %s\n", strerror(-r));
+            return -e;
+        off += bytes;
     }
-    seccomp_release(allow);
-    seccomp_release(args);
-    return r;
+    return 0;
 }
 
 void seccomp_profile_print(FILE* out) {
     fprintf(out, "# moat run: seccomp profile (docs/security.md)\n");
     fprintf(out, "default\tEPERM\n");
-    for (size_t i = 0; i < ARRAY_LEN(g_allowed); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(g_allowed); i++)
         if (seccomp_syscall_resolve_name(g_allowed[i]) != __NR_SCMP_ERROR)
             fprintf(out, "%s\tALLOW\n", g_allowed[i]);
-    for (size_t i = 0; i < ARRAY_LEN(g_enosys); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(g_enosys); i++)
         fprintf(out, "%s\tENOSYS\n", g_enosys[i]);
-    for (size_t i = 0; i < ARRAY_LEN(g_personas); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(g_personas); i++)
         fprintf(out, "personality\tALLOW\tpersona == %#lx\n", g_personas[i]);
     fprintf(out, "clone\tEPERM\tflags & %#lx (namespaces)\n", (unsigned long)NS_FLAGS);
     fprintf(out,
             "clone\tEAGAIN\tno CLONE_THREAD, with sys.disallow_subprocesses (also fork, vfork)\n");
-    for (size_t i = 0; i < ARRAY_LEN(g_ioctls); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(g_ioctls); i++)
         fprintf(out, "ioctl\tEPERM\t(request & 0xffffffff) == %s\n", g_ioctls[i].name);
-    for (size_t i = 0; i < ARRAY_LEN(g_mode_args); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(g_mode_args); i++)
         fprintf(out, "%s\tEPERM\tmode (argument %u) & (S_ISUID | S_ISGID)%s\n", g_mode_args[i].name,
                 g_mode_args[i].mode_arg,
                 g_mode_args[i].flags_arg >= 0 ? ", when it creates (O_CREAT, O_TMPFILE)" : "");
