@@ -532,6 +532,18 @@ static int exec_init(const struct sandbox* sb, int sock) {
     _exit(MOAT_EXIT_RUNTIME);
 }
 
+/* As root: the app's user namespace, which the supervisor makes while the sandbox is set up. */
+static int recv_userns(struct sandbox* sb, int sock) {
+    if (!sb->privileged)
+        return 0;
+    char msg[1024];
+    sb->userns_fd = recv_fd(sock, msg, sizeof(msg));
+    if (sb->userns_fd < 0)
+        return child_fail("%s",
+                          msg[0] == 'E' ? msg + 1 : "cannot create the sandbox's user namespace");
+    return 0;
+}
+
 /* Mounts a FUSE connection on `target`; passes it to the supervisor. */
 static int mount_fuse(const struct sandbox* sb, int sock, const char* source, const char* target,
                       unsigned long flags) {
@@ -595,8 +607,9 @@ static int child_main(struct sandbox* sb) {
     /* a second connection for /dev/attestation, moved under /dev once that is mounted */
     if (r == 0)
         r = mount_fuse(sb, sock, "moat-dev", STAGING_ATTESTATION, MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    if (r == 0 && (mount_plan_entries(sb) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
-                   apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
+    if (r == 0 &&
+        (mount_plan_entries(sb) < 0 || recv_userns(sb, sock) < 0 || bind_allowed(sb) < 0 ||
+         enter_root(sb) < 0 || apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
         r = -1;
     if (r == 0)
         r = exec_init(sb, sock);
@@ -607,10 +620,20 @@ static int child_main(struct sandbox* sb) {
 /* ---------------------------------------------------------------------------------------- */
 /* The supervisor                                                                             */
 
-/* Compiles moat-init's and the app's seccomp profiles while the sandbox is set up (libseccomp
- * takes milliseconds) and sends them to the child. */
+/* Makes the app's user namespace (as root) and writes moat-init's and the app's seccomp
+ * profiles while the sandbox is set up, and sends them to the child. */
 static void* profiler_main(void* arg) {
-    const struct sandbox* sb = arg;
+    struct sandbox* sb = arg;
+    if (sb->privileged) { /* first: the child needs it before the profiles */
+        struct moat_error err = {0};
+        char msg[sizeof(err.msg) + 1];
+        if (confine_make_userns(SANDBOX_HOST_ID, &sb->userns_fd, &err) < 0) {
+            snprintf(msg, sizeof(msg), "E%s", err.msg);
+            (void)send_msg(sb->sock[0], msg);
+        } else {
+            (void)send_fd(sb->sock[0], sb->userns_fd);
+        }
+    }
     char *init = NULL, *app = NULL;
     size_t init_len = 0, app_len = 0;
     int r = seccomp_profile_build(false, &init, &init_len);
@@ -957,7 +980,6 @@ int sandbox_run(const struct run_opts* opts) {
     sb.app_uid    = sb.privileged ? SANDBOX_HOST_ID : (unsigned)getuid();
     sb.app_gid    = sb.privileged ? SANDBOX_HOST_ID : (unsigned)getgid();
     if (confine_open_init(&sb.init_fd, &err) < 0 ||
-        (sb.privileged && confine_make_userns(SANDBOX_HOST_ID, &sb.userns_fd, &err) < 0) ||
         stdio_proxy_prepare(sb.privileged, &stdio, sb.stdio, &err) < 0) {
         log_error("%s", err.msg);
         goto out;
