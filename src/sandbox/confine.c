@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/mount.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -212,6 +213,7 @@ int confine_open_init(int* ret_fd, struct moat_error* err) {
 
 struct copier {
     int from, to;
+    int stop; /* readable: stop copying (input only; -1 for output) */
     bool started;
     pthread_t thread;
 };
@@ -219,6 +221,7 @@ struct copier {
 struct stdio_proxy {
     struct copier copiers[3];
     int child_ends[3]; /* closed in the supervisor after the clone */
+    int stop[2];       /* the input's copier stops when [1] is closed */
 };
 
 static void* copy_main(void* arg) {
@@ -229,6 +232,12 @@ static void* copy_main(void* arg) {
     pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL); /* a closed reader is EPIPE, not a signal */
     char buf[65536];
     for (;;) {
+        struct pollfd pfd[2] = {{.fd = c->from, .events = POLLIN},
+                                {.fd = c->stop, .events = POLLIN}};
+        if (c->stop >= 0 && poll(pfd, 2, -1) < 0 && errno == EINTR)
+            continue;
+        if (c->stop >= 0 && pfd[1].revents)
+            break; /* the app is gone */
         ssize_t n = read(c->from, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -257,10 +266,11 @@ static bool named_fifo(int fd, const struct stat* st) {
 int stdio_proxy_prepare(bool privileged, struct stdio_proxy** ret, int child_fds[3],
                         struct moat_error* err) {
     struct stdio_proxy* p = xcalloc(1, sizeof(*p));
+    p->stop[0] = p->stop[1] = -1;
     for (int i = 0; i < 3; i++) {
         child_fds[i]     = -1;
         p->child_ends[i] = -1;
-        p->copiers[i]    = (struct copier){.from = -1, .to = -1};
+        p->copiers[i]    = (struct copier){.from = -1, .to = -1, .stop = -1};
         struct stat st;
         int flags = fcntl(i, F_GETFL);
         if (flags < 0 || fstat(i, &st) < 0)
@@ -298,9 +308,14 @@ int stdio_proxy_prepare(bool privileged, struct stdio_proxy** ret, int child_fds
         child_fds[i]     = in ? fds[0] : fds[1];
         p->child_ends[i] = child_fds[i];
         p->copiers[i]    = (struct copier){.from = in ? dup(0) : fds[0],
-                                           .to   = in ? fds[1] : fcntl(i, F_DUPFD_CLOEXEC, 3)};
-        if (in)
+                                           .to   = in ? fds[1] : fcntl(i, F_DUPFD_CLOEXEC, 3),
+                                           .stop = -1};
+        if (in) {
             fcntl(p->copiers[i].from, F_SETFD, FD_CLOEXEC);
+            if (pipe2(p->stop, O_CLOEXEC) < 0)
+                return moat_error_set_errno(err, -errno, "cannot prepare descriptor 0");
+            p->copiers[i].stop = p->stop[0];
+        }
     }
     *ret = p;
     return 0;
@@ -335,8 +350,10 @@ void stdio_proxy_finish(struct stdio_proxy* p) {
             /* the app is gone: what it did not read of its input is not waited for (a
              * terminal's or a slow writer's pipe may never end); its output is copied to the
              * end */
-            if (i == 0)
-                pthread_cancel(c->thread);
+            if (i == 0 && p->stop[1] >= 0) {
+                close(p->stop[1]);
+                p->stop[1] = -1;
+            }
             pthread_join(c->thread, NULL);
         }
         if (c->from >= 0)
@@ -346,5 +363,8 @@ void stdio_proxy_finish(struct stdio_proxy* p) {
         if (p->child_ends[i] >= 0)
             close(p->child_ends[i]);
     }
+    for (int i = 0; i < 2; i++)
+        if (p->stop[i] >= 0)
+            close(p->stop[i]);
     free(p);
 }

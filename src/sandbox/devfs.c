@@ -72,6 +72,7 @@ struct devfs {
     struct fuse_session* se;
     pthread_t thread;
     bool started;
+    struct handle* open; /* under lock */
 };
 
 /* An open pseudo-file: the content made at open(). */
@@ -79,6 +80,7 @@ struct handle {
     fuse_ino_t ino;
     size_t len;
     uint8_t* data;
+    struct handle *prev, *next; /* open handles (a release may never come: freed at the end) */
 };
 
 static struct devfs* dev_of(fuse_req_t req) {
@@ -388,6 +390,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, -r);
         return;
     }
+    pthread_mutex_lock(&d->lock);
+    h->next = d->open;
+    if (d->open)
+        d->open->prev = h;
+    d->open = h;
+    pthread_mutex_unlock(&d->lock);
     fi->fh        = (uintptr_t)h;
     fi->direct_io = 1; /* every read and write reaches us as the app made it */
     fuse_reply_open(req, fi);
@@ -478,13 +486,26 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
         fuse_reply_write(req, size);
 }
 
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    (void)ino;
-    struct handle* h = (struct handle*)(uintptr_t)fi->fh;
+/* Unlinks h from the open handles (d->lock held) and frees it, its content wiped. */
+static void handle_free(struct devfs* d, struct handle* h) {
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        d->open = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     if (h->data)
         OPENSSL_cleanse(h->data, h->len);
     free(h->data);
     free(h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    (void)ino;
+    struct devfs* d = dev_of(req);
+    pthread_mutex_lock(&d->lock);
+    handle_free(d, (struct handle*)(uintptr_t)fi->fh);
+    pthread_mutex_unlock(&d->lock);
     fuse_reply_err(req, 0);
 }
 
@@ -575,6 +596,8 @@ void devfs_free(struct devfs* d) {
         return;
     devfs_wait(d);
     fuse_session_destroy(d->se); /* closes the connection's fd */
+    while (d->open)              /* files the sandbox had open when it ended */
+        handle_free(d, d->open);
     pthread_mutex_destroy(&d->lock);
     OPENSSL_cleanse(d->states, sizeof(d->states));
     free(d);

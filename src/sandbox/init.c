@@ -25,13 +25,14 @@
 #define FORWARDED(s) ((s) == SIGTERM || (s) == SIGINT || (s) == SIGHUP || (s) == SIGQUIT)
 
 #if defined(__x86_64__)
-__asm__(".globl _start\n"
-        "_start:\n"
-        "  xor %rbp, %rbp\n"
-        "  mov %rsp, %rdi\n"
-        "  and $-16, %rsp\n"
-        "  call init_main\n"
-        "  hlt\n");
+__asm__(
+    ".globl _start\n"
+    "_start:\n"
+    "  xor %rbp, %rbp\n"
+    "  mov %rsp, %rdi\n"
+    "  and $-16, %rsp\n"
+    "  call init_main\n"
+    "  hlt\n");
 
 static long sys(long n, long a, long b, long c, long d) {
     register long r10 __asm__("r10") = d;
@@ -43,11 +44,12 @@ static long sys(long n, long a, long b, long c, long d) {
     return ret;
 }
 #elif defined(__aarch64__)
-__asm__(".globl _start\n"
-        "_start:\n"
-        "  mov x0, sp\n"
-        "  bl init_main\n"
-        "  brk #0\n");
+__asm__(
+    ".globl _start\n"
+    "_start:\n"
+    "  mov x0, sp\n"
+    "  bl init_main\n"
+    "  brk #0\n");
 
 static long sys(long n, long a, long b, long c, long d) {
     register long x8 __asm__("x8") = n;

@@ -595,7 +595,7 @@ static int child_main(struct sandbox* sb) {
     int sock = sb->sock[1];
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* no sandbox outlives its supervisor */
     char go;
-    if (read(sock, &go, 1) != 1) /* uid/gid maps written */
+    if (!sb->privileged && read(sock, &go, 1) != 1) /* uid/gid maps written */
         _exit(1);
     int r = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     if (r < 0)
@@ -1014,6 +1014,17 @@ int sandbox_run(const struct run_opts* opts) {
     if (pid == 0)
         child_main(&sb);
     g_child_pid = pid;
+    close(sb.sock[1]);
+    sb.sock[1] = -1;
+    /* not as root: the child waits for its user namespace's map ("G") */
+    if (!sb.privileged && (map_ids(pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1)) {
+        log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        goto out;
+    }
+    /* after "G": the child reads the user namespace (as root) and the profiles later on */
+    sb.profiler_started = pthread_create(&sb.profiler, NULL, profiler_main, &sb) == 0;
     stdio_proxy_start(stdio);
     /* while the child sets up: verify ahead, and have the FUSE workers ready for its first
      * request */
@@ -1038,19 +1049,9 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     devfs_set_sandbox(dev, pid);
-    close(sb.sock[1]);
-    sb.sock[1] = -1;
-    if ((!sb.privileged && map_ids(pid, &err) < 0) || write(sb.sock[0], "G", 1) != 1) {
-        log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        goto out;
-    }
-    /* after "G": the child reads the profiles when it is about to start the app */
-    sb.profiler_started = pthread_create(&sb.profiler, NULL, profiler_main, &sb) == 0;
-    char msg[1024]      = {0};
-    int fuse_fd         = recv_fd(sb.sock[0], msg, sizeof(msg));
-    served              = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
+    char msg[1024] = {0};
+    int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
+    served         = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
     if (fuse_fd >= 0 && !served) {
         log_error("%s", err.msg);
         kill(pid, SIGKILL);
