@@ -52,7 +52,7 @@ def build_dir(moat_path) -> Path:
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not SHARED.is_dir():
-        pytest.exit(f"conformance data not found at {SHARED}", returncode=2)
+        pytest.skip(f"conformance data not found at {SHARED} (a clone without ../shared)")
     return SHARED
 
 

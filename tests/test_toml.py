@@ -14,6 +14,9 @@ import pytest
 from conftest import SHARED
 
 SUITE = SHARED / "toml-test" / "tests"
+if not SUITE.is_dir():
+    pytest.skip(f"conformance data not found at {SUITE} (a clone without ../shared)",
+                allow_module_level=True)
 VALID = sorted(SUITE.glob("valid/**/*.toml"))
 INVALID = sorted(SUITE.glob("invalid/**/*.toml"))
 

@@ -856,6 +856,10 @@ static int teardown(void** state) {
 }
 
 int main(void) {
+    if (!data_exists("EXPECTED.json")) { /* a clone without ../shared */
+        printf("1..0 # SKIP testdata/attestation not found (MOAT_TESTDATA)\n");
+        return 0;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pck_extension),
         cmocka_unit_test(test_chain_verify),
