@@ -50,7 +50,7 @@ static const struct option g_render_options[] = {
 };
 
 struct render_args {
-    struct tmpl_define* defs;
+    struct jinja_define* defs;
     size_t ndefs, cap;
     const char* string;
     struct render_opts opts;

@@ -9,7 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "sigstruct.h"
-#include "template.h"
+#include "jinja.h"
 #include "trusted.h"
 
 static int sign_run(int argc, char** argv);
@@ -110,8 +110,8 @@ static int finalize(const struct sign_args* a, char** ret_doc, size_t* ret_len,
     struct toml_error terr;
     if (toml_parse(text, len, a->manifest, &root, &terr, err) < 0)
         return -EINVAL;
-    struct template_env env;
-    template_env_default(&env);
+    struct jinja_env env;
+    jinja_env_default(&env);
     ret = manifest_inject_defaults(root, env.libos, err);
     if (ret < 0)
         return moat_error_prefix(err, "%s", a->manifest);

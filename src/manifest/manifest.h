@@ -2,7 +2,6 @@
 /*
  * The Gramine manifest component: the one public header of src/manifest.
  *
- *   template.h  — Jinja-subset renderer for *.manifest.template (gramine-manifest semantics)
  *   check.h     — key schema, validation with Gramine's messages, defaults, legacy migration
  *   trusted.h   — sgx.trusted_files expansion and parallel hashing
  *   render.h    — the whole `moat manifest render` pipeline
@@ -13,5 +12,5 @@
 #include "check.h"
 #include "render.h"
 #include "sigstruct.h"
-#include "template.h"
+#include "jinja.h"
 #include "trusted.h"

@@ -10,17 +10,17 @@
 int manifest_render_text(const char* text, size_t len, const char* name,
                          const struct render_opts* opts, char** ret_out, size_t* ret_len,
                          struct manifest_diags* diags, struct moat_error* err) {
-    struct template_env default_env;
-    const struct template_env* env = opts->env;
+    struct jinja_env default_env;
+    const struct jinja_env* env = opts->env;
     if (!env) {
-        template_env_default(&default_env);
+        jinja_env_default(&default_env);
         env = &default_env;
     }
 
     /* 1. Jinja (StrictUndefined) */
     _cleanup_free_ char* rendered = NULL;
     size_t rendered_len           = 0;
-    int ret = template_render(text, len, name, opts->defs, opts->ndefs, env, &rendered,
+    int ret = jinja_render(text, len, name, opts->defs, opts->ndefs, env, &rendered,
                               &rendered_len, err);
     if (ret < 0)
         return ret;

@@ -11,15 +11,15 @@
 
 #include "check.h"
 #include "common.h"
-#include "template.h"
+#include "jinja.h"
 
 struct render_opts {
-    const struct tmpl_define* defs; /* -D definitions */
+    const struct jinja_define* defs; /* -D definitions */
     size_t ndefs;
     bool check;                     /* --check (default) / --no-check */
     const char* chroot;             /* --chroot DIR, or NULL */
     bool progress;                  /* progress bar while hashing (TTY only) */
-    const struct template_env* env; /* NULL ⇒ template_env_default() */
+    const struct jinja_env* env; /* NULL ⇒ jinja_env_default() */
 };
 
 /* Renders template text (read from `name`, used in messages) into a finalized manifest.

@@ -14,13 +14,13 @@
 #include "common.h"
 
 /* One -D definition. `-Dname` alone sets the boolean True (value == NULL). */
-struct tmpl_define {
+struct jinja_define {
     const char* name;
     const char* value; /* NULL ⇒ True */
 };
 
-/* Where the gramine.* and python.* globals point. Fill with template_env_default(). */
-struct template_env {
+/* Where the gramine.* and python.* globals point. Fill with jinja_env_default(). */
+struct jinja_env {
     const char* pkglibdir; /* gramine.pkglibdir: moat's install/lib dir */
     const char* libos;     /* gramine.libos: the moat runtime binary (measured as the LibOS) */
     const char* glibc_dir; /* gramine.runtimedir() / runtimedir('glibc'): host libdir */
@@ -29,11 +29,11 @@ struct template_env {
 };
 
 /* Fills env with host defaults (pointers to static or process-lifetime storage). */
-void template_env_default(struct template_env* env);
+void jinja_env_default(struct jinja_env* env);
 
 /* Renders a template. `filename` is used in messages ("t.manifest.template:12: 'foo' is
  * undefined"). Returns 0 and a malloc'd NUL-terminated output, or a negative code with err
  * set (the error names the variable/construct and the line). */
-int template_render(const char* text, size_t len, const char* filename,
-                    const struct tmpl_define* defs, size_t ndefs, const struct template_env* env,
+int jinja_render(const char* text, size_t len, const char* filename,
+                    const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
                     char** ret_out, size_t* ret_len, struct moat_error* err) WARN_UNUSED;

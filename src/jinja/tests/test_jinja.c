@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "template.h"
+#include "jinja.h"
 
-static struct template_env g_env = {
+static struct jinja_env g_env = {
     .pkglibdir = "/usr/lib/moat",
     .libos     = "/usr/bin/moat",
     .glibc_dir = "/lib/x86_64-linux-gnu",
@@ -18,11 +18,11 @@ static struct template_env g_env = {
     .python    = "/usr/bin/python3",
 };
 
-static char* render(const char* text, const struct tmpl_define* defs, size_t n,
+static char* render(const char* text, const struct jinja_define* defs, size_t n,
                     struct moat_error* err) {
     char* out = NULL;
     size_t len;
-    if (template_render(text, strlen(text), "t.template", defs, n, &g_env, &out, &len, err) < 0)
+    if (jinja_render(text, strlen(text), "t.template", defs, n, &g_env, &out, &len, err) < 0)
         return NULL;
     assert_int_equal(strlen(out), len);
     return out;
@@ -30,7 +30,7 @@ static char* render(const char* text, const struct tmpl_define* defs, size_t n,
 
 static void expect(const char* text, const char* want) {
     struct moat_error err                  = {0};
-    static const struct tmpl_define defs[] = {{"name", "world"}, {"flag", NULL}, {"n", "3"}};
+    static const struct jinja_define defs[] = {{"name", "world"}, {"flag", NULL}, {"n", "3"}};
     char* out                              = render(text, defs, ARRAY_SIZE(defs), &err);
     if (!out)
         fail_msg("render of '%s' failed: %s", text, err.msg);

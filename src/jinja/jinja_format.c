@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 static bool is_int(const struct tval* v) {
     return v->type == TV_INT || v->type == TV_BOOL;

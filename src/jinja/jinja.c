@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 enum ttok_kind {
     T_TEXT,
@@ -814,8 +814,8 @@ static int render_list(struct teval* ev, const struct tnode_list* l, struct strb
     return 0;
 }
 
-int template_render(const char* text, size_t len, const char* filename,
-                    const struct tmpl_define* defs, size_t ndefs, const struct template_env* env,
+int jinja_render(const char* text, size_t len, const char* filename,
+                    const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
                     char** ret_out, size_t* ret_len, struct moat_error* err) {
     struct arena arena    = {0};
     struct tscope globals = {0};

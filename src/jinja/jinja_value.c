@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Arena                                                                                      */

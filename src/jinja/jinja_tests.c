@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 #define P(...) \
     { __VA_ARGS__, NULL }

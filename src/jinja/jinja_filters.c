@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Filters                                                                                    */

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Attribute and item lookup                                                                  */

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Component-private: the template engine's values, expression tree and evaluator, shared by
- * template.c (lexer, statement parser, renderer), template_parse.c (expressions),
- * template_value.c (values, Python's str/repr/==/<, scopes), template_eval.c (evaluation),
- * template_filters.c, template_tests.c, template_methods.c (Jinja's filters and tests, str/dict/
- * list/Path methods), template_format.c (% and str.format) and template_globals.c
- * (gramine/python/env/ldd).
+ * jinja.c (lexer, statement parser, renderer), jinja_parse.c (expressions), jinja_value.c
+ * (values, Python's str/repr/==/<, scopes), jinja_eval.c (evaluation), jinja_filters.c,
+ * jinja_tests.c, jinja_methods.c (Jinja's filters and tests, str/dict/list/Path methods),
+ * jinja_format.c (% and str.format) and jinja_globals.c (gramine/python/env/ldd).
  *
  * Everything a render allocates (syntax tree, values, strings) lives in one arena that is freed
  * when the render ends, so values are immutable and shared freely.
  */
 #pragma once
 
-#include "template.h"
+#include "jinja.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Arena                                                                                      */
@@ -172,7 +171,7 @@ struct tscope {
     size_t n, cap;
 };
 
-struct python_info; /* template_globals.c */
+struct python_info; /* jinja_globals.c */
 
 /* Limits that keep hostile templates (and the fuzzer) from exhausting time and memory; real
  * manifests are far below them. */
@@ -192,7 +191,7 @@ struct teval {
     struct tscope* scope;
     const char* filename;
     uint32_t line; /* of the construct being evaluated, for messages */
-    const struct template_env* env;
+    const struct jinja_env* env;
     struct python_info* python;
     struct moat_error* err;
     uint64_t loop_steps;
@@ -279,7 +278,7 @@ int teval_add(struct teval* ev, const struct tval* a, const struct tval* b,
 /* Python's `a == b`, failing (StrictUndefined) when either side is undefined. */
 int teval_equal(struct teval* ev, const struct tval* a, const struct tval* b,
                 bool* ret) WARN_UNUSED;
-/* template_format.c: Python's printf-style `fmt % args` (args: a tuple, a dict for %(name)s,
+/* jinja_format.c: Python's printf-style `fmt % args` (args: a tuple, a dict for %(name)s,
  * or one value) and str.format(*args, **kwargs) with the format-spec mini-language. */
 int teval_percent_format(struct teval* ev, const struct tval* fmt, const struct tval* args,
                          const struct tval** ret) WARN_UNUSED;
@@ -288,7 +287,7 @@ int teval_str_format(struct teval* ev, const struct tval* fmt, const struct tval
                      const struct tval** ret) WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Filters, tests, methods (template_filters.c, template_methods.c)                           */
+/* Filters, tests, methods (jinja_filters.c, jinja_methods.c)                           */
 
 /* Bound arguments of a filter, test or method call. */
 struct fargs {

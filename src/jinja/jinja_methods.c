@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Argument binding and helpers                                                               */

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 
 #include "moat-config.h"
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 extern char** environ;
 
@@ -30,7 +30,7 @@ static bool exists(const char* path) {
     return stat(path, &st) == 0;
 }
 
-void template_env_default(struct template_env* env) {
+void jinja_env_default(struct jinja_env* env) {
     static char libos[PATH_MAX];
     static const char* const libdirs[] = {"/lib/x86_64-linux-gnu",
                                           "/usr/lib/x86_64-linux-gnu",
@@ -479,7 +479,7 @@ static int py_attr(struct teval* ev, const struct tval* fn, const struct tval* c
                    size_t nargs, const struct tkwarg* kw, size_t nkw, const struct tval** ret);
 
 void template_add_globals(struct teval* ev, struct tscope* globals) {
-    const struct template_env* env = ev->env;
+    const struct jinja_env* env = ev->env;
     const char* gkeys[]            = {"runtimedir", "libos", "pkglibdir"};
     const struct tval* gvals[]     = {
             tv_func(ev, "gramine.runtimedir", g_runtimedir, NULL, env->glibc_dir),

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "template_impl.h"
+#include "jinja_impl.h"
 
 struct tparser {
     struct teval* ev;
