@@ -16,10 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         .python    = "/nonexistent/python3",
     };
     static const struct jinja_define defs[] = {{"log_level", "error"},
-                                              {"arch_libdir", "/lib/x86_64-linux-gnu"},
-                                              {"entrypoint", "/usr/bin/python3"},
-                                              {"flag", NULL}};
-    char* out                              = NULL;
+                                               {"arch_libdir", "/lib/x86_64-linux-gnu"},
+                                               {"entrypoint", "/usr/bin/python3"},
+                                               {"flag", NULL}};
+    char* out                               = NULL;
     size_t len;
     struct moat_error err = {0};
     if (jinja_render((const char*)data, size, "fuzz", defs, 4, &env, &out, &len, &err) == 0)

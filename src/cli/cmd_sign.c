@@ -8,8 +8,8 @@
 #include "check.h"
 #include "commands.h"
 #include "common.h"
-#include "sigstruct.h"
 #include "jinja.h"
+#include "sigstruct.h"
 #include "trusted.h"
 
 static int sign_run(int argc, char** argv);

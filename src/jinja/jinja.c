@@ -815,8 +815,8 @@ static int render_list(struct teval* ev, const struct tnode_list* l, struct strb
 }
 
 int jinja_render(const char* text, size_t len, const char* filename,
-                    const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
-                    char** ret_out, size_t* ret_len, struct moat_error* err) {
+                 const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
+                 char** ret_out, size_t* ret_len, struct moat_error* err) {
     struct arena arena    = {0};
     struct tscope globals = {0};
     struct teval ev       = {

@@ -35,5 +35,5 @@ void jinja_env_default(struct jinja_env* env);
  * undefined"). Returns 0 and a malloc'd NUL-terminated output, or a negative code with err
  * set (the error names the variable/construct and the line). */
 int jinja_render(const char* text, size_t len, const char* filename,
-                    const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
-                    char** ret_out, size_t* ret_len, struct moat_error* err) WARN_UNUSED;
+                 const struct jinja_define* defs, size_t ndefs, const struct jinja_env* env,
+                 char** ret_out, size_t* ret_len, struct moat_error* err) WARN_UNUSED;

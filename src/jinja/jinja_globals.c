@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "moat-config.h"
 #include "jinja_impl.h"
+#include "moat-config.h"
 
 extern char** environ;
 
@@ -480,11 +480,11 @@ static int py_attr(struct teval* ev, const struct tval* fn, const struct tval* c
 
 void template_add_globals(struct teval* ev, struct tscope* globals) {
     const struct jinja_env* env = ev->env;
-    const char* gkeys[]            = {"runtimedir", "libos", "pkglibdir"};
-    const struct tval* gvals[]     = {
-            tv_func(ev, "gramine.runtimedir", g_runtimedir, NULL, env->glibc_dir),
-            tv_path(ev, env->libos),
-            tv_path(ev, env->pkglibdir),
+    const char* gkeys[]         = {"runtimedir", "libos", "pkglibdir"};
+    const struct tval* gvals[]  = {
+         tv_func(ev, "gramine.runtimedir", g_runtimedir, NULL, env->glibc_dir),
+         tv_path(ev, env->libos),
+         tv_path(ev, env->pkglibdir),
     };
     tscope_set(globals, "gramine", tv_dict(ev, gkeys, gvals, ARRAY_SIZE(gkeys)));
 

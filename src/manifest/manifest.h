@@ -10,7 +10,7 @@
 #pragma once
 
 #include "check.h"
+#include "jinja.h"
 #include "render.h"
 #include "sigstruct.h"
-#include "jinja.h"
 #include "trusted.h"

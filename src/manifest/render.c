@@ -20,8 +20,8 @@ int manifest_render_text(const char* text, size_t len, const char* name,
     /* 1. Jinja (StrictUndefined) */
     _cleanup_free_ char* rendered = NULL;
     size_t rendered_len           = 0;
-    int ret = jinja_render(text, len, name, opts->defs, opts->ndefs, env, &rendered,
-                              &rendered_len, err);
+    int ret =
+        jinja_render(text, len, name, opts->defs, opts->ndefs, env, &rendered, &rendered_len, err);
     if (ret < 0)
         return ret;
 

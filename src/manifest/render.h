@@ -16,9 +16,9 @@
 struct render_opts {
     const struct jinja_define* defs; /* -D definitions */
     size_t ndefs;
-    bool check;                     /* --check (default) / --no-check */
-    const char* chroot;             /* --chroot DIR, or NULL */
-    bool progress;                  /* progress bar while hashing (TTY only) */
+    bool check;                  /* --check (default) / --no-check */
+    const char* chroot;          /* --chroot DIR, or NULL */
+    bool progress;               /* progress bar while hashing (TTY only) */
     const struct jinja_env* env; /* NULL ⇒ jinja_env_default() */
 };
 

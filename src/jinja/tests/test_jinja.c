@@ -29,9 +29,9 @@ static char* render(const char* text, const struct jinja_define* defs, size_t n,
 }
 
 static void expect(const char* text, const char* want) {
-    struct moat_error err                  = {0};
+    struct moat_error err                   = {0};
     static const struct jinja_define defs[] = {{"name", "world"}, {"flag", NULL}, {"n", "3"}};
-    char* out                              = render(text, defs, ARRAY_SIZE(defs), &err);
+    char* out                               = render(text, defs, ARRAY_SIZE(defs), &err);
     if (!out)
         fail_msg("render of '%s' failed: %s", text, err.msg);
     if (strcmp(out, want) != 0)
