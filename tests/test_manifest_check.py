@@ -57,7 +57,7 @@ BAD = [
     ('fs.mounts = [ "x" ]', "Invalid mount in manifest at index 0 (not a TOML table)"),
     ('fs.mounts = [ { type = "nfs", path = "/x", uri = "file:x" } ]', "'fs.mounts[0].type' = \"nfs\""),
     ('fs.mounts = [ { path = "/x", uri = "file:x", mode = 1 } ]', "unknown key 'fs.mounts[0].mode'"),
-    ('sgx.trusted_files = [ "/etc/passwd" ]', "must be a 'file:' URI"),
+    ('sgx.trusted_files = [ "/etc/passwd" ]', "Trusted files must start with 'file:'"),
     ('sgx.trusted_files = [ { uri = "file:a", sha256 = "zz" } ]', "is not a SHA-256 hash"),
     ('sgx.allowed_files = [ "/tmp" ]', "must start with 'file:' or 'dev:'"),
     ('loader.exec = "file:app"', "'loader.exec' is not supported anymore"),
@@ -134,7 +134,7 @@ def test_toml_syntax_error_has_position(check):
 
 def test_finalized_requires_hashes(check):
     r = check(GOOD, "--finalized", expect=2)
-    assert "has no sha256: the manifest is not finalized" in r.stderr
+    assert "has no sha256, the manifest is not finalized" in r.stderr
     assert "No 'loader.entrypoint.uri' is specified" in r.stderr
 
 

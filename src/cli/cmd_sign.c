@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "jinja.h"
+#include "model.h"
 #include "sigstruct.h"
 #include "trusted.h"
 
@@ -98,9 +99,10 @@ static char* default_sigfile(const char* output) {
     return xasprintf("%s.sig", output);
 }
 
-/* Loads, completes and checks the manifest; returns the finalized document. */
+/* Loads, completes and checks the manifest; returns the finalized document and its model (what
+ * `moat run` will read from it). */
 static int finalize(const struct sign_args* a, char** ret_doc, size_t* ret_len,
-                    struct toml_value** ret_root, struct moat_error* err) {
+                    struct manifest** ret_model, struct moat_error* err) {
     _cleanup_free_ char* text = NULL;
     size_t len;
     int ret = read_file(a->manifest, &text, &len, err);
@@ -127,38 +129,32 @@ static int finalize(const struct sign_args* a, char** ret_doc, size_t* ret_len,
     ret                       = manifest_expand_trusted_files(root, &topts, err);
     if (ret < 0)
         return ret == -ENOENT || ret == -EINVAL ? -EINVAL : ret;
-    *ret_doc  = toml_write(root, ret_len);
-    *ret_root = TAKE_PTR(root);
+    _cleanup_free_ char* doc        = toml_write(root, ret_len);
+    struct manifest_load_opts lopts = {.runtime = true, .finalized = true};
+    ret = manifest_load(doc, *ret_len, a->output, &lopts, ret_model, &diags, err);
+    if (ret < 0) /* the warnings were printed for the input already */
+        manifest_diags_print(&diags, a->output, stderr);
+    manifest_diags_free(&diags);
+    if (ret < 0)
+        return ret;
+    *ret_doc = TAKE_PTR(doc);
     return 0;
 }
 
 /* gramine-sgx-sign -v (sgx_sign.py get_mrenclave_and_manifest), minus the memory map: moat
  * lays out no enclave pages. */
-static void print_verbose(const struct sigstruct* s, const struct toml_value* root,
-                          const char* output) {
-    const char *ra = "none", *size = "256M";
-    int64_t threads = 4;
-    bool edmm       = false;
-    uint64_t bytes  = 0;
-    (void)!toml_get_string(root, "sgx.remote_attestation", "none", &ra);
-    (void)!toml_get_int(root, "sgx.max_threads", 4, &threads);
-    (void)!toml_get_string(root, "sgx.enclave_size", "256M", &size);
-    (void)!toml_get_bool(root, "sgx.edmm_enable", false, &edmm);
+static void print_verbose(const struct sigstruct* s, const struct manifest* m, const char* output) {
     printf("Attributes (required for enclave measurement):\n");
-    if (parse_size_str(size, &bytes) == 0)
-        printf("    size:        0x%llx\n", (unsigned long long)bytes);
-    else
-        printf("    size:        %s\n", size);
-    printf("    edmm:        %s\n    max_threads: %lld\n", edmm ? "True" : "False",
-           (long long)threads);
+    printf("    size:        0x%llx\n", (unsigned long long)m->sgx.enclave_size);
+    printf("    edmm:        %s\n    max_threads: %llu\n", m->sgx.edmm_enable ? "True" : "False",
+           (unsigned long long)m->sgx.max_threads);
     printf("    isv_prod_id: %u\n    isv_svn:     %u\n", s->isv_prod_id, s->isv_svn);
     printf("    attr.flags:  0x%llx\n    attr.xfrm:   0x%llx\n    misc_select: 0x%x\n",
            (unsigned long long)s->attr_flags, (unsigned long long)s->attr_xfrm, s->misc_select);
     printf("    date:        %04x-%02x-%02x\n", s->date >> 16, (s->date >> 8) & 0xff,
            s->date & 0xff);
-    printf("SGX remote attestation:\n    %s\n", !strcmp(ra, "dcap")   ? "DCAP/ECDSA"
-                                                : !strcmp(ra, "none") ? "None"
-                                                                      : "<unrecognized>");
+    printf("SGX remote attestation:\n    %s\n",
+           m->sgx.remote_attestation_dcap ? "DCAP/ECDSA" : "None");
     printf(
         "Measurement scheme:\n    moat-measurement-v1: SHA-256(\"moat-measurement-v1\\0\" || "
         "%s)\n    this is moat's measurement, stored as MRENCLAVE; it is not an SGX "
@@ -185,17 +181,17 @@ static int sign_manifest(const struct sign_args* a) {
         return exit_for(ret);
     }
 
-    _cleanup_free_ char* doc               = NULL;
-    _cleanup_toml_ struct toml_value* root = NULL;
-    size_t len                             = 0;
+    _cleanup_free_ char* doc              = NULL;
+    _cleanup_manifest_ struct manifest* m = NULL;
+    size_t len                            = 0;
     struct sigstruct s;
     uint8_t measurement[32], buf[SIGSTRUCT_SIZE];
     _cleanup_free_ char* sigfile = a->sigfile ? xstrdup(a->sigfile) : default_sigfile(a->output);
-    ret                          = finalize(a, &doc, &len, &root, &err);
+    ret                          = finalize(a, &doc, &len, &m, &err);
     if (ret == 0)
         ret = moat_measurement(doc, len, measurement);
     if (ret == 0)
-        ret = sigstruct_from_manifest(root, measurement, date, &s, &err);
+        ret = sigstruct_from_manifest(m, measurement, date, &s);
     if (ret == 0)
         ret = sigstruct_sign(&s, key, &err);
     EVP_PKEY_free(key);
@@ -210,7 +206,7 @@ static int sign_manifest(const struct sign_args* a) {
         return exit_for(ret);
     }
     if (a->verbose)
-        print_verbose(&s, root, a->output);
+        print_verbose(&s, m, a->output);
     char hex[SHA256_HEX_SIZE];
     if (!a->quiet && hex_encode(measurement, sizeof(measurement), hex, sizeof(hex)) >= 0)
         printf("Measurement:\n    %s\n", hex);

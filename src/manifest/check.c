@@ -105,10 +105,16 @@ static void check_value(struct check_ctx* c, const struct schema_key* row, const
         return;
     }
     if (row->status == KEY_LEGACY) {
-        check_report(c, DIAG_WARNING, &k,
-                     "Graphene-era key '%s' is ignored by Gramine; replaced by %s ('moat "
-                     "manifest migrate' rewrites it)",
-                     key, row->replacement);
+        if (c->opts->legacy_read)
+            check_report(c, DIAG_WARNING, &k,
+                         "Graphene-era key '%s' is read as %s (Gramine ignores it; 'moat "
+                         "manifest migrate' rewrites it)",
+                         key, row->replacement);
+        else
+            check_report(c, DIAG_WARNING, &k,
+                         "Graphene-era key '%s' is ignored by Gramine; replaced by %s ('moat "
+                         "manifest migrate' rewrites it)",
+                         key, row->replacement);
         if (row->validate && (vt_of(kv->value) & row->types))
             row->validate(c, &k);
         return;

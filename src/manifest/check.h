@@ -46,7 +46,12 @@ void manifest_diags_print(const struct manifest_diags* d, const char* filename, 
 struct manifest_check_opts {
     bool allow_unknown; /* --no-check: keys moat does not know pass without a diagnostic */
     bool finalized;     /* the manifest went through render (defaults present, files hashed):
-                           trusted-file entries must then be {uri, sha256} tables */
+                           trusted-file entries must then be {uri, sha256} tables, and
+                           loader.entrypoint.uri must be there */
+    bool runtime;       /* what `moat run` requires (as Gramine's runtime): trusted-file
+                           entries hashed, but no loader.entrypoint.uri (moat is the LibOS) */
+    bool legacy_read;   /* Graphene-era keys are read (migrated in memory), not ignored: the
+                           warning says so */
 };
 
 /* Validates the whole tree and appends every problem to diags. Returns the number of errors

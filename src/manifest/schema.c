@@ -184,6 +184,10 @@ static void range(struct check_ctx* c, const struct checked* k, int64_t lo, int6
                      k->v->u.integer, lo, hi);
 }
 
+static void v_id(struct check_ctx* c, const struct checked* k) {
+    range(c, k, 0, 4294967294); /* a Linux uid_t; (uid_t)-1 means "unchanged" */
+}
+
 static void v_fds_limit(struct check_ctx* c, const struct checked* k) {
     range(c, k, 0, 65536);
 }
@@ -306,16 +310,23 @@ static const struct mount_field g_mount_fields[] = {
 };
 
 static void check_uri_prefix(struct check_ctx* c, const struct checked* k, const char* type) {
-    const char* uri  = k->v->u.str.ptr;
-    bool shm         = type && strcmp(type, "untrusted_shm") == 0;
-    const char* want = shm ? "dev:" : "file:";
-    if (strncmp(uri, want, strlen(want)) != 0) {
-        check_report(c, DIAG_ERROR, k, "'%s' = \"%s\" must start with '%s'", k->key, uri, want);
+    const char* uri = k->v->u.str.ptr;
+    bool shm        = type && strcmp(type, "untrusted_shm") == 0;
+    bool chroot     = !type || strcmp(type, "chroot") == 0;
+    bool dev        = strncmp(uri, "dev:", 4) == 0;
+    bool file       = strncmp(uri, "file:", 5) == 0;
+    /* chroot takes file: and dev: (devices), untrusted_shm dev:, encrypted file: (Gramine's
+     * chroot_mount, shm_mount, encrypted_mount) */
+    if (shm ? !dev : chroot ? !(dev || file) : !file) {
+        check_report(c, DIAG_ERROR, k, "'%s' = \"%s\" must start with %s", k->key, uri,
+                     shm      ? "'dev:'"
+                     : chroot ? "'file:' or 'dev:'"
+                              : "'file:'");
         return;
     }
-    const char* path                  = uri + strlen(want);
+    const char* path                  = uri + (dev ? 4 : 5);
     static const char* const pseudo[] = {"/proc", "/sys", "/dev"};
-    for (size_t i = 0; i < ARRAY_SIZE(pseudo) && !shm; i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(pseudo) && !shm && !dev; i++) {
         size_t n = strlen(pseudo[i]);
         if (strncmp(path, pseudo[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
             check_report(c, DIAG_WARNING, k,
@@ -461,23 +472,39 @@ static const char* key_join(char buf[static 64], char** heap, const char* a, con
     return buf;
 }
 
+/* "at index N" of "sgx.trusted_files[N]", Gramine's runtime wording (reference §6); the key
+ * itself for a Graphene-era "sgx.trusted_files.<id>". */
+static const char* index_of(const char* key, char buf[static 32]) {
+    const char* open = strrchr(key, '[');
+    if (open)
+        snprintf(buf, 32, "at index %.*s", (int)strcspn(open + 1, "]"), open + 1);
+    else
+        snprintf(buf, 32, "'%.20s'", key);
+    return buf;
+}
+
 /* An element of sgx.trusted_files (or a Graphene-era sgx.trusted_files.<id> value). */
 static void check_trusted_entry(struct check_ctx* c, const struct checked* k) {
     const struct toml_value* e = k->v;
+    bool need_hash             = c->opts->finalized || c->opts->runtime;
+    char at[32]; /* formatted only for a message: this runs once per trusted file */
     if (e->type == TOML_STRING) {
         if (!is_string(e) || strncmp(e->u.str.ptr, "file:", 5) != 0)
-            check_report(c, DIAG_ERROR, k, "'%s' = \"%s\" must be a 'file:' URI", k->key,
-                         e->u.str.ptr);
-        else if (c->opts->finalized)
             check_report(c, DIAG_ERROR, k,
-                         "'%s' (\"%s\") has no sha256: the manifest is not finalized (run 'moat "
-                         "manifest render')",
-                         k->key, e->u.str.ptr);
+                         "Invalid URI [%s]: Trusted files must start with 'file:' ('%s')",
+                         e->u.str.ptr, k->key);
+        else if (need_hash)
+            check_report(c, DIAG_ERROR, k,
+                         "Invalid trusted file in manifest %s (not a TOML table): \"%s\" has no "
+                         "sha256, the manifest is not finalized (run 'moat manifest render')",
+                         index_of(k->key, at), e->u.str.ptr);
         return;
     }
     if (e->type != TOML_TABLE) {
-        check_report(c, DIAG_ERROR, k, "'%s' must be a string or a { uri, sha256 } table, not %s",
-                     k->key, vt_name(vt_of(e)));
+        check_report(c, DIAG_ERROR, k,
+                     "Invalid trusted file in manifest %s (not a TOML table): '%s' must be a "
+                     "string or a { uri, sha256 } table, not %s",
+                     index_of(k->key, at), k->key, vt_name(vt_of(e)));
         return;
     }
     const struct toml_value* uri    = toml_table_get(e, "uri");
@@ -490,8 +517,15 @@ static void check_trusted_entry(struct check_ctx* c, const struct checked* k) {
                          k->key, name);
         }
     }
+    if (!uri) {
+        check_report(c, DIAG_ERROR, k, "Invalid trusted file in manifest %s (no 'uri' key)",
+                     index_of(k->key, at));
+        return;
+    }
     if (!is_string(uri) || strncmp(uri->u.str.ptr, "file:", 5) != 0) {
-        check_report(c, DIAG_ERROR, k, "'%s.uri' must be a 'file:' URI string", k->key);
+        check_report(c, DIAG_ERROR, k,
+                     "Invalid URI [%s]: Trusted files must start with 'file:' ('%s.uri')",
+                     is_string(uri) ? uri->u.str.ptr : "?", k->key);
         return;
     }
     if (sha256) {
@@ -503,11 +537,12 @@ static void check_trusted_entry(struct check_ctx* c, const struct checked* k) {
             check_report(c, DIAG_ERROR, &sk, "'%s' must be a string", skey);
         else
             v_sha256(c, &sk);
-    } else if (c->opts->finalized && uri->u.str.ptr[strlen(uri->u.str.ptr) - 1] != '/') {
+    } else if (c->opts->runtime ||
+               (c->opts->finalized && uri->u.str.ptr[strlen(uri->u.str.ptr) - 1] != '/')) {
         check_report(c, DIAG_ERROR, k,
-                     "'%s' (\"%s\") has no sha256: the manifest is not finalized (run 'moat "
-                     "manifest render')",
-                     k->key, uri->u.str.ptr);
+                     "Invalid trusted file in manifest %s (no 'sha256' key): \"%s\" has no "
+                     "sha256, the manifest is not finalized (run 'moat manifest render')",
+                     index_of(k->key, at), uri->u.str.ptr);
     }
 }
 
@@ -585,8 +620,8 @@ const struct schema_key g_schema[] = {
     KEY("loader.env.*", VT_STRING | VT_TABLE, v_env),
     KEY("loader.env_src_file", VT_STRING, v_file_uri),
     KEY("loader.insecure__use_host_env", VT_BOOL, NULL),
-    KEY("loader.uid", VT_INT, v_nonneg),
-    KEY("loader.gid", VT_INT, v_nonneg),
+    KEY("loader.uid", VT_INT, v_id),
+    KEY("loader.gid", VT_INT, v_id),
     KEY("loader.insecure__disable_aslr", VT_BOOL, NULL),
     KEY("loader.log_level", VT_STRING, v_log_level),
     KEY("loader.log_file", VT_STRING, NULL),

@@ -162,64 +162,35 @@ static void signed_bytes(const struct sigstruct* s, uint8_t out[256]) {
 /* ---------------------------------------------------------------------------------------- */
 /* Manifest → SIGSTRUCT fields                                                                */
 
-static int get_u16(const struct toml_value* root, const char* key, uint16_t* ret,
-                   struct moat_error* err) {
-    int64_t v;
-    if (toml_get_int(root, key, 0, &v) < 0)
-        return moat_error_set(err, -EINVAL, "'%s' must be an integer", key);
-    if (v < 0 || v > 65535)
-        return moat_error_set(err, -EINVAL, "'%s' = %lld is out of range (0..65535)", key,
-                              (long long)v);
-    *ret = (uint16_t)v;
-    return 0;
-}
-
-int sigstruct_from_manifest(const struct toml_value* root, const uint8_t measurement[32],
-                            uint32_t date, struct sigstruct* ret, struct moat_error* err) {
+int sigstruct_from_manifest(const struct manifest* m, const uint8_t measurement[32], uint32_t date,
+                            struct sigstruct* ret) {
     struct sigstruct s;
     memset(&s, 0, sizeof(s));
-    bool debug = false, exinfo = false;
-    if (toml_get_bool(root, "sgx.debug", false, &debug) < 0)
-        return moat_error_set(err, -EINVAL, "'sgx.debug' must be a boolean");
-    if (toml_get_bool(root, "sgx.use_exinfo", false, &exinfo) < 0)
-        return moat_error_set(err, -EINVAL, "'sgx.use_exinfo' must be a boolean");
-    int r = get_u16(root, "sgx.isvprodid", &s.isv_prod_id, err);
-    r     = r ?: get_u16(root, "sgx.isvsvn", &s.isv_svn, err);
-    if (r < 0)
-        return r;
-
+    s.isv_prod_id     = m->sgx.isvprodid;
+    s.isv_svn         = m->sgx.isvsvn;
     s.date            = date;
-    s.misc_select     = exinfo ? SGX_MISC_EXINFO : 0;
+    s.misc_select     = m->sgx.use_exinfo ? SGX_MISC_EXINFO : 0;
     s.misc_mask       = 0xffffffffU;
-    s.attr_flags      = SGX_FLAGS_MODE64BIT | (debug ? SGX_FLAGS_DEBUG : 0);
+    s.attr_flags      = SGX_FLAGS_MODE64BIT | (m->sgx.debug ? SGX_FLAGS_DEBUG : 0);
     s.attr_xfrm       = SGX_XFRM_LEGACY;
     s.attr_mask_flags = 0xffffffffffffffffULL;
     s.attr_mask_xfrm  = SGX_XFRM_MASK_DEFAULT;
 
     /* sgx.cpu_features.*: "required" sets the XFRM bits (and the mask covers them),
      * "disabled" clears them in the XFRM and requires them clear through the mask */
-    static const struct {
-        const char* key;
+    const struct {
+        enum manifest_cpu_feature value;
         uint64_t bits;
     } features[] = {
-        {"sgx.cpu_features.avx", SGX_XFRM_AVX},   {"sgx.cpu_features.avx512", SGX_XFRM_AVX512},
-        {"sgx.cpu_features.amx", SGX_XFRM_AMX},   {"sgx.cpu_features.mpx", SGX_XFRM_MPX},
-        {"sgx.cpu_features.pkru", SGX_XFRM_PKRU},
+        {m->sgx.avx, SGX_XFRM_AVX}, {m->sgx.avx512, SGX_XFRM_AVX512}, {m->sgx.amx, SGX_XFRM_AMX},
+        {m->sgx.mpx, SGX_XFRM_MPX}, {m->sgx.pkru, SGX_XFRM_PKRU},
     };
     for (size_t i = 0; i < ARRAY_SIZE(features); i++) {
-        const char* v;
-        if (toml_get_string(root, features[i].key, "unspecified", &v) < 0)
-            return moat_error_set(err, -EINVAL, "'%s' must be a string", features[i].key);
-        if (!strcmp(v, "required")) {
+        if (features[i].value == MANIFEST_CPU_REQUIRED) {
             s.attr_xfrm |= features[i].bits;
             s.attr_mask_xfrm |= features[i].bits;
-        } else if (!strcmp(v, "disabled")) {
+        } else if (features[i].value == MANIFEST_CPU_DISABLED) {
             s.attr_mask_xfrm |= features[i].bits;
-        } else if (strcmp(v, "unspecified") != 0) {
-            return moat_error_set(err, -EINVAL,
-                                  "'%s' = \"%s\" is not one of 'unspecified', "
-                                  "'disabled' and 'required'",
-                                  features[i].key, v);
         }
     }
     memcpy(s.enclave_hash, measurement, 32);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "model.h"
 #include "toml.h"
 
 #define SIGSTRUCT_SIZE      1808
@@ -79,11 +80,10 @@ struct sigstruct {
  * and the manifest bytes exactly as written to .manifest.sgx. */
 int moat_measurement(const void* manifest, size_t len, uint8_t out[32]) WARN_UNUSED;
 
-/* Fills the unsigned fields from a finalized manifest (sgx.debug, isvprodid, isvsvn,
- * use_exinfo, cpu_features) and the measurement. Errors name the manifest key. */
-int sigstruct_from_manifest(const struct toml_value* root, const uint8_t measurement[32],
-                            uint32_t date, struct sigstruct* ret,
-                            struct moat_error* err) WARN_UNUSED;
+/* Fills the unsigned fields from the manifest model (sgx.debug, isvprodid, isvsvn, use_exinfo,
+ * cpu_features) and the measurement. */
+int sigstruct_from_manifest(const struct manifest* m, const uint8_t measurement[32], uint32_t date,
+                            struct sigstruct* ret) WARN_UNUSED;
 
 /* Signs s in place (reference/gramine.md §3): sets modulus, exponent, signature, q1 and q2.
  * The key must pass enclave_key_check (-EINVAL otherwise); -EIO if OpenSSL fails. */

@@ -139,25 +139,9 @@ char* encfs_key_name(struct encfs* e, size_t i) {
     return name;
 }
 
-int encfs_load_keys(struct encfs* e, const struct toml_value* manifest, struct moat_error* err) {
-    const struct toml_value* keys = toml_get_path(manifest, "fs.insecure__keys");
-    if (!keys)
-        return 0;
-    if (keys->type != TOML_TABLE)
-        return moat_error_set(err, -EINVAL, "'fs.insecure__keys' must be a table");
-    for (size_t i = 0; i < keys->u.tab.len; i++) {
-        const struct toml_kv* kv = &keys->u.tab.items[i];
-        uint8_t key[16]          = {0};
-        bool ok = kv->value->type == TOML_STRING && strlen(kv->value->u.str.ptr) == 32 &&
-                  hex_decode(kv->value->u.str.ptr, 32, key, sizeof(key)) == 16;
-        if (ok)
-            encfs_set_key(e, kv->key, key);
-        OPENSSL_cleanse(key, sizeof(key)); /* also the bytes a failed decode wrote */
-        if (!ok)
-            return moat_error_set(
-                err, -EINVAL, "'fs.insecure__keys.%s' must be 32 hex digits (16 bytes)", kv->key);
-    }
-    return 0;
+void encfs_load_keys(struct encfs* e, const struct manifest* m) {
+    for (size_t i = 0; i < m->fs.nkeys; i++)
+        encfs_set_key(e, m->fs.insecure_keys[i].name, m->fs.insecure_keys[i].key);
 }
 
 /* A key on the stack, wiped on every way out of its scope. */

@@ -29,9 +29,8 @@ void encfs_declare_key(struct encfs* e, const char* name);
 int encfs_get_key(struct encfs* e, const char* name, uint8_t ret[16]);
 /* The i-th known key name (malloc'd), or NULL past the end. */
 char* encfs_key_name(struct encfs* e, size_t i);
-/* Reads fs.insecure__keys from the manifest (32 hex digits each). */
-int encfs_load_keys(struct encfs* e, const struct toml_value* manifest,
-                    struct moat_error* err) WARN_UNUSED;
+/* Takes fs.insecure__keys from the manifest model (decoded and checked there). */
+void encfs_load_keys(struct encfs* e, const struct manifest* m);
 
 /* Opens (or with `create`, creates) the encrypted file at `host`, bound to `bind` (the
  * normalized host path as the mount URI gives it), with the mount's key; with the mount's

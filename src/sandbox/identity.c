@@ -128,18 +128,14 @@ static int verified_signer(const char* sig_path, const char* manifest_path, cons
     return 0;
 }
 
-int identity_load(const char* stem, const char* manifest_path, const struct toml_value* manifest,
+int identity_load(const char* stem, const char* manifest_path, const struct manifest* manifest,
                   const char* text, size_t len, struct attest_identity* ret_id, bool* ret_measured,
                   struct moat_error* err) {
-    struct attest_identity id = {0};
-    int64_t prodid = 0, svn = 0;
-    if (toml_get_int(manifest, "sgx.isvprodid", 0, &prodid) < 0 || prodid < 0 || prodid > 0xffff ||
-        toml_get_int(manifest, "sgx.isvsvn", 0, &svn) < 0 || svn < 0 || svn > 0xffff)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.isvprodid' / 'sgx.isvsvn'");
-    if (toml_get_bool(manifest, "sgx.debug", false, &id.debug) < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.debug'");
-    id.isvprodid = (uint16_t)prodid;
-    id.isvsvn    = (uint16_t)svn;
+    struct attest_identity id = {
+        .isvprodid = manifest->sgx.isvprodid,
+        .isvsvn    = manifest->sgx.isvsvn,
+        .debug     = manifest->sgx.debug,
+    };
 
     _cleanup_free_ char* sig_path = xasprintf("%s.sig", stem);
     _cleanup_free_ char* sig      = NULL;

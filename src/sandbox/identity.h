@@ -20,7 +20,6 @@
 #include "common.h"
 #include "provider.h"
 #include "sandbox.h"
-#include "toml.h"
 
 struct encfs;
 
@@ -40,7 +39,7 @@ char* identity_manifest_path(const char* stem);
  * false). Errors: -EINVAL for a manifest value out of range, -EPERM for a .sig that is not a
  * verified SIGSTRUCT of this manifest (the message names the .sig and what did not match), -errno
  * when the .sig cannot be read. Outputs are written only on success. */
-int identity_load(const char* stem, const char* manifest_path, const struct toml_value* manifest,
+int identity_load(const char* stem, const char* manifest_path, const struct manifest* manifest,
                   const char* text, size_t len, struct attest_identity* ret_id, bool* ret_measured,
                   struct moat_error* err) WARN_UNUSED;
 

@@ -10,15 +10,10 @@
 
 #include "sandbox.h"
 
-static bool is_str(const struct toml_value* v) {
-    return v && v->type == TOML_STRING;
-}
-
-static char* host_of_uri(const char* uri, const char* cwd) {
-    const char* path = uri + 5; /* after "file:" */
-    if (path[0] == '/')
-        return path_normalize(path);
-    _cleanup_free_ char* joined = path_join(cwd, path);
+static char* host_of_uri(const struct manifest_uri* uri, const char* cwd) {
+    if (uri->path[0] == '/')
+        return path_normalize(uri->path);
+    _cleanup_free_ char* joined = path_join(cwd, uri->path);
     return path_normalize(joined);
 }
 
@@ -33,120 +28,45 @@ static void add(struct mount_plan* p, size_t* cap, enum mount_type type, const c
     };
 }
 
-static int parse_type(const struct toml_value* t, const char* key, enum mount_type* ret,
-                      struct moat_error* err) {
-    static const struct {
-        const char* name;
-        enum mount_type type;
-    } types[]                     = {{"chroot", MOUNT_CHROOT},
-                                     {"tmpfs", MOUNT_TMPFS},
-                                     {"encrypted", MOUNT_ENCRYPTED},
-                                     {"untrusted_shm", MOUNT_UNTRUSTED_SHM}};
-    const struct toml_value* type = toml_table_get(t, "type");
-    if (!type) {
-        *ret = MOUNT_CHROOT;
-        return 0;
-    }
-    for (size_t i = 0; is_str(type) && i < ARRAY_SIZE(types); i++) {
-        if (!strcmp(type->u.str.ptr, types[i].name)) {
-            *ret = types[i].type;
-            return 0;
-        }
-    }
-    return moat_error_set(err, -EINVAL, "Unknown mount type in '%s.type'", key);
-}
-
-static int load_mount(struct mount_plan* p, size_t* cap, const struct toml_value* t,
-                      const char* key, bool is_root, const char* cwd, struct moat_error* err) {
-    enum mount_type type = MOUNT_CHROOT;
-    int r                = parse_type(t, key, &type, err);
-    if (r < 0)
-        return r;
-    const struct toml_value* path = toml_table_get(t, "path");
-    const struct toml_value* uri  = toml_table_get(t, "uri");
-    const struct toml_value* kn   = toml_table_get(t, "key_name");
-    const char* app               = "/";
-    if (!is_root) {
-        if (!is_str(path))
-            return moat_error_set(err, -EINVAL, "No value provided for '%s.path'", key);
-        app = path->u.str.ptr;
-        if (app[0] != '/')
-            return moat_error_set(err, -EINVAL,
-                                  "Relative mount path: '%s.path' (\"%s\") is disallowed! "
-                                  "Consider converting it to absolute by adding \"/\" at the "
-                                  "beginning.",
-                                  key, app);
-        _cleanup_free_ char* norm = path_normalize(app);
-        if (!strcmp(norm, "/"))
-            return moat_error_set(err, -EINVAL,
-                                  "'%s.path' cannot be \"/\". The root mount (\"/\") can be "
-                                  "customized via the 'fs.root' manifest entry.",
-                                  key);
-    }
-    char* host = NULL;
-    if (type != MOUNT_TMPFS) {
-        if (!is_str(uri))
-            return moat_error_set(err, -EINVAL, "No value provided for '%s.uri'", key);
-        const char* prefix = type == MOUNT_UNTRUSTED_SHM ? "dev:" : "file:";
-        if (strncmp(uri->u.str.ptr, prefix, strlen(prefix)) != 0)
-            return moat_error_set(err, -EINVAL, "'%s.uri' (\"%s\") must start with '%s'", key,
-                                  uri->u.str.ptr, prefix);
-        host = type == MOUNT_UNTRUSTED_SHM ? path_normalize(uri->u.str.ptr + 4)
-                                           : host_of_uri(uri->u.str.ptr, cwd);
-    }
-    const struct toml_value* rec = toml_table_get(t, "enable_recovery");
-    if (rec && rec->type != TOML_BOOL)
-        return moat_error_set(err, -EINVAL, "'%s.enable_recovery' must be a boolean", key);
-    add(p, cap, type, app, host, is_str(kn) ? kn->u.str.ptr : "default");
+/* One fs.root or fs.mounts entry of the model (validated: absolute path, not "/", a URI of
+ * the right kind). chroot mounts of dev: URIs (devices) and untrusted_shm mounts (host shared
+ * memory) are host directories or files like chroot ones: served by the FUSE view under the
+ * file policy, where sgx.allowed_files entries are bound (native, MAP_SHARED with the host). */
+static void load_mount(struct mount_plan* p, size_t* cap, const struct manifest_mount* mt,
+                       const char* cwd) {
+    static const enum mount_type types[] = {
+        [MANIFEST_MOUNT_CHROOT]        = MOUNT_CHROOT,
+        [MANIFEST_MOUNT_ENCRYPTED]     = MOUNT_ENCRYPTED,
+        [MANIFEST_MOUNT_TMPFS]         = MOUNT_TMPFS,
+        [MANIFEST_MOUNT_UNTRUSTED_SHM] = MOUNT_CHROOT,
+    };
+    enum mount_type type = types[mt->type];
+    char* host           = mt->has_uri && type != MOUNT_TMPFS ? host_of_uri(&mt->uri, cwd) : NULL;
+    add(p, cap, type, mt->path, host, mt->key_name);
     if (type == MOUNT_ENCRYPTED) {
-        p->items[p->len - 1].bind     = path_normalize(uri->u.str.ptr + 5);
-        p->items[p->len - 1].recovery = rec && rec->u.boolean;
+        p->items[p->len - 1].bind     = path_normalize(mt->uri.path);
+        p->items[p->len - 1].recovery = mt->enable_recovery;
     }
-    return 0;
 }
 
-int mount_plan_load(const struct toml_value* m, const char* cwd, struct mount_plan* ret,
+int mount_plan_load(const struct manifest* m, const char* cwd, struct mount_plan* ret,
                     struct moat_error* err) {
-    struct mount_plan p           = {0};
-    size_t cap                    = 0;
-    int r                         = 0;
-    const struct toml_value* root = toml_get_path(m, "fs.root");
-    if (root && root->type == TOML_TABLE && root->u.tab.len) {
-        r = load_mount(&p, &cap, root, "fs.root", true, cwd, err);
-    } else {
-        add(&p, &cap, MOUNT_CHROOT, "/", path_normalize(cwd), NULL);
-    }
+    struct mount_plan p = {0};
+    size_t cap          = 0;
+    load_mount(&p, &cap, &m->fs.root, cwd);
     /* the sandbox's own pseudo file systems come before the user's mounts, which may shadow
      * parts of them (Gramine mounts them right after the root) */
     static const char* const pseudo[] = {"/proc", "/dev", "/sys"};
-    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(pseudo); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(pseudo); i++)
         add(&p, &cap, MOUNT_PSEUDO, pseudo[i], NULL, NULL);
+    for (size_t i = 0; i < m->fs.nmounts; i++)
+        load_mount(&p, &cap, &m->fs.mounts[i], cwd);
 
-    const struct toml_value* mounts = toml_get_path(m, "fs.mounts");
-    if (r == 0 && mounts && mounts->type != TOML_ARRAY)
-        r = moat_error_set(err, -EINVAL, "'fs.mounts' must be an array");
-    for (size_t i = 0; r == 0 && mounts && i < mounts->u.arr.len; i++) {
-        const struct toml_value* t = mounts->u.arr.items[i];
-        _cleanup_free_ char* key   = xasprintf("fs.mounts[%zu]", i);
-        if (t->type != TOML_TABLE)
-            r = moat_error_set(err, -EINVAL,
-                               "Invalid mount in manifest at index %zu (not a TOML table)", i);
-        else
-            r = load_mount(&p, &cap, t, key, false, cwd, err);
-    }
-
-    const char* start = "/";
-    const char* ep    = NULL;
-    if (r == 0 && toml_get_string(m, "fs.start_dir", "/", &start) < 0)
-        r = moat_error_set(err, -EINVAL, "Invalid 'fs.start_dir' in manifest.");
-    if (r == 0 && (toml_get_string(m, "libos.entrypoint", NULL, &ep) < 0 || !ep))
-        r = moat_error_set(err, -EINVAL, "'libos.entrypoint' must be specified in the manifest");
-    if (r == 0 && !strncmp(ep, "file:", 5))
-        r = moat_error_set(err, -EINVAL,
-                           "'libos.entrypoint' should be an in-Gramine path, not URI.");
-    if (r < 0) {
+    const char* start = m->fs.start_dir;
+    const char* ep    = m->libos.entrypoint;
+    if (!*start) {
         mount_plan_free(&p);
-        return r;
+        return moat_error_set(err, -EINVAL, "Invalid 'fs.start_dir' in manifest.");
     }
     _cleanup_free_ char* abs_start = start[0] == '/' ? xstrdup(start) : xasprintf("/%s", start);
     p.start_dir                    = path_normalize(abs_start);

@@ -20,82 +20,27 @@ static char* host_path_of(const char* path, const char* cwd) {
     return path_normalize(joined);
 }
 
-int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct moat_error* err) {
-    struct file_policy p = {.strict = true};
+int file_policy_load(const struct manifest* m, struct file_policy* ret, struct moat_error* err) {
+    struct file_policy p = {.strict = m->sgx.file_check_strict};
     char cwd_buf[4096];
     const char* cwd = getcwd(cwd_buf, sizeof(cwd_buf)); /* once, not per entry */
-    const char* policy;
-    if (toml_get_string(m, "sgx.file_check_policy", "strict", &policy) < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.file_check_policy'");
-    if (!strcmp(policy, "allow_all_but_log"))
-        p.strict = false;
-    else if (strcmp(policy, "strict") != 0)
-        return moat_error_set(err, -EINVAL,
-                              "Unknown value for 'sgx.file_check_policy' (allowed: 'strict', "
-                              "'allow_all_but_log')'");
-
-    const struct toml_value* tf = toml_get_path(m, "sgx.trusted_files");
-    if (tf && tf->type != TOML_ARRAY)
-        return moat_error_set(err, -EINVAL,
-                              "'sgx.trusted_files' must be an array (Graphene-era table syntax: "
-                              "run 'moat manifest migrate')");
-    size_t n  = tf ? tf->u.arr.len : 0;
-    p.trusted = xcalloc(n + 1, sizeof(*p.trusted));
-    for (size_t i = 0; i < n; i++) {
-        const struct toml_value* e   = tf->u.arr.items[i];
-        const struct toml_value *uri = NULL, *sha = NULL;
-        int r = 0;
-        if (e->type != TOML_TABLE)
-            r = moat_error_set(err, -EINVAL,
-                               "Invalid trusted file in manifest at index %zu (not a TOML table)%s",
-                               i,
-                               e->type == TOML_STRING ? ": the manifest is not finalized, run "
-                                                        "'moat manifest render'"
-                                                      : "");
-        else if (!(uri = toml_table_get(e, "uri")) || uri->type != TOML_STRING)
-            r = moat_error_set(err, -EINVAL,
-                               "Invalid trusted file in manifest at index %zu (no 'uri' key)", i);
-        else if (!(sha = toml_table_get(e, "sha256")) || sha->type != TOML_STRING)
-            r = moat_error_set(
-                err, -EINVAL, "Invalid trusted file in manifest at index %zu (no 'sha256' key)", i);
-        else if (strncmp(uri->u.str.ptr, "file:", 5) != 0)
-            r = moat_error_set(err, -EINVAL,
-                               "Invalid URI [%s]: Trusted files must start with 'file:'",
-                               uri->u.str.ptr);
-        else if (sha->u.str.len != 64 ||
-                 hex_decode(sha->u.str.ptr, 64, p.trusted[p.ntrusted].sha256, 32) < 0)
-            r = moat_error_set(err, -EINVAL, "Hash (%s) of a trusted file %s is not a SHA256 hash",
-                               sha->u.str.ptr, uri->u.str.ptr);
-        if (r < 0) {
-            file_policy_free(&p);
-            return r;
-        }
-        p.trusted[p.ntrusted++].path = host_path_of(uri->u.str.ptr + 5, cwd);
-    }
-    qsort(p.trusted, p.ntrusted, sizeof(*p.trusted), cmp_trusted);
-
-    const struct toml_value* af = toml_get_path(m, "sgx.allowed_files");
-    if (af && af->type != TOML_ARRAY) {
-        file_policy_free(&p);
-        return moat_error_set(err, -EINVAL,
-                              "'sgx.allowed_files' must be an array (Graphene-era table syntax: "
-                              "run 'moat manifest migrate')");
-    }
-    n         = af ? af->u.arr.len : 0;
-    p.allowed = xcalloc(n + 1, sizeof(*p.allowed));
-    for (size_t i = 0; i < n; i++) {
-        const struct toml_value* e = af->u.arr.items[i];
-        const char* s              = e->type == TOML_STRING ? e->u.str.ptr : "";
-        const char* path = !strncmp(s, "file:", 5) ? s + 5 : !strncmp(s, "dev:", 4) ? s + 4 : NULL;
-        if (!path) {
+    p.trusted       = xcalloc(m->sgx.ntrusted + 1, sizeof(*p.trusted));
+    for (size_t i = 0; i < m->sgx.ntrusted; i++) {
+        const struct manifest_trusted_file* t = &m->sgx.trusted_files[i];
+        if (!t->has_sha256) { /* the runtime check refuses these: a manifest that was not */
             file_policy_free(&p);
             return moat_error_set(err, -EINVAL,
-                                  "Invalid URI [%s]: Allowed files must start with 'file:' or "
-                                  "'dev:'",
-                                  s);
+                                  "Invalid trusted file in manifest at index %zu (no 'sha256' "
+                                  "key)",
+                                  i);
         }
-        p.allowed[p.nallowed++] = host_path_of(path, cwd);
+        memcpy(p.trusted[p.ntrusted].sha256, t->sha256, 32);
+        p.trusted[p.ntrusted++].path = host_path_of(t->uri.path, cwd);
     }
+    qsort(p.trusted, p.ntrusted, sizeof(*p.trusted), cmp_trusted);
+    p.allowed = xcalloc(m->sgx.nallowed + 1, sizeof(*p.allowed));
+    for (size_t i = 0; i < m->sgx.nallowed; i++)
+        p.allowed[p.nallowed++] = host_path_of(m->sgx.allowed_files[i].path, cwd);
     *ret = p;
     return 0;
 }

@@ -44,7 +44,7 @@ extern char** environ;
 
 struct sandbox {
     const struct run_opts* opts;
-    struct toml_value* manifest;
+    struct manifest* manifest;
     char* manifest_path; /* absolute */
     struct strv argv, env;
     struct encfs* encfs; /* keys of encrypted mounts */
@@ -286,11 +286,6 @@ static int mount_plan_entries(const struct sandbox* sb) {
                 break;
             case MOUNT_ENCRYPTED:
                 break; /* served by the FUSE view too */
-            case MOUNT_UNTRUSTED_SHM:
-                return child_fail(
-                    "fs.mounts: \"%s\" (type \"untrusted_shm\") cannot be mounted "
-                    "by moat run yet",
-                    m->path);
         }
         if (r == 1)
             return -1;
@@ -671,17 +666,6 @@ static char* manifest_path_of(const char* stem) {
     return identity_manifest_path(stem);
 }
 
-/* Graphene's sgx.protected_files* (which Gramine ignores since v1.5) are served as the
- * encrypted mounts `moat manifest migrate` would write, with a warning that says so. */
-static void honour_protected_files(struct toml_value* manifest, const char* path) {
-    struct manifest_diags diags = {0};
-    manifest_migrate_protected(manifest, &diags);
-    for (size_t i = 0; i < diags.len; i++)
-        log_warning("%s:%u: %s (Graphene-era '%s'; 'moat manifest migrate' rewrites it)", path,
-                    diags.items[i].line, diags.items[i].msg, diags.items[i].key);
-    manifest_diags_free(&diags);
-}
-
 /* loader.log_file, appended to by moat (perhaps as root): never through a symlink the app
  * left in an allowed directory, and only a regular file. */
 static int open_log_file(const struct file_policy* policy, const char* path,
@@ -720,12 +704,7 @@ static int load_identity(struct sandbox* sb, const char* path, char** text, size
     if (identity_load(sb->opts->stem, path, sb->manifest, sb->measured, len, &sb->id,
                       &sb->mrenclave_set, err) < 0)
         return -1;
-    const char* ra = "none";
-    if (toml_get_string(sb->manifest, "sgx.remote_attestation", "none", &ra) < 0)
-        return moat_error_set(err, -EINVAL,
-                              "Cannot parse 'sgx.remote_attestation' (\"none\" or \"dcap\"; "
-                              "'moat manifest migrate' rewrites Graphene's boolean)");
-    sb->remote_dcap = !strcmp(ra, "dcap");
+    sb->remote_dcap = sb->manifest->sgx.remote_attestation_dcap;
     return 0;
 }
 
@@ -733,6 +712,53 @@ static int load_identity(struct sandbox* sb, const char* path, char** text, size
 static int sealing_keys(struct sandbox* sb, struct moat_error* err) {
     return identity_sealing_keys(&sb->plan, sb->encfs, &sb->id, &sb->mrenclave_set, sb->measured,
                                  sb->measured_len, err);
+}
+
+static enum log_level log_level_of(enum manifest_log_level l) {
+    switch (l) {
+        case MANIFEST_LOG_NONE:
+            return LOG_LEVEL_NONE;
+        case MANIFEST_LOG_ERROR:
+            return LOG_LEVEL_ERROR;
+        case MANIFEST_LOG_WARNING:
+            return LOG_LEVEL_WARNING;
+        case MANIFEST_LOG_DEBUG:
+            return LOG_LEVEL_DEBUG;
+        case MANIFEST_LOG_TRACE:
+        case MANIFEST_LOG_ALL:
+            break;
+    }
+    return LOG_LEVEL_TRACE;
+}
+
+/* The manifest as the model (model.h): the same check `moat manifest check --finalized` runs,
+ * so the two accept and refuse the same manifests. Errors are printed with their position;
+ * warnings (Graphene-era keys read, ...) at loader.log_level warning and above. */
+static int load_model(struct sandbox* sb, const char* path, const char* text, size_t len,
+                      struct moat_error* err) {
+    struct manifest_diags diags     = {0};
+    struct manifest_load_opts lopts = {.runtime = true};
+    int r = manifest_load(text, len, path, &lopts, &sb->manifest, &diags, err);
+    if (r < 0) {
+        manifest_diags_print(&diags, path, stderr);
+    } else {
+        log_set_level(log_level_of(sb->manifest->loader.log_level));
+        for (size_t i = 0; i < diags.len; i++)
+            log_warning("%s:%u: %s", path, diags.items[i].line, diags.items[i].msg);
+    }
+    manifest_diags_free(&diags);
+    return r;
+}
+
+/* The encrypted mounts' keys: fs.insecure__keys, the names the mounts use, the sealing keys. */
+static int load_keys(struct sandbox* sb, struct moat_error* err) {
+    sb->encfs = encfs_new();
+    encfs_load_keys(sb->encfs, sb->manifest);
+    for (size_t i = 0; i < sb->plan.len; i++)
+        if (sb->plan.items[i].type == MOUNT_ENCRYPTED)
+            encfs_declare_key(sb->encfs,
+                              sb->plan.items[i].key_name ? sb->plan.items[i].key_name : "default");
+    return sealing_keys(sb, err);
 }
 
 static int load(struct sandbox* sb, struct moat_error* err) {
@@ -743,19 +769,9 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     int ret = identity_read_manifest(sb->opts->stem, &path, &text, &len, err);
     if (ret < 0)
         return ret;
-    struct toml_error terr;
-    if (toml_parse(text, len, path, &sb->manifest, &terr, err) < 0)
-        return moat_error_prefix(err, "failed at parsing the manifest");
-
-    const char* level;
-    enum log_level lvl;
-    if (toml_get_string(sb->manifest, "loader.log_level", "error", &level) < 0 ||
-        log_level_parse(level, &lvl) < 0)
-        return moat_error_set(err, -EINVAL, "Unknown 'loader.log_level'");
-    log_set_level(lvl);
-    const char* log_file = NULL;
-    if (toml_get_string(sb->manifest, "loader.log_file", NULL, &log_file) < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'loader.log_file'");
+    if (load_model(sb, path, text, len, err) < 0)
+        return -EINVAL;
+    const struct manifest* m = sb->manifest;
     if (load_identity(sb, path, &text, len, err) < 0) /* after the log level: it may warn */
         return -1;
 
@@ -763,69 +779,38 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof(cwd)))
         return moat_error_set_errno(err, -errno, "getcwd");
-    int r = sandbox_build_argv(sb->manifest, sb->opts->argv, sb->opts->argc, &sb->argv, &warn, err);
+    int r = sandbox_build_argv(m, sb->opts->argv, sb->opts->argc, &sb->argv, &warn, err);
     if (r == 0 && warn.len)
         log_error("%.*s", (int)warn.len - 1, warn.buf);
     strbuf_free(&warn);
     if (r == 0)
-        r = sandbox_build_env(sb->manifest, environ, &sb->env, err);
+        r = sandbox_build_env(m, environ, &sb->env, err);
     if (r == 0)
-        honour_protected_files(sb->manifest, path);
+        r = file_policy_load(m, &sb->policy, err);
+    if (r == 0 && m->loader.log_file && m->loader.log_level != MANIFEST_LOG_NONE)
+        r = open_log_file(&sb->policy, m->loader.log_file, err); /* maybe in an allowed dir */
     if (r == 0)
-        r = file_policy_load(sb->manifest, &sb->policy, err);
-    if (r == 0 && log_file && lvl != LOG_LEVEL_NONE) /* it may be in an allowed directory */
-        r = open_log_file(&sb->policy, log_file, err);
+        r = mount_plan_load(m, cwd, &sb->plan, err);
     if (r == 0)
-        r = mount_plan_load(sb->manifest, cwd, &sb->plan, err);
-    if (r == 0) {
-        sb->encfs = encfs_new();
-        r         = encfs_load_keys(sb->encfs, sb->manifest, err);
-        for (size_t i = 0; r == 0 && i < sb->plan.len; i++)
-            if (sb->plan.items[i].type == MOUNT_ENCRYPTED)
-                encfs_declare_key(
-                    sb->encfs, sb->plan.items[i].key_name ? sb->plan.items[i].key_name : "default");
-        if (r == 0)
-            r = sealing_keys(sb, err);
-        if (r == 0 && sb->remote_dcap) /* quotes exist only then */
-            r = attest_provider_open(NULL, NULL, &sb->provider, err);
-    }
+        r = load_keys(sb, err);
+    if (r == 0 && sb->remote_dcap) /* quotes exist only then */
+        r = attest_provider_open(NULL, NULL, &sb->provider, err);
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
-    bool domain = false;
-    if (toml_get_bool(sb->manifest, "sys.enable_extra_runtime_domain_names_conf", false, &domain) <
-        0)
-        return moat_error_set(err, -EINVAL,
-                              "Cannot parse 'sys.enable_extra_runtime_domain_names_conf'");
-    if (domain)
+    if (m->sys.enable_extra_runtime_domain_names_conf)
         mount_plan_add_domain_files(&sb->plan);
     if (sb->opts->learn)
         sb->policy.strict = false; /* every file is allowed and recorded */
 
-    int64_t fds = 900;
-    if (toml_get_int(sb->manifest, "sys.fds.limit", 900, &fds) < 0 || fds < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.fds.limit'");
-    sb->fds_limit = (uint64_t)fds;
-    sb->stack_set = toml_get_path(sb->manifest, "sys.stack.size") != NULL;
-    if (toml_get_size(sb->manifest, "sys.stack.size", 256 * 1024, &sb->stack_size) < 0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.stack.size'");
-    if (toml_get_bool(sb->manifest, "sys.disallow_subprocesses", false,
-                      &sb->disallow_subprocesses) < 0 ||
-        toml_get_bool(sb->manifest, "sys.enable_sigterm_injection", false, &sb->sigterm_injection) <
-            0)
-        return moat_error_set(err, -EINVAL, "Cannot parse 'sys.*' booleans");
-
+    sb->fds_limit             = m->sys.fds_limit;
+    sb->stack_set             = m->sys.has_stack_size;
+    sb->stack_size            = m->sys.stack_size;
+    sb->disallow_subprocesses = m->sys.disallow_subprocesses;
+    sb->sigterm_injection     = m->sys.enable_sigterm_injection;
     if (sb->opts->emulate_sgx_limits) {
-        int64_t threads = 4;
-        if (toml_get_int(sb->manifest, "sgx.max_threads", 4, &threads) < 0 || threads < 1)
-            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.max_threads'");
-        bool edmm = false;
-        if (toml_get_bool(sb->manifest, "sgx.edmm_enable", false, &edmm) < 0)
-            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.edmm_enable'");
-        if (toml_get_size(sb->manifest, "sgx.enclave_size", edmm ? 1024ULL << 30 : 256ULL << 20,
-                          &sb->sgx_enclave_size) < 0)
-            return moat_error_set(err, -EINVAL, "Cannot parse 'sgx.enclave_size'");
-        sb->sgx_max_threads = (uint64_t)threads;
+        sb->sgx_enclave_size = m->sgx.enclave_size;
+        sb->sgx_max_threads  = m->sgx.max_threads;
         log_warning(
             "emulating SGX limits: %llu MiB of address space (sgx.enclave_size), %llu "
             "threads (sgx.max_threads)",
@@ -835,32 +820,36 @@ static int load(struct sandbox* sb, struct moat_error* err) {
 
     /* every chroot source must exist before anything is mounted */
     for (size_t i = 0; i < sb->plan.len; i++) {
-        const struct mount_entry* m = &sb->plan.items[i];
+        const struct mount_entry* e = &sb->plan.items[i];
         struct stat st;
-        if (m->type == MOUNT_CHROOT && stat(m->host, &st) < 0)
+        if (e->type == MOUNT_CHROOT && stat(e->host, &st) < 0)
             return moat_error_set(err, -ENOENT, "Mounting \"file:%s\" (chroot) under %s failed: %s",
-                                  m->host, m->path, strerror(errno));
+                                  e->host, e->path, strerror(errno));
     }
     return 0;
 }
 
 static void banner(const struct sandbox* sb) {
-    static const char* const insecure[] = {
-        "loader.insecure__use_cmdline_argv", "loader.insecure__use_host_env",
-        "loader.insecure__disable_aslr",     "sys.insecure__allow_eventfd",
-        "sys.experimental__enable_flock",
+    const struct manifest* m = sb->manifest;
+    const struct {
+        const char* key;
+        bool on;
+    } insecure[] = {
+        {"loader.insecure__use_cmdline_argv", m->loader.use_cmdline_argv},
+        {"loader.insecure__use_host_env", m->loader.use_host_env},
+        {"loader.insecure__disable_aslr", m->loader.disable_aslr},
+        {"sys.insecure__allow_eventfd", m->sys.insecure_allow_eventfd},
+        {"sys.experimental__enable_flock", m->sys.experimental_enable_flock},
     };
     struct strbuf sb2 = STRBUF_INIT;
-    for (size_t i = 0; i < ARRAY_SIZE(insecure); i++) {
-        bool b = false;
-        if (toml_get_bool(sb->manifest, insecure[i], false, &b) == 0 && b)
-            strbuf_printf(&sb2, "  - %s = true\n", insecure[i]);
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(insecure); i++)
+        if (insecure[i].on)
+            strbuf_printf(&sb2, "  - %s = true\n", insecure[i].key);
     if (!sb->policy.strict)
         strbuf_puts(&sb2, "  - sgx.file_check_policy = allow_all_but_log\n");
     if (sb->policy.nallowed)
         strbuf_puts(&sb2, "  - sgx.allowed_files = [ ... ]\n");
-    if (toml_get_path(sb->manifest, "fs.insecure__keys"))
+    if (m->fs.nkeys)
         strbuf_puts(&sb2, "  - fs.insecure__keys.* = \"...\"\n");
     if (sb2.len)
         fprintf(stderr,
@@ -1072,8 +1061,8 @@ int sandbox_run(const struct run_opts* opts) {
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
-    /* everything needed is derived: the manifest's tree goes while the app runs */
-    toml_free(sb.manifest);
+    /* everything needed is derived: the manifest's model goes while the app runs */
+    manifest_free(sb.manifest);
     sb.manifest = NULL;
     malloc_trim(0);
     int wstatus;
@@ -1123,7 +1112,7 @@ out:
     attest_provider_free(sb.provider);
     free(sb.measured);
     mount_plan_free(&sb.plan);
-    toml_free(sb.manifest);
+    manifest_free(sb.manifest);
     return status;
 }
 

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #include "common.h"
-#include "toml.h"
+#include "model.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* argv and environment (reference §1.3)                                                      */
@@ -33,11 +33,11 @@ void strv_free(struct strv* v);
 /* Builds the app's argv from the manifest and the host arguments (host_argv[0] is the stem).
  * Fails with Gramine's messages ("argv handling wasn't configured in the manifest, but cmdline
  * arguments were specified.", ...). `warn` receives non-fatal messages (may be NULL). */
-int sandbox_build_argv(const struct toml_value* manifest, const char* const* host_argv,
+int sandbox_build_argv(const struct manifest* manifest, const char* const* host_argv,
                        size_t host_argc, struct strv* ret, struct strbuf* warn,
                        struct moat_error* err) WARN_UNUSED;
 /* Builds the app's environment (Gramine's build_envs): host_env is NULL-terminated. */
-int sandbox_build_env(const struct toml_value* manifest, char* const* host_env, struct strv* ret,
+int sandbox_build_env(const struct manifest* manifest, char* const* host_env, struct strv* ret,
                       struct moat_error* err) WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -62,7 +62,7 @@ struct file_policy {
     size_t nallowed;
 };
 
-int file_policy_load(const struct toml_value* manifest, struct file_policy* ret,
+int file_policy_load(const struct manifest* manifest, struct file_policy* ret,
                      struct moat_error* err) WARN_UNUSED;
 void file_policy_free(struct file_policy* p);
 /* Classifies a normalized host path; *ret_trusted is set for FILE_TRUSTED. */
@@ -76,7 +76,6 @@ enum mount_type {
     MOUNT_CHROOT,
     MOUNT_TMPFS,
     MOUNT_ENCRYPTED,
-    MOUNT_UNTRUSTED_SHM,
     MOUNT_PSEUDO,      /* /proc, /dev, /sys: mounted by the sandbox itself */
     MOUNT_PSEUDO_FILE, /* /etc/hosts etc.: a file the sandbox binds over an empty placeholder */
 };
@@ -100,7 +99,7 @@ struct mount_plan {
 
 /* Reads fs.root, fs.mounts, fs.start_dir and libos.entrypoint. Relative host paths are made
  * absolute against `cwd`. Fails with Gramine's messages. */
-int mount_plan_load(const struct toml_value* manifest, const char* cwd, struct mount_plan* ret,
+int mount_plan_load(const struct manifest* manifest, const char* cwd, struct mount_plan* ret,
                     struct moat_error* err) WARN_UNUSED;
 void mount_plan_free(struct mount_plan* p);
 /* The chroot or encrypted mount covering an in-app path (the last one in order whose path is
