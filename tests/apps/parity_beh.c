@@ -13,6 +13,7 @@
  *   eventfd   an eventfd written by a forked child, read by the parent
  *   locks     flock(LOCK_SH) then fcntl(F_SETLK, F_RDLCK) on the same file
  *   connect   non-blocking connect to a closed loopback port
+ *   killgroup kill(0, SIGKILL): every process of the app's group (the app too)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,8 +40,8 @@ static const char* result(int r) {
 }
 
 static int ids(void) {
-    printf("pid: %d\nppid: %d\npgid: %d\nsid: %d\n", (int)getpid(), (int)getppid(),
-           (int)getpgid(0), (int)getsid(0));
+    printf("pid: %d\nppid: %d\npgid: %d\nsid: %d\n", (int)getpid(), (int)getppid(), (int)getpgid(0),
+           (int)getsid(0));
     printf("setsid: %s\n", result(setsid()));
     printf("kill0: %s\n", result(kill(0, 0)));
     return 0;
@@ -51,7 +52,7 @@ static int hostname(void) {
     struct utsname u;
     printf("gethostname: %s\n", gethostname(name, sizeof(name) - 1) < 0 ? strerror(errno) : name);
     printf("nodename: %s\n", uname(&u) < 0 ? strerror(errno) : u.nodename);
-    FILE* f = fopen("/etc/hostname", "r");
+    FILE* f        = fopen("/etc/hostname", "r");
     char line[256] = "";
     if (f && fgets(line, sizeof(line), f))
         line[strcspn(line, "\n")] = '\0';
@@ -137,9 +138,9 @@ static int locks(void) {
 
 static int nb_connect(void) {
     /* a port nothing listens on: bind one, learn its number, close it */
-    int probe              = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa  = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len          = sizeof(sa);
+    int probe             = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len         = sizeof(sa);
     if (probe < 0 || bind(probe, (struct sockaddr*)&sa, sizeof(sa)) < 0 ||
         getsockname(probe, (struct sockaddr*)&sa, &len) < 0) {
         printf("connect: setup failed: %s\n", strerror(errno));
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const char* what = argc > 1 ? argv[1] : "";
+    const char* what        = argc > 1 ? argv[1] : "";
     char* const null_argv[] = {NULL};
     if (!strcmp(what, "ids"))
         return ids();
@@ -187,7 +188,10 @@ int main(int argc, char** argv) {
         return locks();
     if (!strcmp(what, "connect"))
         return nb_connect();
-    fprintf(stderr, "usage: parity_beh ids|hostname|stdio|proc|execnull|execempty|eventfd|locks|"
-                    "connect\n");
+    if (!strcmp(what, "killgroup"))
+        return kill(0, SIGKILL) < 0 ? 1 : 0;
+    fprintf(stderr,
+            "usage: parity_beh ids|hostname|stdio|proc|execnull|execempty|eventfd|locks|"
+            "connect|killgroup\n");
     return 2;
 }
