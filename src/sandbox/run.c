@@ -254,6 +254,22 @@ static int bind_domain_file(const struct sandbox* sb, const char* app_path) {
     return 0;
 }
 
+/* The sandbox's UTS namespace starts as a copy of the host's. Gramine's LibOS reports the
+ * hostname "localhost" and the domain name "(none)" unless
+ * sys.enable_extra_runtime_domain_names_conf takes the host's (libos/src/sys/libos_uname.c,
+ * libos_init.c; test_libos.py test_120_gethostname_default): so does the sandbox, which also
+ * keeps the host's name from the app. With the key, bind_domain_file keeps the host's. */
+static int set_uts_names(const struct sandbox* sb) {
+    for (size_t i = 1; i < sb->plan.len; i++)
+        if (sb->plan.items[i].type == MOUNT_PSEUDO_FILE &&
+            !strcmp(sb->plan.items[i].path, "/etc/hostname"))
+            return 0;
+    static const char host[] = "localhost", domain[] = "(none)";
+    if (sethostname(host, sizeof(host) - 1) < 0 || setdomainname(domain, sizeof(domain) - 1) < 0)
+        return child_fail("cannot set the sandbox's hostname: %s", strerror(errno));
+    return 0;
+}
+
 static int mount_plan_entries(const struct sandbox* sb) {
     for (size_t i = 1; i < sb->plan.len; i++) {
         const struct mount_entry* m = &sb->plan.items[i];
@@ -475,6 +491,13 @@ static pid_t start_app(const struct sandbox* sb, const struct profiles* prof, co
         return app;
     }
     close(sync[1]);
+    /* a process-group leader, as Gramine's first process is (libos_thread.c init_main_thread:
+     * pgid = pid; test sid.c relies on it): setsid() fails with EPERM, and kill(0, sig) reaches
+     * the app's own processes, not moat's group on the host. On a terminal the app stays in
+     * the terminal's foreground group, so that its reads, Ctrl-C and Ctrl-Z work as for any
+     * command (docs/gramine-differences.md, "Process ids and groups"). */
+    if (!isatty(0) && !isatty(1) && !isatty(2))
+        (void)setpgid(0, 0);
     char c;
     while (read(sync[0], &c, 1) < 0 && errno == EINTR)
         ;
@@ -602,9 +625,9 @@ static int child_main(struct sandbox* sb) {
     /* a second connection for /dev/attestation, moved under /dev once that is mounted */
     if (r == 0)
         r = mount_fuse(sb, sock, "moat-dev", STAGING_ATTESTATION, MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    if (r == 0 &&
-        (mount_plan_entries(sb) < 0 || recv_userns(sb, sock) < 0 || bind_allowed(sb) < 0 ||
-         enter_root(sb) < 0 || apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
+    if (r == 0 && (mount_plan_entries(sb) < 0 || set_uts_names(sb) < 0 ||
+                   recv_userns(sb, sock) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
+                   apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
         r = -1;
     if (r == 0)
         r = exec_init(sb, sock);
