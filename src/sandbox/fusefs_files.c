@@ -392,16 +392,44 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
         fuse_reply_attr(req, &st, fs_timeout_for(n));
 }
 
+static void retire(struct fusefs* fs, char* s);
+
+/* After the name `app` was removed: its node (an open file may still use it, as an encrypted
+ * file does its shared state) is no longer found by name, and keeps the attributes it had
+ * (with no links), so that a file created under that name is a new node, as on Linux. */
+static void node_unlinked(struct fusefs* fs, const char* app, const struct stat* st) {
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nnodes; i++) {
+        struct node* n = fs->nodes[i];
+        if (strcmp(n->app_path, app))
+            continue;
+        retire(fs, n->app_path);
+        n->app_path             = xasprintf("//unlinked/%zu", i + 1);
+        n->unlinked_st          = *st;
+        n->unlinked_st.st_nlink = 0;
+        n->unlinked             = true;
+        memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
+        for (size_t j = 1; j <= fs->nnodes; j++)
+            fs_index_insert(fs, j);
+        break;
+    }
+    pthread_mutex_unlock(&fs->lock);
+}
+
 static void modify_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int op) {
     struct fusefs* fs         = fs_of(req);
     _cleanup_free_ char* app  = NULL;
     _cleanup_free_ char* host = NULL;
-    int r                     = child_paths(fs, parent, name, &app, &host);
+    struct stat st;
+    int r = child_paths(fs, parent, name, &app, &host);
     if (r == 0)
         r = create_allowed(fs, host, app);
-    if (r == 0) {
+    if (r == 0)
+        r = hostpath_stat(fs->hp, host, &st);
+    if (r == 0)
         r = hostpath_unlink(fs->hp, host, op == 'u' ? 0 : AT_REMOVEDIR);
-    }
+    if (r == 0)
+        node_unlinked(fs, app, &st);
     fuse_reply_err(req, -r);
 }
 
