@@ -792,6 +792,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
+    mount_plan_prefer_lib_interpreter(&sb->plan, &sb->policy); /* h-fs: fs.root.uri = "file:/" */
     bool domain = false;
     if (toml_get_bool(sb->manifest, "sys.enable_extra_runtime_domain_names_conf", false, &domain) <
         0)
