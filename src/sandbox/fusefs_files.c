@@ -216,7 +216,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
         return;
     }
     if (n && n->cls == FILE_TRUSTED) {
-        moat_log(LOG_LEVEL_ERROR, "Writing to a trusted file is disallowed!");
+        moat_log(LOG_LEVEL_WARNING, "Writing to a trusted file is disallowed!"); /* chroot_write */
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -270,28 +270,40 @@ static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, c
     return 0;
 }
 
-/* Creating files: Gramine's is_create_allowed. */
+/* The host file of app path `app` the way Gramine's log lines name it: the mount's URI path as
+ * written, '/', the path below the mount point, nothing normalized ("./x" under the default
+ * root "file:."; libos/src/fs/chroot/fs.c chroot_dentry_uri). Malloc'd. */
+static char* gramine_host_name(const struct fusefs* fs, const char* app, const char* host) {
+    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
+    if (!m || !m->uri)
+        return xstrdup(host); /* a mount moat added itself: the host path */
+    const char* rest = app + (strcmp(m->path, "/") ? strlen(m->path) : 0);
+    rest += *rest == '/';
+    const char* root = *m->uri ? m->uri : ".";
+    return *rest ? xasprintf("%s/%s", root, rest) : xstrdup(root);
+}
+
+/* Creating files: Gramine's is_create_allowed, with its log lines and levels. */
 static int create_allowed(struct fusefs* fs, const char* host, const char* app) {
     const struct trusted_entry* t;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
     if (m && m->type == MOUNT_ENCRYPTED)
         return 0; /* encrypted mounts have no file-check rules */
-    switch (file_policy_classify(fs->policy, host, &t)) {
-        case FILE_TRUSTED:
-            moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", host);
-            return -EACCES;
-        case FILE_ALLOWED:
-            return 0;
-        case FILE_NONE:
-            break;
+    enum file_class cls = file_policy_classify(fs->policy, host, &t);
+    if (cls == FILE_ALLOWED)
+        return 0;
+    _cleanup_free_ char* name = gramine_host_name(fs, app, host);
+    if (cls == FILE_TRUSTED) {
+        moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", name);
+        return -EACCES;
     }
     if (fs->policy->strict) {
         moat_log(LOG_LEVEL_WARNING,
-                 "Disallowing creating file '%s'; file is not trusted or allowed.", host);
+                 "Disallowing creating file '%s'; file is not trusted or allowed.", name);
         return -EACCES;
     }
     moat_log(LOG_LEVEL_WARNING, "Allowing creating unknown file '%s' due to file_check_policy.",
-             host);
+             name);
     return 0;
 }
 

@@ -98,6 +98,8 @@ static int load_mount(struct mount_plan* p, size_t* cap, const struct toml_value
     if (rec && rec->type != TOML_BOOL)
         return moat_error_set(err, -EINVAL, "'%s.enable_recovery' must be a boolean", key);
     add(p, cap, type, app, host, is_str(kn) ? kn->u.str.ptr : "default");
+    if (is_str(uri) && type != MOUNT_UNTRUSTED_SHM)
+        p->items[p->len - 1].uri = xstrdup(uri->u.str.ptr + 5); /* h-fs: log lines */
     if (type == MOUNT_ENCRYPTED) {
         p->items[p->len - 1].bind     = path_normalize(uri->u.str.ptr + 5);
         p->items[p->len - 1].recovery = rec && rec->u.boolean;
@@ -115,6 +117,7 @@ int mount_plan_load(const struct toml_value* m, const char* cwd, struct mount_pl
         r = load_mount(&p, &cap, root, "fs.root", true, cwd, err);
     } else {
         add(&p, &cap, MOUNT_CHROOT, "/", path_normalize(cwd), NULL);
+        p.items[0].uri = xstrdup("."); /* h-fs: Gramine's default root is "file:." */
     }
     /* the sandbox's own pseudo file systems come before the user's mounts, which may shadow
      * parts of them (Gramine mounts them right after the root) */
@@ -163,6 +166,7 @@ void mount_plan_free(struct mount_plan* p) {
         free(p->items[i].host);
         free(p->items[i].key_name);
         free(p->items[i].bind);
+        free(p->items[i].uri);
     }
     free(p->items);
     free(p->start_dir);

@@ -70,6 +70,7 @@ int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct
             file_policy_free(&p);
             return r;
         }
+        p.trusted[p.ntrusted].uri    = path_normalize(uri->u.str.ptr + 5); /* h-fs: log lines */
         p.trusted[p.ntrusted++].path = host_path_of(uri->u.str.ptr + 5, cwd);
     }
     qsort(p.trusted, p.ntrusted, sizeof(*p.trusted), cmp_trusted);
@@ -101,8 +102,10 @@ int file_policy_load(const struct toml_value* m, struct file_policy* ret, struct
 }
 
 void file_policy_free(struct file_policy* p) {
-    for (size_t i = 0; i < p->ntrusted; i++)
+    for (size_t i = 0; i < p->ntrusted; i++) {
         free(p->trusted[i].path);
+        free(p->trusted[i].uri);
+    }
     free(p->trusted);
     for (size_t i = 0; i < p->nallowed; i++)
         free(p->allowed[i]);

@@ -51,6 +51,7 @@ enum file_class {
 
 struct trusted_entry {
     char* path; /* normalized host path */
+    char* uri;  /* h-fs: the URI's path normalized, not made absolute (Gramine's tf->path) */
     uint8_t sha256[32];
 };
 
@@ -89,6 +90,8 @@ struct mount_entry {
     char* bind;    /* encrypted: the URI's path, normalized but not made absolute: files are
                     * bound to bind/<path below the mount> (reference/gramine.md §4.5) */
     bool recovery; /* encrypted: enable_recovery (<host path>.gramine.recovery files) */
+    char* uri;     /* h-fs: the URI's path as written ("." for the default root): Gramine's log
+                    * lines name host files <uri>/<path below the mount> (chroot_dentry_uri) */
 };
 
 struct mount_plan {
