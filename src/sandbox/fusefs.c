@@ -210,9 +210,11 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
         }
         return 0;
     }
-    int r = hostpath_stat(fs->hp, n->host_path, st);
+    int r = n->unlinked ? 0 : hostpath_stat(fs->hp, n->host_path, st);
     if (r < 0)
         return r;
+    if (n->unlinked)
+        *st = n->unlinked_st; /* its host path may name a new file now */
     if (st->st_uid == fs->host_uid)
         st->st_uid = fs->owner_uid;
     if (st->st_gid == fs->host_gid)
@@ -316,12 +318,20 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    (void)fi;
     struct fusefs* fs = fs_of(req);
     fs_account(fs, ST_GETATTR, time_now_ns());
     struct node* n = fs_node_get(fs, ino);
     struct stat st;
     int r = n ? fs_node_attr(fs, n, ino, &st) : -ENOENT;
+    struct stat open_st;
+    /* fstat of a removed file's open fd: its host fd tells the current size (a regular file's
+     * fh is a host fd or -1; a directory's is its listing) */
+    if (r == 0 && n->unlinked && !n->enc && S_ISREG(st.st_mode) && fi && fi->fh != (uint64_t)-1 &&
+        fstat((int)fi->fh, &open_st) == 0) {
+        st.st_size   = open_st.st_size;
+        st.st_blocks = open_st.st_blocks;
+        st.st_mtim   = open_st.st_mtim;
+    }
     if (r < 0)
         fuse_reply_err(req, -r);
     else
@@ -331,15 +341,18 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
 /* ---------------------------------------------------------------------------------------- */
 /* Directories                                                                                */
 
-/* A directory's listing, taken at opendir: the host directory's names plus the mount points
- * directly below it. Offsets are entry indexes + 1, the same for READDIR and READDIRPLUS (the
- * kernel may mix them on one open directory). */
+/* A directory's listing, taken at the first READDIR and again at every rewind: the host
+ * directory's names plus the mount points directly below it. Offsets are entry indexes + 1, the
+ * same for READDIR and READDIRPLUS (the kernel may mix them on one open directory). */
 struct dirlist {
     struct dirent_item {
         char* name;
         mode_t mode;
     } * items;
     size_t len, cap;
+    bool filled;
+    pthread_mutex_t lock; /* the kernel serializes READDIR on one open dir; moat does not rely
+                             on it (a refill frees the names) */
 };
 
 static bool dirlist_has(const struct dirlist* d, const char* name) {
@@ -354,15 +367,15 @@ static void dirlist_add(struct dirlist* d, const char* name, mode_t mode) {
     d->items[d->len++] = (struct dirent_item){xstrdup(name), mode};
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-    struct fusefs* fs = fs_of(req);
-    fs_account(fs, ST_READDIR, time_now_ns());
-    struct node* n = fs_node_get(fs, ino);
-    if (!n) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    struct dirlist* d = xcalloc(1, sizeof(*d));
+/* Reads the directory's names (the host directory's plus the mount points directly below it)
+ * into d, replacing what it held: at the first READDIR and at every one from offset 0, so that
+ * rewinddir() or lseek(fd, 0, SEEK_SET) shows the names created and removed since, as on Linux
+ * (Gramine's getdents_lseek test). */
+static void dirlist_fill(struct fusefs* fs, const struct node* n, struct dirlist* d) {
+    for (size_t i = 0; i < d->len; i++)
+        free(d->items[i].name);
+    d->len    = 0;
+    d->filled = true;
     dirlist_add(d, ".", S_IFDIR);
     dirlist_add(d, "..", S_IFDIR);
     int dfd  = n->host_path ? hostpath_open(fs->hp, n->host_path, O_RDONLY | O_DIRECTORY, 0) : -1;
@@ -392,6 +405,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
         if (!dirlist_has(d, child))
             dirlist_add(d, child, S_IFDIR);
     }
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+    struct fusefs* fs = fs_of(req);
+    fs_account(fs, ST_READDIR, time_now_ns());
+    if (!fs_node_get(fs, ino)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    /* the names are read at the first READDIR (dirlist_fill) */
+    struct dirlist* d = xcalloc(1, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
     fi->fh = (uint64_t)(uintptr_t)d;
     fuse_reply_open(req, fi);
 }
@@ -400,9 +425,14 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info* fi, bool plus) {
     struct fusefs* fs = fs_of(req);
     struct dirlist* d = (struct dirlist*)(uintptr_t)fi->fh;
-    struct node* p    = plus ? fs_node_get(fs, ino) : NULL;
-    char* buf         = xmalloc(size ? size : 1);
-    size_t used       = 0;
+    struct node* p    = fs_node_get(fs, ino);
+    pthread_mutex_lock(&d->lock);
+    if (p && (off == 0 || !d->filled))
+        dirlist_fill(fs, p, d);
+    if (!plus)
+        p = NULL;
+    char* buf   = xmalloc(size ? size : 1);
+    size_t used = 0;
     for (size_t i = (size_t)off; i < d->len; i++) {
         const char* name = d->items[i].name;
         size_t need;
@@ -431,6 +461,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
         }
         used += need;
     }
+    pthread_mutex_unlock(&d->lock);
     fuse_reply_buf(req, buf, used);
     free(buf);
 }
@@ -453,6 +484,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*
     for (size_t i = 0; i < d->len; i++)
         free(d->items[i].name);
     free(d->items);
+    pthread_mutex_destroy(&d->lock);
     free(d);
     fuse_reply_err(req, 0);
 }

@@ -216,7 +216,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
         return;
     }
     if (n && n->cls == FILE_TRUSTED) {
-        moat_log(LOG_LEVEL_ERROR, "Writing to a trusted file is disallowed!");
+        moat_log(LOG_LEVEL_WARNING, "Writing to a trusted file is disallowed!"); /* chroot_write */
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -270,28 +270,40 @@ static int child_paths(struct fusefs* fs, fuse_ino_t parent, const char* name, c
     return 0;
 }
 
-/* Creating files: Gramine's is_create_allowed. */
+/* The host file of app path `app` the way Gramine's log lines name it: the mount's URI path as
+ * written, '/', the path below the mount point, nothing normalized ("./x" under the default
+ * root "file:."; libos/src/fs/chroot/fs.c chroot_dentry_uri). Malloc'd. */
+static char* gramine_host_name(const struct fusefs* fs, const char* app, const char* host) {
+    const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
+    if (!m || !m->uri)
+        return xstrdup(host); /* a mount moat added itself: the host path */
+    const char* rest = app + (strcmp(m->path, "/") ? strlen(m->path) : 0);
+    rest += *rest == '/';
+    const char* root = *m->uri ? m->uri : ".";
+    return *rest ? xasprintf("%s/%s", root, rest) : xstrdup(root);
+}
+
+/* Creating files: Gramine's is_create_allowed, with its log lines and levels. */
 static int create_allowed(struct fusefs* fs, const char* host, const char* app) {
     const struct trusted_entry* t;
     const struct mount_entry* m = mount_plan_resolve(fs->plan, app, NULL);
     if (m && m->type == MOUNT_ENCRYPTED)
         return 0; /* encrypted mounts have no file-check rules */
-    switch (file_policy_classify(fs->policy, host, &t)) {
-        case FILE_TRUSTED:
-            moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", host);
-            return -EACCES;
-        case FILE_ALLOWED:
-            return 0;
-        case FILE_NONE:
-            break;
+    enum file_class cls = file_policy_classify(fs->policy, host, &t);
+    if (cls == FILE_ALLOWED)
+        return 0;
+    _cleanup_free_ char* name = gramine_host_name(fs, app, host);
+    if (cls == FILE_TRUSTED) {
+        moat_log(LOG_LEVEL_ERROR, "Disallowing creating a trusted file '%s'", name);
+        return -EACCES;
     }
     if (fs->policy->strict) {
         moat_log(LOG_LEVEL_WARNING,
-                 "Disallowing creating file '%s'; file is not trusted or allowed.", host);
+                 "Disallowing creating file '%s'; file is not trusted or allowed.", name);
         return -EACCES;
     }
     moat_log(LOG_LEVEL_WARNING, "Allowing creating unknown file '%s' due to file_check_policy.",
-             host);
+             name);
     return 0;
 }
 
@@ -392,16 +404,44 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
         fuse_reply_attr(req, &st, fs_timeout_for(n));
 }
 
+static void retire(struct fusefs* fs, char* s);
+
+/* After the name `app` was removed: its node (an open file may still use it, as an encrypted
+ * file does its shared state) is no longer found by name, and keeps the attributes it had
+ * (with no links), so that a file created under that name is a new node, as on Linux. */
+static void node_unlinked(struct fusefs* fs, const char* app, const struct stat* st) {
+    pthread_mutex_lock(&fs->lock);
+    for (size_t i = 0; i < fs->nnodes; i++) {
+        struct node* n = fs->nodes[i];
+        if (strcmp(n->app_path, app))
+            continue;
+        retire(fs, n->app_path);
+        n->app_path             = xasprintf("//unlinked/%zu", i + 1);
+        n->unlinked_st          = *st;
+        n->unlinked_st.st_nlink = 0;
+        n->unlinked             = true;
+        memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
+        for (size_t j = 1; j <= fs->nnodes; j++)
+            fs_index_insert(fs, j);
+        break;
+    }
+    pthread_mutex_unlock(&fs->lock);
+}
+
 static void modify_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int op) {
     struct fusefs* fs         = fs_of(req);
     _cleanup_free_ char* app  = NULL;
     _cleanup_free_ char* host = NULL;
-    int r                     = child_paths(fs, parent, name, &app, &host);
+    struct stat st;
+    int r = child_paths(fs, parent, name, &app, &host);
     if (r == 0)
         r = create_allowed(fs, host, app);
-    if (r == 0) {
+    if (r == 0)
+        r = hostpath_stat(fs->hp, host, &st);
+    if (r == 0)
         r = hostpath_unlink(fs->hp, host, op == 'u' ? 0 : AT_REMOVEDIR);
-    }
+    if (r == 0)
+        node_unlinked(fs, app, &st);
     fuse_reply_err(req, -r);
 }
 

@@ -59,6 +59,11 @@ struct node {
     bool peek_valid;
     struct stat peek_host;
     uint64_t peek_size;
+    /* the name was removed while the kernel may still hold the inode (an open file): the node
+     * is no longer found by name, so a new file of that name gets a node of its own; its
+     * attributes are those it had when removed */
+    bool unlinked;
+    struct stat unlinked_st;
 };
 
 enum { ST_LOOKUP, ST_GETATTR, ST_OPEN, ST_READ, ST_READDIR, ST_OTHER, ST_MAX };

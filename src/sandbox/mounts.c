@@ -43,6 +43,8 @@ static void load_mount(struct mount_plan* p, size_t* cap, const struct manifest_
     enum mount_type type = types[mt->type];
     char* host           = mt->has_uri && type != MOUNT_TMPFS ? host_of_uri(&mt->uri, cwd) : NULL;
     add(p, cap, type, mt->path, host, mt->key_name);
+    if (mt->has_uri && type != MOUNT_TMPFS)
+        p->items[p->len - 1].uri = xstrdup(mt->uri.path); /* as written, for log lines */
     if (type == MOUNT_ENCRYPTED) {
         p->items[p->len - 1].bind     = path_normalize(mt->uri.path);
         p->items[p->len - 1].recovery = mt->enable_recovery;
@@ -83,6 +85,7 @@ void mount_plan_free(struct mount_plan* p) {
         free(p->items[i].host);
         free(p->items[i].key_name);
         free(p->items[i].bind);
+        free(p->items[i].uri);
     }
     free(p->items);
     free(p->start_dir);
@@ -162,6 +165,28 @@ void mount_plan_add_interpreter(struct mount_plan* p) {
         size_t cap = p->len;
         add(p, &cap, MOUNT_CHROOT, interp[i][0], TAKE_PTR(from), NULL);
     }
+}
+
+void mount_plan_prefer_lib_interpreter(struct mount_plan* p, const struct file_policy* policy) {
+    /* Gramine looks the interpreter up by its base name in the library paths, /lib first
+     * (libos_rtld.c find_interp): with fs.root.uri = "file:/" the kernel's PT_INTERP path,
+     * /lib64/ld-linux-x86-64.so.2, is the host's own, which the manifest does not trust, while
+     * Gramine loads the trusted one at /lib. The policy still decides: only a file the manifest
+     * trusts or allows replaces one it does not. */
+    static const char* const from_path = "/lib/ld-linux-x86-64.so.2";
+    static const char* const to_path   = "/lib64/ld-linux-x86-64.so.2";
+    _cleanup_free_ char* have          = NULL;
+    _cleanup_free_ char* from          = NULL;
+    const struct trusted_entry* t;
+    struct stat st;
+    if (!mount_plan_resolve(p, to_path, &have) || !mount_plan_resolve(p, from_path, &from) ||
+        stat(from, &st) < 0 || !S_ISREG(st.st_mode))
+        return;
+    if (file_policy_classify(policy, have, &t) != FILE_NONE ||
+        file_policy_classify(policy, from, &t) == FILE_NONE)
+        return;
+    size_t cap = p->len;
+    add(p, &cap, MOUNT_CHROOT, to_path, TAKE_PTR(from), NULL);
 }
 
 void mount_plan_add_domain_files(struct mount_plan* p) {

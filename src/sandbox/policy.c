@@ -35,6 +35,7 @@ int file_policy_load(const struct manifest* m, struct file_policy* ret, struct m
                                   i);
         }
         memcpy(p.trusted[p.ntrusted].sha256, t->sha256, 32);
+        p.trusted[p.ntrusted].uri    = path_normalize(t->uri.path); /* as written: log lines */
         p.trusted[p.ntrusted++].path = host_path_of(t->uri.path, cwd);
     }
     qsort(p.trusted, p.ntrusted, sizeof(*p.trusted), cmp_trusted);
@@ -46,8 +47,10 @@ int file_policy_load(const struct manifest* m, struct file_policy* ret, struct m
 }
 
 void file_policy_free(struct file_policy* p) {
-    for (size_t i = 0; i < p->ntrusted; i++)
+    for (size_t i = 0; i < p->ntrusted; i++) {
         free(p->trusted[i].path);
+        free(p->trusted[i].uri);
+    }
     free(p->trusted);
     for (size_t i = 0; i < p->nallowed; i++)
         free(p->allowed[i]);

@@ -821,6 +821,7 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
+    mount_plan_prefer_lib_interpreter(&sb->plan, &sb->policy); /* fs.root.uri = "file:/" */
     if (m->sys.enable_extra_runtime_domain_names_conf)
         mount_plan_add_domain_files(&sb->plan);
     if (sb->opts->learn)

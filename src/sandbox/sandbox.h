@@ -51,6 +51,7 @@ enum file_class {
 
 struct trusted_entry {
     char* path; /* normalized host path */
+    char* uri;  /* h-fs: the URI's path normalized, not made absolute (Gramine's tf->path) */
     uint8_t sha256[32];
 };
 
@@ -88,6 +89,8 @@ struct mount_entry {
     char* bind;    /* encrypted: the URI's path, normalized but not made absolute: files are
                     * bound to bind/<path below the mount> (reference/gramine.md §4.5) */
     bool recovery; /* encrypted: enable_recovery (<host path>.gramine.recovery files) */
+    char* uri;     /* h-fs: the URI's path as written ("." for the default root): Gramine's log
+                    * lines name host files <uri>/<path below the mount> (chroot_dentry_uri) */
 };
 
 struct mount_plan {
@@ -114,6 +117,10 @@ void mount_plan_add_domain_files(struct mount_plan* p);
 /* Adds /lib64/ld-linux-x86-64.so.2 -> the app's /lib/ld-linux-x86-64.so.2 when the manifest
  * provides only the latter (Gramine templates mount the C library at /lib). */
 void mount_plan_add_interpreter(struct mount_plan* p);
+/* Maps /lib64/ld-linux-x86-64.so.2 to the app's /lib/ld-linux-x86-64.so.2 as well when the
+ * former is a host file the policy does not list and the latter one it trusts or allows
+ * (Gramine finds the interpreter in /lib first; fs.root.uri = "file:/"). */
+void mount_plan_prefer_lib_interpreter(struct mount_plan* p, const struct file_policy* policy);
 /* The in-app path through which a host path is visible, or NULL. */
 char* mount_plan_app_path(const struct mount_plan* p, const char* host_path);
 

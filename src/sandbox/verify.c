@@ -192,7 +192,7 @@ static int adopt(struct verifier* v, size_t i, struct hashed* h) {
     if (!ok) {
         moat_log(LOG_LEVEL_WARNING,
                  "Hash of trusted file '%s' does not match with the reference hash in manifest",
-                 t->path);
+                 t->uri ? t->uri : t->path);
         hashed_discard(v, h);
         f->state = VF_BAD;
         return -EPERM;
