@@ -144,7 +144,7 @@ def test_copied_sig_alone_is_refused(moat, keys, tmp_path_factory, probe_binary,
     render(moat, attacker, read_keys())
     (attacker / "probe.sig").write_bytes((victim / "probe.sig").read_bytes())
     r = run(moat, attacker, secret_env)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == ""
     assert "refusing to start: probe.sig is not the signature of probe.manifest" in r.stderr
     assert measurement((victim / "probe.manifest.sgx").read_bytes()).hex() in r.stderr
     assert measurement((attacker / "probe.manifest").read_bytes()).hex() in r.stderr
@@ -185,7 +185,7 @@ def test_edited_sgx_manifest_is_refused(app, moat, keys):  # noqa: F811
     assert "isvprodid = 5\n" in text
     sgx.write_text(text.replace("isvprodid = 5\n", "isvprodid = 6\n"))
     r = app(render=False)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == ""
     assert ("refusing to start: probe.sig is not the signature of probe.manifest.sgx: its "
             "enclave_hash is") in r.stderr
     assert measurement(sgx.read_bytes()).hex() in r.stderr
@@ -206,7 +206,7 @@ def test_broken_sig_is_refused(app, moat, keys, damage, message):  # noqa: F811
     sig = app.dir / "probe.sig"
     sig.write_bytes(damage(sig.read_bytes()))
     r = app(render=False)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == ""
     assert "refusing to start: probe.sig" in r.stderr and message in r.stderr
 
 
@@ -216,7 +216,7 @@ def test_unreadable_sig_is_not_ignored(app, moat, keys):  # noqa: F811
     (app.dir / "probe.sig").unlink()
     (app.dir / "probe.sig").mkdir()
     r = app(render=False)
-    assert r.returncode == 2 and r.stdout == "" and "probe.sig" in r.stderr
+    assert r.returncode == 1 and r.stdout == "" and "probe.sig" in r.stderr
 
 
 # ------------------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_unsigned_app_with_mrsigner_mount_is_refused(app, moat, keys, secret_env
              cwd=app.dir, check=0)
     render_sealed("write", "/sealed/s")
     r = app(render=False, env=secret_env)
-    assert r.returncode == 2 and r.stdout == ""
+    assert r.returncode == 1 and r.stdout == ""
     assert ('encrypted mount "/sealed" uses key_name "_sgx_mrsigner", which needs a signed app'
             in r.stderr)
     assert not list((app.dir / "sealed").iterdir())

@@ -36,8 +36,9 @@ const struct moat_command cmd_run = {
         "                      and exit\n"
         "  -h, --help          show this help\n"
         "\n"
-        "exit status: the app's (128+N when it was killed by signal N); 1 when the sandbox\n"
-        "could not be set up; 2 for a usage error or a manifest the runtime refuses.\n",
+        "exit status: the app's (128+N when it was killed by signal N); 1 when moat refuses to\n"
+        "start it (the message says why) or cannot set the sandbox up, as gramine-direct; 2 for\n"
+        "a usage error of moat run itself.\n",
 };
 
 static int run_run(int argc, char** argv) {

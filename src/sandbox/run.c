@@ -983,7 +983,7 @@ int sandbox_run(const struct run_opts* opts) {
     bool served               = false;
     if (ret < 0) {
         log_error("%s", err.msg);
-        status = ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_USAGE;
+        status = MOAT_EXIT_RUNTIME; /* gramine-direct exits 1 on every start-up failure */
         goto out;
     }
     banner(&sb);
