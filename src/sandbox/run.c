@@ -378,18 +378,23 @@ static int enter_root(const struct sandbox* sb) {
     return 0;
 }
 
+/* Sets the soft limit of `resource` to `soft`, clamped to the host's hard limit, which stays:
+ * the app may raise its soft limit up to it, as on Linux (Gramine: initial soft RLIMIT_NOFILE =
+ * sys.fds.limit, soft RLIMIT_STACK = sys.stack.size; reference/gramine.md §1.3 sys.*). */
+static int set_soft_limit(int resource, uint64_t soft) {
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) < 0)
+        return -errno;
+    rl.rlim_cur = soft > rl.rlim_max ? rl.rlim_max : soft;
+    return setrlimit(resource, &rl) < 0 ? -errno : 0;
+}
+
 static int apply_limits(const struct sandbox* sb) {
-    struct rlimit rl = {.rlim_cur = sb->fds_limit, .rlim_max = sb->fds_limit};
-    struct rlimit hard;
-    if (getrlimit(RLIMIT_NOFILE, &hard) == 0 && hard.rlim_max < rl.rlim_max)
-        rl.rlim_cur = rl.rlim_max = hard.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return child_fail("cannot apply sys.fds.limit: %s", strerror(errno));
-    if (sb->stack_set) {
-        rl.rlim_cur = rl.rlim_max = sb->stack_size;
-        if (setrlimit(RLIMIT_STACK, &rl) < 0)
-            return child_fail("cannot apply sys.stack.size: %s", strerror(errno));
-    }
+    int r = set_soft_limit(RLIMIT_NOFILE, sb->fds_limit);
+    if (r < 0)
+        return child_fail("cannot apply sys.fds.limit: %s", strerror(-r));
+    if (sb->stack_set && (r = set_soft_limit(RLIMIT_STACK, sb->stack_size)) < 0)
+        return child_fail("cannot apply sys.stack.size: %s", strerror(-r));
     return 0;
 }
 
