@@ -128,3 +128,94 @@ def test_rlimit_soft_limit_is_clamped_to_the_hosts_hard_limit(run_app):
     v = ok(run_app("rlimit", "sys.fds.limit = 60000\n", setup=limit_hard(2048, 1 << 30)))
     assert v["nofile.soft"] == "2048" and v["nofile.hard"] == "2048"
     assert "nofile.raised" not in v
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. sys.debug__mock_syscalls (Gramine libos/src/libos_syscalls.c init_syscalls; the
+#    mock_syscalls regression test)
+
+MOCKS = """\
+sys.debug__mock_syscalls = [
+  { name = "sched_yield" },
+  { name = "vhangup", return = 123 },
+  { name = "sethostname", return = -5 },
+  { name = "eventfd2", return = -38 },
+  { name = "fork", return = -38 },
+  { name = "clone", return = -38 },
+  { name = "getppid", return = 7 },
+  { name = "getppid", return = 0x123456789 },
+]
+"""
+
+
+def test_mock_syscalls_return_their_value_without_running(run_app):
+    """0 and negative values come from the filter, positive ones from the supervisor; a call
+    the profile refuses (vhangup, sethostname, clone of a user namespace) is mocked, not run;
+    the last entry for a name wins."""
+    v = ok(run_app("mock", MOCKS))
+    assert v["vhangup"] == "123"
+    assert v["sethostname"] == "-1 errno=5"
+    assert v["getppid"] == str(0x123456789)
+
+
+def test_mock_syscalls_are_logged(run_app):
+    r = run_app("mock", MOCKS, level="debug")
+    assert r.returncode == 0, r.stderr
+    assert "mocking system call vhangup: returns 123" in r.stderr
+
+
+def test_print_seccomp_lists_the_manifests_mocks(tmp_path, moat_path):
+    (tmp_path / "m.manifest").write_text('libos.entrypoint = "/x"\n' + MOCKS +
+                                         "sys.disallow_subprocesses = true\n")
+    out = subprocess.run([str(moat_path), "run", "--print-seccomp", "m"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    rules = [line.split("\t") for line in out.splitlines() if not line.startswith("#")]
+    assert ["default", "EPERM"] in rules
+    mocked = {r[0]: r[1] for r in rules if len(r) == 3 and "debug__mock_syscalls" in r[2]}
+    assert mocked["vhangup"] == "RETURN 123" and mocked["sched_yield"] == "RETURN 0"
+    assert mocked["getppid"] == f"RETURN {0x123456789}"
+    # clone and fork are mocked: only vfork is left to sys.disallow_subprocesses
+    assert [r[0] for r in rules if r[1] == "EAGAIN"] == ["vfork"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('{ name = "no_such_call" }', "Unrecognized mock syscall `no_such_call` in manifest at index 1"),
+    ('"sched_yield"', "Invalid mock syscall in manifest at index 1 (not a TOML table)"),
+    ('{ name = "vhangup", return = "1" }',
+     "Invalid mock syscall in manifest at index 1 (can't parse `return`)"),
+    ('{ return = 1 }', "Invalid mock syscall in manifest at index 1 (can't parse `name`)"),
+])
+def test_mock_syscalls_errors_are_gramines(tmp_path, moat_path, entry, message):
+    (tmp_path / "m.manifest").write_text(
+        'libos.entrypoint = "/x"\nsys.debug__mock_syscalls = [ { name = "sched_yield" }, '
+        f'{entry} ]\n')
+    r = subprocess.run([str(moat_path), "run", "m"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. sys.disallow_subprocesses (Gramine libos/src/sys/libos_clone.c)
+
+WARNING = ("The app tried to create a subprocess, but this is disabled "
+           "(sys.disallow_subprocesses = true)")
+
+
+def test_disallow_subprocesses_fails_with_eagain_and_warns_once(run_app):
+    r = run_app("subprocess", "sys.disallow_subprocesses = true\n")
+    ok(r)
+    assert r.stderr.count(WARNING) == 1, r.stderr
+
+
+def test_subprocesses_without_the_key_work(run_app):
+    r = run_app("subprocess")
+    assert r.returncode != 0 and "FAIL" in r.stdout and WARNING not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. setgroups, sched_setscheduler(SCHED_RR), chown family: accepted without effect, as
+#    Gramine's emulations (libos_getuid.c, libos_sched.c, libos_file.c)
+
+def test_setgroups_rt_scheduler_and_chown_succeed_without_effect(run_app):
+    v = ok(run_app("ids"))
+    assert v["scheduler"] == "0"  # SCHED_OTHER, as Gramine's sched_getscheduler

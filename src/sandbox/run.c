@@ -55,6 +55,8 @@ struct sandbox {
     int* allowed_fds; /* child: O_PATH fds of the allowed paths to bind */
     uint64_t stack_size, fds_limit;
     bool stack_set, disallow_subprocesses, sigterm_injection;
+    struct seccomp_mock* mocks; /* sys.debug__mock_syscalls */
+    size_t nmocks;
     uint64_t sgx_enclave_size, sgx_max_threads; /* --emulate-sgx-limits (0: off) */
     struct attest_identity id;                  /* what the app's reports and quotes carry */
     char* measured; /* the manifest bytes MRENCLAVE is over (hashed when used) */
@@ -464,8 +466,8 @@ static int recv_profiles(int sock, struct profiles* p) {
     return 0;
 }
 
-static int load_profile(const char* blob, size_t len) {
-    int r = seccomp_profile_load(blob, len);
+static int load_profile(const char* blob, size_t len, int* ret_listener) {
+    int r = seccomp_profile_load(blob, len, ret_listener);
     if (r < 0)
         fprintf(stderr, "moat: error: cannot install the seccomp filter: %s\n", strerror(-r));
     return r;
@@ -493,7 +495,12 @@ static pid_t start_app(const struct sandbox* sb, const struct profiles* prof, co
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
     sigprocmask(SIG_SETMASK, mask, NULL);
-    if (load_profile(prof->app, prof->app_len) < 0)
+    int listener = -1;
+    if (load_profile(prof->app, prof->app_len, &listener) < 0)
+        _exit(126);
+    /* the supervisor answers the calls the app's profile notifies (after "S", on the same
+     * socket); without it they fail with ENOSYS, never run */
+    if (listener >= 0 && (send_fd(sb->sock[1], listener) < 0 || close(listener) < 0))
         _exit(126);
     /* last before execve: nothing of moat's may allocate under these limits */
     if (apply_sgx_limits(sb) < 0) {
@@ -527,7 +534,8 @@ static int exec_init(const struct sandbox* sb, int sock) {
     snprintf(sync_arg, sizeof(sync_arg), "%d", sync);
     /* moat-init keeps only SYNC_FD (no CLOEXEC) until it is non-dumpable */
     fcntl(sync, F_SETFD, 0);
-    if (load_profile(prof.init, prof.init_len) < 0)
+    int none = -1;
+    if (load_profile(prof.init, prof.init_len, &none) < 0)
         _exit(MOAT_EXIT_RUNTIME); /* the app's process dies with PID 1 */
     (void)send_msg(sock, "S");    /* started */
     char* const argv[] = {"moat-init", app, sync_arg, NULL};
@@ -625,6 +633,11 @@ static int child_main(struct sandbox* sb) {
 /* ---------------------------------------------------------------------------------------- */
 /* The supervisor                                                                             */
 
+/* The app's own seccomp rules (filter 3 of seccomp_filter.c). */
+static struct seccomp_app app_rules(const struct sandbox* sb) {
+    return (struct seccomp_app){sb->disallow_subprocesses, sb->mocks, sb->nmocks};
+}
+
 /* Makes the app's user namespace (as root) and writes moat-init's and the app's seccomp
  * profiles while the sandbox is set up, and sends them to the child. */
 static void* profiler_main(void* arg) {
@@ -641,9 +654,10 @@ static void* profiler_main(void* arg) {
     }
     char *init = NULL, *app = NULL;
     size_t init_len = 0, app_len = 0;
-    int r = seccomp_profile_build(false, &init, &init_len);
-    if (r == 0)
-        r = sb->disallow_subprocesses ? seccomp_profile_build(true, &app, &app_len) : 0;
+    struct seccomp_app own = app_rules(sb);
+    int r                  = seccomp_profile_build(NULL, &init, &init_len);
+    if (r == 0 && (own.nmocks || own.disallow_subprocesses))
+        r = seccomp_profile_build(&own, &app, &app_len);
     struct strbuf msg = STRBUF_INIT;
     if (r == 0) {
         uint32_t len = (uint32_t)init_len;
@@ -819,6 +833,15 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         toml_get_bool(sb->manifest, "sys.enable_sigterm_injection", false, &sb->sigterm_injection) <
             0)
         return moat_error_set(err, -EINVAL, "Cannot parse 'sys.*' booleans");
+    /* sys.debug__mock_syscalls: array of { name = "<syscall>", return = <int64, default 0> };
+     * an unknown name, a non-table entry or a non-integer return is an error (Gramine's
+     * messages); the last entry for a call wins (seccomp_notify.c, docs/run.md) */
+    if (seccomp_mocks_parse(toml_get_path(sb->manifest, "sys.debug__mock_syscalls"), &sb->mocks,
+                            &sb->nmocks, err) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sb->nmocks; i++)
+        log_debug("mocking system call %s: returns %lld without running", sb->mocks[i].name,
+                  (long long)sb->mocks[i].ret);
 
     if (sb->opts->emulate_sgx_limits) {
         int64_t threads = 4;
@@ -944,6 +967,17 @@ static void prune_order_files(const char* order_file) {
         free(files[i].path);
     }
     free(files);
+}
+
+/* Receives the app's notification listener (sent before it executes the entrypoint) and
+ * starts answering it. If the app's process failed first, the socket closes: no listener. */
+static void start_notifier(struct sandbox* sb, const struct seccomp_app* own,
+                           struct seccomp_notifier** ret) {
+    char msg[64];
+    int fd = recv_fd(sb->sock[0], msg, sizeof(msg));
+    int r  = fd < 0 ? fd : seccomp_notifier_start(fd, own, ret);
+    if (r < 0)
+        log_error("cannot answer the app's mocked system calls: %s", strerror(-r));
 }
 
 static volatile sig_atomic_t g_child_pid;
@@ -1077,6 +1111,10 @@ int sandbox_run(const struct run_opts* opts) {
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
+    struct seccomp_app own            = app_rules(&sb);
+    struct seccomp_notifier* notifier = NULL;
+    if (n > 0 && msg[0] == 'S' && seccomp_app_needs_listener(&own))
+        start_notifier(&sb, &own, &notifier);
     /* everything needed is derived: the manifest's tree goes while the app runs */
     toml_free(sb.manifest);
     sb.manifest = NULL;
@@ -1085,6 +1123,7 @@ int sandbox_run(const struct run_opts* opts) {
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
         ;
     status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    seccomp_notifier_stop(notifier); /* the sandbox is gone */
     if (n > 0 && msg[0] == 'E')
         status = MOAT_EXIT_RUNTIME;
     stdio_proxy_finish(stdio); /* the app's last output is copied */
@@ -1128,10 +1167,39 @@ out:
     attest_provider_free(sb.provider);
     free(sb.measured);
     mount_plan_free(&sb.plan);
+    seccomp_mocks_free(sb.mocks, sb.nmocks);
     toml_free(sb.manifest);
     return status;
 }
 
-void sandbox_print_seccomp(FILE* out) {
-    seccomp_profile_print(out);
+int sandbox_print_seccomp(FILE* out, const char* stem) {
+    if (!stem) {
+        seccomp_profile_print(out, NULL);
+        return 0;
+    }
+    struct run_opts opts      = {.stem = stem};
+    struct sandbox sb         = {.opts = &opts};
+    struct moat_error err     = {0};
+    _cleanup_free_ char* path = NULL;
+    _cleanup_free_ char* text = NULL;
+    size_t len;
+    struct toml_error terr;
+    int r = identity_read_manifest(stem, &path, &text, &len, &err);
+    if (r == 0 && toml_parse(text, len, path, &sb.manifest, &terr, &err) < 0)
+        r = -EINVAL;
+    if (r == 0 && (toml_get_bool(sb.manifest, "sys.disallow_subprocesses", false,
+                                 &sb.disallow_subprocesses) < 0))
+        r = moat_error_set(&err, -EINVAL, "Cannot parse 'sys.disallow_subprocesses'");
+    if (r == 0)
+        r = seccomp_mocks_parse(toml_get_path(sb.manifest, "sys.debug__mock_syscalls"), &sb.mocks,
+                                &sb.nmocks, &err);
+    if (r == 0) {
+        struct seccomp_app own = app_rules(&sb);
+        seccomp_profile_print(out, &own);
+    } else {
+        log_error("%s", err.msg);
+    }
+    seccomp_mocks_free(sb.mocks, sb.nmocks);
+    toml_free(sb.manifest);
+    return r;
 }

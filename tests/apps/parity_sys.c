@@ -89,8 +89,10 @@ static int mode_mock(void) {
     long r = syscall(SYS_vhangup); /* refused by moat's profile, mocked here */
     printf("vhangup=%ld\n", r);
     EXPECT(r == 123);
-    r = syscall(SYS_sethostname, "x", 1); /* refused, mocked with a negative value */
+    errno = 0;
+    r     = syscall(SYS_sethostname, "x", 1); /* refused, mocked with a negative value */
     printf("sethostname=%ld errno=%d\n", r, errno);
+    EXPECT(r == -1 && errno == EIO);
     errno = 0;
     EXPECT(syscall(SYS_fork) == -1 && errno == ENOSYS);
     errno = 0;
