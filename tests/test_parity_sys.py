@@ -219,3 +219,10 @@ def test_subprocesses_without_the_key_work(run_app):
 def test_setgroups_rt_scheduler_and_chown_succeed_without_effect(run_app):
     v = ok(run_app("ids"))
     assert v["scheduler"] == "0"  # SCHED_OTHER, as Gramine's sched_getscheduler
+
+
+def test_mock_listener_survives_a_flood_and_an_exit_mid_flight(run_app):
+    """Threads flood the supervisor with notified calls; the app exits with some in flight:
+    moat returns the app's status, without hanging or crashing."""
+    r = run_app("flood", '[[sys.debug__mock_syscalls]]\nname = "vhangup"\nreturn = 123\n')
+    assert r.returncode == 7 and r.stdout.splitlines() == ["OK"], (r.stdout, r.stderr)

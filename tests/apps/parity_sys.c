@@ -7,6 +7,7 @@
  *   parity_sys rlimit       raise the soft RLIMIT_NOFILE / RLIMIT_STACK up to the hard limit
  *   parity_sys mock         sys.debug__mock_syscalls (see the test's manifest)
  *   parity_sys subprocess   sys.disallow_subprocesses = true
+ *   parity_sys flood        threads flooding a mocked, notified call; exits mid-flight
  *   parity_sys ids          setgroups, sched_setscheduler(SCHED_RR), fchown
  */
 #define _GNU_SOURCE
@@ -125,6 +126,27 @@ static int mode_subprocess(void) {
     return 0;
 }
 
+/* Hostile use of the supervisor's listener: threads flood it with notified calls and the
+ * process exits while some are in flight. moat must neither hang nor crash. */
+static void* flood_main(void* arg) {
+    for (;;)
+        if (syscall(SYS_vhangup) != 123)
+            *(int*)arg = 1;
+    return NULL;
+}
+
+static int mode_flood(void) {
+    static int bad;
+    pthread_t t;
+    for (int i = 0; i < 8; i++)
+        EXPECT(pthread_create(&t, NULL, flood_main, &bad) == 0);
+    usleep(300 * 1000);
+    EXPECT(!bad);
+    printf("%s\n", g_failed ? "FAIL" : "OK");
+    fflush(stdout);
+    _exit(7); /* with calls in flight */
+}
+
 static int mode_ids(void) {
     gid_t set[] = {1000, 2000, 3000};
     EXPECT(setgroups(3, set) == 0);
@@ -158,6 +180,8 @@ int main(int argc, char** argv) {
         mode_mock();
     else if (!strcmp(mode, "subprocess"))
         mode_subprocess();
+    else if (!strcmp(mode, "flood"))
+        mode_flood();
     else if (!strcmp(mode, "ids"))
         mode_ids();
     else {
