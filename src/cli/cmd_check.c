@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "common.h"
 #include "model.h"
+#include "sandbox.h"
 #include "toml.h"
 
 static int check_run(int argc, char** argv);
@@ -89,6 +90,7 @@ static int check_one(const char* path, const struct manifest_check_opts* opts) {
         .finalized     = opts->finalized,
         .runtime       = opts->finalized,
         .allow_unknown = opts->allow_unknown,
+        .syscall_known = sandbox_syscall_known,
     };
     struct manifest_diags diags = {0};
     struct manifest* m          = NULL;

@@ -32,8 +32,10 @@ const struct moat_command cmd_run = {
         "                      apply sgx.enclave_size as the address-space limit and\n"
         "                      sgx.max_threads as the thread limit, to find the sizes the app\n"
         "                      needs before deploying to SGX\n"
-        "      --print-seccomp print the seccomp profile of the sandbox (one rule a line)\n"
-        "                      and exit\n"
+        "      --print-seccomp [STEM]\n"
+        "                      print the seccomp profile of the sandbox (one rule a line)\n"
+        "                      and exit; with STEM, its manifest's own rules too\n"
+        "                      (sys.debug__mock_syscalls, sys.disallow_subprocesses)\n"
         "  -h, --help          show this help\n"
         "\n"
         "exit status: the app's (128+N when it was killed by signal N); 1 when moat refuses to\n"
@@ -52,8 +54,9 @@ static int run_run(int argc, char** argv) {
             return MOAT_EXIT_OK;
         }
         if (!strcmp(argv[i], "--print-seccomp")) {
-            sandbox_print_seccomp(stdout);
-            return MOAT_EXIT_OK;
+            /* with a STEM: that manifest's mocks and subprocess rule too */
+            const char* stem = i + 1 < argc ? argv[i + 1] : NULL;
+            return sandbox_print_seccomp(stdout, stem) < 0 ? MOAT_EXIT_USAGE : MOAT_EXIT_OK;
         }
         if (!strcmp(argv[i], "--emulate-sgx-limits")) {
             emulate = true;

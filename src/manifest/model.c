@@ -229,6 +229,9 @@ static void build_sys(struct build* b, struct manifest* m) {
         struct manifest_mock_syscall* s = &m->sys.mock_syscalls[m->sys.nmock++];
         s->name                         = xstrdup(toml_table_get(e, "name")->u.str.ptr);
         s->ret                          = ret ? ret->u.integer : 0;
+        if (b->opts->syscall_known && !b->opts->syscall_known(s->name))
+            error_at(b, "sys.debug__mock_syscalls", e,
+                     "Unrecognized mock syscall `%s` in manifest at index %zu", s->name, i);
     }
 }
 

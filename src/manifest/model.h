@@ -155,6 +155,9 @@ struct manifest_load_opts {
     bool runtime;
     bool finalized; /* also loader.entrypoint.uri, as gramine-manifest writes it */
     bool allow_unknown;
+    /* Names the system calls sys.debug__mock_syscalls may mock (the sandbox's seccomp knows
+     * them); NULL: any name. */
+    bool (*syscall_known)(const char* name);
 };
 
 /* Parses `text` (the manifest file `path`, for messages), checks it as `moat manifest check`

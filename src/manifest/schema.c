@@ -585,6 +585,7 @@ static void v_allowed_files(struct check_ctx* c, const struct checked* k) {
     }
 }
 
+/* Gramine v1.9 libos/src/libos_syscalls.c init_syscalls' messages. */
 static void v_mock_syscalls(struct check_ctx* c, const struct checked* k) {
     for (size_t i = 0; i < k->v->u.arr.len; i++) {
         const struct toml_value* e    = k->v->u.arr.items[i];
@@ -592,9 +593,15 @@ static void v_mock_syscalls(struct check_ctx* c, const struct checked* k) {
         struct checked ek             = {ekey, e, e->line, e->col};
         const struct toml_value* name = e->type == TOML_TABLE ? toml_table_get(e, "name") : NULL;
         const struct toml_value* ret  = e->type == TOML_TABLE ? toml_table_get(e, "return") : NULL;
-        if (!is_string(name) || (ret && ret->type != TOML_INTEGER))
+        if (e->type != TOML_TABLE)
             check_report(c, DIAG_ERROR, &ek,
-                         "'%s' must be { name = \"<syscall>\", return = <integer> }", ekey);
+                         "Invalid mock syscall in manifest at index %zu (not a TOML table)", i);
+        else if (!is_string(name))
+            check_report(c, DIAG_ERROR, &ek,
+                         "Invalid mock syscall in manifest at index %zu (can't parse `name`)", i);
+        else if (ret && ret->type != TOML_INTEGER)
+            check_report(c, DIAG_ERROR, &ek,
+                         "Invalid mock syscall in manifest at index %zu (can't parse `return`)", i);
     }
 }
 

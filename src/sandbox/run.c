@@ -55,6 +55,8 @@ struct sandbox {
     int* allowed_fds; /* child: O_PATH fds of the allowed paths to bind */
     uint64_t stack_size, fds_limit;
     bool stack_set, disallow_subprocesses, sigterm_injection;
+    struct seccomp_mock* mocks; /* sys.debug__mock_syscalls */
+    size_t nmocks;
     uint64_t sgx_enclave_size, sgx_max_threads; /* --emulate-sgx-limits (0: off) */
     struct attest_identity id;                  /* what the app's reports and quotes carry */
     char* measured; /* the manifest bytes MRENCLAVE is over (hashed when used) */
@@ -389,18 +391,23 @@ static int enter_root(const struct sandbox* sb) {
     return 0;
 }
 
+/* Sets the soft limit of `resource` to `soft`, clamped to the host's hard limit, which stays:
+ * the app may raise its soft limit up to it, as on Linux (Gramine: initial soft RLIMIT_NOFILE =
+ * sys.fds.limit, soft RLIMIT_STACK = sys.stack.size; reference/gramine.md §1.3 sys.*). */
+static int set_soft_limit(int resource, uint64_t soft) {
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) < 0)
+        return -errno;
+    rl.rlim_cur = soft > rl.rlim_max ? rl.rlim_max : soft;
+    return setrlimit(resource, &rl) < 0 ? -errno : 0;
+}
+
 static int apply_limits(const struct sandbox* sb) {
-    struct rlimit rl = {.rlim_cur = sb->fds_limit, .rlim_max = sb->fds_limit};
-    struct rlimit hard;
-    if (getrlimit(RLIMIT_NOFILE, &hard) == 0 && hard.rlim_max < rl.rlim_max)
-        rl.rlim_cur = rl.rlim_max = hard.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return child_fail("cannot apply sys.fds.limit: %s", strerror(errno));
-    if (sb->stack_set) {
-        rl.rlim_cur = rl.rlim_max = sb->stack_size;
-        if (setrlimit(RLIMIT_STACK, &rl) < 0)
-            return child_fail("cannot apply sys.stack.size: %s", strerror(errno));
-    }
+    int r = set_soft_limit(RLIMIT_NOFILE, sb->fds_limit);
+    if (r < 0)
+        return child_fail("cannot apply sys.fds.limit: %s", strerror(-r));
+    if (sb->stack_set && (r = set_soft_limit(RLIMIT_STACK, sb->stack_size)) < 0)
+        return child_fail("cannot apply sys.stack.size: %s", strerror(-r));
     return 0;
 }
 
@@ -470,8 +477,8 @@ static int recv_profiles(int sock, struct profiles* p) {
     return 0;
 }
 
-static int load_profile(const char* blob, size_t len) {
-    int r = seccomp_profile_load(blob, len);
+static int load_profile(const char* blob, size_t len, int* ret_listener) {
+    int r = seccomp_profile_load(blob, len, ret_listener);
     if (r < 0)
         fprintf(stderr, "moat: error: cannot install the seccomp filter: %s\n", strerror(-r));
     return r;
@@ -506,7 +513,12 @@ static pid_t start_app(const struct sandbox* sb, const struct profiles* prof, co
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
     sigprocmask(SIG_SETMASK, mask, NULL);
-    if (load_profile(prof->app, prof->app_len) < 0)
+    int listener = -1;
+    if (load_profile(prof->app, prof->app_len, &listener) < 0)
+        _exit(126);
+    /* the supervisor answers the calls the app's profile notifies (after "S", on the same
+     * socket); without it they fail with ENOSYS, never run */
+    if (listener >= 0 && (send_fd(sb->sock[1], listener) < 0 || close(listener) < 0))
         _exit(126);
     /* last before execve: nothing of moat's may allocate under these limits */
     if (apply_sgx_limits(sb) < 0) {
@@ -540,7 +552,8 @@ static int exec_init(const struct sandbox* sb, int sock) {
     snprintf(sync_arg, sizeof(sync_arg), "%d", sync);
     /* moat-init keeps only SYNC_FD (no CLOEXEC) until it is non-dumpable */
     fcntl(sync, F_SETFD, 0);
-    if (load_profile(prof.init, prof.init_len) < 0)
+    int none = -1;
+    if (load_profile(prof.init, prof.init_len, &none) < 0)
         _exit(MOAT_EXIT_RUNTIME); /* the app's process dies with PID 1 */
     (void)send_msg(sock, "S");    /* started */
     char* const argv[] = {"moat-init", app, sync_arg, NULL};
@@ -638,6 +651,11 @@ static int child_main(struct sandbox* sb) {
 /* ---------------------------------------------------------------------------------------- */
 /* The supervisor                                                                             */
 
+/* The app's own seccomp rules (filter 3 of seccomp_filter.c). */
+static struct seccomp_app app_rules(const struct sandbox* sb) {
+    return (struct seccomp_app){sb->disallow_subprocesses, sb->mocks, sb->nmocks};
+}
+
 /* Makes the app's user namespace (as root) and writes moat-init's and the app's seccomp
  * profiles while the sandbox is set up, and sends them to the child. */
 static void* profiler_main(void* arg) {
@@ -654,9 +672,10 @@ static void* profiler_main(void* arg) {
     }
     char *init = NULL, *app = NULL;
     size_t init_len = 0, app_len = 0;
-    int r = seccomp_profile_build(false, &init, &init_len);
-    if (r == 0)
-        r = sb->disallow_subprocesses ? seccomp_profile_build(true, &app, &app_len) : 0;
+    struct seccomp_app own = app_rules(sb);
+    int r                  = seccomp_profile_build(NULL, &init, &init_len);
+    if (r == 0 && (own.nmocks || own.disallow_subprocesses))
+        r = seccomp_profile_build(&own, &app, &app_len);
     struct strbuf msg = STRBUF_INIT;
     if (r == 0) {
         uint32_t len = (uint32_t)init_len;
@@ -760,7 +779,7 @@ static enum log_level log_level_of(enum manifest_log_level l) {
 static int load_model(struct sandbox* sb, const char* path, const char* text, size_t len,
                       struct moat_error* err) {
     struct manifest_diags diags     = {0};
-    struct manifest_load_opts lopts = {.runtime = true};
+    struct manifest_load_opts lopts = {.runtime = true, .syscall_known = sandbox_syscall_known};
     int r = manifest_load(text, len, path, &lopts, &sb->manifest, &diags, err);
     if (r < 0) {
         manifest_diags_print(&diags, path, stderr);
@@ -832,6 +851,12 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     sb->stack_size            = m->sys.stack_size;
     sb->disallow_subprocesses = m->sys.disallow_subprocesses;
     sb->sigterm_injection     = m->sys.enable_sigterm_injection;
+    if (seccomp_mocks_from(m, &sb->mocks, &sb->nmocks, err) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sb->nmocks; i++)
+        log_debug("mocking system call %s: returns %lld without running", sb->mocks[i].name,
+                  (long long)sb->mocks[i].ret);
+
     if (sb->opts->emulate_sgx_limits) {
         sb->sgx_enclave_size = m->sgx.enclave_size;
         sb->sgx_max_threads  = m->sgx.max_threads;
@@ -952,6 +977,17 @@ static void prune_order_files(const char* order_file) {
         free(files[i].path);
     }
     free(files);
+}
+
+/* Receives the app's notification listener (sent before it executes the entrypoint) and
+ * starts answering it. If the app's process failed first, the socket closes: no listener. */
+static void start_notifier(struct sandbox* sb, const struct seccomp_app* own,
+                           struct seccomp_notifier** ret) {
+    char msg[64];
+    int fd = recv_fd(sb->sock[0], msg, sizeof(msg));
+    int r  = fd < 0 ? fd : seccomp_notifier_start(fd, own, ret);
+    if (r < 0)
+        log_error("cannot answer the app's mocked system calls: %s", strerror(-r));
 }
 
 static volatile sig_atomic_t g_child_pid;
@@ -1085,6 +1121,10 @@ int sandbox_run(const struct run_opts* opts) {
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
+    struct seccomp_app own            = app_rules(&sb);
+    struct seccomp_notifier* notifier = NULL;
+    if (n > 0 && msg[0] == 'S' && seccomp_app_needs_listener(&own))
+        start_notifier(&sb, &own, &notifier);
     /* everything needed is derived: the manifest's model goes while the app runs */
     manifest_free(sb.manifest);
     sb.manifest = NULL;
@@ -1093,6 +1133,7 @@ int sandbox_run(const struct run_opts* opts) {
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
         ;
     status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    seccomp_notifier_stop(notifier); /* the sandbox is gone */
     if (n > 0 && msg[0] == 'E')
         status = MOAT_EXIT_RUNTIME;
     stdio_proxy_finish(stdio); /* the app's last output is copied */
@@ -1136,10 +1177,36 @@ out:
     attest_provider_free(sb.provider);
     free(sb.measured);
     mount_plan_free(&sb.plan);
+    seccomp_mocks_free(sb.mocks, sb.nmocks);
     manifest_free(sb.manifest);
     return status;
 }
 
-void sandbox_print_seccomp(FILE* out) {
-    seccomp_profile_print(out);
+int sandbox_print_seccomp(FILE* out, const char* stem) {
+    if (!stem) {
+        seccomp_profile_print(out, NULL);
+        return 0;
+    }
+    struct run_opts opts      = {.stem = stem};
+    struct sandbox sb         = {.opts = &opts};
+    struct moat_error err     = {0};
+    _cleanup_free_ char* path = NULL;
+    _cleanup_free_ char* text = NULL;
+    size_t len;
+    int r = identity_read_manifest(stem, &path, &text, &len, &err);
+    if (r == 0)
+        r = load_model(&sb, path, text, len, &err);
+    if (r == 0) {
+        sb.disallow_subprocesses = sb.manifest->sys.disallow_subprocesses;
+        r                        = seccomp_mocks_from(sb.manifest, &sb.mocks, &sb.nmocks, &err);
+    }
+    if (r == 0) {
+        struct seccomp_app own = app_rules(&sb);
+        seccomp_profile_print(out, &own);
+    } else {
+        log_error("%s", err.msg);
+    }
+    seccomp_mocks_free(sb.mocks, sb.nmocks);
+    manifest_free(sb.manifest);
+    return r;
 }

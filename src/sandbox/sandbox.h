@@ -140,5 +140,11 @@ struct run_opts {
 int sandbox_run(const struct run_opts* opts);
 
 /* Writes the seccomp profile every process of the sandbox runs under, one rule a line
- * (`moat run --print-seccomp`; docs/security.md explains each). */
-void sandbox_print_seccomp(FILE* out);
+ * (`moat run --print-seccomp [STEM]`; docs/security.md explains each); with a STEM, the app's
+ * own rules from its manifest too (mocked calls, sys.disallow_subprocesses). Returns 0, or a
+ * negative errno when the manifest cannot be read (message printed). */
+int sandbox_print_seccomp(FILE* out, const char* stem) WARN_UNUSED;
+
+/* True if `name` is a system call the sandbox's seccomp knows: what sys.debug__mock_syscalls
+ * may name (manifest_load_opts.syscall_known, for moat run and moat manifest check alike). */
+bool sandbox_syscall_known(const char* name);

@@ -10,8 +10,15 @@
  *   2. argument rules, default allow: namespace flags on clone; terminal input injection
  *      (TIOCSTI, TIOCLINUX, compared on the 32 bits the kernel uses); set-user-ID and
  *      set-group-ID bits on chmod, open/creat and mknod.
- * Everything runs natively (no user-space notification): a filter costs nanoseconds a call.
- * The tables below are the profile; `moat run --print-seccomp` lists them.
+ *   3. the app's own rules, only when the manifest asks (not in moat-init's profile): mocked
+ *      system calls (sys.debug__mock_syscalls) return their value without running — by
+ *      SECCOMP_RET_ERRNO for 0 and -1..-4095, through a user-space notification answered by the
+ *      supervisor (seccomp_notify.c) for any other value; fork/vfork/clone of a process under
+ *      sys.disallow_subprocesses are notified too (EAGAIN and one warning). Filters 1 and 2
+ *      allow a mocked call so that the mock's answer is the one that counts (the kernel takes
+ *      ERRNO over USER_NOTIF over ALLOW): a mocked call never runs, whatever filter 1 says.
+ * Everything else runs natively: a filter costs nanoseconds a call, and only the calls named in
+ * filter 3 ever reach user space. `moat run --print-seccomp [STEM]` lists the rules.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -349,6 +356,29 @@ static const struct {
     {"mknod", 1, -1}, {"mknodat", 2, -1}, {"open", 2, 1},      {"openat", 3, 2},
 };
 
+/* Filter 2: calls Gramine emulates without any effect, answered 0 here without running
+ * (Gramine v1.9 libos/src/sys/libos_getuid.c setgroups: kept in the LibOS only;
+ * libos_sched.c sched_setscheduler: validated, then ignored; libos_file.c chown family: the
+ * LibOS's inode only, never the host file). Nothing runs, so nothing reaches the host. */
+enum emulation {
+    EMUL_ALWAYS,    /* always 0 */
+    EMUL_GROUPS,    /* size (argument 0) in 0..65536: 0, else EINVAL (Gramine's NGROUPS_MAX) */
+    EMUL_RT_POLICY, /* SCHED_FIFO or SCHED_RR (argument 1, less SCHED_RESET_ON_FORK), pid >= 0:
+                     * 0; a negative pid: EINVAL; other policies run (unprivileged anyway) */
+};
+static const struct {
+    const char* name;
+    enum emulation kind;
+    const char* condition;
+} g_emulated[] = {
+    {"setgroups", EMUL_GROUPS, "size <= 65536 (else EINVAL)"},
+    {"sched_setscheduler", EMUL_RT_POLICY, "policy is SCHED_FIFO or SCHED_RR (pid < 0: EINVAL)"},
+    {"chown", EMUL_ALWAYS, "always"},
+    {"fchown", EMUL_ALWAYS, "always"},
+    {"lchown", EMUL_ALWAYS, "always"},
+    {"fchownat", EMUL_ALWAYS, "always"},
+};
+
 /* Filter 2: ioctl requests refused (the kernel reads the request as 32 bits: compare those). */
 static const struct {
     const char* name;
@@ -374,6 +404,9 @@ static void emit(struct prog* p, uint16_t code, uint32_t k, uint8_t jt, uint8_t 
     }
     p->insns[p->len++] = (struct sock_filter){code, jt, jf, k};
 }
+
+/* A compiled program whose count has this bit is loaded with a notification listener. */
+#define BLOB_LISTENER 0x80000000U
 
 static void ret(struct prog* p, uint32_t action) {
     emit(p, BPF_RET | BPF_K, action, 0, 0);
@@ -420,9 +453,18 @@ static void rule_end(struct prog* p, long start) {
         p->insns[start - 1].jf = (uint8_t)(p->len - (size_t)start); /* blocks are short */
 }
 
+/* Filters 1 and 2: a mocked call is allowed here, so that filter 3's answer counts. */
+static void allow_mocked(struct prog* p, const struct seccomp_app* app) {
+    for (size_t i = 0; app && i < app->nmocks; i++) {
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)app->mocks[i].nr, 0, 1);
+        ret(p, SECCOMP_RET_ALLOW);
+    }
+}
+
 /* Filter 1: the allowlist. */
-static void build_allowlist(struct prog* p) {
+static void build_allowlist(struct prog* p, const struct seccomp_app* app) {
     prologue(p);
+    allow_mocked(p, app);
     for (size_t i = 0; i < ARRAY_SIZE(g_allowed); i++) {
         long b = rule_begin(p, g_allowed[i]);
         if (b < 0)
@@ -457,25 +499,44 @@ static void refuse_bits(struct prog* p, unsigned arg, uint32_t bits, uint32_t ac
     ret(p, action);
 }
 
+/* The block of an emulated call (every path returns). */
+static void emulated_rule(struct prog* p, enum emulation kind) {
+    switch (kind) {
+        case EMUL_ALWAYS:
+            break;
+        case EMUL_GROUPS: /* the kernel reads an int: negative sizes compare above 65536 */
+            emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(0), 0, 0);
+            emit(p, BPF_JMP | BPF_JGT | BPF_K, 65536, 0, 1);
+            ret(p, RET_ERRNO(EINVAL));
+            break;
+        case EMUL_RT_POLICY:
+            emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(1), 0, 0);
+            emit(p, BPF_ALU | BPF_AND | BPF_K, ~(uint32_t)SCHED_RESET_ON_FORK, 0, 0);
+            emit(p, BPF_JMP | BPF_JEQ | BPF_K, SCHED_FIFO, 2, 0);
+            emit(p, BPF_JMP | BPF_JEQ | BPF_K, SCHED_RR, 1, 0);
+            ret(p, SECCOMP_RET_ALLOW);
+            emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(0), 0, 0);
+            emit(p, BPF_JMP | BPF_JSET | BPF_K, 0x80000000U, 0, 1);
+            ret(p, RET_ERRNO(EINVAL));
+            break;
+    }
+    ret(p, RET_ERRNO(0));
+}
+
 /* Filter 2: the argument rules. */
-static void build_arg_rules(struct prog* p, bool disallow_subprocesses) {
+static void build_arg_rules(struct prog* p, const struct seccomp_app* app) {
     prologue(p);
+    allow_mocked(p, app);
     long b = rule_begin(p, "clone");
     if (b >= 0) {
         refuse_bits(p, 0, NS_FLAGS, RET_ERRNO(EPERM));
-        if (disallow_subprocesses) {
-            /* threads (CLONE_THREAD) stay allowed; new processes fail like Gramine's -EAGAIN */
-            emit(p, BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0);
-            ret(p, RET_ERRNO(EAGAIN));
-        }
         ret(p, SECCOMP_RET_ALLOW);
         rule_end(p, b);
     }
-    static const char* const forks[] = {"fork", "vfork"};
-    for (size_t i = 0; disallow_subprocesses && i < ARRAY_SIZE(forks); i++) {
-        if ((b = rule_begin(p, forks[i])) < 0)
+    for (size_t i = 0; i < ARRAY_SIZE(g_emulated); i++) {
+        if ((b = rule_begin(p, g_emulated[i].name)) < 0)
             continue;
-        ret(p, RET_ERRNO(EAGAIN));
+        emulated_rule(p, g_emulated[i].kind);
         rule_end(p, b);
     }
     if ((b = rule_begin(p, "ioctl")) >= 0) {
@@ -502,54 +563,120 @@ static void build_arg_rules(struct prog* p, bool disallow_subprocesses) {
     ret(p, SECCOMP_RET_ALLOW);
 }
 
-static void append(struct strbuf* blob, const struct prog* p) {
-    uint32_t count = (uint32_t)p->len;
+/* The answer filter 3 gives a mocked call: ERRNO carries 0 and -1..-4095 (the kernel returns
+ * -data); any other value needs the supervisor. */
+static uint32_t mock_action(int64_t value) {
+    return value <= 0 && value >= -4095 ? RET_ERRNO((uint32_t)-value) : SECCOMP_RET_USER_NOTIF;
+}
+
+static bool is_mocked(const struct seccomp_app* app, const char* name) {
+    int nr = seccomp_syscall_resolve_name(name);
+    for (size_t i = 0; i < app->nmocks; i++)
+        if (app->mocks[i].nr == nr)
+            return true;
+    return false;
+}
+
+/* Filter 3: the app's own rules (mocks first: Gramine checks them before anything else). */
+static void build_app_rules(struct prog* p, const struct seccomp_app* app) {
+    prologue(p);
+    for (size_t i = 0; i < app->nmocks; i++) {
+        emit(p, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)app->mocks[i].nr, 0, 1);
+        ret(p, mock_action(app->mocks[i].ret));
+    }
+    long b;
+    if (app->disallow_subprocesses && !is_mocked(app, "clone") &&
+        (b = rule_begin(p, "clone")) >= 0) {
+        /* threads (CLONE_THREAD) stay allowed; a new process fails like Gramine's -EAGAIN */
+        emit(p, BPF_LD | BPF_W | BPF_ABS, arg_low(0), 0, 0);
+        emit(p, BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
+        ret(p, SECCOMP_RET_ALLOW);
+        ret(p, SECCOMP_RET_USER_NOTIF);
+        rule_end(p, b);
+    }
+    static const char* const forks[] = {"fork", "vfork"};
+    for (size_t i = 0; app->disallow_subprocesses && i < ARRAY_SIZE(forks); i++) {
+        if (is_mocked(app, forks[i]) || (b = rule_begin(p, forks[i])) < 0)
+            continue;
+        ret(p, SECCOMP_RET_USER_NOTIF);
+        rule_end(p, b);
+    }
+    ret(p, SECCOMP_RET_ALLOW);
+}
+
+bool seccomp_app_needs_listener(const struct seccomp_app* app) {
+    if (!app)
+        return false;
+    for (size_t i = 0; i < app->nmocks; i++)
+        if (mock_action(app->mocks[i].ret) == SECCOMP_RET_USER_NOTIF)
+            return true;
+    return app->disallow_subprocesses &&
+           !(is_mocked(app, "clone") && is_mocked(app, "fork") && is_mocked(app, "vfork"));
+}
+
+static void append(struct strbuf* blob, const struct prog* p, bool listener) {
+    uint32_t count = (uint32_t)p->len | (listener ? BLOB_LISTENER : 0);
     strbuf_append(blob, (const char*)&count, sizeof(count));
     strbuf_append(blob, (const char*)p->insns, p->len * sizeof(p->insns[0]));
 }
 
-int seccomp_profile_build(bool disallow_subprocesses, char** ret_blob, size_t* ret_len) {
-    struct prog* allow = xcalloc(1, sizeof(*allow));
-    struct prog* args  = xcalloc(1, sizeof(*args));
-    build_allowlist(allow);
-    build_arg_rules(args, disallow_subprocesses);
-    int r = allow->overflow || args->overflow ? -E2BIG : 0;
+int seccomp_profile_build(const struct seccomp_app* app, char** ret_blob, size_t* ret_len) {
+    bool third        = app && (app->nmocks || app->disallow_subprocesses);
+    struct prog* prog = xcalloc(3, sizeof(*prog));
+    build_allowlist(&prog[0], app);
+    build_arg_rules(&prog[1], app);
+    if (third)
+        build_app_rules(&prog[2], app);
+    int r = prog[0].overflow || prog[1].overflow || prog[2].overflow ? -E2BIG : 0;
     if (r == 0) {
         struct strbuf blob = STRBUF_INIT;
-        append(&blob, allow);
-        append(&blob, args);
+        append(&blob, &prog[0], false);
+        append(&blob, &prog[1], false);
+        if (third)
+            append(&blob, &prog[2], seccomp_app_needs_listener(app));
         *ret_blob = strbuf_take(&blob, ret_len);
     }
-    free(allow);
-    free(args);
+    free(prog);
     return r;
 }
 
-int seccomp_profile_load(const char* blob, size_t len) {
-    size_t off = 0;
+static int load_one(const char* insns, uint32_t count, bool listener) {
+    struct sock_filter* copy = xmalloc(count * sizeof(*copy)); /* aligned, unlike the blob */
+    memcpy(copy, insns, count * sizeof(*copy));
+    struct sock_fprog prog = {.len = (unsigned short)count, .filter = copy};
+    long r                 = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                     listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+    int e                  = errno;
+    free(copy);
+    return r < 0 ? -e : (int)r;
+}
+
+int seccomp_profile_load(const char* blob, size_t len, int* ret_listener) {
+    size_t off   = 0;
+    int listener = -1;
     while (off < len) {
         uint32_t count;
         if (len - off < sizeof(count))
             return -EINVAL;
         memcpy(&count, blob + off, sizeof(count));
         off += sizeof(count);
+        bool with_listener = count & BLOB_LISTENER;
+        count &= ~BLOB_LISTENER;
         size_t bytes = (size_t)count * sizeof(struct sock_filter);
-        if (!count || count > BPF_MAXINSNS || len - off < bytes)
+        if (!count || count > BPF_MAXINSNS || len - off < bytes || (with_listener && listener >= 0))
             return -EINVAL;
-        struct sock_filter* insns = xmalloc(bytes); /* aligned, unlike the blob */
-        memcpy(insns, blob + off, bytes);
-        struct sock_fprog prog = {.len = (unsigned short)count, .filter = insns};
-        long r                 = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
-        int e                  = errno;
-        free(insns);
+        int r = load_one(blob + off, count, with_listener);
         if (r < 0)
-            return -e;
+            return r;
+        if (with_listener)
+            listener = r;
         off += bytes;
     }
+    *ret_listener = listener;
     return 0;
 }
 
-void seccomp_profile_print(FILE* out) {
+void seccomp_profile_print(FILE* out, const struct seccomp_app* app) {
     fprintf(out, "# moat run: seccomp profile (docs/security.md)\n");
     fprintf(out, "default\tEPERM\n");
     for (size_t i = 0; i < ARRAY_SIZE(g_allowed); i++)
@@ -560,12 +687,29 @@ void seccomp_profile_print(FILE* out) {
     for (size_t i = 0; i < ARRAY_SIZE(g_personas); i++)
         fprintf(out, "personality\tALLOW\tpersona == %#lx\n", g_personas[i]);
     fprintf(out, "clone\tEPERM\tflags & %#lx (namespaces)\n", (unsigned long)NS_FLAGS);
-    fprintf(out,
-            "clone\tEAGAIN\tno CLONE_THREAD, with sys.disallow_subprocesses (also fork, vfork)\n");
     for (size_t i = 0; i < ARRAY_SIZE(g_ioctls); i++)
         fprintf(out, "ioctl\tEPERM\t(request & 0xffffffff) == %s\n", g_ioctls[i].name);
     for (size_t i = 0; i < ARRAY_SIZE(g_mode_args); i++)
         fprintf(out, "%s\tEPERM\tmode (argument %u) & (S_ISUID | S_ISGID)%s\n", g_mode_args[i].name,
                 g_mode_args[i].mode_arg,
                 g_mode_args[i].flags_arg >= 0 ? ", when it creates (O_CREAT, O_TMPFILE)" : "");
+    for (size_t i = 0; i < ARRAY_SIZE(g_emulated); i++)
+        fprintf(out, "%s\tRETURN 0\t%s, without running (Gramine emulates it)\n",
+                g_emulated[i].name, g_emulated[i].condition);
+    if (!app) {
+        fprintf(out,
+                "clone\tEAGAIN\tno CLONE_THREAD, with sys.disallow_subprocesses (also fork, "
+                "vfork)\n");
+        fprintf(out, "# the mocks of sys.debug__mock_syscalls: moat run --print-seccomp STEM\n");
+        return;
+    }
+    for (size_t i = 0; i < app->nmocks; i++)
+        fprintf(out, "%s\tRETURN %lld\tsys.debug__mock_syscalls, without running%s\n",
+                app->mocks[i].name, (long long)app->mocks[i].ret,
+                mock_action(app->mocks[i].ret) == SECCOMP_RET_USER_NOTIF ? " (notified)" : "");
+    static const char* const forks[] = {"clone", "fork", "vfork"};
+    for (size_t i = 0; app->disallow_subprocesses && i < ARRAY_SIZE(forks); i++)
+        if (!is_mocked(app, forks[i]))
+            fprintf(out, "%s\tEAGAIN\t%ssys.disallow_subprocesses (notified: one warning)\n",
+                    forks[i], i == 0 ? "no CLONE_THREAD, " : "");
 }
