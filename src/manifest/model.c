@@ -307,15 +307,15 @@ static int model_build(const struct toml_value* root, const struct manifest_load
 }
 
 /* Graphene-era keys the check reported (as read, not ignored) become what `moat manifest
- * migrate` writes; only what could not be migrated is worth a second message. */
+ * migrate` writes; what each became (where a protected file is now mounted, ...) and what could
+ * not be migrated are warnings. */
 static int migrate_in_memory(struct toml_value* root, struct manifest_diags* diags,
                              struct moat_error* err) {
     struct manifest_diags notes = {0};
     int r                       = manifest_migrate(root, &notes, err);
     for (size_t i = 0; r == 0 && i < notes.len; i++) {
-        const struct manifest_diag* d = &notes.items[i];
-        if (d->sev == DIAG_WARNING)
-            manifest_diags_add(diags, DIAG_WARNING, d->key, d->line, d->col, "%s", d->msg);
+        const struct manifest_diag* d = &notes.items[i]; /* what each key became, too */
+        manifest_diags_add(diags, DIAG_WARNING, d->key, d->line, d->col, "%s", d->msg);
     }
     manifest_diags_free(&notes);
     return r;

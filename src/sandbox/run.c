@@ -1019,7 +1019,9 @@ int sandbox_run(const struct run_opts* opts) {
     bool served               = false;
     if (ret < 0) {
         log_error("%s", err.msg);
-        status = MOAT_EXIT_RUNTIME; /* gramine-direct exits 1 on every start-up failure */
+        /* gramine-direct exits 1 on every start-up failure; no manifest at all is a usage
+         * error of moat run (STEM names nothing) */
+        status = !sb.manifest && ret == -ENOENT ? MOAT_EXIT_USAGE : MOAT_EXIT_RUNTIME;
         goto out;
     }
     banner(&sb);
