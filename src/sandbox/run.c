@@ -272,8 +272,57 @@ static int set_uts_names(const struct sandbox* sb) {
     return 0;
 }
 
+/* The kernel mount (tmpfs, /dev, /sys, ...) among entries 1..i-1 that hides entry i's path in
+ * the FUSE view, or NULL. A chroot or encrypted mount there is bound from the view. */
+static const struct mount_entry* shadowing(const struct mount_plan* p, size_t i) {
+    const char* path = p->items[i].path;
+    for (size_t j = i; j-- > 1;) {
+        const struct mount_entry* k = &p->items[j];
+        size_t n                    = strlen(k->path);
+        if (k->type != MOUNT_CHROOT && k->type != MOUNT_ENCRYPTED && !strncmp(path, k->path, n) &&
+            (path[n] == '/' || path[n] == '\0'))
+            return k;
+    }
+    return NULL;
+}
+
+/* Before the kernel mounts hide them: a detached copy of the view's subtree for each chroot or
+ * encrypted mount below one (untrusted_shm at /dev/shm, a device under /dev, a chroot mount
+ * inside a tmpfs mount), attached once that mount is there. fds[i] = -1 for the others. */
+static int clone_shadowed(const struct sandbox* sb, int* fds) {
+    for (size_t i = 0; i < sb->plan.len; i++) {
+        const struct mount_entry* m     = &sb->plan.items[i];
+        fds[i]                          = -1;
+        const struct mount_entry* above = i ? shadowing(&sb->plan, i) : NULL;
+        if (!above || (m->type != MOUNT_CHROOT && m->type != MOUNT_ENCRYPTED) ||
+            !strcmp(above->path, "/proc")) /* no mount point can be made in procfs (warned) */
+            continue;
+        _cleanup_free_ char* source = in_root(sb, m->path);
+        fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fds[i] < 0)
+            return child_fail("Mounting %s under %s failed: %s", m->host, m->path, strerror(errno));
+    }
+    return 0;
+}
+
+static int attach_shadowed(const struct sandbox* sb, const struct mount_entry* m, int tree) {
+    _cleanup_free_ char* target = in_root(sb, m->path);
+    struct stat st;
+    int r = mkdir_parents(target, 0755);
+    if (r == 0 && lstat(target, &st) < 0)
+        r = mkdir(target, 0755) < 0 ? -errno : 0;
+    if (r == 0 && syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        r = -errno;
+    if (r < 0)
+        return child_fail("Mounting %s under %s failed: %s (it is below %s)", m->host, m->path,
+                          strerror(-r), shadowing(&sb->plan, (size_t)(m - sb->plan.items))->path);
+    return 0;
+}
+
 static int mount_plan_entries(const struct sandbox* sb) {
-    for (size_t i = 1; i < sb->plan.len; i++) {
+    _cleanup_free_ int* trees = xcalloc(sb->plan.len + 1, sizeof(int));
+    int ret                   = clone_shadowed(sb, trees);
+    for (size_t i = 1; ret == 0 && i < sb->plan.len; i++) {
         const struct mount_entry* m = &sb->plan.items[i];
         _cleanup_free_ char* target = in_root(sb, m->path);
         _cleanup_free_ char* opts   = tmpfs_opts(sb, "mode=1777");
@@ -281,7 +330,10 @@ static int mount_plan_entries(const struct sandbox* sb) {
         int r                       = 0;
         switch (m->type) {
             case MOUNT_CHROOT:
-                break; /* served by the FUSE view */
+            case MOUNT_ENCRYPTED: /* served by the FUSE view; bound when a mount hides it */
+                if (trees[i] >= 0)
+                    r = attach_shadowed(sb, m, trees[i]) < 0 ? 1 : 0;
+                break;
             case MOUNT_TMPFS:
                 r = mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, opts);
                 break;
@@ -302,16 +354,17 @@ static int mount_plan_entries(const struct sandbox* sb) {
             case MOUNT_PSEUDO_FILE:
                 r = bind_domain_file(sb, m->path) < 0 ? 1 : 0;
                 break;
-            case MOUNT_ENCRYPTED:
-                break; /* served by the FUSE view too */
         }
         if (r == 1)
-            return -1;
-        if (r < 0)
-            return child_fail("Mounting %s under %s failed: %s", m->host ? m->host : "tmpfs",
-                              m->path, strerror(errno));
+            ret = -1;
+        else if (r < 0)
+            ret = child_fail("Mounting %s under %s failed: %s", m->host ? m->host : "tmpfs",
+                             m->path, strerror(errno));
     }
-    return 0;
+    for (size_t i = 0; i < sb->plan.len; i++)
+        if (trees[i] >= 0)
+            close(trees[i]);
+    return ret;
 }
 
 /* Allowed files and directories are bind-mounted: native speed, writable. Their sources are
@@ -867,6 +920,16 @@ static int load(struct sandbox* sb, struct moat_error* err) {
             (unsigned long long)sb->sgx_max_threads);
     }
 
+    /* the kernel's procfs cannot get the directories a mount point below it needs; Gramine's
+     * pseudo /proc makes them (docs/gramine-differences.md) */
+    for (size_t i = 1; i < sb->plan.len; i++) {
+        const char* p = sb->plan.items[i].path;
+        if (!strncmp(p, "/proc/", 6) && sb->plan.items[i].type != MOUNT_PSEUDO)
+            log_warning(
+                "the mount at %s is not visible to the app: moat's /proc is the kernel's "
+                "procfs, which cannot hold mount points (mount it elsewhere)",
+                p);
+    }
     /* every chroot source must exist before anything is mounted */
     for (size_t i = 0; i < sb->plan.len; i++) {
         const struct mount_entry* e = &sb->plan.items[i];
@@ -1025,6 +1088,7 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     banner(&sb);
+    log_debug("Host: Linux (moat sandbox: namespaces, FUSE, seccomp; no enclave)");
     status = MOAT_EXIT_RUNTIME;
     /* as root, the app's users are an unprivileged host identity (docs/security.md) */
     sb.privileged = geteuid() == 0;
@@ -1123,6 +1187,8 @@ int sandbox_run(const struct run_opts* opts) {
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
+    else if (n > 0 && msg[0] == 'S') /* Gramine's debug line, which users grep for */
+        log_debug("LibOS initialized");
     struct seccomp_app own            = app_rules(&sb);
     struct seccomp_notifier* notifier = NULL;
     if (n > 0 && msg[0] == 'S' && seccomp_app_needs_listener(&own))
