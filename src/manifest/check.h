@@ -52,6 +52,9 @@ struct manifest_check_opts {
                            entries hashed, but no loader.entrypoint.uri (moat is the LibOS) */
     bool legacy_read;   /* Graphene-era keys are read (migrated in memory), not ignored: the
                            warning says so */
+    /* the system calls sys.debug__mock_syscalls may name (the sandbox's seccomp knows them);
+       NULL: any name */
+    bool (*syscall_known)(const char* name);
 };
 
 /* Validates the whole tree and appends every problem to diags. Returns the number of errors

@@ -229,9 +229,6 @@ static void build_sys(struct build* b, struct manifest* m) {
         struct manifest_mock_syscall* s = &m->sys.mock_syscalls[m->sys.nmock++];
         s->name                         = xstrdup(toml_table_get(e, "name")->u.str.ptr);
         s->ret                          = ret ? ret->u.integer : 0;
-        if (b->opts->syscall_known && !b->opts->syscall_known(s->name))
-            error_at(b, "sys.debug__mock_syscalls", e,
-                     "Unrecognized mock syscall `%s` in manifest at index %zu", s->name, i);
     }
 }
 
@@ -335,6 +332,7 @@ int manifest_load(const char* text, size_t len, const char* path,
         .finalized     = opts->finalized,
         .runtime       = opts->runtime,
         .legacy_read   = true,
+        .syscall_known = opts->syscall_known,
     };
     int errors = manifest_check(root, &copts, diags);
     if (errors == 0 && migrate_in_memory(root, diags, err) < 0)

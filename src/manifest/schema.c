@@ -145,7 +145,14 @@ static void v_argv(struct check_ctx* c, const struct checked* k) {
 }
 
 static void v_env(struct check_ctx* c, const struct checked* k) {
-    const char* name = strrchr(k->key, '.') + 1;
+    const char* name = k->key + strlen("loader.env."); /* as written: quoted if need be */
+    if (!strcmp(name, "\"\"") || strchr(name, '=')) {  /* another variable, or none */
+        check_report(c, DIAG_ERROR, k,
+                     "Invalid environment variable in manifest: '%s' (a name is not empty and "
+                     "has no '=')",
+                     name);
+        return;
+    }
     if (k->v->type == TOML_STRING)
         return;
     const struct toml_value* value       = toml_table_get(k->v, "value");
@@ -602,6 +609,10 @@ static void v_mock_syscalls(struct check_ctx* c, const struct checked* k) {
         else if (ret && ret->type != TOML_INTEGER)
             check_report(c, DIAG_ERROR, &ek,
                          "Invalid mock syscall in manifest at index %zu (can't parse `return`)", i);
+        else if (c->opts->syscall_known && !c->opts->syscall_known(name->u.str.ptr))
+            check_report(c, DIAG_ERROR, &ek,
+                         "Unrecognized mock syscall `%s` in manifest at index %zu", name->u.str.ptr,
+                         i);
     }
 }
 
