@@ -91,3 +91,20 @@ def descendants(pid):
             out.append(c)
             todo.append(c)
     return out
+
+
+@pytest.fixture(scope="session")
+def fuse_for_users():
+    """/dev/fuse read-writable by everyone (Debian's default; 0600 on some hosts) for the tests
+    that run moat as an ordinary user, restored at the end of the session. One fixture for every
+    test file, so that the mode is saved once and restored once."""
+    import stat
+    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    changed = mode & 0o006 != 0o006
+    if changed:
+        os.chmod("/dev/fuse", 0o666)
+    try:
+        yield
+    finally:
+        if changed:
+            os.chmod("/dev/fuse", mode)

@@ -89,20 +89,6 @@ def hostile_binary(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def fuse_for_users():
-    """/dev/fuse read-writable by everyone (Debian's default) for the "user" runs, restored at
-    the end of the session."""
-    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
-    changed = mode & 0o006 != 0o006
-    if changed:
-        os.chmod("/dev/fuse", 0o666)
-    try:
-        yield
-    finally:
-        if changed:
-            os.chmod("/dev/fuse", mode)
-
 
 @pytest.fixture(scope="session")
 def fusectl():

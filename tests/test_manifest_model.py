@@ -10,13 +10,11 @@ gramine-direct) or goes on to start the app (which may fail later for other reas
 are not manifest errors).
 """
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from test_manifest_check import BAD, GOOD
-from test_render_templates import CASES, WORKSPACE_FILES, TEST_BINARIES
+from test_render_templates import CASES, workspace  # noqa: F401 (the examples' files)
 
 ERROR = re.compile(r"^(?!moat:)\S+:\d+:\d+: error: .*$|^(?!moat:)\S+: error: .*$", re.M)
 HASH = "0" * 64
@@ -117,19 +115,6 @@ def test_unrendered_manifest_refused_by_run_accepted_by_plain_check(moat, tmp_pa
 
 CHEAP = [t for t in sorted(CASES) if "/libos/" in t or "helloworld" in t or "busybox" in t
          or "gramine-hello" in t]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("ws")
-    for rel in WORKSPACE_FILES:
-        p = ws / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(f"content of {rel}\n".encode())
-    (ws / "tests").mkdir()
-    for b in TEST_BINARIES:
-        (ws / "tests" / b).write_bytes(f"#!/bin/sh\necho {b}\n".encode())
-    return ws
 
 
 @pytest.mark.parametrize("template", CHEAP)

@@ -7,7 +7,6 @@ ordinary user (the two ways the sandbox is built: docs/security.md).
 """
 import errno
 import os
-import stat
 import subprocess
 import tempfile
 import time
@@ -52,19 +51,6 @@ def parity_binary(tmp_path_factory):
                    check=True)
     return out
 
-
-@pytest.fixture(scope="session")
-def fuse_for_users():
-    """/dev/fuse read-writable by everyone for the "user" runs, restored at the end."""
-    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
-    changed = mode & 0o006 != 0o006
-    if changed:
-        os.chmod("/dev/fuse", 0o666)
-    try:
-        yield
-    finally:
-        if changed:
-            os.chmod("/dev/fuse", mode)
 
 
 class Box:

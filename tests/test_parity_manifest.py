@@ -6,10 +6,11 @@ what moat printed, against gramine-direct v1.9's behaviour (reference/gramine.md
 """
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from test_run import probe_binary  # noqa: F401 (the probe app, built once)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,14 +30,6 @@ sgx.trusted_files = [
 ]
 sgx.allowed_files = [ {allowed} ]
 """
-
-
-@pytest.fixture(scope="module")
-def probe_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe") / "probe"
-    subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", out, ROOT / "tests/apps/probe.c"],
-                   check=True)
-    return out
 
 
 @pytest.fixture

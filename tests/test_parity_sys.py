@@ -41,19 +41,6 @@ def parity_binary(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def fuse_for_users():
-    """/dev/fuse read-writable by everyone for the "user" runs, restored at the end."""
-    mode = os.stat("/dev/fuse").st_mode & 0o7777
-    changed = mode & 0o006 != 0o006
-    if changed:
-        os.chmod("/dev/fuse", 0o666)
-    try:
-        yield
-    finally:
-        if changed:
-            os.chmod("/dev/fuse", mode)
-
 
 @pytest.fixture(params=["root", "user"])
 def run_app(request, parity_binary, moat_path):
