@@ -6,6 +6,7 @@
  *   create PATH...   -> creates each PATH (O_CREAT|O_EXCL), "PATH U:G" from fstat, or the error
  *   stat PATH...     -> "PATH U:G", or the error
  *   setuid ID        -> "setuid ID: ok" or the error (the app cannot change its ids)
+ *   caps             -> the Cap* and NoNewPrivs lines of /proc/self/status, values as hex
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +25,21 @@ int main(int argc, char** argv) {
         return 2;
     const char* cmd = argv[1];
     if (!strcmp(cmd, "ids")) {
-        printf("uid %u euid %u gid %u egid %u groups %d\n", (unsigned)getuid(),
-               (unsigned)geteuid(), (unsigned)getgid(), (unsigned)getegid(), getgroups(0, NULL));
+        printf("uid %u euid %u gid %u egid %u groups %d\n", (unsigned)getuid(), (unsigned)geteuid(),
+               (unsigned)getgid(), (unsigned)getegid(), getgroups(0, NULL));
         return 0;
+    }
+    if (!strcmp(cmd, "caps")) {
+        FILE* f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f)) {
+            char* colon = strchr(line, ':');
+            if (colon && (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNewPrivs", 10))) {
+                *colon = '\0';
+                printf("%s: %llx\n", line, strtoull(colon + 1, NULL, 16));
+            }
+        }
+        return f ? 0 : 1;
     }
     for (int i = 2; i < argc; i++) {
         struct stat st;
