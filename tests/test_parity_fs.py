@@ -133,9 +133,6 @@ def box(request, parity_binary, moat_path):
 
 @pytest.mark.parametrize("where", ["/", "/d", "/allowed", "/enc", "/tmp"])
 def test_getdents_after_rewind(box, where):
-    if box.user and where in ("/", "/d", "/enc"):
-        pytest.skip("known, not fixed here: as an ordinary user the kernel refuses creating "
-                    "files in chroot directories of the FUSE view (EACCES before moat sees it)")
     if where == "/":
         where = "/rootdir"  # a directory of the root view (file:.)
         (box.dir / "rootdir").mkdir()
@@ -152,9 +149,6 @@ def test_getdents_after_rewind(box, where):
 
 @pytest.mark.parametrize("where", ["/enc", "/rootdir"])
 def test_recreate_while_open(box, where):
-    if box.user:
-        pytest.skip("known, not fixed here: as an ordinary user the kernel refuses creating "
-                    "files in chroot directories of the FUSE view (EACCES before moat sees it)")
     if where == "/rootdir":
         (box.dir / "rootdir").mkdir()
     r = box.run("recreate", where, policy="allow_all_but_log")
@@ -199,26 +193,23 @@ def test_host_root_fs(box):
 def test_policy_messages_strict(box):
     r = box.run("create", "/nonexisting_testfile")
     assert "/nonexisting_testfile: Permission denied" in r.stdout, r.stdout + r.stderr
-    if not box.user:
-        assert ("Disallowing creating file './nonexisting_testfile'; file is not trusted or "
-                "allowed.") in r.stderr, r.stderr
+    assert ("Disallowing creating file './nonexisting_testfile'; file is not trusted or "
+            "allowed.") in r.stderr, r.stderr
     assert not (box.dir / "nonexisting_testfile").exists()
     r = box.run("create", "/d/new")  # the URI as written: "data/" + "/" + "new"
     assert "/d/new: Permission denied" in r.stdout
-    if not box.user:  # as a user the kernel refuses first (see test_getdents_after_rewind)
-        assert "Disallowing creating file 'data//new'; file is not trusted or allowed." in r.stderr
+    # moat decides, as root and as a user (the kernel used to refuse first for a user: the
+    # LOOKUP reply named an owner the user's namespace does not map)
+    assert "Disallowing creating file 'data//new'; file is not trusted or allowed." in r.stderr
     r = box.run("open", "/d/unlisted.txt")
     assert "/d/unlisted.txt: Permission denied" in r.stdout
     assert "Disallowing access to file 'unlisted.txt'; file is not allowed." in r.stderr
     r = box.run("create", "/d/trusted.txt")  # O_WRONLY on a trusted file
     assert "/d/trusted.txt: Permission denied" in r.stdout
-    if not box.user:  # as a user the kernel refuses first
-        assert "Disallowing write/append to a trusted file 'trusted.txt'" in r.stderr
+    assert "Disallowing write/append to a trusted file 'trusted.txt'" in r.stderr
 
 
 def test_policy_messages_allow_all_but_log(box):
-    if box.user:
-        pytest.skip("creating through the FUSE view as an ordinary user: see above")
     r = box.run("create", "/made_here", policy="allow_all_but_log")
     assert r.stdout == "/made_here: ok\n", r.stdout + r.stderr
     assert ("Allowing creating unknown file './made_here' due to file_check_policy."

@@ -36,12 +36,13 @@ static int write_str(const char* path, const char* s) {
     return r;
 }
 
-int confine_map_ids(pid_t pid, unsigned uid, unsigned gid) {
+int confine_map_ids(pid_t pid, unsigned ns_uid, unsigned ns_gid, unsigned uid, unsigned gid) {
     char path[64], map[64];
     int r                     = 0;
     const char* const files[] = {"uid_map", "setgroups", "gid_map"};
     for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
-        snprintf(map, sizeof(map), "0 %u 1\n", i == 0 ? uid : gid);
+        /* one id each, to the one host identity: nothing else inside maps to anything */
+        snprintf(map, sizeof(map), "%u %u 1\n", i == 0 ? ns_uid : ns_gid, i == 0 ? uid : gid);
         snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
         r = write_str(path, i == 1 ? "deny" : map);
     }
@@ -58,7 +59,8 @@ static int userns_holder(void* arg) {
     return 0;
 }
 
-int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
+int confine_make_userns(unsigned ns_uid, unsigned ns_gid, unsigned host_id, int* ret_fd,
+                        struct moat_error* err) {
     /* a user namespace lives as long as a descriptor of it: a short-lived process is created
      * in it, moat maps it and keeps the descriptor */
     int hold[2];
@@ -68,7 +70,7 @@ int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
     char* stack       = xmalloc(stack_size);
     pid_t pid =
         clone(userns_holder, stack + stack_size, CLONE_NEWUSER | CLONE_VM | SIGCHLD, &hold[0]);
-    int r  = pid < 0 ? -errno : confine_map_ids(pid, host_id, host_id);
+    int r  = pid < 0 ? -errno : confine_map_ids(pid, ns_uid, ns_gid, host_id, host_id);
     int fd = -1;
     if (r == 0) {
         char path[64];
@@ -88,8 +90,7 @@ int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) {
 }
 
 int confine_enter_userns(int userns_fd) {
-    if (setgroups(0, NULL) < 0 || setns(userns_fd, CLONE_NEWUSER) < 0 || setresgid(0, 0, 0) < 0 ||
-        setresuid(0, 0, 0) < 0)
+    if (setgroups(0, NULL) < 0 || setns(userns_fd, CLONE_NEWUSER) < 0)
         return -errno;
     return 0;
 }

@@ -11,28 +11,31 @@
 
 #include "common.h"
 
-/* The host uid and gid the app's users map to when moat runs as root (root in the sandbox is
- * this id on the host, which owns nothing there). Not an id of any account; see
- * docs/security.md. */
+/* The host uid and gid the app's user maps to when moat runs as root (the app's uid and gid in
+ * the sandbox, loader.uid/gid, are this id on the host, which owns nothing there). Not an id of
+ * any account; see docs/security.md. */
 #define SANDBOX_HOST_ID 2147483646u
 
-/* Maps uid and gid 0 of the user namespace of process `pid` to `uid` and `gid` on the host
- * (setgroups denied). Returns 0 or a negative errno. */
-int confine_map_ids(pid_t pid, unsigned uid, unsigned gid) WARN_UNUSED;
+/* Maps uid `ns_uid` and gid `ns_gid` of the user namespace of process `pid` to `uid` and `gid`
+ * on the host, and nothing else (setgroups denied). Returns 0 or a negative errno. */
+int confine_map_ids(pid_t pid, unsigned ns_uid, unsigned ns_gid, unsigned uid,
+                    unsigned gid) WARN_UNUSED;
 
-/* Supervisor, as root: a user namespace whose uid and gid 0 are `host_id` on the host (kept
- * alive by the returned descriptor; no process stays in it). */
-int confine_make_userns(unsigned host_id, int* ret_fd, struct moat_error* err) WARN_UNUSED;
+/* Supervisor, as root: a user namespace whose uid `ns_uid` and gid `ns_gid` are `host_id` on the
+ * host (kept alive by the returned descriptor; no process stays in it). */
+int confine_make_userns(unsigned ns_uid, unsigned ns_gid, unsigned host_id, int* ret_fd,
+                        struct moat_error* err) WARN_UNUSED;
 
-/* Sandbox child, as host root, after every mount: drops the supplementary groups, joins the
- * user namespace `userns_fd` and becomes its root (the unprivileged host id). Returns 0 or a
- * negative errno. */
+/* Sandbox child, as host root, after every mount: drops the supplementary groups and joins the
+ * user namespace `userns_fd` (with every capability there, none on the host); the caller then
+ * takes the namespace's ids. Returns 0 or a negative errno. */
 int confine_enter_userns(int userns_fd) WARN_UNUSED;
 
 /* Sandbox child, as host root: binds the path `src_fd` (O_PATH) at `target` as a detached
- * copy of its mount tree, idmapped through `userns_fd` when its file system supports that, so
- * that files the host root owns are the sandbox root's (and files the app creates are the
- * host root's). *ret_idmapped says which. Returns 0 or a negative errno. */
+ * copy of its mount tree, idmapped through `userns_fd` (a namespace whose 0 is the app's host
+ * id) when its file system supports that, so that files the host root owns are the app's user's
+ * (and files the app creates are the host root's). *ret_idmapped says which. Returns 0 or a
+ * negative errno. */
 int confine_bind_idmapped(int src_fd, const char* target, int userns_fd,
                           bool* ret_idmapped) WARN_UNUSED;
 

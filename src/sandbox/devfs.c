@@ -66,6 +66,8 @@ struct devfs {
     bool measured;    /* id.mrenclave is set (under lock) */
     bool remote_dcap; /* sgx.remote_attestation = "dcap": the quote file exists */
     pid_t sandbox;    /* the sandbox's init, in moat's pid namespace (0: not known) */
+    uid_t owner_uid;  /* the app's user as the connection's user namespace sees it */
+    gid_t owner_gid;
     pthread_mutex_t lock;
     struct thread_state states[THREADS_MAX];
     uint64_t clock;
@@ -101,6 +103,8 @@ static int attr_of(struct devfs* d, fuse_ino_t ino, struct stat* st) {
     memset(st, 0, sizeof(*st));
     st->st_ino   = ino;
     st->st_nlink = 1;
+    st->st_uid   = d->owner_uid; /* an owner the namespace maps, or the kernel refuses writes */
+    st->st_gid   = d->owner_gid;
     if (ino == INO_ROOT) {
         st->st_mode  = S_IFDIR | 0755;
         st->st_nlink = 2;
@@ -566,6 +570,11 @@ static void* serve(void* arg) {
     struct devfs* d = arg;
     (void)fuse_session_loop(d->se); /* ends with the connection (ENODEV) */
     return NULL;
+}
+
+void devfs_set_owner(struct devfs* d, uid_t uid, gid_t gid) {
+    d->owner_uid = uid;
+    d->owner_gid = gid;
 }
 
 void devfs_set_sandbox(struct devfs* d, pid_t init) {

@@ -42,6 +42,9 @@ struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
 /* The sandbox's init (moat's pid namespace): the per-process state finds a thread's process
  * through it. */
 void devfs_set_sandbox(struct devfs* d, pid_t init);
+/* The owner /dev/attestation's files are reported with: the app's user (loader.uid/gid) as the
+ * connection's user namespace sees it (as fusefs_set_owner). */
+void devfs_set_owner(struct devfs* d, uid_t uid, gid_t gid);
 /* Serves the FUSE connection `fuse_fd` (mounted by the sandbox child; taken over) on a thread
  * of its own until the connection ends. */
 int devfs_start(struct devfs* d, int fuse_fd, struct moat_error* err) WARN_UNUSED;

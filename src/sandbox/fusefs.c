@@ -201,6 +201,23 @@ static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
     pthread_mutex_unlock(&n->enc_lock);
 }
 
+/* The owner the app sees. The kernel reads the ids in a FUSE reply in the user namespace the
+ * connection was mounted in, and refuses every write to an inode whose owner does not map there
+ * (inode_permission: HAS_UNMAPPED_ID), before moat sees the request. So moat's own host ids
+ * become the app's (fusefs_set_owner), in every reply: LOOKUP and READDIRPLUS as GETATTR. As an
+ * ordinary user, the namespace maps moat's ids only: any other host id, which would name some
+ * id inside instead, is sent as one that maps to nothing (shown as the overflow id). */
+void fs_owner_attr(const struct fusefs* fs, struct stat* st) {
+    if (st->st_uid == fs->host_uid)
+        st->st_uid = fs->owner_uid;
+    else if (fs->foreign_unmapped)
+        st->st_uid = (uid_t)-1;
+    if (st->st_gid == fs->host_gid)
+        st->st_gid = fs->owner_gid;
+    else if (fs->foreign_unmapped)
+        st->st_gid = (gid_t)-1;
+}
+
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
     if (!n->host_path) {
         synthetic_attr(fs, st, ino);
@@ -215,10 +232,7 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
         return r;
     if (n->unlinked)
         *st = n->unlinked_st; /* its host path may name a new file now */
-    if (st->st_uid == fs->host_uid)
-        st->st_uid = fs->owner_uid;
-    if (st->st_gid == fs->host_gid)
-        st->st_gid = fs->owner_gid;
+    fs_owner_attr(fs, st);
     st->st_ino      = ino;
     struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
     if (f)
@@ -263,7 +277,8 @@ static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* 
     e->attr_timeout  = fs_timeout_for(n);
     e->entry_timeout = fs_timeout_for(n);
     if (exists) {
-        e->attr         = st;
+        e->attr = st;
+        fs_owner_attr(fs, &e->attr);
         e->attr.st_ino  = ino;
         struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
         if (f)
@@ -651,9 +666,10 @@ void fusefs_set_encfs(struct fusefs* fs, struct encfs* e) {
     encfs_set_hostpath(e, fs->hp);
 }
 
-void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid) {
-    fs->owner_uid = uid;
-    fs->owner_gid = gid;
+void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid, bool foreign_unmapped) {
+    fs->owner_uid        = uid;
+    fs->owner_gid        = gid;
+    fs->foreign_unmapped = foreign_unmapped;
 }
 
 void fusefs_set_learn(struct fusefs* fs, bool on) {

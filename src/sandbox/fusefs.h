@@ -23,8 +23,10 @@ void fusefs_set_encfs(struct fusefs* fs, struct encfs* e);
 /* --learn: record every file the app opens or creates. */
 void fusefs_set_learn(struct fusefs* fs, bool on);
 /* Files of moat's own host uid/gid (and synthetic directories) are reported as owned by
- * uid/gid, the app's root as the FUSE connection's user namespace sees it. */
-void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid);
+ * uid/gid, the app's user (loader.uid/gid) as the FUSE connection's user namespace sees it.
+ * `foreign_unmapped`: the connection's user namespace maps moat's own ids only (moat runs as an
+ * ordinary user), so other host ids are reported as ids that map to nothing there. */
+void fusefs_set_owner(struct fusefs* fs, uid_t uid, gid_t gid, bool foreign_unmapped);
 /* Writes the recorded files as sgx.trusted_files / sgx.allowed_files arrays (read-only use
  * vs. written), atomically. */
 int fusefs_write_learned(struct fusefs* fs, const char* path, struct moat_error* err) WARN_UNUSED;

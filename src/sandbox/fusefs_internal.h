@@ -76,9 +76,10 @@ struct learned {
 struct fusefs {
     uint64_t stat_count[ST_MAX], stat_ns[ST_MAX]; /* for loader.log_level = "debug" */
     bool learn;                                   /* --learn: record every file used */
-    /* what moat's own files (and synthetic ones) are reported as owned by: the app's root */
+    /* what moat's own files (and synthetic ones) are reported as owned by: the app's user */
     uid_t owner_uid, host_uid;
     gid_t owner_gid, host_gid;
+    bool foreign_unmapped; /* other host ids are reported as ids mapped to nothing */
     struct verifier* verifier;
     struct encfs* encfs;
     int fuse_fd;
@@ -121,6 +122,8 @@ const char* fs_base_name(const char* path);
 /* Registers a verified file's sealed copy for passthrough (verifier_locked callback). */
 void fs_register_backing(void* arg, struct vfile* f);
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st);
+/* Rewrites st's owner as the app sees it (fusefs_set_owner). */
+void fs_owner_attr(const struct fusefs* fs, struct stat* st);
 /* How long the kernel may cache a node's entry and attributes. */
 double fs_timeout_for(const struct node* n);
 /* LOOKUP (mkdir answers with the new directory's entry through it). */

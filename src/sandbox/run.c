@@ -65,10 +65,13 @@ struct sandbox {
     bool remote_dcap;                 /* sgx.remote_attestation = "dcap" */
     struct attest_provider* provider; /* where quotes come from */
     /* confinement (docs/security.md) */
-    bool privileged;  /* moat runs as root: the app's root is SANDBOX_HOST_ID on the host */
-    int userns_fd;    /* privileged: the app's user namespace */
-    unsigned app_uid; /* the app's root as the host sees it */
+    bool privileged;  /* moat runs as root: the app's users are SANDBOX_HOST_ID on the host */
+    int userns_fd;    /* privileged: the app's user namespace (its user is SANDBOX_HOST_ID) */
+    int idmap_fd;     /* privileged: the idmapping of allowed binds (root is SANDBOX_HOST_ID) */
+    unsigned app_uid; /* the app's user as the host sees it */
     unsigned app_gid;
+    unsigned ns_uid; /* loader.uid, loader.gid: the app's user inside (Gramine's emulated ids) */
+    unsigned ns_gid;
     int init_fd;        /* moat-init, exec'd as the sandbox's PID 1 */
     int stdio[3];       /* child: what the app gets as 0-2 (-1: moat's own) */
     pthread_t profiler; /* supervisor: compiles the seccomp profiles, sends them */
@@ -141,10 +144,19 @@ static char* in_root(const struct sandbox* sb, const char* app_path) {
     return path_join(sb->root, app_path);
 }
 
-/* tmpfs options: owned by the app's root (as root, moat mounts them before it becomes that) */
+/* The app's user as the mounts the child makes see it: as root, moat mounts in the host's user
+ * namespace before it becomes that user; otherwise in the app's own. */
+static unsigned mount_uid(const struct sandbox* sb) {
+    return sb->privileged ? sb->app_uid : sb->ns_uid;
+}
+
+static unsigned mount_gid(const struct sandbox* sb) {
+    return sb->privileged ? sb->app_gid : sb->ns_gid;
+}
+
+/* tmpfs options: owned by the app's user (loader.uid/gid) */
 static char* tmpfs_opts(const struct sandbox* sb, const char* opts) {
-    return xasprintf("%s,uid=%u,gid=%u", opts, sb->privileged ? sb->app_uid : 0,
-                     sb->privileged ? sb->app_gid : 0);
+    return xasprintf("%s,uid=%u,gid=%u", opts, mount_uid(sb), mount_gid(sb));
 }
 
 static int bind_dev(const struct sandbox* sb, const char* name) {
@@ -405,7 +417,7 @@ static int bind_allowed(const struct sandbox* sb) {
         int r                       = 0;
         if (sb->privileged) {
             bool idmapped = false;
-            r = confine_bind_idmapped(sb->allowed_fds[i], target, sb->userns_fd, &idmapped);
+            r = confine_bind_idmapped(sb->allowed_fds[i], target, sb->idmap_fd, &idmapped);
             if (r == 0 && !idmapped)
                 log_warning(
                     "allowed path '%s' is on a file system without idmapped mounts: the app "
@@ -483,10 +495,15 @@ static int apply_sgx_limits(const struct sandbox* sb) {
     return 0;
 }
 
-static int drop_privileges(void) {
+/* Needs CAP_SETPCAP: before the ids change (a change to non-zero ids may clear it). */
+static int drop_bounding_set(void) {
     for (int cap = 0; cap <= 63; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
             return child_fail("cannot drop capability %d: %s", cap, strerror(errno));
+    return 0;
+}
+
+static int drop_capabilities(void) {
     struct {
         uint32_t version;
         int pid;
@@ -616,15 +633,19 @@ static int exec_init(const struct sandbox* sb, int sock) {
     _exit(MOAT_EXIT_RUNTIME);
 }
 
-/* As root: the app's user namespace, which the supervisor makes while the sandbox is set up. */
+/* As root: the app's user namespace and the idmapping of allowed binds, which the supervisor
+ * makes while the sandbox is set up. */
 static int recv_userns(struct sandbox* sb, int sock) {
     if (!sb->privileged)
         return 0;
     char msg[1024];
-    sb->userns_fd = recv_fd(sock, msg, sizeof(msg));
-    if (sb->userns_fd < 0)
-        return child_fail("%s",
-                          msg[0] == 'E' ? msg + 1 : "cannot create the sandbox's user namespace");
+    int* fds[] = {&sb->userns_fd, &sb->idmap_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        *fds[i] = recv_fd(sock, msg, sizeof(msg));
+        if (*fds[i] < 0)
+            return child_fail(
+                "%s", msg[0] == 'E' ? msg + 1 : "cannot create the sandbox's user namespace");
+    }
     return 0;
 }
 
@@ -640,10 +661,10 @@ static int mount_fuse(const struct sandbox* sb, int sock, const char* source, co
                               ? "it is not accessible to this user: make it read-writable for "
                                 "everyone (chmod 0666 /dev/fuse, Debian's default) or run as root"
                               : "is the fuse module loaded?");
-    /* the mount admits the app's root only (as root, moat mounts it before it becomes that) */
+    /* the mount admits the app's user only (as root, moat mounts it before it becomes that) */
     char opts[128];
     snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u%s", fuse_fd,
-             sb->privileged ? sb->app_uid : 0, sb->privileged ? sb->app_gid : 0,
+             mount_uid(sb), mount_gid(sb),
              sb->privileged ? ",allow_other" : ""); /* as root, moat sets up through it first */
     int r = 0;
     if (mount(source, target, "fuse.moat", flags, opts) < 0)
@@ -656,13 +677,22 @@ static int mount_fuse(const struct sandbox* sb, int sock, const char* source, co
     return r;
 }
 
-/* Becomes what runs the app: as root, the unprivileged host identity; then no capabilities,
- * no_new_privs, and again the parent-death signal (a change of credentials clears it). */
+/* Becomes what runs the app: as root, the unprivileged host identity; its user namespace's ids
+ * loader.uid/gid (Gramine's emulated ids, reference/gramine.md §1.3; the only ids it maps);
+ * then no capabilities, no_new_privs, and again the parent-death signal (a change of
+ * credentials clears it). The bounding set goes first: it needs CAP_SETPCAP, which the change
+ * to a non-zero uid may clear; the rest goes after, whatever the change kept. */
 static int become_app_identity(const struct sandbox* sb, int sock) {
     int r;
     if (sb->privileged && (r = confine_enter_userns(sb->userns_fd)) < 0)
         return child_fail("cannot take the sandbox's identity: %s", strerror(-r));
-    if (drop_privileges() < 0)
+    if (drop_bounding_set() < 0)
+        return -1;
+    if (setresgid(sb->ns_gid, sb->ns_gid, sb->ns_gid) < 0 ||
+        setresuid(sb->ns_uid, sb->ns_uid, sb->ns_uid) < 0)
+        return child_fail("cannot take the app's ids (loader.uid = %u, loader.gid = %u): %s",
+                          sb->ns_uid, sb->ns_gid, strerror(errno));
+    if (drop_capabilities() < 0)
         return -1;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* the supervisor may have died before the line above: then the socket is closed */
@@ -713,14 +743,19 @@ static struct seccomp_app app_rules(const struct sandbox* sb) {
  * profiles while the sandbox is set up, and sends them to the child. */
 static void* profiler_main(void* arg) {
     struct sandbox* sb = arg;
-    if (sb->privileged) { /* first: the child needs it before the profiles */
+    if (sb->privileged) { /* first: the child needs them before the profiles */
         struct moat_error err = {0};
         char msg[sizeof(err.msg) + 1];
-        if (confine_make_userns(SANDBOX_HOST_ID, &sb->userns_fd, &err) < 0) {
+        /* the app's (its loader.uid/gid are the host id) and the allowed binds' idmapping (the
+         * host root's files are the app's: on-disk 0 is the host id) */
+        if (confine_make_userns(sb->ns_uid, sb->ns_gid, SANDBOX_HOST_ID, &sb->userns_fd, &err) <
+                0 ||
+            confine_make_userns(0, 0, SANDBOX_HOST_ID, &sb->idmap_fd, &err) < 0) {
             snprintf(msg, sizeof(msg), "E%s", err.msg);
             (void)send_msg(sb->sock[0], msg);
         } else {
             (void)send_fd(sb->sock[0], sb->userns_fd);
+            (void)send_fd(sb->sock[0], sb->idmap_fd);
         }
     }
     char *init = NULL, *app = NULL;
@@ -749,8 +784,8 @@ static void* profiler_main(void* arg) {
     return NULL;
 }
 
-static int map_ids(pid_t pid, struct moat_error* err) {
-    int r = confine_map_ids(pid, (unsigned)getuid(), (unsigned)getgid());
+static int map_ids(const struct sandbox* sb, pid_t pid, struct moat_error* err) {
+    int r = confine_map_ids(pid, sb->ns_uid, sb->ns_gid, (unsigned)getuid(), (unsigned)getgid());
     if (r < 0)
         return moat_error_set(err, r, "cannot map user ids into the sandbox: %s", strerror(-r));
     return 0;
@@ -899,6 +934,8 @@ static int load(struct sandbox* sb, struct moat_error* err) {
     if (sb->opts->learn)
         sb->policy.strict = false; /* every file is allowed and recorded */
 
+    sb->ns_uid                = m->loader.uid;
+    sb->ns_gid                = m->loader.gid;
     sb->fds_limit             = m->sys.fds_limit;
     sb->stack_set             = m->sys.has_stack_size;
     sb->stack_size            = m->sys.stack_size;
@@ -1062,8 +1099,12 @@ static void on_term(int sig) {
 }
 
 int sandbox_run(const struct run_opts* opts) {
-    struct sandbox sb = {
-        .opts = opts, .sock = {-1, -1}, .userns_fd = -1, .init_fd = -1, .stdio = {-1, -1, -1}};
+    struct sandbox sb     = {.opts      = opts,
+                             .sock      = {-1, -1},
+                             .userns_fd = -1,
+                             .idmap_fd  = -1,
+                             .init_fd   = -1,
+                             .stdio     = {-1, -1, -1}};
     struct moat_error err = {0};
     /* moat run uses OpenSSL for hashes and GMAC only: the system's openssl.cnf (TLS policy,
      * providers) is not needed, and reading it costs about 1 ms before the first hash */
@@ -1132,7 +1173,7 @@ int sandbox_run(const struct run_opts* opts) {
     close(sb.sock[1]);
     sb.sock[1] = -1;
     /* not as root: the child waits for its user namespace's map ("G") */
-    if (!sb.privileged && (map_ids(pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1)) {
+    if (!sb.privileged && (map_ids(&sb, pid, &err) < 0 || write(sb.sock[0], "G", 1) != 1)) {
         log_error("%s", err.msg[0] ? err.msg : "the sandbox child died");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -1153,7 +1194,8 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     fusefs_set_learn(fs, opts->learn != NULL);
-    fusefs_set_owner(fs, sb.privileged ? sb.app_uid : 0, sb.privileged ? sb.app_gid : 0);
+    /* in the FUSE connections' user namespace: the host's as root, else the app's own */
+    fusefs_set_owner(fs, mount_uid(&sb), mount_gid(&sb), !sb.privileged);
     fusefs_set_encfs(fs, sb.encfs);
     dev = devfs_new(sb.encfs, sb.provider, &sb.id, sb.mrenclave_set, sb.measured, sb.measured_len,
                     sb.remote_dcap, &err);
@@ -1164,6 +1206,7 @@ int sandbox_run(const struct run_opts* opts) {
         goto out;
     }
     devfs_set_sandbox(dev, pid);
+    devfs_set_owner(dev, mount_uid(&sb), mount_gid(&sb));
     char msg[1024] = {0};
     int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
     served         = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
@@ -1232,6 +1275,8 @@ out:
     free(sb.manifest_path);
     if (sb.userns_fd >= 0)
         close(sb.userns_fd);
+    if (sb.idmap_fd >= 0)
+        close(sb.idmap_fd);
     if (sb.init_fd >= 0)
         close(sb.init_fd);
     if (sb.sock[0] >= 0)
