@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_attacks import USER, fuse_for_users  # noqa: F401 (a fixture)
+from test_attacks import USER
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "00112233445566778899aabbccddeeff"
