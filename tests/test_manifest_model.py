@@ -3,7 +3,8 @@
 
 The corpus: every bad-manifest case of test_manifest_check.py, a few that only the runtime
 rules refuse (unhashed trusted files), Graphene-era manifests, and every real Gramine template
-in ../shared/testdata that renders cheaply (skipped, with the reason, without ../shared).
+in ../shared/testdata (tests/test_render_templates.py renders each and calls assert_agree;
+skipped, with the reason, without ../shared).
 For each, both commands run; the `FILE:LINE:COL: error: ...` lines they print must be the same,
 and both must succeed or both must refuse. moat run then stops at the manifest (exit 1, as
 gramine-direct) or goes on to start the app (which may fail later for other reasons: those
@@ -14,7 +15,6 @@ import re
 import pytest
 
 from test_manifest_check import BAD, GOOD
-from test_render_templates import CASES, workspace  # noqa: F401 (the examples' files)
 
 ERROR = re.compile(r"^(?!moat:)\S+:\d+:\d+: error: .*$|^(?!moat:)\S+: error: .*$", re.M)
 HASH = "0" * 64
@@ -111,24 +111,3 @@ def test_unrendered_manifest_refused_by_run_accepted_by_plain_check(moat, tmp_pa
     assert moat("manifest", "check", tmp_path / "app.manifest").returncode == 0
     r = moat("run", "app", cwd=tmp_path)
     assert r.returncode == 1 and "moat manifest render" in r.stderr, r.stderr
-
-
-CHEAP = [t for t in sorted(CASES) if "/libos/" in t or "helloworld" in t or "busybox" in t
-         or "gramine-hello" in t]
-
-
-@pytest.mark.parametrize("template", CHEAP)
-def test_rendered_templates_accepted_alike(template, shared, workspace, moat):
-    defines, subdir = CASES[template]
-    cwd = workspace / subdir
-    args = []
-    for k, v in defines.items():
-        args += ["-D", f"{k}={v.replace('@WS@', str(workspace))}"]
-    out = cwd / "app.manifest"
-    r = moat("manifest", "render", "--no-progress", *args, shared / template, out, cwd=cwd,
-             env={"EDMM": "0"})
-    assert r.returncode == 0, r.stderr
-    chk = moat("manifest", "check", "--finalized", out)
-    run = moat("run", "app", cwd=cwd, timeout=60)
-    assert chk.returncode == 0, chk.stderr
-    assert_agree(chk, run, template)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from test_manifest_model import assert_agree
+
 ARCH_LIBDIR = "/lib/x86_64-linux-gnu"
 PYTHON = "/usr/bin/python3.11"
 
@@ -149,6 +151,11 @@ def test_template_renders_and_checks(template, shared, workspace, moat, tmp_path
 
     r = moat("manifest", "check", "--finalized", out)
     assert r.returncode == 0, r.stderr
+
+    # moat run reads it through the same model: no manifest error (the app itself is a
+    # placeholder file here, so what happens after the manifest is not this test's business)
+    run = moat("run", tmp_path / "out", cwd=cwd, timeout=60)
+    assert_agree(r, run, template)
 
 
 def test_undefined_variable_is_an_error(shared, moat, tmp_path):
