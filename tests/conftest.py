@@ -108,3 +108,82 @@ def fuse_for_users():
     finally:
         if changed:
             os.chmod("/dev/fuse", mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running moat as root and as an ordinary user
+
+USER = 65534  # nobody/nogroup: the ordinary user the "user" runs are made as
+
+
+def build_app(tmp_path_factory, name, *flags):
+    """tests/apps/<name>.c compiled with gcc into a temporary directory; returns its path."""
+    out = tmp_path_factory.mktemp("apps") / name
+    subprocess.run(["gcc", "-O2", "-Wall", *flags, "-o", out, ROOT / "tests/apps" / f"{name}.c"],
+                   check=True)
+    return out
+
+
+class Workdir:
+    """A scratch directory where an app is rendered and run by root or, through setpriv, by
+    USER (the directory is then USER's). `identity` is "root" or "user"."""
+
+    def __init__(self, identity, directory, moat_path):
+        self.identity = identity
+        self.user = identity == "user"
+        self.dir = directory
+        self.moat = str(moat_path)
+
+    @property
+    def host_id(self):
+        """the host uid moat runs as: what the app's files are owned by outside"""
+        return USER if self.user else 0
+
+    def add_app(self, binary, name="app"):
+        (self.dir / name).write_bytes(Path(binary).read_bytes())
+        (self.dir / name).chmod(0o755)
+
+    def give_all(self):
+        if self.user:
+            for p in [self.dir, *self.dir.rglob("*")]:
+                os.lchown(p, USER, USER)
+
+    def render(self, text, stem="app"):
+        (self.dir / f"{stem}.manifest.template").write_text(text)
+        r = subprocess.run([self.moat, "manifest", "render", "--no-progress",
+                            f"{stem}.manifest.template", f"{stem}.manifest"], cwd=self.dir,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        self.give_all()
+
+    def command(self, stem="app", *args, moat_args=()):
+        cmd = [self.moat, "run", *moat_args, stem, *args]
+        if self.user:
+            cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
+        return cmd
+
+    def env(self):
+        return dict(os.environ, XDG_CACHE_HOME=str(self.dir / "cache"))
+
+    def run(self, stem="app", *args, moat_args=(), timeout=120, **kwargs):
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        return subprocess.run(self.command(stem, *args, moat_args=moat_args), cwd=self.dir,
+                              env=self.env(), capture_output=True, text=True, timeout=timeout,
+                              **kwargs)
+
+
+@pytest.fixture(params=["root", "user"])
+def workdir(request, moat_path):
+    """A Workdir for each identity (the user runs need root and setpriv)."""
+    if os.geteuid() != 0:
+        pytest.skip("run by root and, through setpriv, by an ordinary user")
+    if request.param == "user":
+        if not Path("/usr/bin/setpriv").exists():
+            pytest.skip("setpriv is needed to run moat as an ordinary user")
+        request.getfixturevalue("fuse_for_users")
+    d = Path(tempfile.mkdtemp(prefix="moat-test-"))
+    d.chmod(0o755)
+    try:
+        yield Workdir(request.param, d, moat_path)
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

@@ -8,14 +8,13 @@ ordinary user (the two ways the sandbox is built: docs/security.md).
 import errno
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-USER = 65534  # nobody/nogroup
+from conftest import USER, Workdir, build_app
+
 
 TEMPLATE = """\
 libos.entrypoint = "/parity_beh"
@@ -46,60 +45,30 @@ def results(stdout):
 
 @pytest.fixture(scope="session")
 def parity_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parity") / "parity_beh"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", out, ROOT / "tests/apps/parity_beh.c"],
-                   check=True)
-    return out
+    return build_app(tmp_path_factory, "parity_beh")
 
 
+class Box(Workdir):
+    """tests/apps/parity_beh.c run with one probe as its argument."""
 
-class Box:
-    def __init__(self, identity, directory, binary, moat_path):
-        self.identity, self.dir, self.moat = identity, directory, str(moat_path)
-        (directory / "parity_beh").write_bytes(binary.read_bytes())
-        (directory / "parity_beh").chmod(0o755)
+    def __init__(self, workdir, binary):
+        super().__init__(workdir.identity, workdir.dir, workdir.moat)
+        self.add_app(binary, "parity_beh")
 
     def render(self, probe, extra=""):
-        (self.dir / "parity_beh.manifest.template").write_text(TEMPLATE.format(probe=probe) +
-                                                               extra)
-        r = subprocess.run([self.moat, "manifest", "render", "--no-progress",
-                            "parity_beh.manifest.template", "parity_beh.manifest"],
-                           cwd=self.dir, capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        if self.identity == "user":
-            for p in [self.dir, *self.dir.rglob("*")]:
-                os.lchown(p, USER, USER)
-
-    def command(self):
-        cmd = [self.moat, "run", "parity_beh"]
-        if self.identity == "user":
-            cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
-        return cmd
-
-    def env(self):
-        return dict(os.environ, XDG_CACHE_HOME=str(self.dir / "cache"))
+        super().render(TEMPLATE.format(probe=probe) + extra, "parity_beh")
 
     def run(self, probe, extra="", check=True):
         self.render(probe, extra)
-        r = subprocess.run(self.command(), cwd=self.dir, env=self.env(),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        r = super().run("parity_beh", timeout=60)
         if check:
             assert r.returncode == 0, r.stderr
         return r
 
 
-@pytest.fixture(params=["root", "user"])
-def box(request, parity_binary, moat_path):
-    if os.geteuid() != 0:
-        pytest.skip("run by root and, through setpriv, by an ordinary user")
-    if request.param == "user":
-        if not Path("/usr/bin/setpriv").exists():
-            pytest.skip("setpriv is needed to run moat as an ordinary user")
-        request.getfixturevalue("fuse_for_users")
-    d = Path(tempfile.mkdtemp(prefix="moat-parity-"))
-    d.chmod(0o755)
-    yield Box(request.param, d, parity_binary, moat_path)
-    subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)
+@pytest.fixture
+def box(workdir, parity_binary):
+    return Box(workdir, parity_binary)
 
 
 # ---- stderr is the app's own (Gramine: dev:tty = host fd 1) ----

@@ -11,17 +11,12 @@ an ordinary user.
 * file-policy log lines name files as Gramine does (reference/gramine.md §6): `<name>` is the
   basename, `<path>` the mount URI as written + the path below the mount.
 """
-import os
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from test_attacks import USER
+from conftest import Workdir, build_app
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "00112233445566778899aabbccddeeff"
 
 TEMPLATE = """\
@@ -68,65 +63,31 @@ sgx.trusted_files = [
 
 @pytest.fixture(scope="session")
 def parity_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parity") / "parity_fs"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", out, ROOT / "tests/apps/parity_fs.c"],
-                   check=True)
-    return out
+    return build_app(tmp_path_factory, "parity_fs")
 
 
-class Box:
-    def __init__(self, identity, directory, binary, moat_path):
-        self.user = identity == "user"
-        self.dir = directory
-        self.moat = str(moat_path)
-        (directory / "app").write_bytes(binary.read_bytes())
-        (directory / "app").chmod(0o755)
+class Box(Workdir):
+    """The app with its data, allowed and encrypted directories, run under TEMPLATE."""
+
+    def __init__(self, workdir, binary):
+        super().__init__(workdir.identity, workdir.dir, workdir.moat)
+        self.add_app(binary)
         for d in ("data", "allowed", "enc"):
-            (directory / d).mkdir()
-        (directory / "data" / "trusted.txt").write_text("trusted\n")
-        (directory / "data" / "unlisted.txt").write_text("unlisted\n")
-
-    def own_all(self):
-        if self.user:
-            for p in [self.dir, *self.dir.rglob("*")]:
-                os.lchown(p, USER, USER)
-
-    def render(self, text, stem="app"):
-        (self.dir / f"{stem}.manifest.template").write_text(text)
-        r = subprocess.run([self.moat, "manifest", "render", "--no-progress",
-                            f"{stem}.manifest.template", f"{stem}.manifest"], cwd=self.dir,
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        self.own_all()
+            (self.dir / d).mkdir()
+        (self.dir / "data" / "trusted.txt").write_text("trusted\n")
+        (self.dir / "data" / "unlisted.txt").write_text("unlisted\n")
+        self.give_all()
 
     def run(self, *args, policy="strict", level="warning", stem="app", template=None):
         if template is None:
             template = TEMPLATE.format(level=level, key=KEY, policy=policy)
         self.render(template, stem)
-        cmd = [self.moat, "run", stem, *args]
-        if self.user:
-            cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
-        env = dict(os.environ, XDG_CACHE_HOME=str(self.dir / "cache"))
-        return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True,
-                              timeout=120)
+        return super().run(stem, *args)
 
 
-@pytest.fixture(params=["root", "user"])
-def box(request, parity_binary, moat_path):
-    if os.geteuid() != 0:
-        pytest.skip("run by root and, through setpriv, by an ordinary user")
-    if request.param == "user":
-        if not Path("/usr/bin/setpriv").exists():
-            pytest.skip("setpriv is needed to run moat as an ordinary user")
-        request.getfixturevalue("fuse_for_users")
-    d = Path(tempfile.mkdtemp(prefix="moat-parity-"))
-    d.chmod(0o755)
-    b = Box(request.param, d, parity_binary, moat_path)
-    b.own_all()
-    try:
-        yield b
-    finally:
-        shutil.rmtree(d)
+@pytest.fixture
+def box(workdir, parity_binary):
+    return Box(workdir, parity_binary)
 
 
 # ---- 1. getdents after lseek(fd, 0) (Gramine test_022_getdents_lseek) ----
@@ -178,11 +139,7 @@ def test_host_root_fs(box):
         f.write(b"tampered")
     subprocess.run(["true"])
     (box.dir / "root.manifest").write_text(manifest)
-    cmd = [box.moat, "run", "root", "ls", "/"]
-    if box.user:
-        cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
-    r = subprocess.run(cmd, cwd=box.dir, capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, XDG_CACHE_HOME=str(box.dir / "cache")))
+    r = Workdir.run(box, "root", "ls", "/")  # without rendering again
     assert r.returncode != 0 and r.stdout == "", r.stdout + r.stderr
     assert (f"Hash of trusted file '{app}' does not match with the reference hash in manifest"
             in r.stderr), r.stderr
@@ -227,12 +184,8 @@ def test_trusted_hash_message_names_the_manifest_path(box):
     box.run("open", "/d/trusted.txt")  # renders the manifest
     manifest = (box.dir / "app.manifest").read_text()
     (box.dir / "data" / "trusted.txt").write_text("changed\n")
-    cmd = [box.moat, "run", "app", "cat", "/d/trusted.txt"]
-    if box.user:
-        cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
     (box.dir / "app.manifest").write_text(manifest)
-    r = subprocess.run(cmd, cwd=box.dir, capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, XDG_CACHE_HOME=str(box.dir / "cache")))
+    r = Workdir.run(box, "app", "cat", "/d/trusted.txt")  # without rendering again
     assert "Operation not permitted" in r.stdout, r.stdout + r.stderr
     assert ("Hash of trusted file 'data/trusted.txt' does not match with the reference hash in "
             "manifest") in r.stderr, r.stderr

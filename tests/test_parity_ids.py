@@ -12,16 +12,11 @@ run by root and, through setpriv, by an ordinary user.
   it first: a LOOKUP reply named an owner the user's namespace does not map).
 """
 import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from test_attacks import USER
+from conftest import Workdir, build_app
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "00112233445566778899aabbccddeeff"
 
 TEMPLATE = """\
@@ -60,62 +55,29 @@ PLACES = {
 
 @pytest.fixture(scope="session")
 def ids_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parity") / "parity_ids"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", out, ROOT / "tests/apps/parity_ids.c"],
-                   check=True)
-    return out
+    return build_app(tmp_path_factory, "parity_ids")
 
 
-class Box:
-    def __init__(self, identity, directory, binary, moat_path):
-        self.user = identity == "user"
-        self.dir = directory
-        self.moat = str(moat_path)
-        (directory / "app").write_bytes(binary.read_bytes())
-        (directory / "app").chmod(0o755)
+class Box(Workdir):
+    """The app with the directories of PLACES, run with loader.uid / loader.gid."""
+
+    def __init__(self, workdir, binary):
+        super().__init__(workdir.identity, workdir.dir, workdir.moat)
+        self.add_app(binary)
         for d in ("data", "allowed", "enc", "rootdir"):
-            (directory / d).mkdir()
-        if self.user:
-            for p in [directory, *directory.rglob("*")]:
-                os.lchown(p, USER, USER)
-
-    @property
-    def host_id(self):
-        """the host uid moat runs as: what the app's files are owned by outside"""
-        return USER if self.user else 0
+            (self.dir / d).mkdir()
+        self.give_all()
 
     def run(self, *args, uid=None, gid=None):
         ids = "".join(f"loader.{k} = {v}\n" for k, v in (("uid", uid), ("gid", gid))
                       if v is not None)
-        (self.dir / "app.manifest.template").write_text(TEMPLATE.format(ids=ids, key=KEY))
-        r = subprocess.run([self.moat, "manifest", "render", "--no-progress",
-                            "app.manifest.template", "app.manifest"], cwd=self.dir,
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        if self.user:
-            os.lchown(self.dir / "app.manifest", USER, USER)
-        cmd = [self.moat, "run", "app", *args]
-        if self.user:
-            cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
-        env = dict(os.environ, XDG_CACHE_HOME=str(self.dir / "cache"))
-        return subprocess.run(cmd, cwd=self.dir, env=env, capture_output=True, text=True,
-                              timeout=120)
+        self.render(TEMPLATE.format(ids=ids, key=KEY))
+        return super().run("app", *args)
 
 
-@pytest.fixture(params=["root", "user"])
-def box(request, ids_binary, moat_path):
-    if os.geteuid() != 0:
-        pytest.skip("run by root and, through setpriv, by an ordinary user")
-    if request.param == "user":
-        if not Path("/usr/bin/setpriv").exists():
-            pytest.skip("setpriv is needed to run moat as an ordinary user")
-        request.getfixturevalue("fuse_for_users")
-    d = Path(tempfile.mkdtemp(prefix="moat-ids-"))
-    d.chmod(0o755)
-    try:
-        yield Box(request.param, d, ids_binary, moat_path)
-    finally:
-        shutil.rmtree(d)
+@pytest.fixture
+def box(workdir, ids_binary):
+    return Box(workdir, ids_binary)
 
 
 @pytest.mark.parametrize("uid,gid", [(None, None), (1000, 1001), (0, 4242), (65534, 0)])

@@ -6,13 +6,11 @@ what moat printed, against gramine-direct v1.9's behaviour (reference/gramine.md
 """
 import os
 import stat
-from pathlib import Path
 
 import pytest
 
 from test_run import probe_binary  # noqa: F401 (the probe app, built once)
 
-ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = """\
 libos.entrypoint = "/probe"

@@ -4,16 +4,13 @@ Each test renders a manifest for tests/apps/parity_sys.c (one mode per behaviour
 `moat run` as root and, through setpriv, as an ordinary user, and checks what the app saw and
 what moat printed.
 """
-import os
 import resource
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-USER = 65534  # nobody/nogroup
+from conftest import build_app
+
 
 TEMPLATE = """\
 libos.entrypoint = "/parity_sys"
@@ -35,44 +32,19 @@ sgx.trusted_files = [
 
 @pytest.fixture(scope="session")
 def parity_binary(tmp_path_factory):
-    out = tmp_path_factory.mktemp("parity") / "parity_sys"
-    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", out,
-                    ROOT / "tests/apps/parity_sys.c"], check=True)
-    return out
+    return build_app(tmp_path_factory, "parity_sys", "-Werror", "-pthread")
 
 
-
-@pytest.fixture(params=["root", "user"])
-def run_app(request, parity_binary, moat_path):
+@pytest.fixture
+def run_app(workdir, parity_binary):
     """run_app(mode, extra_manifest, level="warning", moat_args=()) -> CompletedProcess."""
-    user = request.param == "user"
-    if user:
-        if os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists():
-            pytest.skip("the user runs need root and setpriv")
-        request.getfixturevalue("fuse_for_users")
-    d = Path(tempfile.mkdtemp(prefix="moat-parity-"))
-    d.chmod(0o755)
-    (d / "parity_sys").write_bytes(parity_binary.read_bytes())
-    (d / "parity_sys").chmod(0o755)
+    workdir.add_app(parity_binary, "parity_sys")
 
     def run(mode, extra="", level="warning", moat_args=(), setup=None):
-        (d / "parity_sys.manifest.template").write_text(
-            TEMPLATE.format(mode=mode, level=level) + extra)
-        r = subprocess.run([str(moat_path), "manifest", "render", "--no-progress",
-                            "parity_sys.manifest.template", "parity_sys.manifest"], cwd=d,
-                           capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        for p in [d, *d.iterdir()]:
-            if user:
-                os.lchown(p, USER, USER)
-        cmd = [str(moat_path), "run", *moat_args, "parity_sys"]
-        if user:
-            cmd = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", *cmd]
-        env = dict(os.environ, XDG_CACHE_HOME=str(d / "cache"))
-        return subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=60,
-                              preexec_fn=setup, stdin=subprocess.DEVNULL)
+        workdir.render(TEMPLATE.format(mode=mode, level=level) + extra, "parity_sys")
+        return workdir.run("parity_sys", moat_args=moat_args, timeout=60, preexec_fn=setup)
 
-    run.identity = request.param
+    run.identity = workdir.identity
     return run
 
 
