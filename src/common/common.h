@@ -240,6 +240,8 @@ int read_file(const char* path, char** ret_buf, size_t* ret_len,
  * Nothing is left behind on failure. "-" writes to stdout. */
 int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode,
                       struct moat_error* err) WARN_UNUSED;
+/* fsync of the directory that holds `path` (after a rename into it). 0 or -errno. */
+int fsync_parent_dir(const char* path) WARN_UNUSED;
 /* Creates the missing directories on the way to `path` (not `path` itself). 0 or -errno. */
 int mkdir_parents(const char* path, mode_t mode) WARN_UNUSED;
 /* Writes all of buf to fd, retrying on EINTR and short writes. */

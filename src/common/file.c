@@ -88,7 +88,7 @@ int read_file(const char* path, char** ret_buf, size_t* ret_len, struct moat_err
     return 0;
 }
 
-static int fsync_parent_dir(const char* path) {
+int fsync_parent_dir(const char* path) {
     _cleanup_free_ char* copy = xstrdup(path);
     const char* dir           = dirname(copy);
     _cleanup_close_ int dfd   = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
