@@ -81,14 +81,11 @@ int moat_secret_derive(const struct moat_secret_binding* b, const char* name, ui
                        size_t len, struct moat_error* err) {
     if (len == 0 || len > HKDF_SHA256_MAX)
         return moat_error_set(err, -EINVAL, "hkdf: entropy limit reached");
-    char salt[MOAT_UUID_STR_SIZE + 256];
-    moat_uuid_format(b->uuid, salt);
-    size_t nlen = strlen(name);
-    if (nlen >= sizeof(salt) - (MOAT_UUID_STR_SIZE - 1))
-        return moat_error_set(err, -EINVAL, "secret name '%.64s…' is too long", name);
-    memcpy(salt + MOAT_UUID_STR_SIZE - 1, name, nlen);
-    size_t salt_len  = MOAT_UUID_STR_SIZE - 1 + nlen;
-    const char* info = b->marble_type ? b->marble_type : "";
+    char uuid[MOAT_UUID_STR_SIZE];
+    moat_uuid_format(b->uuid, uuid);
+    _cleanup_free_ char* salt = xasprintf("%s%s", uuid, name); /* UUID.String() + name */
+    size_t salt_len           = strlen(salt);
+    const char* info          = b->marble_type ? b->marble_type : "";
 
     EVP_KDF* kdf     = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
     EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
