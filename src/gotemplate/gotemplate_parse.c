@@ -570,6 +570,23 @@ void gotemplate_free(struct gotemplate* t) {
     free(t);
 }
 
+/* The parse, where an error longjmps back (Go's panic/recover): kept apart from the caller so
+ * that no local of the caller lives across the setjmp. */
+static int parse_guarded(struct gotemplate* t, size_t len, struct moat_error* err) {
+    struct parser* volatile p = xcalloc(1, sizeof(*p)); /* volatile: read after longjmp */
+    p->t                      = t;
+    p->err                    = err;
+    gt_lex(t->text, len, &p->toks);
+    int r = 0;
+    if (setjmp(p->fail) == 0)
+        parse_all(p);
+    else
+        r = -EINVAL;
+    gt_tokens_free(&p->toks);
+    free(p);
+    return r;
+}
+
 int gotemplate_parse(const char* name, const char* text, size_t len, enum gotemplate_funcs funcs,
                      struct gotemplate** ret_tmpl, struct moat_error* err) {
     if (len > GOTEMPLATE_MAX_TEXT)
@@ -584,18 +601,7 @@ int gotemplate_parse(const char* name, const char* text, size_t len, enum gotemp
     t->len       = len;
     t->funcs     = funcs;
 
-    /* volatile: read after longjmp */
-    struct parser* volatile p = xcalloc(1, sizeof(*p));
-    p->t                      = t;
-    p->err                    = err;
-    gt_lex(t->text, len, &p->toks);
-    int r = 0;
-    if (setjmp(p->fail) == 0)
-        parse_all(p);
-    else
-        r = -EINVAL;
-    gt_tokens_free(&p->toks);
-    free(p);
+    int r = parse_guarded(t, len, err);
     if (r < 0)
         return r;
     *ret_tmpl = TAKE_PTR(t);
