@@ -158,6 +158,9 @@ char* hex_encode_alloc(const void* in, size_t len);
 int hex_decode(const char* in, size_t in_len, void* out, size_t out_size) WARN_UNUSED;
 /* Standard alphabet with padding. Returns malloc'd NUL-terminated text. */
 char* base64_encode_alloc(const void* in, size_t len);
+/* The value of one hex digit (either case), -1 for anything else. Not constant-time: for
+ * public text (UUIDs, manifest data), never for secrets. */
+int hex_digit_value(int c);
 /* Accepts standard alphabet, padding required when len%4 != 0 would be ambiguous (strict:
  * length must be a multiple of 4). Returns 0 and a malloc'd buffer or -EINVAL. */
 int base64_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* ret_len) WARN_UNUSED;
@@ -240,6 +243,10 @@ int read_file(const char* path, char** ret_buf, size_t* ret_len,
  * Nothing is left behind on failure. "-" writes to stdout. */
 int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode,
                       struct moat_error* err) WARN_UNUSED;
+/* As write_file_atomic, but the file it replaces is renamed to `keep_as` first (when not NULL):
+ * at every moment either `path` or `keep_as` holds a complete version. */
+int write_file_replace(const char* path, const void* buf, size_t len, mode_t mode,
+                       const char* keep_as, struct moat_error* err) WARN_UNUSED;
 /* fsync of the directory that holds `path` (after a rename into it). 0 or -errno. */
 int fsync_parent_dir(const char* path) WARN_UNUSED;
 /* Creates the missing directories on the way to `path` (not `path` itself). 0 or -errno. */

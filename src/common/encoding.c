@@ -136,3 +136,13 @@ int base64_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* re
     *ret_len = out_len;
     return 0;
 }
+
+int hex_digit_value(int c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

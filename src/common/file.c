@@ -99,12 +99,8 @@ int fsync_parent_dir(const char* path) {
     return 0;
 }
 
-int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode,
-                      struct moat_error* err) {
-    if (strcmp(path, "-") == 0) {
-        int r = write_all(STDOUT_FILENO, buf, len);
-        return r < 0 ? moat_error_set_errno(err, r, "cannot write to standard output") : 0;
-    }
+int write_file_replace(const char* path, const void* buf, size_t len, mode_t mode,
+                       const char* keep_as, struct moat_error* err) {
     _cleanup_free_ char* tmp = xasprintf("%s.tmp.XXXXXX", path);
     _cleanup_close_ int fd   = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
@@ -117,6 +113,8 @@ int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode
         r = -errno;
     if (r == 0 && close(TAKE_FD(fd)) < 0)
         r = -errno;
+    if (r == 0 && keep_as && rename(path, keep_as) < 0 && errno != ENOENT)
+        r = -errno;
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0) {
@@ -127,4 +125,13 @@ int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode
     if (r < 0)
         return moat_error_set_errno(err, r, "cannot sync the directory of '%s'", path);
     return 0;
+}
+
+int write_file_atomic(const char* path, const void* buf, size_t len, mode_t mode,
+                      struct moat_error* err) {
+    if (strcmp(path, "-") == 0) {
+        int r = write_all(STDOUT_FILENO, buf, len);
+        return r < 0 ? moat_error_set_errno(err, r, "cannot write to standard output") : 0;
+    }
+    return write_file_replace(path, buf, len, mode, NULL, err);
 }

@@ -117,22 +117,12 @@ static int keygen_p384(EVP_PKEY** ret, struct moat_error* err) {
 /* ---------------------------------------------------------------------------------------- */
 /* UUIDs (github.com/google/uuid Parse/String)                                                */
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int moat_uuid_parse(const char* s, uint8_t ret_uuid[16], struct moat_error* err) {
     size_t len = strlen(s);
     uint8_t u[16];
     if (len == 32) {
         for (size_t i = 0; i < 16; i++) {
-            int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+            int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 return moat_error_set(err, -EINVAL, "invalid UUID format");
             u[i] = (uint8_t)(hi << 4 | lo);
@@ -155,7 +145,7 @@ int moat_uuid_parse(const char* s, uint8_t ret_uuid[16], struct moat_error* err)
         return moat_error_set(err, -EINVAL, "invalid UUID format");
     static const uint8_t pos[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
     for (size_t i = 0; i < 16; i++) {
-        int hi = hexval(s[pos[i]]), lo = hexval(s[pos[i] + 1]);
+        int hi = hex_digit_value(s[pos[i]]), lo = hex_digit_value(s[pos[i] + 1]);
         if (hi < 0 || lo < 0)
             return moat_error_set(err, -EINVAL, "invalid UUID format");
         u[i] = (uint8_t)(hi << 4 | lo);

@@ -109,16 +109,6 @@ int go_base64_decode(const char* in, size_t len, uint8_t** ret, size_t* ret_len,
     return 0;
 }
 
-static int hex_value(uint8_t c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Go's InvalidByteError: fmt "%#U" of the byte taken as a rune (Latin-1). */
 static void invalid_byte(uint8_t c, char* msg, size_t msg_size) {
     bool printable = (c >= 0x20 && c < 0x7f) || (c >= 0xa1 && c != 0xad);
@@ -137,7 +127,7 @@ int go_hex_decode(const char* in, size_t len, uint8_t** ret, size_t* ret_len, ch
     _cleanup_free_ uint8_t* out = xmalloc(len / 2 + 1);
     size_t i = 0, j = 1;
     for (; j < len; j += 2) {
-        int a = hex_value(src[j - 1]), b = hex_value(src[j]);
+        int a = hex_digit_value(src[j - 1]), b = hex_digit_value(src[j]);
         if (a < 0) {
             invalid_byte(src[j - 1], msg, msg_size);
             return -EINVAL;
@@ -149,7 +139,7 @@ int go_hex_decode(const char* in, size_t len, uint8_t** ret, size_t* ret_len, ch
         out[i++] = (uint8_t)(a << 4 | b);
     }
     if (len % 2 == 1) { /* an invalid character is reported before the bad length */
-        if (hex_value(src[j - 1]) < 0)
+        if (hex_digit_value(src[j - 1]) < 0)
             invalid_byte(src[j - 1], msg, msg_size);
         else
             snprintf(msg, msg_size, "encoding/hex: odd length hex string");

@@ -253,25 +253,7 @@ static int replace_file(const struct store* s, const char* name, const char* buf
                         struct moat_error* err) {
     _cleanup_free_ char* path = path_in(s, name, "");
     _cleanup_free_ char* old  = path_in(s, name, ".old");
-    _cleanup_free_ char* tmp  = path_in(s, name, ".tmp.XXXXXX");
-    _cleanup_close_ int fd    = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return moat_error_set_errno(err, -errno, "cannot create a file in '%s'", s->dir);
-    int r = write_all(fd, buf, len);
-    if (r == 0 && fchmod(fd, 0600) < 0)
-        r = -errno;
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (r == 0 && rename(path, old) < 0 && errno != ENOENT)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        return moat_error_set_errno(err, r, "cannot write '%s'", path);
-    }
-    r = fsync_parent_dir(path);
-    return r < 0 ? moat_error_set_errno(err, r, "cannot sync '%s'", s->dir) : 0;
+    return write_file_replace(path, buf, len, 0600, old, err);
 }
 
 static int persist(struct store* s, const struct map* m, struct moat_error* err) {
