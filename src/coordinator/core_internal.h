@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared between core.c (state, SetManifest) and core_activate.c (Activate). */
+#pragma once
+
+#include <pthread.h>
+
+#include "coordinator.h"
+#include "core.h"
+#include "secrets.h"
+#include "store.h"
+
+/* The manifest's Secrets as secrets.h specs; the lists they point to live in `allocs`. */
+struct core_specs {
+    size_t n;
+    struct moat_secret_spec* v;
+    size_t n_allocs;
+    void** allocs;
+};
+void core_specs_clear(struct core_specs* s);
+int core_specs_build(const struct coord_manifest* m, struct core_specs* ret,
+                     struct moat_error* err) WARN_UNUSED;
+
+struct coord_core {
+    pthread_mutex_t lock;        /* state, store writes, counters */
+    pthread_mutex_t verify_lock; /* the verifier's cache is not thread-safe */
+    struct store* store;
+    enum coord_state state;
+    /* Set with the manifest and read-only in AcceptingMarbles (no UpdateManifest yet), so
+     * activations read them without the lock once they saw that state. */
+    struct coord_manifest* manifest;
+    struct core_specs specs;
+    struct moat_ca* ca;
+    struct moat_root_secrets root;
+    struct moat_shared_secrets shared;
+    char** dns_names;
+    bool simulation;
+    const struct collateral* collateral;
+    const struct attest_verify_opts* verify_opts;
+};
+
+/* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
+char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len);
