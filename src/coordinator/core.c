@@ -43,12 +43,18 @@ const char* coord_state_message(enum coord_state s) {
 
 const char* coord_status_name(enum coord_status s) {
     switch (s) {
-    case COORD_STATUS_OK: return "OK";
-    case COORD_STATUS_INVALID_ARGUMENT: return "InvalidArgument";
-    case COORD_STATUS_PERMISSION_DENIED: return "PermissionDenied";
-    case COORD_STATUS_FAILED_PRECONDITION: return "FailedPrecondition";
-    case COORD_STATUS_INTERNAL: return "Internal";
-    case COORD_STATUS_UNAUTHENTICATED: return "Unauthenticated";
+        case COORD_STATUS_OK:
+            return "OK";
+        case COORD_STATUS_INVALID_ARGUMENT:
+            return "InvalidArgument";
+        case COORD_STATUS_PERMISSION_DENIED:
+            return "PermissionDenied";
+        case COORD_STATUS_FAILED_PRECONDITION:
+            return "FailedPrecondition";
+        case COORD_STATUS_INTERNAL:
+            return "Internal";
+        case COORD_STATUS_UNAUTHENTICATED:
+            return "Unauthenticated";
     }
     return "Unknown";
 }
@@ -78,7 +84,7 @@ void core_specs_clear(struct core_specs* s) {
 }
 
 static void* specs_keep(struct core_specs* s, void* p) {
-    s->allocs = xrealloc(s->allocs, (s->n_allocs + 1) * sizeof(void*));
+    s->allocs                = xrealloc(s->allocs, (s->n_allocs + 1) * sizeof(void*));
     s->allocs[s->n_allocs++] = p;
     return p;
 }
@@ -90,7 +96,7 @@ static const char* const* tmpl_strings(struct core_specs* s, json_t* obj, const 
     if (!json_is_array(a))
         return NULL;
     const char** v = specs_keep(s, xcalloc(json_array_size(a) + 1, sizeof(char*)));
-    size_t n = 0, i;
+    size_t n       = 0, i;
     json_t* e;
     json_array_foreach(a, i, e) {
         if (json_is_string(e))
@@ -106,23 +112,23 @@ static const char* tmpl_string(json_t* obj, const char* name) {
 
 static void spec_template(struct core_specs* s, const struct coord_secret* cs,
                           struct moat_cert_template* t) {
-    json_t* c                     = cs->cert_template;
-    json_t* subj                  = c ? coord_json_field(c, "Subject") : NULL;
-    t->subject.common_name        = tmpl_string(subj, "CommonName");
-    t->subject.serial_number      = tmpl_string(subj, "SerialNumber");
-    t->subject.country            = tmpl_strings(s, subj, "Country");
-    t->subject.province           = tmpl_strings(s, subj, "Province");
-    t->subject.locality           = tmpl_strings(s, subj, "Locality");
-    t->subject.street_address     = tmpl_strings(s, subj, "StreetAddress");
-    t->subject.postal_code        = tmpl_strings(s, subj, "PostalCode");
-    t->subject.organization       = tmpl_strings(s, subj, "Organization");
+    json_t* c                      = cs->cert_template;
+    json_t* subj                   = c ? coord_json_field(c, "Subject") : NULL;
+    t->subject.common_name         = tmpl_string(subj, "CommonName");
+    t->subject.serial_number       = tmpl_string(subj, "SerialNumber");
+    t->subject.country             = tmpl_strings(s, subj, "Country");
+    t->subject.province            = tmpl_strings(s, subj, "Province");
+    t->subject.locality            = tmpl_strings(s, subj, "Locality");
+    t->subject.street_address      = tmpl_strings(s, subj, "StreetAddress");
+    t->subject.postal_code         = tmpl_strings(s, subj, "PostalCode");
+    t->subject.organization        = tmpl_strings(s, subj, "Organization");
     t->subject.organizational_unit = tmpl_strings(s, subj, "OrganizationalUnit");
-    t->dns_names                  = tmpl_strings(s, c, "DNSNames");
-    t->ip_addresses               = tmpl_strings(s, c, "IPAddresses");
-    t->email_addresses            = tmpl_strings(s, c, "EmailAddresses");
-    json_t* ku                    = c ? coord_json_field(c, "KeyUsage") : NULL;
-    t->key_usage                  = json_is_integer(ku) ? (uint32_t)json_integer_value(ku) : 0;
-    json_t* eku                   = c ? coord_json_field(c, "ExtKeyUsage") : NULL;
+    t->dns_names                   = tmpl_strings(s, c, "DNSNames");
+    t->ip_addresses                = tmpl_strings(s, c, "IPAddresses");
+    t->email_addresses             = tmpl_strings(s, c, "EmailAddresses");
+    json_t* ku                     = c ? coord_json_field(c, "KeyUsage") : NULL;
+    t->key_usage                   = json_is_integer(ku) ? (uint32_t)json_integer_value(ku) : 0;
+    json_t* eku                    = c ? coord_json_field(c, "ExtKeyUsage") : NULL;
     if (json_is_array(eku)) {
         int* v = specs_keep(s, xcalloc(json_array_size(eku) + 1, sizeof(int)));
         size_t i;
@@ -201,7 +207,7 @@ static int load_secret(struct store* st, const char* name, struct moat_secret* r
     size_t n;
     if (store_get(st, key, &v, &n) < 0)
         return -EBADMSG;
-    json_t* o = json_loadb((const char*)v, n, 0, NULL);
+    json_t* o            = json_loadb((const char*)v, n, 0, NULL);
     struct moat_secret s = {.name = xstrdup(name)};
     int r                = -EBADMSG;
     const char* type     = tmpl_string(o, "Type");
@@ -239,7 +245,7 @@ static void txn_put_state(struct store_txn* t, enum coord_state s) {
 /* The CA, root secrets and state of a new core (setCAData) in one transaction. */
 static int put_ca_and_root(struct coord_core* c, struct store_txn* t, struct moat_error* err) {
     _cleanup_(moat_ca_der_clearp) struct moat_ca_der d = {0};
-    int r = moat_ca_export(c->ca, &d, err);
+    int r                                              = moat_ca_export(c->ca, &d, err);
     if (r < 0)
         return r;
     txn_put_ca(t, &d);
@@ -391,9 +397,10 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
         store_set_seal_key(c->store, opts->seal_key,
                            opts->seal_key_info ? opts->seal_key_info : "moat-seal-v1");
     if (c->simulation)
-        log_warning("coordinator: SIMULATION MODE: the Coordinator has no quote, so Marble "
-                    "quotes are NOT validated and any Marble is accepted (MarbleRun's "
-                    "simulation mode)");
+        log_warning(
+            "coordinator: SIMULATION MODE: the Coordinator has no quote, so Marble "
+            "quotes are NOT validated and any Marble is accepted (MarbleRun's "
+            "simulation mode)");
     if (!opts->seal_key)
         log_warning("coordinator: SealMode Disabled: the state is kept in memory only");
 
@@ -405,10 +412,11 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
         r = first_start(c, err);
     } else if (r == -EBADMSG) {
         /* §3.2: a temporary CA, and recovery (/recover or a new manifest) */
-        log_warning("coordinator: failed to decrypt sealed state (%s). Proceeding with a new "
-                    "state. Use the /recover API endpoint to load the old state, or set a new "
-                    "manifest to overwrite it.",
-                    err ? err->msg : "");
+        log_warning(
+            "coordinator: failed to decrypt sealed state (%s). Proceeding with a new "
+            "state. Use the /recover API endpoint to load the old state, or set a new "
+            "manifest to overwrite it.",
+            err ? err->msg : "");
         moat_error_clear(err);
         r = fresh_ca(c, err);
         if (r == 0)
@@ -475,7 +483,7 @@ void coord_recovery_secrets_clear(struct coord_recovery_secrets* rs) {
 static int manifest_accept(const void* raw, size_t len, struct coord_manifest** ret,
                            struct core_specs* ret_specs, struct moat_error* err) {
     _cleanup_coord_manifest_ struct coord_manifest* m = NULL;
-    int r = coord_manifest_parse(raw, len, &m, err);
+    int r                                             = coord_manifest_parse(raw, len, &m, err);
     if (r == 0)
         r = coord_manifest_check(m, err);
     if (r == 0)
@@ -536,7 +544,7 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     /* §3.2: SetManifest needs AcceptingManifest or Recovery */
     if (c->state != COORD_STATE_ACCEPTING_MANIFEST && c->state != COORD_STATE_RECOVERY)
         return moat_error_set(err, -EPERM, "server is not in expected state");
-    _cleanup_coord_manifest_ struct coord_manifest* m = NULL;
+    _cleanup_coord_manifest_ struct coord_manifest* m   = NULL;
     _cleanup_(core_specs_clear) struct core_specs specs = {0};
     int r = manifest_accept(raw, len, &m, &specs, err);
     if (r < 0)

@@ -26,10 +26,10 @@ struct attest_verify_opts;
 
 /* §3.2 coordinator/state/state.go, values as MarbleRun stores them. */
 enum coord_state {
-    COORD_STATE_UNINITIALIZED     = 0,
-    COORD_STATE_RECOVERY          = 1,
+    COORD_STATE_UNINITIALIZED      = 0,
+    COORD_STATE_RECOVERY           = 1,
     COORD_STATE_ACCEPTING_MANIFEST = 2,
-    COORD_STATE_ACCEPTING_MARBLES = 3,
+    COORD_STATE_ACCEPTING_MARBLES  = 3,
 };
 
 /* §3.2 the exact status messages ("" for Uninitialized). */
@@ -47,10 +47,10 @@ enum coord_status {
 const char* coord_status_name(enum coord_status s);
 
 struct coord_core_opts {
-    const char* seal_dir;            /* NULL: state in memory only */
-    const uint8_t* seal_key;         /* 32 bytes; NULL: SealMode "Disabled" (nothing written) */
-    const char* seal_key_info;       /* recorded in sealed_key; NULL: "moat-seal-v1" */
-    const char* const* dns_names;    /* NULL-terminated; NULL: {"localhost"} */
+    const char* seal_dir;         /* NULL: state in memory only */
+    const uint8_t* seal_key;      /* 32 bytes; NULL: SealMode "Disabled" (nothing written) */
+    const char* seal_key_info;    /* recorded in sealed_key; NULL: "moat-seal-v1" */
+    const char* const* dns_names; /* NULL-terminated; NULL: {"localhost"} */
     /* §6: the Coordinator has no quote of its own, so Marble quotes are not validated at all
      * (MarbleRun's inSimulationMode). Logged as a warning at creation. */
     bool simulation;

@@ -62,9 +62,9 @@ static void params_put(struct coord_param** v, size_t* n, const char* name, uint
             return;
         }
     }
-    *v        = xrealloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[*n]  = (struct coord_param){.name = xstrdup(name), .data = data, .len = len};
-    (*n)     += 1;
+    *v       = xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n] = (struct coord_param){.name = xstrdup(name), .data = data, .len = len};
+    (*n) += 1;
 }
 
 static int cmp_param(const void* a, const void* b) {
@@ -213,16 +213,15 @@ static int customize(const struct coord_core* c, const struct coord_marble* mb,
     _cleanup_(coord_params_clearp) struct coord_params p = {0};
     if (mb->tls.n > 0) /* §1.5: TTLS is for EGo marbles; a Gramine premain rejects it */
         return moat_error_set(err, -ENOTSUP, "TTLS (marble TLS tags) is not supported");
-    int r = render_all(&mb->files, GOTEMPLATE_FUNCS_FILES, data, "file", &p.files, &p.n_files,
-                       err);
+    int r = render_all(&mb->files, GOTEMPLATE_FUNCS_FILES, data, "file", &p.files, &p.n_files, err);
     if (r == 0)
-        r = render_all(&mb->env, GOTEMPLATE_FUNCS_ENV, data, "env variable", &p.env, &p.n_env,
-                       err);
+        r = render_all(&mb->env, GOTEMPLATE_FUNCS_ENV, data, "env variable", &p.env, &p.n_env, err);
     if (r < 0)
         return r;
     predefined_env(c, leaf, &p);
-    qsort(p.files, p.n_files, sizeof(*p.files), cmp_param);
-    qsort(p.env, p.n_env, sizeof(*p.env), cmp_param);
+    if (p.n_files > 0)
+        qsort(p.files, p.n_files, sizeof(*p.files), cmp_param);
+    qsort(p.env, p.n_env, sizeof(*p.env), cmp_param); /* never empty: the predefined env */
     p.argv = xcalloc(mb->argv.n + 1, sizeof(char*));
     for (; p.argc < mb->argv.n; p.argc++)
         p.argv[p.argc] = xstrdup(mb->argv.v[p.argc]);
