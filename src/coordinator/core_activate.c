@@ -211,8 +211,6 @@ static int customize(const struct coord_core* c, const struct coord_marble* mb,
                      const struct moat_cert_key* leaf, const struct gotemplate_value* data,
                      struct coord_params* ret, struct moat_error* err) {
     _cleanup_(coord_params_clearp) struct coord_params p = {0};
-    if (mb->tls.n > 0) /* §1.5: TTLS is for EGo marbles; a Gramine premain rejects it */
-        return moat_error_set(err, -ENOTSUP, "TTLS (marble TLS tags) is not supported");
     int r = render_all(&mb->files, GOTEMPLATE_FUNCS_FILES, data, "file", &p.files, &p.n_files, err);
     if (r == 0)
         r = render_all(&mb->env, GOTEMPLATE_FUNCS_ENV, data, "env variable", &p.env, &p.n_env, err);
@@ -352,6 +350,10 @@ static int build_params(struct coord_core* c, const struct coord_marble* mb, con
         r = template_data(c, &leaf, secrets, previous, &data);
     if (r < 0)
         return moat_error_set(err, r, "customizing marble parameters: building template data");
+    /* §1.5: TTLS (MARBLE_TTLS_CONFIG) is for EGo marbles; a Gramine premain rejects it */
+    if (mb->tls.n > 0)
+        return moat_error_set(err, -ENOTSUP,
+                              "creating TTLS config: marble TLS tags are not supported by moat");
     r = customize(c, mb, &leaf, data, ret, err);
     if (r < 0)
         return moat_error_prefix(err, "customizing marble parameters");

@@ -11,8 +11,10 @@
 #include <cmocka.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -424,11 +426,102 @@ static void test_restart(void** state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Activations run concurrently; MaxActivations holds across threads (§4.3 step 6). */
+struct race {
+    struct coord_core* c;
+    const struct marble* m;
+    int ok;
+};
+
+static void* race_one(void* arg) {
+    struct race* r        = arg;
+    enum coord_status st  = COORD_STATUS_OK;
+    struct moat_error err = {0};
+    struct coord_params p = {0};
+    if (activate(r->c, r->m, NULL, 0, "limited", UUID_B, &p, &st, &err) == 0)
+        r->ok = 1;
+    else if (st != COORD_STATUS_PERMISSION_DENIED)
+        r->ok = -1;
+    coord_params_clear(&p);
+    return NULL;
+}
+
+static void test_concurrent(void** state) {
+    (void)state;
+    struct coord_core* c = core_sim(NULL, NULL);
+    set_manifest(c);
+    struct marble m = marble_new();
+    struct race r[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        r[i] = (struct race){.c = c, .m = &m};
+        assert_int_equal(pthread_create(&t[i], NULL, race_one, &r[i]), 0);
+    }
+    int n = 0;
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_true(r[i].ok >= 0);
+        n += r[i].ok;
+    }
+    assert_int_equal(n, 2);
+    marble_free(&m);
+    coord_core_free(c);
+}
+
+/* SetManifest's RecoverySecrets (§3.4): one RecoveryKey gets the DEK, RSA-OAEP-SHA256. */
+static void test_recovery_secrets(void** state) {
+    (void)state;
+    EVP_PKEY* rsa = EVP_RSA_gen(2048);
+    assert_non_null(rsa);
+    BIO* b = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PUBKEY(b, rsa), 1);
+    char* pem;
+    long n                 = BIO_get_mem_data(b, &pem);
+    struct strbuf manifest = STRBUF_INIT;
+    strbuf_append(&manifest, MANIFEST, strlen(MANIFEST) - 1); /* without the last '}' */
+    strbuf_puts(&manifest, ", \"RecoveryKeys\": {\"admin\": \"");
+    for (long i = 0; i < n; i++) {
+        if (pem[i] == '\n')
+            strbuf_puts(&manifest, "\\n");
+        else
+            strbuf_putc(&manifest, pem[i]);
+    }
+    strbuf_puts(&manifest, "\"}}");
+    BIO_free(b);
+
+    struct coord_core* c             = core_sim(NULL, NULL);
+    struct coord_recovery_secrets rs = {0};
+    struct moat_error err            = {0};
+    if (coord_core_set_manifest(c, manifest.buf, manifest.len, &rs, &err) < 0)
+        fail_msg("set manifest: %s", err.msg);
+    assert_int_equal(rs.n, 1);
+    assert_string_equal(rs.names[0], "admin");
+    uint8_t* ct = NULL;
+    size_t ct_len;
+    assert_int_equal(
+        base64_decode_alloc(rs.secrets_b64[0], strlen(rs.secrets_b64[0]), &ct, &ct_len), 0);
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(rsa, NULL);
+    assert_int_equal(EVP_PKEY_decrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()), 1);
+    uint8_t dek[512];
+    size_t dek_len = sizeof(dek);
+    assert_int_equal(EVP_PKEY_decrypt(ctx, dek, &dek_len, ct, ct_len), 1);
+    assert_int_equal(dek_len, 32);
+    EVP_PKEY_CTX_free(ctx);
+    free(ct);
+    coord_recovery_secrets_clear(&rs);
+    strbuf_free(&manifest);
+    EVP_PKEY_free(rsa);
+    coord_core_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_states),          cmocka_unit_test(test_activate_sim),
-        cmocka_unit_test(test_activate_errors), cmocka_unit_test(test_activate_quotes),
-        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_states),           cmocka_unit_test(test_activate_sim),
+        cmocka_unit_test(test_activate_errors),  cmocka_unit_test(test_activate_quotes),
+        cmocka_unit_test(test_restart),          cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_recovery_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
