@@ -557,6 +557,8 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     r                        = recovery_for(m, &rs, err);
     if (r < 0)
         return r;
+    /* If the commit fails the store keeps this DEK: harmless, SetManifest runs only before
+     * any manifest (AcceptingManifest) or over an unreadable state (Recovery). */
     store_set_dek(c->store, rs.dek);
     store_set_recovery_data(c->store, rs.recovery_data);
     r = commit_manifest(c, m, &shared, err);

@@ -291,6 +291,11 @@ static void test_activate_errors(void** state) {
     /* a user-defined secret never uploaded is empty: rendering fails (Internal) */
     refused(c, &m, NULL, 0, "usersecret", UUID_A, COORD_STATUS_INTERNAL,
             "customizing marble parameters: parsing secrets for file \"/u\": ");
+    /* a CSR whose self-signature does not verify */
+    m.csr[m.csr_len - 1] ^= 1;
+    refused(c, &m, NULL, 0, "hello", UUID_A, COORD_STATUS_INTERNAL,
+            "generating marble authentication secrets: ");
+    m.csr[m.csr_len - 1] ^= 1;
     /* MaxActivations: every activation counts, also with the same UUID */
     ok(c, &m, NULL, 0, "limited", UUID_A, &p);
     coord_params_clear(&p);
@@ -383,6 +388,18 @@ static void test_restart(void** state) {
     struct marble m       = marble_new();
     struct coord_params p = {0};
     struct coord_core* c  = core_sim(dir, SEAL_A);
+    /* a restart before any manifest keeps the CA (state AcceptingManifest was committed) */
+    uint8_t *r1, *r2;
+    size_t l1, l2;
+    assert_int_equal(coord_core_root_cert(c, &r1, &l1), 0);
+    coord_core_free(c);
+    c = core_sim(dir, SEAL_A);
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MANIFEST);
+    assert_int_equal(coord_core_root_cert(c, &r2, &l2), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(r1, r2, l1);
+    OPENSSL_free(r1);
+    OPENSSL_free(r2);
     set_manifest(c);
     ok(c, &m, NULL, 0, "hello", UUID_A, &p);
     _cleanup_free_ char* sym = env_str(&p, "SYM_HEX");
