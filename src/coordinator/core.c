@@ -484,10 +484,10 @@ static int manifest_accept(const void* raw, size_t len, struct coord_manifest** 
                            struct core_specs* ret_specs, struct moat_error* err) {
     _cleanup_coord_manifest_ struct coord_manifest* m = NULL;
     int r                                             = coord_manifest_parse(raw, len, &m, err);
-    if (r == 0)
-        r = coord_manifest_check(m, err);
-    if (r == 0)
-        r = coord_manifest_check_env_nul(m, err);
+    if (r == 0 && coord_manifest_check(m, err) < 0)
+        r = moat_error_prefix(err, "checking manifest");
+    if (r == 0 && coord_manifest_check_env_nul(m, err) < 0)
+        r = moat_error_prefix(err, "running manifest template dry run");
     if (r == 0)
         r = coord_manifest_check_user_certs(m, err);
     if (r == 0)
@@ -552,7 +552,10 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     _cleanup_(moat_secret_set_clearp) struct moat_secret_set shared = {0};
     r = moat_secrets_generate_shared(c->ca, specs.v, specs.n, &shared, err);
     if (r < 0)
-        return r;
+        return moat_error_prefix(err, "generating secrets from manifest");
+    r = core_template_dry_run(m, &specs, c->ca, &shared, err);
+    if (r < 0)
+        return moat_error_prefix(err, "running manifest template dry run");
     struct recovery_setup rs = {0};
     r                        = recovery_for(m, &rs, err);
     if (r < 0)

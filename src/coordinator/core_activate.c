@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,17 +99,17 @@ static struct gotemplate_value* cert_value(X509* cert) {
 
 /* .Secrets: the shared set, the marble's own set, and user-defined secrets (empty until
  * uploaded, so rendering them fails "tried to parse secret with empty value"). */
-static int secrets_map(const struct coord_core* c, const struct moat_secret_set* shared,
-                       const struct moat_secret_set* own, struct gotemplate_value** ret) {
+static int secrets_map(const struct core_specs* specs, const struct moat_secret_set* shared,
+                       const struct moat_secret_set* own, const struct moat_cert_key* missing,
+                       struct gotemplate_value** ret) {
     struct gotemplate_value* map = gotemplate_map_new("map[string]manifest.Secret");
     int r                        = 0;
-    for (size_t i = 0; r == 0 && i < c->specs.n; i++) {
-        const struct moat_secret_spec* sp = &c->specs.v[i];
+    for (size_t i = 0; r == 0 && i < specs->n; i++) {
+        const struct moat_secret_spec* sp = &specs->v[i];
         const struct moat_secret* s       = moat_secret_set_find(shared, sp->name);
         if (!s)
             s = moat_secret_set_find(own, sp->name);
-        struct moat_cert_key empty = {0};
-        r = gotemplate_set(map, sp->name, secret_value(sp->type, s ? &s->v : &empty));
+        r = gotemplate_set(map, sp->name, secret_value(sp->type, s ? &s->v : missing));
     }
     if (r < 0) {
         gotemplate_value_unref(map);
@@ -340,10 +341,12 @@ static int build_params(struct coord_core* c, const struct coord_marble* mb, con
 
     _cleanup_gotemplate_value_ struct gotemplate_value *secrets = NULL, *previous = NULL,
                                                        *data = NULL;
-    r = secrets_map(c, &c->shared.current, &own, &secrets);
+    const struct moat_cert_key empty                         = {0};
+    r = secrets_map(&c->specs, &c->shared.current, &own, &empty, &secrets);
     if (r == 0 && c->root.has_previous)
-        r = secrets_map(c, c->shared.has_previous ? &c->shared.previous : &c->shared.current,
-                        &own_prev, &previous);
+        r = secrets_map(&c->specs,
+                        c->shared.has_previous ? &c->shared.previous : &c->shared.current,
+                        &own_prev, &empty, &previous);
     else if (r == 0)
         previous = gotemplate_value_ref(secrets); /* no rotation: .Previous = current (§2) */
     if (r == 0)
@@ -408,4 +411,84 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
     p           = (struct coord_params){0};
     *ret_status = COORD_STATUS_OK;
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* TemplateDryRun (§1.7): every template of every marble against the real shared secrets,     */
+/* per-marble ones for a random UUID, and the dummy byte 0x41 for .MarbleRun.* and            */
+/* user-defined secrets.                                                                      */
+
+static int dry_run_data(const struct core_specs* specs, const struct moat_secret_set* shared,
+                        const struct moat_secret_set* own, struct gotemplate_value** ret) {
+    static uint8_t dummy_byte        = 0x41;
+    const struct moat_cert_key dummy = {
+        .cert = {&dummy_byte, 1}, .private_key = {&dummy_byte, 1}, .public_key = {&dummy_byte, 1}};
+    _cleanup_gotemplate_value_ struct gotemplate_value* secrets = NULL;
+    _cleanup_gotemplate_value_ struct gotemplate_value* root =
+        gotemplate_struct_new("manifest.TemplateSecrets");
+    int r = secrets_map(specs, shared, own, &dummy, &secrets);
+    if (r < 0)
+        return r;
+    struct gotemplate_value* mr         = gotemplate_struct_new("manifest.ReservedSecrets");
+    r                                   = gotemplate_set(root, "MarbleRun", mr);
+    static const char* const reserved[] = {"RootCA", "MarbleCert", "CoordinatorRoot",
+                                           "CoordinatorIntermediate"};
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(reserved); i++)
+        r = gotemplate_set(mr, reserved[i], secret_value("cert-ecdsa", &dummy));
+    if (r == 0)
+        r = gotemplate_set(root, "Secrets", gotemplate_value_ref(secrets));
+    struct gotemplate_value* prev = gotemplate_struct_new("manifest.PreviousSecrets");
+    if (r == 0)
+        r = gotemplate_set(root, "Previous", prev);
+    else
+        gotemplate_value_unref(prev);
+    if (r == 0)
+        r = gotemplate_set(prev, "Secrets", gotemplate_value_ref(secrets));
+    if (r == 0)
+        *ret = TAKE_PTR(root);
+    return r;
+}
+
+static int dry_run_files(const struct coord_marble* mb, const struct coord_files* files,
+                         enum gotemplate_funcs funcs, const char* what,
+                         const struct gotemplate_value* data, struct moat_error* err) {
+    for (size_t i = 0; i < files->n; i++) {
+        const struct coord_file* f = &files->v[i];
+        if (f->no_templates)
+            continue;
+        uint8_t* out;
+        size_t len;
+        int r =
+            gotemplate_render("data", (const char*)f->data, f->len, funcs, data, &out, &len, err);
+        if (r < 0)
+            return moat_error_prefix(err, "in Marble %s: %s %s", mb->name, what, f->name);
+        OPENSSL_cleanse(out, len);
+        free(out);
+    }
+    return 0;
+}
+
+int core_template_dry_run(const struct coord_manifest* m, const struct core_specs* specs,
+                          const struct moat_ca* ca, const struct moat_secret_set* shared,
+                          struct moat_error* err) {
+    uint8_t root_secret[MOAT_ROOT_SECRET_SIZE];
+    struct moat_secret_binding b = {.root_secret = root_secret, .marble_type = ""};
+    if (RAND_bytes(root_secret, sizeof(root_secret)) != 1 || RAND_bytes(b.uuid, 16) != 1)
+        return moat_error_set(err, -EIO, "cannot generate random bytes");
+    _cleanup_(moat_secret_set_clearp) struct moat_secret_set own = {0};
+    int r = moat_secrets_generate_marble(ca, specs->v, specs->n, &b, &own, err);
+    OPENSSL_cleanse(root_secret, sizeof(root_secret));
+    if (r < 0)
+        return r;
+    _cleanup_gotemplate_value_ struct gotemplate_value* data = NULL;
+    r = dry_run_data(specs, shared, &own, &data);
+    if (r < 0)
+        return moat_error_set(err, r, "building template data");
+    for (size_t i = 0; r == 0 && i < m->n_marbles; i++) {
+        const struct coord_marble* mb = &m->marbles[i];
+        r = dry_run_files(mb, &mb->files, GOTEMPLATE_FUNCS_FILES, "file", data, err);
+        if (r == 0)
+            r = dry_run_files(mb, &mb->env, GOTEMPLATE_FUNCS_ENV, "env variable", data, err);
+    }
+    return r;
 }

@@ -40,3 +40,9 @@ struct coord_core {
 
 /* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
 char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len);
+
+/* MarbleRun's TemplateDryRun (§1.7) for SetManifest: "in Marble <m>: file <path>: <err>",
+ * "in Marble <m>: env variable <e>: <err>". */
+int core_template_dry_run(const struct coord_manifest* m, const struct core_specs* specs,
+                          const struct moat_ca* ca, const struct moat_secret_set* shared,
+                          struct moat_error* err) WARN_UNUSED;

@@ -179,6 +179,20 @@ static void test_states(void** state) {
             "cannot accept marbles in current state");
     struct moat_error err = {0};
     assert_int_equal(coord_core_set_manifest(c, "{}", 2, NULL, &err), -EINVAL);
+    assert_string_equal(err.msg, "checking manifest: no allowed packages defined");
+    /* TemplateDryRun (§1.7): an unknown function, a field that does not exist */
+    static const char bad_fn[] =
+        "{\"Packages\": {\"p\": {\"Debug\": true}}, \"Marbles\": {\"m\": {\"Package\": \"p\","
+        " \"Parameters\": {\"Env\": {\"E\": \"{{ raw .Secrets.x }}\"}}}}}";
+    assert_int_equal(coord_core_set_manifest(c, bad_fn, strlen(bad_fn), NULL, &err), -EINVAL);
+    if (!strstr(err.msg, "running manifest template dry run: in Marble m: env variable E: "))
+        fail_msg("%s", err.msg);
+    static const char bad_field[] =
+        "{\"Packages\": {\"p\": {\"Debug\": true}}, \"Marbles\": {\"m\": {\"Package\": \"p\","
+        " \"Parameters\": {\"Files\": {\"/f\": \"{{ raw .MarbleRun.SealKey }}\"}}}}}";
+    assert_int_equal(coord_core_set_manifest(c, bad_field, strlen(bad_field), NULL, &err), -EINVAL);
+    if (!strstr(err.msg, "running manifest template dry run: in Marble m: file /f: "))
+        fail_msg("%s", err.msg);
     assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MANIFEST);
     set_manifest(c);
     assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MARBLES);
