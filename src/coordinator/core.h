@@ -75,7 +75,8 @@ static inline void coord_core_freep(struct coord_core** c) {
 #define _cleanup_coord_core_ _cleanup_(coord_core_freep)
 
 enum coord_state coord_core_state(struct coord_core* c);
-/* The Coordinator root certificate (DER, malloc'd), for /quote and the client API. */
+/* The Coordinator root certificate (DER; free with OPENSSL_free), for /quote and the client
+ * API. */
 int coord_core_root_cert(struct coord_core* c, uint8_t** ret, size_t* ret_len) WARN_UNUSED;
 
 /* The response of SetManifest: RecoveryKeys name → base64 of the encrypted secret. */
@@ -87,9 +88,11 @@ struct coord_recovery_secrets {
 void coord_recovery_secrets_clear(struct coord_recovery_secrets* rs);
 
 /* SetManifest (§3.2, §1.7, §3.6): needs AcceptingManifest or Recovery, else -EPERM "server is
- * not in expected state". Parses and checks the manifest (-EINVAL with MarbleRun's message),
- * keeps it byte-exact, generates the shared secrets and the DEK for the RecoveryKeys, moves to
- * AcceptingMarbles and commits it all in one transaction. ret_recovery may be NULL. */
+ * not in expected state". Parses and checks the manifest (-EINVAL with MarbleRun's message,
+ * wrapped as clientapi does: "checking manifest: ", "generating secrets from manifest: ",
+ * "running manifest template dry run: "), runs the TemplateDryRun, keeps it byte-exact, generates
+ * the shared secrets and the DEK for the RecoveryKeys, moves to AcceptingMarbles and commits it all
+ * in one transaction. ret_recovery may be NULL. */
 int coord_core_set_manifest(struct coord_core* c, const void* raw, size_t len,
                             struct coord_recovery_secrets* ret_recovery,
                             struct moat_error* err) WARN_UNUSED;
