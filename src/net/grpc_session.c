@@ -17,6 +17,8 @@
 
 struct stream {
     struct net_grpc_session* s;
+    struct stream *prev, *next; /* all streams of the session: nghttp2_session_del and a
+                                   refused stream close without on_stream_close */
     int32_t id;
     size_t header_bytes;
     char* path;
@@ -43,11 +45,18 @@ struct net_grpc_session {
     uint8_t* peer_cert;
     size_t peer_cert_len;
     size_t buffered; /* request bytes held over all streams */
+    struct stream* streams;
 };
 
 static void stream_free(struct stream* st) {
     if (!st)
         return;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
     st->s->buffered -= st->body_len;
     free(st->path);
     free(st->encoding);
@@ -234,6 +243,10 @@ static int on_begin_headers(nghttp2_session* h2, const nghttp2_frame* frame, voi
     struct stream* st = xcalloc(1, sizeof(*st));
     st->s             = s;
     st->id            = frame->hd.stream_id;
+    st->next          = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
     if (nghttp2_session_set_stream_user_data(h2, st->id, st) != 0) {
         stream_free(st);
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -417,7 +430,9 @@ int net_grpc_session_new(const struct net_grpc_method* methods, size_t n_methods
 void net_grpc_session_free(struct net_grpc_session* s) {
     if (!s)
         return;
-    nghttp2_session_del(s->h2); /* closes the streams: on_stream_close frees them */
+    nghttp2_session_del(s->h2);
+    while (s->streams)
+        stream_free(s->streams);
     free(s->peer_cert);
     free(s);
 }
