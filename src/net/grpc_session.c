@@ -294,7 +294,8 @@ static int on_data_chunk(nghttp2_session* h2, uint8_t flags, int32_t id, const u
         /* grpc-go's text (rpc_util.go recvMsg), with the length the prefix declares */
         uint8_t prefix[GRPC_PREFIX] = {0};
         size_t have                 = st->body_len < GRPC_PREFIX ? st->body_len : GRPC_PREFIX;
-        memcpy(prefix, st->body, have);
+        if (have)
+            memcpy(prefix, st->body, have);
         memcpy(prefix + have, data, GRPC_PREFIX - have < len ? GRPC_PREFIX - have : len);
         uint64_t declared = (uint64_t)prefix[1] << 24 | (uint64_t)prefix[2] << 16 |
                             (uint64_t)prefix[3] << 8 | prefix[4];
