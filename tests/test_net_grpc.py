@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,9 @@ def echo_server_binary(build_dir):
 @pytest.fixture
 def server(build_dir, certs):
     crt, key = certs["server"]
+    env = dict(os.environ, GRPC_ECHO_IDLE_MS="1500")
     proc = subprocess.Popen([str(echo_server_binary(build_dir)), "0", str(crt), str(key)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
         proc.kill()
@@ -131,6 +133,12 @@ def test_error_status_and_message(server, certs, stubs):
             activate(stubs, ch, MarbleType="fail")
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert e.value.details() == "marble verification failed: test"
+    # grpc-message is percent-encoded on the wire (PROTOCOL-HTTP2.md); the client decodes it
+    text = "100% sure ünïcødé\ttab"
+    with channel(port, certs) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            activate(stubs, ch, MarbleType=f"fail:{text}")
+    assert e.value.details() == f"marble verification failed: {text}"
     stop(proc)
 
 
@@ -215,6 +223,32 @@ def test_oversized_message(server, certs, stubs):
         resp = activate(stubs, ch, Quote=b"q" * ((4 << 20) - 100), MarbleType="ok")
         assert len(resp.Parameters.Files["quote"]) == (4 << 20) - 100
     stop(proc)
+
+
+def test_idle_timeout(server, certs):
+    proc, port = server
+    # after the handshake, a client that sends nothing is dropped (GRPC_ECHO_IDLE_MS=1500)
+    s = tls_connect(port, certs, ["h2"])
+    s.settimeout(15)
+    got = b""
+    try:
+        while chunk := s.recv(1000):
+            got += chunk
+    except (ssl.SSLError, ConnectionError):
+        pass
+    assert got.startswith(b"\x00\x00")  # our SETTINGS came first
+    assert proc.poll() is None
+    stop(proc)
+
+
+def test_shutdown_with_open_channel(server, certs, stubs):
+    proc, port = server
+    with channel(port, certs) as ch:
+        activate(stubs, ch, MarbleType="x")
+        # the channel's connection is open and idle: GOAWAY ends it at once, no grace period
+        t0 = time.monotonic()
+        stop(proc)
+        assert time.monotonic() - t0 < 4
 
 
 def test_handshake_timeout_and_shutdown(server, certs):

@@ -36,6 +36,7 @@ struct net_grpc_server {
     struct net_grpc_server_config cfg;
     struct conn* conns;
     uint32_t n_conns;
+    size_t buffered; /* request bytes held by all sessions (limits.max_server_buffered) */
     bool shutting_down;
     struct event* grace_timer;
     int port;
@@ -157,6 +158,7 @@ static int conn_handshake_done(struct conn* c) {
     OPENSSL_free(der);
     if (r < 0)
         return r;
+    net_grpc_session_share_budget(c->session, &c->srv->buffered);
     struct timeval idle = tv_ms(c->srv->cfg.limits.idle_timeout_ms);
     bufferevent_set_timeouts(c->bev, &idle, &idle);
     if (c->srv->shutting_down)

@@ -4,7 +4,8 @@
  * request's DATA, un-frames the one gRPC message (grpc PROTOCOL-HTTP2.md: 1-byte compressed flag,
  * 4-byte big-endian length), calls the method's handler and frames the answer. Memory a client
  * can make us hold is bounded: concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS, enforced by
- * nghttp2), header bytes per stream, message size, and request bytes buffered per connection.
+ * nghttp2), header bytes per stream, message size, and request bytes buffered per connection
+ * and per server.
  */
 #include <nghttp2/nghttp2.h>
 #include <string.h>
@@ -45,8 +46,15 @@ struct net_grpc_session {
     uint8_t* peer_cert;
     size_t peer_cert_len;
     size_t buffered; /* request bytes held over all streams */
+    size_t* shared;  /* the server's total, or &own_shared */
+    size_t own_shared;
     struct stream* streams;
 };
+
+static void buffered_sub(struct net_grpc_session* s, size_t n) {
+    s->buffered -= n;
+    *s->shared -= n;
+}
 
 static void stream_free(struct stream* st) {
     if (!st)
@@ -57,7 +65,7 @@ static void stream_free(struct stream* st) {
         st->s->streams = st->next;
     if (st->next)
         st->next->prev = st->prev;
-    st->s->buffered -= st->body_len;
+    buffered_sub(st->s, st->body_len);
     free(st->path);
     free(st->encoding);
     free(st->body);
@@ -107,7 +115,7 @@ static int respond_status(struct stream* st, int status, const char* message) {
 /* Answers before the request has ended, drops what was buffered and resets the stream so the
  * client stops sending (grpc-go does the same: a status, then RST_STREAM NO_ERROR). */
 static int respond_early(struct stream* st, int status, const char* message) {
-    st->s->buffered -= st->body_len;
+    buffered_sub(st->s, st->body_len);
     st->body_len = 0;
     free(st->body);
     st->body             = NULL;
@@ -305,15 +313,17 @@ static int on_data_chunk(nghttp2_session* h2, uint8_t flags, int32_t id, const u
         return respond_early(st, NET_GRPC_RESOURCE_EXHAUSTED, msg) ? NGHTTP2_ERR_CALLBACK_FAILURE
                                                                    : 0;
     }
-    if (len > s->limits.max_conn_buffered - s->buffered)
+    if (len > s->limits.max_conn_buffered - s->buffered ||
+        len > s->limits.max_server_buffered - *s->shared)
         return respond_early(st, NET_GRPC_RESOURCE_EXHAUSTED,
-                             "grpc: too many request bytes buffered on this connection")
+                             "grpc: too many request bytes buffered")
                    ? NGHTTP2_ERR_CALLBACK_FAILURE
                    : 0;
     st->body = xrealloc(st->body, st->body_len + len);
     memcpy(st->body + st->body_len, data, len);
     st->body_len += len;
     s->buffered += len;
+    *s->shared += len;
     return 0;
 }
 
@@ -327,7 +337,7 @@ static int on_frame_recv(nghttp2_session* h2, const nghttp2_frame* frame, void* 
         return 0;
     int r = handle_request(st);
     /* the request bytes are no longer needed */
-    st->s->buffered -= st->body_len;
+    buffered_sub(st->s, st->body_len);
     st->body_len = 0;
     free(st->body);
     st->body = NULL;
@@ -367,6 +377,8 @@ void net_grpc_limits_fill(struct net_grpc_limits* l) {
         l->max_message = 4u << 20;
     if (!l->max_conn_buffered)
         l->max_conn_buffered = 16u << 20;
+    if (!l->max_server_buffered)
+        l->max_server_buffered = 256u << 20;
     if (!l->max_output_buffered)
         l->max_output_buffered = 1u << 20;
     if (!l->max_streams)
@@ -385,6 +397,7 @@ int net_grpc_session_new(const struct net_grpc_method* methods, size_t n_methods
     struct net_grpc_session* s = xcalloc(1, sizeof(*s));
     s->methods                 = methods;
     s->n_methods               = n_methods;
+    s->shared                  = &s->own_shared;
     if (limits)
         s->limits = *limits;
     net_grpc_limits_fill(&s->limits);
@@ -436,6 +449,11 @@ void net_grpc_session_free(struct net_grpc_session* s) {
         stream_free(s->streams);
     free(s->peer_cert);
     free(s);
+}
+
+void net_grpc_session_share_budget(struct net_grpc_session* s, size_t* shared) {
+    *shared += s->buffered;
+    s->shared = shared;
 }
 
 int net_grpc_session_recv(struct net_grpc_session* s, const uint8_t* data, size_t len) {

@@ -61,6 +61,7 @@ typedef int (*net_grpc_handler)(const uint8_t* req, size_t len, const uint8_t* p
 struct net_grpc_limits {
     size_t max_message;            /* request message bytes; default 4 MiB (grpc's default) */
     size_t max_conn_buffered;      /* request bytes buffered per connection; default 16 MiB */
+    size_t max_server_buffered;    /* ... over all connections of a server; default 256 MiB */
     size_t max_output_buffered;    /* response bytes queued before reading pauses; 1 MiB */
     uint32_t max_streams;          /* concurrent streams per connection; default 100 */
     uint32_t max_connections;      /* per server; default 1024 */
@@ -89,6 +90,9 @@ int net_grpc_session_new(const struct net_grpc_method* methods, size_t n_methods
                          const struct net_grpc_limits* limits, const uint8_t* peer_cert_der,
                          size_t cert_len, struct net_grpc_session** ret_session) WARN_UNUSED;
 void net_grpc_session_free(struct net_grpc_session* s);
+/* Makes the session also count its buffered request bytes in `*shared` (the server's total,
+ * held below limits.max_server_buffered). `shared` must outlive the session. */
+void net_grpc_session_share_budget(struct net_grpc_session* s, size_t* shared);
 /* Feeds bytes from the client; handlers run from here. Returns 0, or -EPROTO when the session
  * must be closed (a GOAWAY may be pending: send it, then close). */
 int net_grpc_session_recv(struct net_grpc_session* s, const uint8_t* data, size_t len) WARN_UNUSED;

@@ -4,7 +4,8 @@
  * (../shared/reference/marblerun.md §4.1) by echoing the request back as Parameters, plus the
  * SHA-256 of the client certificate the handler was given. MarbleType "fail" answers
  * PERMISSION_DENIED. Usage: grpc_echo_server PORT CERT KEY (PORT 0: any; the bound port is
- * printed as "listening on PORT"). SIGTERM shuts it down gracefully.
+ * printed as "listening on PORT"). SIGTERM shuts it down gracefully. GRPC_ECHO_IDLE_MS sets the
+ * idle timeout (tests of it should not wait the default 120 s).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -38,10 +39,12 @@ static int activate(const uint8_t* req, size_t len, const uint8_t* cert, size_t 
         *message = xstrdup("cannot decode ActivationReq");
         return 0;
     }
-    if (strcmp(ar->marbletype, "fail") == 0) {
-        rpc__activation_req__free_unpacked(ar, NULL);
+    if (strcmp(ar->marbletype, "fail") == 0 || strncmp(ar->marbletype, "fail:", 5) == 0) {
+        /* "fail:TEXT" puts TEXT in the message: percent-encoding end to end */
         *status  = NET_GRPC_PERMISSION_DENIED;
-        *message = xstrdup("marble verification failed: test");
+        *message = xasprintf("marble verification failed: %s",
+                             ar->marbletype[4] ? ar->marbletype + 5 : "test");
+        rpc__activation_req__free_unpacked(ar, NULL);
         return 0;
     }
     uint8_t digest[SHA256_DIGEST_SIZE];
@@ -102,6 +105,9 @@ int main(int argc, char** argv) {
         .n_methods = ARRAY_SIZE(methods),
         .limits    = {.handshake_timeout_ms = 5000},
     };
+    const char* idle = getenv("GRPC_ECHO_IDLE_MS");
+    if (idle)
+        cfg.limits.idle_timeout_ms = (uint32_t)strtoul(idle, NULL, 10);
     struct event_base* base = event_base_new();
     if (!base)
         return 1;
