@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import importlib
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -67,17 +68,22 @@ def echo_server_binary(build_dir):
     return p
 
 
-@pytest.fixture
-def server(build_dir, certs):
+def start_server(build_dir, certs, preexec_fn=None):
     crt, key = certs["server"]
     env = dict(os.environ, GRPC_ECHO_IDLE_MS="1500")
     proc = subprocess.Popen([str(echo_server_binary(build_dir)), "0", str(crt), str(key)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=preexec_fn)
     line = proc.stdout.readline()
     if not line.startswith("listening on "):
         proc.kill()
         pytest.fail(f"server did not start: {line!r} {proc.stderr.read()}")
-    port = int(line.split()[2])
+    return proc, int(line.split()[2])
+
+
+@pytest.fixture
+def server(build_dir, certs):
+    proc, port = start_server(build_dir, certs)
     yield proc, port
     if proc.poll() is None:
         proc.kill()
@@ -260,3 +266,31 @@ def test_handshake_timeout_and_shutdown(server, certs):
     idle2 = socket.create_connection(("127.0.0.1", port), timeout=15)
     stop(proc)
     idle2.close()
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_fd_exhaustion_does_not_spin(build_dir, certs, stubs):
+    # with few file descriptors, accept() fails with EMFILE while the connection stays queued:
+    # the server must pause accepting instead of spinning, and recover when fds are free again
+    proc, port = start_server(
+        build_dir, certs, lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32)))
+    try:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(60)]
+        before = cpu_seconds(proc.pid)
+        time.sleep(2)
+        assert cpu_seconds(proc.pid) - before < 0.5
+        for s in socks:
+            s.close()
+        time.sleep(1)
+        with channel(port, certs) as ch:
+            resp = activate(stubs, ch, MarbleType="after")
+        assert resp.Parameters.Env["MarbleType"] == b"after"
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -39,6 +39,7 @@ struct net_grpc_server {
     size_t buffered; /* request bytes held by all sessions (limits.max_server_buffered) */
     bool shutting_down;
     struct event* grace_timer;
+    struct event* accept_timer; /* re-enables accepting after an accept() error */
     int port;
 };
 
@@ -218,6 +219,26 @@ static void on_accept(struct evconnlistener* l, evutil_socket_t fd, struct socka
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+static void accept_resume(evutil_socket_t fd, short what, void* arg) {
+    (void)fd;
+    (void)what;
+    struct net_grpc_server* srv = arg;
+    if (srv->listener)
+        evconnlistener_enable(srv->listener);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS...): the pending connection stays in the backlog and
+ * the socket stays readable, so without a pause the loop would spin. Pause accepting for 1 s. */
+static void on_accept_error(struct evconnlistener* l, void* arg) {
+    struct net_grpc_server* srv = arg;
+    evconnlistener_disable(l);
+    struct timeval tv = {.tv_sec = 1};
+    if (!srv->accept_timer)
+        srv->accept_timer = evtimer_new(srv->base, accept_resume, srv);
+    if (!srv->accept_timer || evtimer_add(srv->accept_timer, &tv) < 0)
+        evconnlistener_enable(l);
+}
+
 /* Any client certificate is accepted here; the handler decides (MarbleRun checks the quote
  * that binds it, or compares it with the manifest's users). */
 static int verify_any(int ok, X509_STORE_CTX* ctx) {
@@ -323,9 +344,11 @@ int net_grpc_server_new(struct event_base* base, const struct net_grpc_server_co
     srv->listener = evconnlistener_new_bind(
         base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1,
         (struct sockaddr*)&ss, sslen);
-    if (!srv->listener)
-        return moat_error_set_errno(err, -errno ? -errno : -EADDRNOTAVAIL, "cannot listen on '%s'",
-                                    config->address);
+    if (!srv->listener) {
+        int e = errno ? errno : EADDRNOTAVAIL;
+        return moat_error_set_errno(err, -e, "cannot listen on '%s'", config->address);
+    }
+    evconnlistener_set_error_cb(srv->listener, on_accept_error);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr*)&bound, &blen) == 0)
@@ -383,6 +406,8 @@ void net_grpc_server_free(struct net_grpc_server* srv) {
         conn_close(srv->conns);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
+    if (srv->accept_timer)
+        event_free(srv->accept_timer);
     if (srv->listener)
         evconnlistener_free(srv->listener);
     SSL_CTX_free(srv->ssl);
