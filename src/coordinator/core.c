@@ -30,8 +30,8 @@
 static const char* const STATE_MESSAGES[] = {
     [COORD_STATE_UNINITIALIZED] = "",
     [COORD_STATE_RECOVERY] =
-        "Coordinator is in recovery mode. Either upload a key to unseal the saved state, or set "
-        "a new manifest. For more information on how to proceed, consult the documentation.",
+        ("Coordinator is in recovery mode. Either upload a key to unseal the saved state, or set "
+         "a new manifest. For more information on how to proceed, consult the documentation."),
     [COORD_STATE_ACCEPTING_MANIFEST] = "Coordinator is ready to accept a manifest.",
     [COORD_STATE_ACCEPTING_MARBLES] =
         "Coordinator is running correctly and ready to accept marbles.",
