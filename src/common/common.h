@@ -114,6 +114,10 @@ void moat_log(enum log_level level, const char* fmt, ...) PRINTF_FMT(2, 3);
 void moat_vlog(enum log_level level, const char* fmt, va_list ap) PRINTF_FMT(2, 0);
 /* Program name used as prefix ("moat: "); may be NULL for none. Not copied. */
 void log_set_prefix(const char* prefix);
+/* Hands every message that passes the level to `sink` instead (formatted, without newline; the
+ * sink does its own locking), e.g. the Coordinator's JSON lines. NULL restores the default. */
+typedef void (*log_sink_fn)(enum log_level level, const char* msg);
+void log_set_sink(log_sink_fn sink);
 
 #define log_error(...)   moat_log(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) moat_log(LOG_LEVEL_WARNING, __VA_ARGS__)

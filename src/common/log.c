@@ -9,6 +9,7 @@ static enum log_level g_log_level = LOG_LEVEL_ERROR;
 static FILE* g_log_file;
 static const char* g_log_prefix   = "moat";
 static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static log_sink_fn g_log_sink;
 
 static const char* const g_level_names[] = {
     [LOG_LEVEL_NONE] = "none",   [LOG_LEVEL_ERROR] = "error", [LOG_LEVEL_WARNING] = "warning",
@@ -47,9 +48,21 @@ void log_set_prefix(const char* prefix) {
     g_log_prefix = prefix;
 }
 
+void log_set_sink(log_sink_fn sink) {
+    g_log_sink = sink;
+}
+
 void moat_vlog(enum log_level level, const char* fmt, va_list ap) {
     if (level > g_log_level || level == LOG_LEVEL_NONE)
         return;
+    if (g_log_sink) {
+        char* msg = NULL;
+        if (vasprintf(&msg, fmt, ap) >= 0) {
+            g_log_sink(level, msg);
+            free(msg);
+        }
+        return;
+    }
     FILE* out = g_log_file ? g_log_file : stderr;
     pthread_mutex_lock(&g_log_lock);
     if (g_log_prefix)

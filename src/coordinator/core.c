@@ -439,6 +439,7 @@ void coord_core_free(struct coord_core* c) {
     moat_ca_free(c->ca);
     moat_root_secrets_wipe(&c->root);
     moat_shared_secrets_clear(&c->shared);
+    free(c->manifest_sig);
     for (size_t i = 0; c->dns_names[i]; i++)
         free(c->dns_names[i]);
     free(c->dns_names);

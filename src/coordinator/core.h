@@ -126,3 +126,28 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                         const char* uuid, const uint8_t* peer_cert, size_t peer_cert_len,
                         struct coord_params* ret_params, enum coord_status* ret_status,
                         struct moat_error* err) WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* What the listeners and GET endpoints read (core_server.c)                                  */
+
+/* The certificate and key a listener presents (§3.3): the client API the root, the Marble API
+ * (mesh) the marble root with the intermediate key. References the caller frees (X509_free,
+ * EVP_PKEY_free). */
+struct x509_st;
+struct evp_pkey_st;
+int coord_core_tls_credentials(struct coord_core* c, bool mesh, struct x509_st** ret_cert,
+                               struct evp_pkey_st** ret_key) WARN_UNUSED;
+/* GET /quote's "cert": PEM of the intermediate, then the root (malloc'd). */
+int coord_core_cert_chain_pem(struct coord_core* c, char** ret, size_t* ret_len) WARN_UNUSED;
+
+/* GET /manifest: the raw manifest, its fingerprint (hex sha256) and the root key's ECDSA
+ * signature over sha256(raw) (DER). All empty (raw NULL) before a manifest is set. */
+struct coord_manifest_info {
+    uint8_t* raw;
+    size_t raw_len;
+    char fingerprint[SHA256_HEX_SIZE];
+    uint8_t* signature;
+    size_t signature_len;
+};
+int coord_core_manifest_info(struct coord_core* c, struct coord_manifest_info* ret) WARN_UNUSED;
+void coord_manifest_info_clear(struct coord_manifest_info* i);

@@ -36,6 +36,11 @@ struct coord_core {
     bool simulation;
     const struct collateral* collateral;
     const struct attest_verify_opts* verify_opts;
+    /* the manifest signature of GET /manifest (core_server.c), for the manifest whose
+     * fingerprint is manifest_sig_fp */
+    uint8_t* manifest_sig;
+    size_t manifest_sig_len;
+    char manifest_sig_fp[SHA256_HEX_SIZE];
 };
 
 /* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
