@@ -35,7 +35,7 @@ static void json_str(struct strbuf* sb, const char* s) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
             strbuf_printf(sb, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
+        else if (ch < 0x20 || ch == 0x7f) /* UTF-8 passes through */
             strbuf_printf(sb, "\\u%04x", ch);
         else
             strbuf_putc(sb, (char)ch);
