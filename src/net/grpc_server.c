@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "net.h"
+#include "net_internal.h"
 
 struct conn {
     struct net_grpc_server* srv;
@@ -32,15 +32,13 @@ struct conn {
 struct net_grpc_server {
     struct event_base* base;
     SSL_CTX* ssl;
-    struct evconnlistener* listener;
+    struct net_listener listener;
     struct net_grpc_server_config cfg;
     struct conn* conns;
     uint32_t n_conns;
     size_t buffered; /* request bytes held by all sessions (limits.max_server_buffered) */
     bool shutting_down;
     struct event* grace_timer;
-    struct event* accept_timer; /* re-enables accepting after an accept() error */
-    int port;
 };
 
 static struct timeval tv_ms(uint32_t ms) {
@@ -219,34 +217,6 @@ static void on_accept(struct evconnlistener* l, evutil_socket_t fd, struct socka
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-static void accept_resume(evutil_socket_t fd, short what, void* arg) {
-    (void)fd;
-    (void)what;
-    struct net_grpc_server* srv = arg;
-    if (srv->listener)
-        evconnlistener_enable(srv->listener);
-}
-
-/* accept() failed (EMFILE, ENFILE, ENOBUFS...): the pending connection stays in the backlog and
- * the socket stays readable, so without a pause the loop would spin. Pause accepting for 1 s. */
-static void on_accept_error(struct evconnlistener* l, void* arg) {
-    struct net_grpc_server* srv = arg;
-    evconnlistener_disable(l);
-    struct timeval tv = {.tv_sec = 1};
-    if (!srv->accept_timer)
-        srv->accept_timer = evtimer_new(srv->base, accept_resume, srv);
-    if (!srv->accept_timer || evtimer_add(srv->accept_timer, &tv) < 0)
-        evconnlistener_enable(l);
-}
-
-/* Any client certificate is accepted here; the handler decides (MarbleRun checks the quote
- * that binds it, or compares it with the manifest's users). */
-static int verify_any(int ok, X509_STORE_CTX* ctx) {
-    (void)ok;
-    (void)ctx;
-    return 1;
-}
-
 static int select_h2(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                      const unsigned char* in, unsigned inlen, void* arg) {
     (void)ssl;
@@ -259,107 +229,81 @@ static int select_h2(SSL* ssl, const unsigned char** out, unsigned char* outlen,
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int ssl_ctx_new(const struct net_grpc_server_config* cfg, SSL_CTX** ret,
-                       struct moat_error* err) {
+static void grpc_ssl_ctx_setup(SSL_CTX* ctx) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, net_verify_any);
+    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+}
+
+static int ssl_ctx_from_files(const struct net_grpc_server_config* cfg, SSL_CTX** ret,
+                              struct moat_error* err) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx)
         return moat_error_set(err, -ENOMEM, "cannot create a TLS context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(
         ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
+    if (!cfg->cert_file || SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
         SSL_CTX_free(ctx);
         ERR_clear_error();
-        return moat_error_set(err, -EINVAL, "cannot load the TLS certificate '%s'", cfg->cert_file);
+        return moat_error_set(err, -EINVAL, "cannot load the TLS certificate '%s'",
+                              cfg->cert_file ? cfg->cert_file : "");
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
+    if (!cfg->key_file || SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         SSL_CTX_free(ctx);
         ERR_clear_error();
         return moat_error_set(err, -EINVAL,
                               "cannot load the TLS key '%s' (or it does not match '%s')",
-                              cfg->key_file, cfg->cert_file);
+                              cfg->key_file ? cfg->key_file : "", cfg->cert_file);
     }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_any);
-    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
     *ret = ctx;
     return 0;
 }
 
-/* "host:port", "[v6]:port" or "port"; numeric hosts only (evutil_parse_sockaddr_port refuses
- * port 0, which tests use to get any free port). */
-static int parse_address(const char* address, struct sockaddr_storage* ss, int* sslen) {
-    char host[64]        = "0.0.0.0";
-    const char* port_str = address;
-    const char* colon    = strrchr(address, ':');
-    if (colon) {
-        const char* h = address;
-        size_t hlen   = (size_t)(colon - address);
-        if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-            h++;
-            hlen -= 2;
-        }
-        if (hlen == 0 || hlen >= sizeof(host))
-            return -EINVAL;
-        memcpy(host, h, hlen);
-        host[hlen] = '\0';
-        port_str   = colon + 1;
-    }
-    char* end;
-    errno              = 0;
-    unsigned long port = strtoul(port_str, &end, 10);
-    if (errno || end == port_str || *end || port > 65535 || port_str[0] == '-')
-        return -EINVAL;
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in* in4  = (struct sockaddr_in*)ss;
-    struct sockaddr_in6* in6 = (struct sockaddr_in6*)ss;
-    if (evutil_inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port   = htons((uint16_t)port);
-        *sslen          = (int)sizeof(*in4);
-    } else if (evutil_inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port   = htons((uint16_t)port);
-        *sslen           = (int)sizeof(*in6);
-    } else {
-        return -EINVAL;
-    }
+static int ssl_ctx_new(const struct net_grpc_server_config* cfg,
+                       const struct net_tls_credentials* creds, SSL_CTX** ret,
+                       struct moat_error* err) {
+    SSL_CTX* ctx = NULL;
+    int r        = creds ? net_ssl_ctx_new(creds, &ctx, err) : ssl_ctx_from_files(cfg, &ctx, err);
+    if (r < 0)
+        return r;
+    grpc_ssl_ctx_setup(ctx);
+    *ret = ctx;
     return 0;
 }
 
 int net_grpc_server_new(struct event_base* base, const struct net_grpc_server_config* config,
                         struct net_grpc_server** ret_server, struct moat_error* err) {
-    struct sockaddr_storage ss;
-    int sslen;
-    if (!config->address || parse_address(config->address, &ss, &sslen) < 0)
-        return moat_error_set(err, -EINVAL, "invalid listen address '%s'",
-                              config->address ? config->address : "");
     _cleanup_(net_grpc_server_freep) struct net_grpc_server* srv = xcalloc(1, sizeof(*srv));
     srv->base                                                    = base;
     srv->cfg                                                     = *config;
+    srv->cfg.creds                                               = NULL; /* borrowed */
     net_grpc_limits_fill(&srv->cfg.limits);
-    int r = ssl_ctx_new(config, &srv->ssl, err);
+    int r = ssl_ctx_new(config, config->creds, &srv->ssl, err);
     if (r < 0)
         return r;
-    srv->listener = evconnlistener_new_bind(
-        base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, -1,
-        (struct sockaddr*)&ss, sslen);
-    if (!srv->listener) {
-        int e = errno ? errno : EADDRNOTAVAIL;
-        return moat_error_set_errno(err, -e, "cannot listen on '%s'", config->address);
-    }
-    evconnlistener_set_error_cb(srv->listener, on_accept_error);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr*)&bound, &blen) == 0)
-        srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6*)&bound)->sin6_port
-                                                      : ((struct sockaddr_in*)&bound)->sin_port);
+    r = net_listener_open(base, config->address, config->reuse_port, on_accept, srv, &srv->listener,
+                          err);
+    if (r < 0)
+        return r;
     *ret_server = TAKE_PTR(srv);
     return 0;
 }
 
 int net_grpc_server_port(const struct net_grpc_server* s) {
-    return s->port;
+    return s->listener.port;
+}
+
+int net_grpc_server_set_credentials(struct net_grpc_server* s,
+                                    const struct net_tls_credentials* creds,
+                                    struct moat_error* err) {
+    SSL_CTX* ctx = NULL;
+    int r        = ssl_ctx_new(&s->cfg, creds, &ctx, err);
+    if (r < 0)
+        return r;
+    SSL_CTX_free(s->ssl); /* connections made with it hold their own reference */
+    s->ssl = ctx;
+    return 0;
 }
 
 static void grace_expired(evutil_socket_t fd, short what, void* arg) {
@@ -375,10 +319,7 @@ void net_grpc_server_shutdown(struct net_grpc_server* srv, uint32_t grace_ms) {
     if (srv->shutting_down)
         return;
     srv->shutting_down = true;
-    if (srv->listener) {
-        evconnlistener_free(srv->listener);
-        srv->listener = NULL;
-    }
+    net_listener_close(&srv->listener);
     for (struct conn *c = srv->conns, *next; c; c = next) {
         next = c->next;
         if (!c->session) {
@@ -406,10 +347,7 @@ void net_grpc_server_free(struct net_grpc_server* srv) {
         conn_close(srv->conns);
     if (srv->grace_timer)
         event_free(srv->grace_timer);
-    if (srv->accept_timer)
-        event_free(srv->accept_timer);
-    if (srv->listener)
-        evconnlistener_free(srv->listener);
+    net_listener_close(&srv->listener);
     SSL_CTX_free(srv->ssl);
     free(srv);
 }

@@ -10,6 +10,9 @@
  *
  * Two layers: `net_grpc_session_*` is the transport-free HTTP/2 + gRPC logic (bytes in, bytes
  * out; the fuzzer drives it directly), `net_grpc_server_*` puts it behind TLS sockets.
+ *
+ * And an HTTP/1.1 server (`net_http_server_*`, evhttp), over TLS or plain, for the
+ * Coordinator's client REST API (marblerun.md §3.5) and its Prometheus listener.
  */
 #pragma once
 
@@ -17,9 +20,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "common.h"
 
 struct event_base;
+
+/* TLS credentials: a leaf certificate, optional extra chain certificates, and the leaf's
+ * private key. Borrowed: a server takes its own references. */
+struct net_tls_credentials {
+    X509* cert;
+    STACK_OF(X509) * chain; /* may be NULL */
+    EVP_PKEY* key;
+};
 
 /* gRPC status codes (grpc/doc/statuscodes.md). */
 enum net_grpc_status {
@@ -111,20 +125,29 @@ void net_grpc_session_goaway(struct net_grpc_session* s);
 struct net_grpc_server;
 
 struct net_grpc_server_config {
-    const char* address;   /* "host:port", "[v6]:port" or "port" (all addresses) */
-    const char* cert_file; /* PEM certificate chain */
-    const char* key_file;  /* PEM private key */
+    const char* address;   /* "host:port", "[v6]:port", "port" or ":port" (all addresses) */
+    const char* cert_file; /* PEM certificate chain (unless `creds`) */
+    const char* key_file;  /* PEM private key (unless `creds`) */
+    const struct net_tls_credentials* creds; /* in-memory credentials instead of the files */
     const struct net_grpc_method* methods;
     size_t n_methods;
     struct net_grpc_limits limits;
+    bool reuse_port; /* SO_REUSEPORT: one server per thread (each its own event_base), one port */
 };
 
 /* Loads the certificate and key, binds and listens on `base`. Fails with -EINVAL (bad
- * config/certificate), -EADDRINUSE etc. (bind), and a message in `err`. */
+ * config/certificate), -EADDRINUSE etc. (bind), and a message in `err`. `creds` is only
+ * borrowed for the call. */
 int net_grpc_server_new(struct event_base* base, const struct net_grpc_server_config* config,
                         struct net_grpc_server** ret_server, struct moat_error* err) WARN_UNUSED;
 /* The bound port (useful after listening on port 0). */
 int net_grpc_server_port(const struct net_grpc_server* s);
+/* Replaces the certificate and key for new connections (the Coordinator rotates its
+ * certificates); established connections keep theirs. Returns 0 or -EINVAL (they do not
+ * match; the old ones stay). */
+int net_grpc_server_set_credentials(struct net_grpc_server* s,
+                                    const struct net_tls_credentials* creds,
+                                    struct moat_error* err) WARN_UNUSED;
 /* Stops accepting, sends GOAWAY on every connection and lets in-flight calls finish; when the
  * last connection closes (or after `grace_ms`), breaks `base`'s loop with event_base_loopexit.
  * Safe to call from a libevent signal callback (evsignal_new(base, SIGTERM, ...)), and twice. */
@@ -138,3 +161,70 @@ static inline void net_grpc_server_freep(struct net_grpc_server** s) {
 /* Percent-encodes a grpc-message value (grpc PROTOCOL-HTTP2.md: bytes outside 0x20-0x7e and
  * '%' become %XX). Returns a malloc'd string. */
 char* net_grpc_percent_encode(const char* msg);
+
+/* ---------------------------------------------------------------------------------------- */
+/* HTTP/1.1 server (evhttp) on a libevent loop                                              */
+
+/*
+ * One request, valid for the handler call only. Any method and path reaches the handler: the
+ * caller routes (and answers 405/404 itself).
+ */
+struct net_http_request {
+    const char* method;  /* "GET", "POST", ... as sent */
+    const char* path;    /* percent-decoded, without the query; never contains NUL */
+    const char* query;   /* the raw query string after '?', NULL when none */
+    const uint8_t* body; /* NUL-terminated copy (never NULL); body_len excludes the NUL */
+    size_t body_len;
+    const uint8_t* peer_cert_der; /* the TLS client certificate (DER), NULL: none / plain HTTP */
+    size_t peer_cert_len;
+};
+
+struct net_http_response {
+    int status;               /* HTTP status; 0 (or outside 100-599) = 500 */
+    const char* content_type; /* a static string; NULL = "application/json" */
+    uint8_t* body;            /* malloc'd or NULL; the server frees it */
+    size_t body_len;
+};
+
+/* A handler fills `resp` (zeroed on entry). A negative return answers 500 with an empty body
+ * (resp->body is freed). Runs on the server's event_base; must not block. */
+typedef int (*net_http_handler)(const struct net_http_request* req, struct net_http_response* resp,
+                                void* ctx);
+
+struct net_http_server_config {
+    const char* address;      /* as net_grpc_server_config.address */
+    bool tls;                 /* false: plain HTTP (the Prometheus listener) */
+    bool request_client_cert; /* TLS: ask for a client certificate and accept any, or none (Go's
+                                 tls.RequestClientCert: no verification, optional) */
+    net_http_handler handler;
+    void* ctx;
+    size_t max_body;          /* request body bytes; default 32 MiB; larger: 413, no handler */
+    uint32_t max_connections; /* default 1024; connections beyond are closed at once */
+    uint32_t timeout_ms;      /* per connection: read/write inactivity, TLS handshake, and the
+                                 whole of one request from its first byte; default 60 s */
+    bool reuse_port;          /* SO_REUSEPORT, so that one server per thread can share a port */
+};
+
+struct net_http_server;
+
+/* Binds and listens on `base`. `creds` (borrowed) is required when cfg->tls, ignored otherwise.
+ * Fails with -EINVAL (config, credentials), -EADDRINUSE etc. (bind), and a message in `err`. */
+int net_http_server_new(struct event_base* base, const struct net_http_server_config* cfg,
+                        const struct net_tls_credentials* creds, struct net_http_server** ret,
+                        struct moat_error* err) WARN_UNUSED;
+/* The bound port (useful after listening on port 0). */
+int net_http_server_port(const struct net_http_server* s);
+/* Replaces the certificate and key for new connections; established connections keep theirs.
+ * Returns 0, -EINVAL (plain server, or the key does not match; the old ones stay). */
+int net_http_server_set_credentials(struct net_http_server* s,
+                                    const struct net_tls_credentials* creds,
+                                    struct moat_error* err) WARN_UNUSED;
+/* Stops accepting, closes idle connections, lets requests in progress finish (answered with
+ * "Connection: close"); when the last connection is gone (or after `grace_ms`), breaks `base`'s
+ * loop with event_base_loopexit. Safe from a libevent signal callback, and twice. */
+void net_http_server_shutdown(struct net_http_server* s, uint32_t grace_ms);
+/* Closes whatever is left and frees the server. NULL is fine. */
+void net_http_server_free(struct net_http_server* s);
+static inline void net_http_server_freep(struct net_http_server** s) {
+    net_http_server_free(*s);
+}
