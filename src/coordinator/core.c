@@ -176,7 +176,7 @@ static void put_b64(json_t* o, const char* key, const struct moat_der* d) {
 }
 
 /* secret:<n> = {"Type", "Cert", "Private", "Public"} with base64 bytes (MarbleRun's state form). */
-static void txn_put_secret(struct store_txn* t, const struct moat_secret* s) {
+void core_txn_put_secret(struct store_txn* t, const char* prefix, const struct moat_secret* s) {
     json_t* o = json_object();
     json_object_set_new(o, "Type", json_string(s->type));
     put_b64(o, "Cert", &s->v.cert);
@@ -186,7 +186,7 @@ static void txn_put_secret(struct store_txn* t, const struct moat_secret* s) {
     json_decref(o);
     if (!text)
         abort();
-    _cleanup_free_ char* key = xasprintf(K_SECRET_PREFIX "%s", s->name);
+    _cleanup_free_ char* key = xasprintf("%s%s", prefix, s->name);
     txn_put(t, key, text, strlen(text));
     OPENSSL_cleanse(text, strlen(text));
     free(text);
@@ -201,8 +201,9 @@ static int get_b64(json_t* o, const char* key, struct moat_der* ret) {
     return base64_decode_alloc(v, strlen(v), &ret->p, &ret->len) < 0 ? -EBADMSG : 0;
 }
 
-static int load_secret(struct store* st, const char* name, struct moat_secret* ret) {
-    _cleanup_free_ char* key = xasprintf(K_SECRET_PREFIX "%s", name);
+int core_load_secret(struct store* st, const char* prefix, const char* name,
+                     struct moat_secret* ret) {
+    _cleanup_free_ char* key = xasprintf("%s%s", prefix, name);
     const uint8_t* v;
     size_t n;
     if (store_get(st, key, &v, &n) < 0)
@@ -228,7 +229,7 @@ static int load_secret(struct store* st, const char* name, struct moat_secret* r
     return 0;
 }
 
-static void txn_put_ca(struct store_txn* t, const struct moat_ca_der* d) {
+void core_txn_put_ca(struct store_txn* t, const struct moat_ca_der* d) {
     txn_put(t, K_ROOT_CERT, d->root_cert.p, d->root_cert.len);
     txn_put(t, K_ROOT_KEY, d->root_key.p, d->root_key.len);
     txn_put(t, K_INTERM_CERT, d->intermediate_cert.p, d->intermediate_cert.len);
@@ -245,13 +246,13 @@ static void txn_put_state(struct store_txn* t, enum coord_state s) {
 /* The CA, root secrets and state of a new core (setCAData) in one transaction. */
 static int put_ca_and_root(struct coord_core* c, struct store_txn* t, struct moat_error* err) {
     _cleanup_(moat_ca_der_clearp) struct moat_ca_der d = {0};
-    int r                                              = moat_ca_export(c->ca, &d, err);
+    int r                                              = moat_ca_export(c->gen->ca, &d, err);
     if (r < 0)
         return r;
-    txn_put_ca(t, &d);
-    txn_put(t, K_ROOT_SECRET, c->root.current, sizeof(c->root.current));
-    if (c->root.has_previous)
-        txn_put(t, K_PREV_SECRET, c->root.previous, sizeof(c->root.previous));
+    core_txn_put_ca(t, &d);
+    txn_put(t, K_ROOT_SECRET, c->gen->root.current, sizeof(c->gen->root.current));
+    if (c->gen->root.has_previous)
+        txn_put(t, K_PREV_SECRET, c->gen->root.previous, sizeof(c->gen->root.previous));
     return 0;
 }
 
@@ -274,7 +275,7 @@ static int restore_ca(struct coord_core* c, struct moat_error* err) {
         get_der(c->store, K_INTERM_KEY, &d.intermediate_key) < 0 ||
         get_der(c->store, K_MROOT_CERT, &d.marble_root_cert) < 0)
         return moat_error_set(err, -EBADMSG, "the sealed state has no complete CA");
-    return moat_ca_import(&d, &c->ca, err);
+    return moat_ca_import(&d, &c->gen->ca, err);
 }
 
 static int restore_root(struct coord_core* c, struct moat_error* err) {
@@ -282,10 +283,10 @@ static int restore_root(struct coord_core* c, struct moat_error* err) {
     size_t n;
     if (store_get(c->store, K_ROOT_SECRET, &v, &n) < 0 || n != MOAT_ROOT_SECRET_SIZE)
         return moat_error_set(err, -EBADMSG, "the sealed state has no root secret");
-    memcpy(c->root.current, v, n);
+    memcpy(c->gen->root.current, v, n);
     if (store_get(c->store, K_PREV_SECRET, &v, &n) == 0 && n == MOAT_ROOT_SECRET_SIZE) {
-        memcpy(c->root.previous, v, n);
-        c->root.has_previous = true;
+        memcpy(c->gen->root.previous, v, n);
+        c->gen->root.has_previous = true;
     }
     return 0;
 }
@@ -296,23 +297,23 @@ static int restore_manifest(struct coord_core* c, struct moat_error* err) {
     size_t len;
     if (store_get(c->store, K_MANIFEST, &raw, &len) < 0)
         return moat_error_set(err, -EBADMSG, "the sealed state has no manifest");
-    int r = coord_manifest_parse(raw, len, &c->manifest, err);
+    int r = coord_manifest_parse(raw, len, &c->gen->manifest, err);
     if (r == 0)
-        r = core_specs_build(c->manifest, &c->specs, err);
+        r = core_specs_build(c->gen->manifest, &c->gen->specs, err);
     if (r < 0)
         return moat_error_prefix(err, "the sealed manifest");
-    for (size_t i = 0; i < c->specs.n; i++) {
-        const struct moat_secret_spec* sp = &c->specs.v[i];
+    for (size_t i = 0; i < c->gen->specs.n; i++) {
+        const struct moat_secret_spec* sp = &c->gen->specs.v[i];
         if (!sp->shared || sp->user_defined)
             continue;
         struct moat_secret s;
-        if (load_secret(c->store, sp->name, &s) < 0)
+        if (core_load_secret(c->store, K_SECRET_PREFIX, sp->name, &s) < 0)
             return moat_error_set(err, -EBADMSG, "the sealed state lacks secret %s", sp->name);
-        struct moat_secret_set* set = &c->shared.current;
+        struct moat_secret_set* set = &c->gen->shared.current;
         set->v                      = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
         set->v[set->n++]            = s;
     }
-    return 0;
+    return core_update_restore(c, err);
 }
 
 static int restore(struct coord_core* c, struct moat_error* err) {
@@ -338,9 +339,9 @@ static int restore(struct coord_core* c, struct moat_error* err) {
 /* NewCore                                                                                    */
 
 static int fresh_ca(struct coord_core* c, struct moat_error* err) {
-    int r = moat_ca_generate((const char* const*)c->dns_names, &c->ca, err);
+    int r = moat_ca_generate((const char* const*)c->dns_names, &c->gen->ca, err);
     if (r == 0)
-        r = moat_root_secrets_init(&c->root, err);
+        r = moat_root_secrets_init(&c->gen->root, err);
     return r;
 }
 
@@ -393,6 +394,7 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
     c->collateral  = opts->collateral;
     c->verify_opts = opts->verify_opts;
     c->store       = store_new(opts->seal_dir);
+    c->gen         = core_gen_new();
     if (opts->seal_key)
         store_set_seal_key(c->store, opts->seal_key,
                            opts->seal_key_info ? opts->seal_key_info : "moat-seal-v1");
@@ -430,16 +432,42 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
     return 0;
 }
 
+struct core_gen* core_gen_new(void) {
+    struct core_gen* g = xcalloc(1, sizeof(*g));
+    g->refs            = 1;
+    return g;
+}
+
+struct core_gen* core_gen_ref(struct core_gen* g) {
+    __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+    return g;
+}
+
+void core_gen_unref(struct core_gen* g) {
+    if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    coord_manifest_free(g->manifest);
+    core_specs_clear(&g->specs);
+    moat_ca_free(g->ca);
+    moat_root_secrets_wipe(&g->root);
+    moat_shared_secrets_clear(&g->shared);
+    free(g);
+}
+
 void coord_core_free(struct coord_core* c) {
     if (!c)
         return;
     store_free(c->store);
+<<<<<<< HEAD
     coord_manifest_free(c->manifest);
     core_specs_clear(&c->specs);
     moat_ca_free(c->ca);
     moat_root_secrets_wipe(&c->root);
     moat_shared_secrets_clear(&c->shared);
     free(c->manifest_sig);
+=======
+    core_gen_unref(c->gen);
+>>>>>>> h-update
     for (size_t i = 0; c->dns_names[i]; i++)
         free(c->dns_names[i]);
     free(c->dns_names);
@@ -458,7 +486,7 @@ enum coord_state coord_core_state(struct coord_core* c) {
 int coord_core_root_cert(struct coord_core* c, uint8_t** ret, size_t* ret_len) {
     pthread_mutex_lock(&c->lock);
     uint8_t* der = NULL;
-    int n        = i2d_X509(c->ca->root_cert, &der);
+    int n        = i2d_X509(c->gen->ca->root_cert, &der);
     pthread_mutex_unlock(&c->lock);
     if (n <= 0)
         return -ENOMEM;
@@ -498,8 +526,8 @@ static int manifest_accept(const void* raw, size_t len, struct coord_manifest** 
     return r;
 }
 
-static int recovery_for(const struct coord_manifest* m, struct recovery_setup* ret,
-                        struct moat_error* err) {
+int core_recovery_for(const struct coord_manifest* m, struct recovery_setup* ret,
+                      struct moat_error* err) {
     _cleanup_free_ const char** names = xcalloc(m->n_recovery_keys + 1, sizeof(char*));
     _cleanup_free_ const char** pems  = xcalloc(m->n_recovery_keys + 1, sizeof(char*));
     for (size_t i = 0; i < m->n_recovery_keys; i++) {
@@ -512,8 +540,8 @@ static int recovery_for(const struct coord_manifest* m, struct recovery_setup* r
                               (unsigned)m->config.recovery_threshold, ret, err);
 }
 
-static void recovery_secrets_from(const struct recovery_setup* rs,
-                                  struct coord_recovery_secrets* ret) {
+void core_recovery_secrets_from(const struct recovery_setup* rs,
+                                struct coord_recovery_secrets* ret) {
     ret->n           = rs->n;
     ret->names       = xcalloc(rs->n + 1, sizeof(char*));
     ret->secrets_b64 = xcalloc(rs->n + 1, sizeof(char*));
@@ -534,8 +562,10 @@ static int commit_manifest(struct coord_core* c, const struct coord_manifest* m,
     }
     txn_put(t, K_MANIFEST, m->raw, m->raw_len);
     for (size_t i = 0; i < shared->n; i++)
-        txn_put_secret(t, &shared->v[i]);
+        core_txn_put_secret(t, K_SECRET_PREFIX, &shared->v[i]);
     txn_put_state(t, COORD_STATE_ACCEPTING_MARBLES);
+    _cleanup_free_ char* log = core_update_log_line("Initial manifest set", NULL);
+    txn_put(t, "updateLog", log, strlen(log)); /* §3.4: PutUpdateLog starts it afresh */
     return store_commit(t, err);
 }
 
@@ -551,14 +581,14 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     if (r < 0)
         return r;
     _cleanup_(moat_secret_set_clearp) struct moat_secret_set shared = {0};
-    r = moat_secrets_generate_shared(c->ca, specs.v, specs.n, &shared, err);
+    r = moat_secrets_generate_shared(c->gen->ca, specs.v, specs.n, &shared, err);
     if (r < 0)
         return moat_error_prefix(err, "generating secrets from manifest");
-    r = core_template_dry_run(m, &specs, c->ca, &shared, err);
+    r = core_template_dry_run(m, &specs, c->gen->ca, &shared, err);
     if (r < 0)
         return moat_error_prefix(err, "running manifest template dry run");
     struct recovery_setup rs = {0};
-    r                        = recovery_for(m, &rs, err);
+    r                        = core_recovery_for(m, &rs, err);
     if (r < 0)
         return r;
     /* If the commit fails the store keeps this DEK: harmless, SetManifest runs only before
@@ -567,19 +597,19 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     store_set_recovery_data(c->store, rs.recovery_data);
     r = commit_manifest(c, m, &shared, err);
     if (r == 0 && ret_recovery)
-        recovery_secrets_from(&rs, ret_recovery);
+        core_recovery_secrets_from(&rs, ret_recovery);
     recovery_setup_free(&rs);
     if (r < 0)
         return r;
-    coord_manifest_free(c->manifest);
-    c->manifest = TAKE_PTR(m);
-    core_specs_clear(&c->specs);
-    c->specs = specs;
-    specs    = (struct core_specs){0};
-    moat_shared_secrets_clear(&c->shared);
-    c->shared.current = shared;
-    shared            = (struct moat_secret_set){0};
-    c->state          = COORD_STATE_ACCEPTING_MARBLES;
+    coord_manifest_free(c->gen->manifest);
+    c->gen->manifest = TAKE_PTR(m);
+    core_specs_clear(&c->gen->specs);
+    c->gen->specs = specs;
+    specs         = (struct core_specs){0};
+    moat_shared_secrets_clear(&c->gen->shared);
+    c->gen->shared.current = shared;
+    shared                 = (struct moat_secret_set){0};
+    c->state               = COORD_STATE_ACCEPTING_MARBLES;
     return 0;
 }
 

@@ -128,6 +128,7 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                         struct moat_error* err) WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
+<<<<<<< HEAD
 /* What the listeners and GET endpoints read (core_server.c)                                  */
 
 /* The certificate and key a listener presents (§3.3): the client API the root, the Marble API
@@ -151,3 +152,57 @@ struct coord_manifest_info {
 };
 int coord_core_manifest_info(struct coord_core* c, struct coord_manifest_info* ret) WARN_UNUSED;
 void coord_manifest_info_clear(struct coord_manifest_info* i);
+=======
+/* Manifest updates (core_update.c; reference/marblerun.md §1.8, §3.4 updateLog, §3.6)       */
+
+/* GET /update: the update log, one line per entry as MarbleRun's updatelog writes them (JSON
+ * objects {"time": RFC 3339 UTC with milliseconds, "update": message, fields...}, e.g.
+ * {"time":"…","update":"SecurityVersion increased","user":"admin","package":"frontend",
+ * "new version":5}). Needs AcceptingMarbles (-EPERM "server is not in expected state").
+ * *ret_lines is a NULL-terminated malloc'd vector of malloc'd strings. */
+int coord_core_update_log(struct coord_core* c, char*** ret_lines, size_t* ret_n,
+                          struct moat_error* err) WARN_UNUSED;
+
+struct coord_update_result {
+    bool applied;           /* the update took effect now */
+    uint64_t missing_acks;  /* full update still pending: acknowledgements missing */
+    size_t n_missing_users; /* users with updatemanifest who have not acknowledged, sorted */
+    char** missing_users;
+    struct coord_recovery_secrets recovery; /* new RecoverySecrets (n == 0 if unchanged) */
+    char* message;                          /* update-manifest responses; may be NULL */
+};
+void coord_update_result_clear(struct coord_update_result* r);
+
+/* POST /update by the authenticated `user` (§1.8). A package update (coord_manifest_is_update)
+ * needs updatesecurityversion on every listed package, passes CheckUpdate and is applied at
+ * once: new SecurityVersions, a new intermediate CA and marble root, shared cert secrets
+ * regenerated, the raw manifest unchanged. A full update needs updatemanifest, passes Check and
+ * becomes the pending update, acknowledged by the submitter; it is applied when UpdateThreshold
+ * users (0: all users with updatemanifest) acknowledged it. Errors: -EPERM "server is not in
+ * expected state"; -EACCES "user <u> is not allowed to update one or more packages of [a b]" /
+ * "user <u> is not allowed to update the complete manifest"; -EINVAL "unmarshaling update
+ * manifest: …", "checking update manifest: …", "invalid manifest: …" (and errors of the apply
+ * step: "generating secrets from manifest: …", "running manifest template dry run: …"); -EBUSY
+ * "update already in progress. Acknowledge the update to apply it, or cancel it to start a new
+ * one". `ret` is filled on success only. */
+int coord_core_update_manifest(struct coord_core* c, const char* user, const void* raw, size_t len,
+                               struct coord_update_result* ret, struct moat_error* err) WARN_UNUSED;
+/* GET /update-manifest: the pending manifest (malloc'd), a message and the missing users; or
+ * -ENOENT "no update in progress". */
+int coord_core_pending_update(struct coord_core* c, uint8_t** ret_raw, size_t* ret_len,
+                              struct coord_update_result* ret, struct moat_error* err) WARN_UNUSED;
+/* POST /update-manifest: `user` acknowledges; `raw` must equal the pending manifest
+ * byte-exact. Applies the update when the acknowledgements are complete. Errors: -ENOENT "no
+ * update in progress"; -EACCES "user <u> is not allowed to acknowledge manifest updates";
+ * -EINVAL "provided manifest does not match the pending manifest"; apply errors as above (the
+ * pending update is then cancelled, as MarbleRun does). */
+int coord_core_ack_update(struct coord_core* c, const char* user, const void* raw, size_t len,
+                          struct coord_update_result* ret, struct moat_error* err) WARN_UNUSED;
+/* POST /update-cancel: -EACCES "user <u> is not allowed to cancel the manifest update",
+ * -ENOENT "no update in progress". */
+int coord_core_cancel_update(struct coord_core* c, const char* user,
+                             struct moat_error* err) WARN_UNUSED;
+/* Changes whenever the intermediate / marble root changes: the server swaps its mesh TLS
+ * credentials when it sees a new value. */
+uint64_t coord_core_ca_generation(struct coord_core* c);
+>>>>>>> h-update

@@ -119,7 +119,7 @@ static int secrets_map(const struct core_specs* specs, const struct moat_secret_
     return 0;
 }
 
-static int template_data(const struct coord_core* c, const struct moat_cert_key* leaf,
+static int template_data(const struct core_gen* g, const struct moat_cert_key* leaf,
                          struct gotemplate_value* secrets, struct gotemplate_value* previous,
                          struct gotemplate_value** ret) {
     _cleanup_gotemplate_value_ struct gotemplate_value* root =
@@ -127,13 +127,13 @@ static int template_data(const struct coord_core* c, const struct moat_cert_key*
     struct gotemplate_value* mr = gotemplate_struct_new("manifest.ReservedSecrets");
     int r                       = gotemplate_set(root, "MarbleRun", mr);
     if (r == 0)
-        r = gotemplate_set(mr, "RootCA", cert_value(c->ca->marble_root_cert));
+        r = gotemplate_set(mr, "RootCA", cert_value(g->ca->marble_root_cert));
     if (r == 0)
         r = gotemplate_set(mr, "MarbleCert", secret_value("cert-ecdsa", leaf));
     if (r == 0)
-        r = gotemplate_set(mr, "CoordinatorRoot", cert_value(c->ca->root_cert));
+        r = gotemplate_set(mr, "CoordinatorRoot", cert_value(g->ca->root_cert));
     if (r == 0)
-        r = gotemplate_set(mr, "CoordinatorIntermediate", cert_value(c->ca->intermediate_cert));
+        r = gotemplate_set(mr, "CoordinatorIntermediate", cert_value(g->ca->intermediate_cert));
     if (r == 0)
         r = gotemplate_set(root, "Secrets", gotemplate_value_ref(secrets));
     struct gotemplate_value* prev = gotemplate_struct_new("manifest.PreviousSecrets");
@@ -189,14 +189,14 @@ static uint8_t* cert_pem(X509* cert, size_t* ret_len) {
 }
 
 /* §2 the always-injected env, after the manifest's (overwriting it). */
-static void predefined_env(const struct coord_core* c, const struct moat_cert_key* leaf,
+static void predefined_env(const struct core_gen* g, const struct moat_cert_key* leaf,
                            struct coord_params* p) {
     size_t n;
-    uint8_t* v = cert_pem(c->ca->marble_root_cert, &n);
+    uint8_t* v = cert_pem(g->ca->marble_root_cert, &n);
     params_put(&p->env, &p->n_env, "MARBLE_PREDEFINED_ROOT_CA", v, n);
     size_t n1, n2;
     _cleanup_free_ uint8_t* l = pem_bytes("CERTIFICATE", &leaf->cert, &n1);
-    _cleanup_free_ uint8_t* i = cert_pem(c->ca->intermediate_cert, &n2);
+    _cleanup_free_ uint8_t* i = cert_pem(g->ca->intermediate_cert, &n2);
     uint8_t* chain            = xmalloc(n1 + n2 + 1);
     memcpy(chain, l, n1);
     memcpy(chain + n1, i, n2);
@@ -204,11 +204,11 @@ static void predefined_env(const struct coord_core* c, const struct moat_cert_ke
     params_put(&p->env, &p->n_env, "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN", chain, n1 + n2);
     v = pem_bytes("PRIVATE KEY", &leaf->private_key, &n);
     params_put(&p->env, &p->n_env, "MARBLE_PREDEFINED_PRIVATE_KEY", v, n);
-    v = cert_pem(c->ca->root_cert, &n);
+    v = cert_pem(g->ca->root_cert, &n);
     params_put(&p->env, &p->n_env, "MARBLE_PREDEFINED_COORDINATOR_ROOT_CA", v, n);
 }
 
-static int customize(const struct coord_core* c, const struct coord_marble* mb,
+static int customize(const struct core_gen* g, const struct coord_marble* mb,
                      const struct moat_cert_key* leaf, const struct gotemplate_value* data,
                      struct coord_params* ret, struct moat_error* err) {
     _cleanup_(coord_params_clearp) struct coord_params p = {0};
@@ -217,7 +217,7 @@ static int customize(const struct coord_core* c, const struct coord_marble* mb,
         r = render_all(&mb->env, GOTEMPLATE_FUNCS_ENV, data, "env variable", &p.env, &p.n_env, err);
     if (r < 0)
         return r;
-    predefined_env(c, leaf, &p);
+    predefined_env(g, leaf, &p);
     if (p.n_files > 0)
         qsort(p.files, p.n_files, sizeof(*p.files), cmp_param);
     qsort(p.env, p.n_env, sizeof(*p.env), cmp_param); /* never empty: the predefined env */
@@ -288,13 +288,13 @@ static void package_of(const struct coord_package* p, struct marble_package* ret
 }
 
 /* verifyManifestRequirement: errors are PermissionDenied "marble verification failed: …". */
-static int verify_marble(struct coord_core* c, const uint8_t* quote, size_t quote_len,
-                         const uint8_t* cert, size_t cert_len, const char* type,
+static int verify_marble(struct coord_core* c, const struct core_gen* g, const uint8_t* quote,
+                         size_t quote_len, const uint8_t* cert, size_t cert_len, const char* type,
                          const struct coord_marble** ret, struct moat_error* err) {
-    const struct coord_marble* mb = coord_manifest_marble(c->manifest, type ? type : "");
+    const struct coord_marble* mb = coord_manifest_marble(g->manifest, type ? type : "");
     if (!mb)
         return moat_error_set(err, -EPERM, "unknown marble type requested");
-    const struct coord_package* pkg = coord_manifest_package(c->manifest, mb->package);
+    const struct coord_package* pkg = coord_manifest_package(g->manifest, mb->package);
     if (!pkg)
         return moat_error_set(err, -EPERM, "undefined package \"%s\"", mb->package);
     if (!c->simulation) { /* §6: in simulation mode quotes are not validated */
@@ -320,24 +320,24 @@ static int verify_marble(struct coord_core* c, const uint8_t* quote, size_t quot
 }
 
 /* Step 5: leaf, secrets, parameters. Errors are Internal. */
-static int build_params(struct coord_core* c, const struct coord_marble* mb, const uint8_t* csr,
+static int build_params(const struct core_gen* g, const struct coord_marble* mb, const uint8_t* csr,
                         size_t csr_len, const uint8_t uuid[16], struct coord_params* ret,
                         struct moat_error* err) {
     struct moat_marble_cert_req req = {.csr = csr, .csr_len = csr_len, .marble_type = mb->name};
     memcpy(req.uuid, uuid, 16);
     _cleanup_(moat_cert_key_clearp) struct moat_cert_key leaf = {0};
-    int r = moat_ca_issue_marble_cert(c->ca, &req, &leaf, err);
+    int r = moat_ca_issue_marble_cert(g->ca, &req, &leaf, err);
     if (r < 0)
         return moat_error_prefix(err, "generating marble authentication secrets");
 
-    struct moat_secret_binding b = {.root_secret = c->root.current,
+    struct moat_secret_binding b = {.root_secret = g->root.current,
                                     .marble_type = mb->disable_secret_binding ? "" : mb->name};
     memcpy(b.uuid, uuid, 16);
     _cleanup_(moat_secret_set_clearp) struct moat_secret_set own = {0}, own_prev = {0};
-    r = moat_secrets_generate_marble(c->ca, c->specs.v, c->specs.n, &b, &own, err);
-    if (r == 0 && c->root.has_previous) {
-        b.root_secret = moat_root_secrets_previous(&c->root);
-        r = moat_secrets_generate_marble(c->ca, c->specs.v, c->specs.n, &b, &own_prev, err);
+    r = moat_secrets_generate_marble(g->ca, g->specs.v, g->specs.n, &b, &own, err);
+    if (r == 0 && g->root.has_previous) {
+        b.root_secret = moat_root_secrets_previous(&g->root);
+        r = moat_secrets_generate_marble(g->ca, g->specs.v, g->specs.n, &b, &own_prev, err);
     }
     if (r < 0)
         return moat_error_prefix(err, "generating secrets for marble");
@@ -345,22 +345,24 @@ static int build_params(struct coord_core* c, const struct coord_marble* mb, con
     _cleanup_gotemplate_value_ struct gotemplate_value *secrets = NULL, *previous = NULL,
                                                        *data = NULL;
     const struct moat_cert_key empty                         = {0};
-    r = secrets_map(&c->specs, &c->shared.current, &own, &empty, &secrets);
-    if (r == 0 && c->root.has_previous)
-        r = secrets_map(&c->specs,
-                        c->shared.has_previous ? &c->shared.previous : &c->shared.current,
-                        &own_prev, &empty, &previous);
+    r = secrets_map(&g->specs, &g->shared.current, &own, &empty, &secrets);
+    /* §3.6 .Previous.Secrets: the shared secrets before the last update (previousSecret:<n>)
+     * and per-marble ones from previousRootSecret */
+    if (r == 0 && (g->root.has_previous || g->shared.has_previous))
+        r = secrets_map(&g->specs,
+                        g->shared.has_previous ? &g->shared.previous : &g->shared.current,
+                        g->root.has_previous ? &own_prev : &own, &empty, &previous);
     else if (r == 0)
         previous = gotemplate_value_ref(secrets); /* no rotation: .Previous = current (§2) */
     if (r == 0)
-        r = template_data(c, &leaf, secrets, previous, &data);
+        r = template_data(g, &leaf, secrets, previous, &data);
     if (r < 0)
         return moat_error_set(err, r, "customizing marble parameters: building template data");
     /* §1.5: TTLS (MARBLE_TTLS_CONFIG) is for EGo marbles; a Gramine premain rejects it */
     if (mb->tls.n > 0)
         return moat_error_set(err, -ENOTSUP,
                               "creating TTLS config: marble TLS tags are not supported by moat");
-    r = customize(c, mb, &leaf, data, ret, err);
+    r = customize(g, mb, &leaf, data, ret, err);
     if (r < 0)
         return moat_error_prefix(err, "customizing marble parameters");
     return 0;
@@ -376,8 +378,13 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                         const char* uuid, const uint8_t* peer_cert, size_t peer_cert_len,
                         struct coord_params* ret_params, enum coord_status* ret_status,
                         struct moat_error* err) {
-    /* 1. the state; the manifest is fixed once AcceptingMarbles is seen (core_internal.h) */
-    if (coord_core_state(c) != COORD_STATE_ACCEPTING_MARBLES)
+    /* 1. the state, and a reference to the generation this activation works with: an update
+     * may swap in a new one meanwhile (core_internal.h) */
+    pthread_mutex_lock(&c->lock);
+    bool accepting                                = c->state == COORD_STATE_ACCEPTING_MARBLES;
+    _cleanup_(core_gen_unrefp) struct core_gen* g = accepting ? core_gen_ref(c->gen) : NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (!accepting)
         return fail(ret_status, COORD_STATUS_FAILED_PRECONDITION,
                     moat_error_set(err, -EPERM, "cannot accept marbles in current state"));
     /* 2. the peer's TLS certificate */
@@ -386,7 +393,7 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                     moat_error_set(err, -EACCES, "couldn't get marble TLS certificate"));
     /* 3. verifyManifestRequirement */
     const struct coord_marble* mb = NULL;
-    int r = verify_marble(c, quote, quote_len, peer_cert, peer_cert_len, marble_type, &mb, err);
+    int r = verify_marble(c, g, quote, quote_len, peer_cert, peer_cert_len, marble_type, &mb, err);
     if (r < 0)
         return fail(ret_status, COORD_STATUS_PERMISSION_DENIED,
                     moat_error_prefix(err, "marble verification failed"));
@@ -398,7 +405,7 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                     moat_error_prefix(err, "invalid UUID"));
     /* 5. certificate, secrets, parameters */
     _cleanup_(coord_params_clearp) struct coord_params p = {0};
-    r = build_params(c, mb, csr, csr_len, id, &p, err);
+    r = build_params(g, mb, csr, csr_len, id, &p, err);
     if (r < 0)
         return fail(ret_status, COORD_STATUS_INTERNAL, r);
     /* 6. the activation counter (checked again: another activation may have taken the last) */

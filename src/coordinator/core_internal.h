@@ -20,18 +20,36 @@ void core_specs_clear(struct core_specs* s);
 int core_specs_build(const struct coord_manifest* m, struct core_specs* ret,
                      struct moat_error* err) WARN_UNUSED;
 
-struct coord_core {
-    pthread_mutex_t lock;        /* state, store writes, counters */
-    pthread_mutex_t verify_lock; /* the verifier's cache is not thread-safe */
-    struct store* store;
-    enum coord_state state;
-    /* Set with the manifest and read-only in AcceptingMarbles (no UpdateManifest yet), so
-     * activations read them without the lock once they saw that state. */
+/* One generation of what activations read: the manifest (with the SecurityVersions of package
+ * updates applied), its specs, the CA, the root secrets and the shared secrets. Immutable once
+ * the state is AcceptingMarbles: an update (core_update.c) builds a new generation and swaps
+ * c->gen under the lock, so an activation takes a reference under the lock (core_gen_ref) and
+ * works on that snapshot without it. Before AcceptingMarbles (no activation holds a reference)
+ * SetManifest and recovery change c->gen in place. */
+struct core_gen {
+    unsigned refs; /* atomic */
     struct coord_manifest* manifest;
     struct core_specs specs;
     struct moat_ca* ca;
     struct moat_root_secrets root;
     struct moat_shared_secrets shared;
+};
+struct core_gen* core_gen_new(void);
+/* Takes a reference; the caller holds c->lock to read c->gen. */
+struct core_gen* core_gen_ref(struct core_gen* g);
+/* Drops a reference and frees (wiping secrets) with the last one. NULL is fine. */
+void core_gen_unref(struct core_gen* g);
+static inline void core_gen_unrefp(struct core_gen** g) {
+    core_gen_unref(*g);
+}
+
+struct coord_core {
+    pthread_mutex_t lock;        /* state, store writes, counters, c->gen */
+    pthread_mutex_t verify_lock; /* the verifier's cache is not thread-safe */
+    struct store* store;
+    enum coord_state state;
+    struct core_gen* gen;   /* never NULL */
+    uint64_t ca_generation; /* bumped whenever gen->ca changes (coord_core_ca_generation) */
     char** dns_names;
     bool simulation;
     const struct collateral* collateral;
@@ -43,6 +61,20 @@ struct coord_core {
     char manifest_sig_fp[SHA256_HEX_SIZE];
 };
 
+struct recovery_setup;
+struct moat_ca_der;
+/* secret:<n> / previousSecret:<n> = {"Type", "Cert", "Private", "Public"} (core.c). */
+void core_txn_put_secret(struct store_txn* t, const char* prefix, const struct moat_secret* s);
+int core_load_secret(struct store* st, const char* prefix, const char* name,
+                     struct moat_secret* ret) WARN_UNUSED;
+/* The CA's five store keys (§3.4). */
+void core_txn_put_ca(struct store_txn* t, const struct moat_ca_der* d);
+/* A new DEK and RecoverySecrets for the manifest's RecoveryKeys and threshold. */
+int core_recovery_for(const struct coord_manifest* m, struct recovery_setup* ret,
+                      struct moat_error* err) WARN_UNUSED;
+void core_recovery_secrets_from(const struct recovery_setup* rs,
+                                struct coord_recovery_secrets* ret);
+
 /* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
 char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len);
 
@@ -51,3 +83,14 @@ char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len
 int core_template_dry_run(const struct coord_manifest* m, const struct core_specs* specs,
                           const struct moat_ca* ca, const struct moat_secret_set* shared,
                           struct moat_error* err) WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Manifest updates (core_update.c)                                                          */
+
+/* The update log line MarbleRun's updatelog writes (§3.4 "updateLog"): one JSON object with
+ * "time" and "update" first, then `fields_json` (an object, may be NULL) merged in. Returns a
+ * malloc'd line ending in '\n'. */
+char* core_update_log_line(const char* msg, const char* fields_json);
+/* At start (core.c restore): applies the package updates ("package:<n>") to gen->manifest and
+ * loads the shared secrets before the last update ("previousSecret:<n>"). */
+int core_update_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;

@@ -11,8 +11,8 @@
 int coord_core_tls_credentials(struct coord_core* c, bool mesh, X509** ret_cert,
                                EVP_PKEY** ret_key) {
     pthread_mutex_lock(&c->lock);
-    X509* cert    = mesh ? c->ca->marble_root_cert : c->ca->root_cert;
-    EVP_PKEY* key = mesh ? c->ca->intermediate_key : c->ca->root_key;
+    X509* cert    = mesh ? c->gen->ca->marble_root_cert : c->gen->ca->root_cert;
+    EVP_PKEY* key = mesh ? c->gen->ca->intermediate_key : c->gen->ca->root_key;
     X509_up_ref(cert);
     EVP_PKEY_up_ref(key);
     pthread_mutex_unlock(&c->lock);
@@ -24,8 +24,8 @@ int coord_core_tls_credentials(struct coord_core* c, bool mesh, X509** ret_cert,
 int coord_core_cert_chain_pem(struct coord_core* c, char** ret, size_t* ret_len) {
     uint8_t *inter = NULL, *root = NULL;
     pthread_mutex_lock(&c->lock);
-    int ni = i2d_X509(c->ca->intermediate_cert, &inter);
-    int nr = i2d_X509(c->ca->root_cert, &root);
+    int ni = i2d_X509(c->gen->ca->intermediate_cert, &inter);
+    int nr = i2d_X509(c->gen->ca->root_cert, &root);
     pthread_mutex_unlock(&c->lock);
     if (ni <= 0 || nr <= 0) {
         OPENSSL_free(inter);
@@ -76,17 +76,17 @@ int coord_core_manifest_info(struct coord_core* c, struct coord_manifest_info* r
     *ret = (struct coord_manifest_info){0};
     pthread_mutex_lock(&c->lock);
     int r = 0;
-    if (c->manifest) {
-        ret->raw     = xmemdup(c->manifest->raw, c->manifest->raw_len);
-        ret->raw_len = c->manifest->raw_len;
-        memcpy(ret->fingerprint, c->manifest->fingerprint, sizeof(ret->fingerprint));
+    if (c->gen->manifest) {
+        ret->raw     = xmemdup(c->gen->manifest->raw, c->gen->manifest->raw_len);
+        ret->raw_len = c->gen->manifest->raw_len;
+        memcpy(ret->fingerprint, c->gen->manifest->fingerprint, sizeof(ret->fingerprint));
         /* kept per manifest (by fingerprint): GET /manifest returns the same signature */
-        if (!c->manifest_sig || strcmp(c->manifest_sig_fp, c->manifest->fingerprint) != 0) {
+        if (!c->manifest_sig || strcmp(c->manifest_sig_fp, c->gen->manifest->fingerprint) != 0) {
             free(c->manifest_sig);
             c->manifest_sig = NULL;
-            r = sign_manifest(c->ca->root_key, c->manifest->raw, c->manifest->raw_len,
+            r = sign_manifest(c->gen->ca->root_key, c->gen->manifest->raw, c->gen->manifest->raw_len,
                               &c->manifest_sig, &c->manifest_sig_len);
-            memcpy(c->manifest_sig_fp, c->manifest->fingerprint, sizeof(c->manifest_sig_fp));
+            memcpy(c->manifest_sig_fp, c->gen->manifest->fingerprint, sizeof(c->manifest_sig_fp));
         }
         if (r == 0) {
             ret->signature     = xmemdup(c->manifest_sig, c->manifest_sig_len);

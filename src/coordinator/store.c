@@ -550,3 +550,11 @@ void store_rollback(struct store_txn* t) {
     if (t)
         txn_end(t);
 }
+
+void store_get_dek(const struct store* s, uint8_t ret[STORE_KEY_SIZE]) {
+    memcpy(ret, s->dek, STORE_KEY_SIZE);
+}
+
+const char* store_recovery_data(const struct store* s) {
+    return s->recovery_data;
+}

@@ -73,3 +73,7 @@ int txn_iterate(struct store_txn* t, const char* prefix,
  * On failure nothing changes (the transaction is ended either way). */
 int store_commit(struct store_txn* t, struct moat_error* err) WARN_UNUSED;
 void store_rollback(struct store_txn* t);
+/* The DEK and recovery data in use, to put them back when a commit under new ones fails
+ * (a manifest update that changes the RecoveryKeys). */
+void store_get_dek(const struct store* s, uint8_t ret[STORE_KEY_SIZE]);
+const char* store_recovery_data(const struct store* s);
