@@ -312,7 +312,7 @@ static int restore_manifest(struct coord_core* c, struct moat_error* err) {
         set->v                      = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
         set->v[set->n++]            = s;
     }
-    return 0;
+    return core_users_restore(c, err);
 }
 
 static int restore(struct coord_core* c, struct moat_error* err) {
@@ -439,6 +439,7 @@ void coord_core_free(struct coord_core* c) {
     moat_ca_free(c->ca);
     moat_root_secrets_wipe(&c->root);
     moat_shared_secrets_clear(&c->shared);
+    moat_secret_set_clear(&c->user_secrets);
     for (size_t i = 0; c->dns_names[i]; i++)
         free(c->dns_names[i]);
     free(c->dns_names);

@@ -36,6 +36,10 @@ struct coord_core {
     bool simulation;
     const struct collateral* collateral;
     const struct attest_verify_opts* verify_opts;
+    /* --- core_users.c --- */
+    /* Uploaded values of user-defined secrets (only those ever written). Guarded by `lock`;
+     * activations render from a copy taken under it (core_user_secrets_snapshot). */
+    struct moat_secret_set user_secrets;
 };
 
 /* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
@@ -46,3 +50,14 @@ char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len
 int core_template_dry_run(const struct coord_manifest* m, const struct core_specs* specs,
                           const struct moat_ca* ca, const struct moat_secret_set* shared,
                           struct moat_error* err) WARN_UNUSED;
+
+/* ---------------------------------------------------------------------------------------- */
+/* core_users.c                                                                               */
+
+/* coord_core_user_allowed for callers that hold c->lock (no state check). */
+bool core_user_allowed_locked(struct coord_core* c, const char* user, const char* resource_type,
+                              const char* resource_name, const char* action);
+/* Loads the uploaded user-defined secrets of the restored manifest (start-up, after specs). */
+int core_users_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
+/* A deep copy of c->user_secrets, taken under c->lock (clear it with moat_secret_set_clear). */
+void core_user_secrets_snapshot(struct coord_core* c, struct moat_secret_set* ret);
