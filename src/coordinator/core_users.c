@@ -520,8 +520,8 @@ static int write_secrets_locked(struct coord_core* c, const char* user, json_t* 
     if (r < 0)
         return moat_error_prefix(err, "committing store transaction");
     for (size_t i = 0; i < fresh.n; i++)
-        log_debug("coordinator: secret set: user %s, secret %s, type %s", user, fresh.v[i].name,
-                  fresh.v[i].type);
+        log_debug("coordinator: secret set: user %s, secret %s, type %s", user ? user : "",
+                  fresh.v[i].name, fresh.v[i].type);
     user_secrets_merge(c, &fresh);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -420,6 +421,47 @@ static void test_write_secrets(void** state) {
     coord_core_free(c);
 }
 
+static void* writer(void* arg) {
+    struct coord_core* c = arg;
+    for (int i = 0; i < 40; i++) {
+        struct moat_error err = {0};
+        const char* body      = i % 2 ? "{\"plainS\": {\"Key\": \"aGVsbG8=\"}}"
+                                      : "{\"plainS\": {\"Key\": \"d29ybGQ=\"}}";
+        if (wr(c, "alice", body, &err) < 0)
+            return (void*)1;
+    }
+    return NULL;
+}
+
+/* POST /secrets while Marbles activate: each activation renders one whole value. */
+static void test_write_concurrent(void** state) {
+    (void)state;
+    struct moat_error err   = {0};
+    struct coord_core* c    = core_new(NULL, true, false);
+    _cleanup_free_ char* cb = cert_body();
+    assert_int_equal(wr(c, "alice", cb, &err), 0);
+    assert_int_equal(
+        wr(c, "alice",
+           "{\"symK\": {\"Key\": \"AAECAwQFBgcICQoLDA0ODw==\"}, \"plainS\": {\"Key\": \"aGk=\"}}",
+           &err),
+        0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, writer, c), 0);
+    for (int i = 0; i < 40; i++) {
+        struct coord_params p = {0};
+        activate_m(c, &p, &err, 0);
+        const struct coord_param* f = coord_params_file(&p, "/plain");
+        assert_true(
+            (f->len == 2 && !memcmp(f->data, "hi", 2)) ||
+            (f->len == 5 && (!memcmp(f->data, "hello", 5) || !memcmp(f->data, "world", 5))));
+        coord_params_clear(&p);
+    }
+    void* ret = NULL;
+    assert_int_equal(pthread_join(t, &ret), 0);
+    assert_null(ret);
+    coord_core_free(c);
+}
+
 /* The marble leaf of an activation, from MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN. */
 static int leaf_of(const struct coord_params* p, uint8_t** ret) {
     const struct coord_param* e = coord_params_env(p, "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN");
@@ -670,6 +712,9 @@ static void test_sign_quote(void** state) {
     /* simulation mode has no verifier */
     c = core_new(NULL, true, true);
     assert_int_equal(coord_core_sign_quote(c, raw, len, &tcb, &sig, &sig_len, &err), -EOPNOTSUPP);
+    expect_msg(&err,
+               "sign-quote: the Coordinator runs in simulation mode and has no quote "
+               "verifier");
     coord_core_free(c);
 
     X509_free(root);
@@ -683,10 +728,11 @@ static void test_sign_quote(void** state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_auth_user),   cmocka_unit_test(test_user_allowed),
-        cmocka_unit_test(test_get_secrets), cmocka_unit_test(test_write_secrets),
-        cmocka_unit_test(test_auth_marble), cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_restart),     cmocka_unit_test(test_sign_quote),
+        cmocka_unit_test(test_auth_user),        cmocka_unit_test(test_user_allowed),
+        cmocka_unit_test(test_get_secrets),      cmocka_unit_test(test_write_secrets),
+        cmocka_unit_test(test_auth_marble),      cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_restart),          cmocka_unit_test(test_sign_quote),
+        cmocka_unit_test(test_write_concurrent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
