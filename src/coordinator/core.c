@@ -313,7 +313,8 @@ static int restore_manifest(struct coord_core* c, struct moat_error* err) {
         set->v                      = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
         set->v[set->n++]            = s;
     }
-    return core_update_restore(c, err);
+    int r = core_update_restore(c, err);
+    return r < 0 ? r : core_users_restore(c, err);
 }
 
 static int restore(struct coord_core* c, struct moat_error* err) {
@@ -458,16 +459,9 @@ void coord_core_free(struct coord_core* c) {
     if (!c)
         return;
     store_free(c->store);
-<<<<<<< HEAD
-    coord_manifest_free(c->manifest);
-    core_specs_clear(&c->specs);
-    moat_ca_free(c->ca);
-    moat_root_secrets_wipe(&c->root);
-    moat_shared_secrets_clear(&c->shared);
-    free(c->manifest_sig);
-=======
     core_gen_unref(c->gen);
->>>>>>> h-update
+    free(c->manifest_sig);
+    moat_secret_set_clear(&c->user_secrets);
     for (size_t i = 0; c->dns_names[i]; i++)
         free(c->dns_names[i]);
     free(c->dns_names);

@@ -128,7 +128,6 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                         struct moat_error* err) WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
-<<<<<<< HEAD
 /* What the listeners and GET endpoints read (core_server.c)                                  */
 
 /* The certificate and key a listener presents (§3.3): the client API the root, the Marble API
@@ -152,7 +151,6 @@ struct coord_manifest_info {
 };
 int coord_core_manifest_info(struct coord_core* c, struct coord_manifest_info* ret) WARN_UNUSED;
 void coord_manifest_info_clear(struct coord_manifest_info* i);
-=======
 /* Manifest updates (core_update.c; reference/marblerun.md §1.8, §3.4 updateLog, §3.6)       */
 
 /* GET /update: the update log, one line per entry as MarbleRun's updatelog writes them (JSON
@@ -205,4 +203,80 @@ int coord_core_cancel_update(struct coord_core* c, const char* user,
 /* Changes whenever the intermediate / marble root changes: the server swaps its mesh TLS
  * credentials when it sees a new value. */
 uint64_t coord_core_ca_generation(struct coord_core* c);
->>>>>>> h-update
+/* ======================================================================================== */
+/* Users, roles, user-defined secrets, monotonic counters, sign-quote (core_users.c,         */
+/* core_marble.c; reference/marblerun.md §1.3, §1.4, §1.6, §3.4, §3.5). Every function takes */
+/* the core's lock: do not call them while holding it.                                       */
+
+struct json_t;
+
+/* User authentication (§3.5 "User auth", clientapi.VerifyUser): the client certificate's DER
+ * is compared byte for byte with each manifest user's certificate (no chain, issuer or expiry
+ * check). Errors: -ENOKEY "no client certificate provided" (cert_der NULL or empty); -EPERM
+ * "server is not in expected state" (no manifest, i.e. not AcceptingMarbles); -EACCES
+ * "unauthorized user: client certificate did not match any MarbleRun users". On success
+ * *ret_user is the user's name (malloc'd). */
+int coord_core_auth_user(struct coord_core* c, const uint8_t* cert_der, size_t len, char** ret_user,
+                         struct moat_error* err) WARN_UNUSED;
+
+/* Does `user` hold `action` (compared case-insensitively: "readsecret", "writesecret",
+ * "updatesecurityversion", "updatemanifest") on `resource_name`? MarbleRun's user.IsGranted
+ * (§1.4): any of the user's Roles that lists the action, whose ResourceType equals
+ * `resource_type` ("Secrets", "Packages", "Manifest"; NULL: any) and whose ResourceNames hold
+ * `resource_name` (case-sensitive; NULL: the action on anything, as for "updatemanifest").
+ * False when there is no manifest or no such user. */
+bool coord_core_user_allowed(struct coord_core* c, const char* user, const char* resource_type,
+                             const char* resource_name, const char* action);
+
+/* GET /secrets (§3.5, clientapi.GetSecrets). Needs AcceptingMarbles (-EPERM "server is not in
+ * expected state"); the user must have readsecret on every name, else -EACCES "user <u> is not
+ * allowed to read one or more secrets of: [a b]". *ret is a new JSON object name → MarbleRun's
+ * manifest.Secret JSON {Type, Size, Shared, UserDefined, Cert, ValidFor, Private, Public}
+ * (bytes base64, Cert the DER, nil as null; a user-defined secret never uploaded reads as its
+ * definition: Cert/Private/Public null). It holds key material: the caller wipes its text. */
+int coord_core_get_secrets(struct coord_core* c, const char* user, const char* const* names,
+                           size_t n, struct json_t** ret, struct moat_error* err) WARN_UNUSED;
+
+/* POST /secrets (§3.5, clientapi.WriteSecrets, manifest.ParseUserSecrets). `json` is the map
+ * name → UserSecret {Cert (base64 DER), Private (base64), Key (base64)}. Errors (-EINVAL unless
+ * said otherwise), MarbleRun's texts after "parsing new secrets: ": "no new secrets defined",
+ * "secret manifest specifies a secret which the original manifest does not contain", "secret
+ * <n> is not writeable", "invalid secret size: <n>", "declared size and actual size don't
+ * match: <n>", "secret <n> is set to be of type symmetric-key but specified values for a
+ * certificate" (also for plain), "secret <n> is set to be of type <t> but specified values for
+ * a symmetric-key", "x509: unsupported public key type: <nil>" (a cert-* secret without Cert);
+ * "running manifest template dry run: ..."; then -EACCES "user <u> is not allowed to update
+ * secret: <n>". All or nothing, in one store transaction; activations afterwards render the
+ * new values. -EPERM outside AcceptingMarbles. */
+int coord_core_write_secrets(struct coord_core* c, const char* user, const void* json, size_t len,
+                             struct moat_error* err) WARN_UNUSED;
+
+/* A Marble's client certificate for /monotonic-counter (clientapi.VerifyMarble): it must
+ * verify against the current marble root alone, its CN must be a UUID and it must carry the
+ * 1.3.9903.2.1 extension (raw value = the marble type). -ENOKEY "no client certificate
+ * provided", -EPERM outside AcceptingMarbles, -EACCES with the reason ("x509: certificate signed
+ * by unknown authority (...)", "invalid UUID length: N", "MarbleType extension not found in
+ * certificate"). On success *ret_type and *ret_uuid (canonical form) are malloc'd. */
+int coord_core_auth_marble(struct coord_core* c, const uint8_t* cert_der, size_t len,
+                           char** ret_type, char** ret_uuid, struct moat_error* err) WARN_UNUSED;
+
+/* SetMonotonicCounter (§3.5): the counter (type, uuid, name) becomes max(old, value), committed
+ * at once; *ret_prev is the value before. -EPERM outside AcceptingMarbles, -EOPNOTSUPP
+ * "MonotonicCounter feature is not enabled in the manifest", -EINVAL "invalid UUID: ...". */
+int coord_core_set_monotonic_counter(struct coord_core* c, const char* type, const char* uuid,
+                                     const char* name, uint64_t value, uint64_t* ret_prev,
+                                     struct moat_error* err) WARN_UNUSED;
+
+/* True when the current manifest's Config.FeatureGates names `gate` (case-insensitively;
+ * "SignQuoteEndpoint", "MonotonicCounter"). False without a manifest. */
+bool coord_core_feature_gate(struct coord_core* c, const char* gate);
+
+/* POST /sign-quote (§3.5, clientapi.verifyAndSignQuote): verifies the SGX quote (raw or behind
+ * an OpenEnclave header) with the core's verifier, accepting any TCB level and debug enclaves
+ * as ego does, and signs sha256(base64(quote) || tcbStatus) with the Coordinator root key
+ * (ECDSA P-384, ASN.1 DER). *ret_tcb_status ("UpToDate", "SWHardeningNeeded", ...) and
+ * *ret_sig are malloc'd. -EOPNOTSUPP "SignQuoteEndpoint feature is not enabled in the
+ * manifest" or in simulation mode (no verifier); -EINVAL "quote verification failed: ...". */
+int coord_core_sign_quote(struct coord_core* c, const uint8_t* quote, size_t len,
+                          char** ret_tcb_status, uint8_t** ret_sig, size_t* ret_sig_len,
+                          struct moat_error* err) WARN_UNUSED;

@@ -97,11 +97,12 @@ static struct gotemplate_value* cert_value(X509* cert) {
     return v;
 }
 
-/* .Secrets: the shared set, the marble's own set, and user-defined secrets (empty until
- * uploaded, so rendering them fails "tried to parse secret with empty value"). */
+/* .Secrets: the shared set, the marble's own set, and user-defined secrets (`user`, NULL: none;
+ * `missing` until uploaded, so rendering them fails "tried to parse secret with empty
+ * value"). */
 static int secrets_map(const struct core_specs* specs, const struct moat_secret_set* shared,
-                       const struct moat_secret_set* own, const struct moat_cert_key* missing,
-                       struct gotemplate_value** ret) {
+                       const struct moat_secret_set* own, const struct moat_secret_set* user,
+                       const struct moat_cert_key* missing, struct gotemplate_value** ret) {
     struct gotemplate_value* map = gotemplate_map_new("map[string]manifest.Secret");
     int r                        = 0;
     for (size_t i = 0; r == 0 && i < specs->n; i++) {
@@ -109,6 +110,8 @@ static int secrets_map(const struct core_specs* specs, const struct moat_secret_
         const struct moat_secret* s       = moat_secret_set_find(shared, sp->name);
         if (!s)
             s = moat_secret_set_find(own, sp->name);
+        if (!s && user && sp->user_defined)
+            s = moat_secret_set_find(user, sp->name);
         r = gotemplate_set(map, sp->name, secret_value(sp->type, s ? &s->v : missing));
     }
     if (r < 0) {
@@ -320,7 +323,7 @@ static int verify_marble(struct coord_core* c, const struct core_gen* g, const u
 }
 
 /* Step 5: leaf, secrets, parameters. Errors are Internal. */
-static int build_params(const struct core_gen* g, const struct coord_marble* mb, const uint8_t* csr,
+static int build_params(struct coord_core* c, const struct core_gen* g, const struct coord_marble* mb, const uint8_t* csr,
                         size_t csr_len, const uint8_t uuid[16], struct coord_params* ret,
                         struct moat_error* err) {
     struct moat_marble_cert_req req = {.csr = csr, .csr_len = csr_len, .marble_type = mb->name};
@@ -345,13 +348,16 @@ static int build_params(const struct core_gen* g, const struct coord_marble* mb,
     _cleanup_gotemplate_value_ struct gotemplate_value *secrets = NULL, *previous = NULL,
                                                        *data = NULL;
     const struct moat_cert_key empty                         = {0};
-    r = secrets_map(&g->specs, &g->shared.current, &own, &empty, &secrets);
+    /* user-defined secrets change under the lock (POST /secrets): render from a copy */
+    _cleanup_(moat_secret_set_clearp) struct moat_secret_set user = {0};
+    core_user_secrets_snapshot(c, &user);
+    r = secrets_map(&g->specs, &g->shared.current, &own, &user, &empty, &secrets);
     /* §3.6 .Previous.Secrets: the shared secrets before the last update (previousSecret:<n>)
      * and per-marble ones from previousRootSecret */
     if (r == 0 && (g->root.has_previous || g->shared.has_previous))
         r = secrets_map(&g->specs,
                         g->shared.has_previous ? &g->shared.previous : &g->shared.current,
-                        g->root.has_previous ? &own_prev : &own, &empty, &previous);
+                        g->root.has_previous ? &own_prev : &own, &user, &empty, &previous);
     else if (r == 0)
         previous = gotemplate_value_ref(secrets); /* no rotation: .Previous = current (§2) */
     if (r == 0)
@@ -405,7 +411,7 @@ int coord_core_activate(struct coord_core* c, const uint8_t* quote, size_t quote
                     moat_error_prefix(err, "invalid UUID"));
     /* 5. certificate, secrets, parameters */
     _cleanup_(coord_params_clearp) struct coord_params p = {0};
-    r = build_params(g, mb, csr, csr_len, id, &p, err);
+    r = build_params(c, g, mb, csr, csr_len, id, &p, err);
     if (r < 0)
         return fail(ret_status, COORD_STATUS_INTERNAL, r);
     /* 6. the activation counter (checked again: another activation may have taken the last) */
@@ -436,7 +442,7 @@ static int dry_run_data(const struct core_specs* specs, const struct moat_secret
     _cleanup_gotemplate_value_ struct gotemplate_value* secrets = NULL;
     _cleanup_gotemplate_value_ struct gotemplate_value* root =
         gotemplate_struct_new("manifest.TemplateSecrets");
-    int r = secrets_map(specs, shared, own, &dummy, &secrets);
+    int r = secrets_map(specs, shared, own, NULL, &dummy, &secrets);
     if (r < 0)
         return r;
     struct gotemplate_value* mr         = gotemplate_struct_new("manifest.ReservedSecrets");

@@ -59,6 +59,10 @@ struct coord_core {
     uint8_t* manifest_sig;
     size_t manifest_sig_len;
     char manifest_sig_fp[SHA256_HEX_SIZE];
+    /* --- core_users.c --- */
+    /* Uploaded values of user-defined secrets (only those ever written). Guarded by `lock`;
+     * activations render from a copy taken under it (core_user_secrets_snapshot). */
+    struct moat_secret_set user_secrets;
 };
 
 struct recovery_setup;
@@ -94,3 +98,12 @@ char* core_update_log_line(const char* msg, const char* fields_json);
 /* At start (core.c restore): applies the package updates ("package:<n>") to gen->manifest and
  * loads the shared secrets before the last update ("previousSecret:<n>"). */
 int core_update_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
+/* core_users.c                                                                               */
+
+/* coord_core_user_allowed for callers that hold c->lock (no state check). */
+bool core_user_allowed_locked(struct coord_core* c, const char* user, const char* resource_type,
+                              const char* resource_name, const char* action);
+/* Loads the uploaded user-defined secrets of the restored manifest (start-up, after specs). */
+int core_users_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
+/* A deep copy of c->user_secrets, taken under c->lock (clear it with moat_secret_set_clear). */
+void core_user_secrets_snapshot(struct coord_core* c, struct moat_secret_set* ret);
