@@ -36,6 +36,7 @@ struct coord_core {
     bool simulation;
     const struct collateral* collateral;
     const struct attest_verify_opts* verify_opts;
+    struct core_recovery* recovery; /* Recovery only: core_recover.c; NULL otherwise */
 };
 
 /* A PEM block of `type` around `der` (malloc'd, NUL-terminated). */
@@ -46,3 +47,14 @@ char* core_pem(const char* type, const uint8_t* der, size_t len, size_t* ret_len
 int core_template_dry_run(const struct coord_manifest* m, const struct core_specs* specs,
                           const struct moat_ca* ca, const struct moat_secret_set* shared,
                           struct moat_error* err) WARN_UNUSED;
+
+/* Loads the state the store holds (NewCore after store_load): the CA, root secrets and, in
+ * AcceptingMarbles, the manifest and shared secrets; sets c->state. c->ca must be NULL. */
+int core_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
+
+/* ---- recovery (core_recover.c; §3.4 "DEK and recovery keys") ---------------------------- */
+
+/* The ephemeral key, the uploaded shares and their signatures; wiped. Accepts NULL. */
+struct core_recovery;
+void core_recovery_free(struct core_recovery* r);
+/* ---- end of recovery ---------------------------------------------------------------------- */
