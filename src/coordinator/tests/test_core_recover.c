@@ -456,6 +456,68 @@ static void test_set_manifest_in_recovery(void** state) {
     sealed_free(&s);
 }
 
+static size_t aes_gcm(bool enc, const uint8_t* key, size_t key_len, const uint8_t* nonce,
+                      const uint8_t* in, size_t len, uint8_t* out, uint8_t* tag) {
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int n = 0, m = 0;
+    assert_int_equal(EVP_CipherInit_ex(ctx, key_len == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm(),
+                                       NULL, key, nonce, enc),
+                     1);
+    assert_int_equal(EVP_CipherUpdate(ctx, out, &n, in, (int)len), 1);
+    if (!enc)
+        assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag), 1);
+    assert_int_equal(EVP_CipherFinal_ex(ctx, out + n, &m), 1);
+    if (enc)
+        assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    return (size_t)(n + m);
+}
+
+/* §3.4: a state of MarbleRun before v1.9, whose DEK (and so the recovery secret) has 16 bytes
+ * (AES-128-GCM). Made here by re-encrypting a state's sealed_data with such a key. */
+static void test_legacy_dek(void** state) {
+    (void)state;
+    struct sealed s = make_sealed(1, 0);
+    uint8_t dek32[512], dek16[16], sig[512];
+    assert_int_equal(owner_decrypts(&g_keys[0], s.rs.secrets_b64[0], dek32), 32);
+    assert_int_equal(RAND_bytes(dek16, sizeof(dek16)), 1);
+    _cleanup_free_ char* path = xasprintf("%s/sealed_data", s.dir);
+    _cleanup_free_ char* buf  = NULL;
+    size_t len;
+    struct moat_error err = {0};
+    assert_int_equal(read_file(path, &buf, &len, &err), 0);
+    size_t head = 4 + ((uint8_t)buf[0] | (size_t)(uint8_t)buf[1] << 8); /* u32le + data */
+    assert_true(len > head + 28);
+    size_t ct_len  = len - head - 28;
+    uint8_t* plain = xmalloc(ct_len + 16);
+    uint8_t* nonce = (uint8_t*)buf + head;
+    assert_int_equal(
+        aes_gcm(false, dek32, 32, nonce, nonce + 12, ct_len, plain, nonce + 12 + ct_len), ct_len);
+    assert_int_equal(RAND_bytes(nonce, 12), 1);
+    assert_int_equal(
+        aes_gcm(true, dek16, 16, nonce, plain, ct_len, nonce + 12, nonce + 12 + ct_len), ct_len);
+    free(plain);
+    assert_int_equal(write_file_replace(path, buf, len, 0600, NULL, &err), 0);
+    _cleanup_free_ char* kold = xasprintf("%s/sealed_key.old", s.dir);
+    _cleanup_free_ char* dold = xasprintf("%s/sealed_data.old", s.dir);
+    unlink(kold);
+    unlink(dold);
+
+    struct coord_core* c = open_core(s.dir, SEAL_A); /* sealed_key no longer matches */
+    assert_int_equal(coord_core_state(c), COORD_STATE_RECOVERY);
+    /* the 32-byte secret issued before no longer decrypts it */
+    size_t sig_len = owner_signs(&g_keys[0], dek32, 32, sig);
+    expect_fail(c, dek32, 32, sig, sig_len, -EINVAL, "does not decrypt the state");
+    sig_len = owner_signs(&g_keys[0], dek16, 16, sig);
+    expect_ok(c, dek16, 16, sig, sig_len, 0);
+    assert_recovered(c, &s);
+    coord_core_free(c);
+    c = open_core(s.dir, SEAL_A); /* re-sealed: the 16-byte DEK in sealed_key */
+    assert_recovered(c, &s);
+    coord_core_free(c);
+    sealed_free(&s);
+}
+
 /* A fresh core (no state) is not in Recovery: no public key, no recover. */
 static void test_not_in_recovery(void** state) {
     (void)state;
@@ -482,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_shamir_two_of_three),
         cmocka_unit_test(test_set_manifest_in_recovery),
         cmocka_unit_test(test_not_in_recovery),
+        cmocka_unit_test(test_legacy_dek),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
