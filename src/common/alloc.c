@@ -65,6 +65,13 @@ char* xstrndup(const char* s, size_t n) {
     return p;
 }
 
+void* xmemdup(const void* p, size_t len) {
+    void* q = xmalloc(len ? len : 1);
+    if (len)
+        memcpy(q, p, len);
+    return q;
+}
+
 char* xasprintf(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

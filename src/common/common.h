@@ -64,6 +64,8 @@ void* xrealloc(void* ptr, size_t size);
 void* xgrow(void* ptr, size_t* cap, size_t need, size_t elem_size);
 char* xstrdup(const char* s);
 char* xstrndup(const char* s, size_t n);
+/* A copy of `len` bytes (len 0 gives a valid 1-byte allocation). */
+void* xmemdup(const void* p, size_t len);
 char* xasprintf(const char* fmt, ...) PRINTF_FMT(1, 2);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -313,11 +313,11 @@ static int restore_manifest(struct coord_core* c, struct moat_error* err) {
         set->v                      = xrealloc(set->v, (set->n + 1) * sizeof(*set->v));
         set->v[set->n++]            = s;
     }
-    int r = core_update_restore(c, err);
+    r = core_update_restore(c, err);
     return r < 0 ? r : core_users_restore(c, err);
 }
 
-static int restore(struct coord_core* c, struct moat_error* err) {
+int core_restore(struct coord_core* c, struct moat_error* err) {
     const uint8_t* v;
     size_t n;
     char buf[4] = {0};
@@ -409,7 +409,7 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
 
     int r = store_load(c->store, err);
     if (r == 0) {
-        r = restore(c, err);
+        r = core_restore(c, err);
     } else if (r == -ENOENT) {
         moat_error_clear(err);
         r = first_start(c, err);
@@ -458,6 +458,7 @@ void core_gen_unref(struct core_gen* g) {
 void coord_core_free(struct coord_core* c) {
     if (!c)
         return;
+    core_recovery_free(c->recovery);
     store_free(c->store);
     core_gen_unref(c->gen);
     free(c->manifest_sig);
@@ -604,6 +605,9 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
     c->gen->shared.current = shared;
     shared                 = (struct moat_secret_set){0};
     c->state               = COORD_STATE_ACCEPTING_MARBLES;
+    /* a recovery in progress ends here: the old state is discarded (§3.2) */
+    core_recovery_free(c->recovery);
+    c->recovery = NULL;
     return 0;
 }
 

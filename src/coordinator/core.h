@@ -280,3 +280,36 @@ bool coord_core_feature_gate(struct coord_core* c, const char* gate);
 int coord_core_sign_quote(struct coord_core* c, const uint8_t* quote, size_t len,
                           char** ret_tcb_status, uint8_t** ret_sig, size_t* ret_sig_len,
                           struct moat_error* err) WARN_UNUSED;
+/* ---- recovery (core_recover.c; reference/marblerun.md §3.4 "DEK and recovery keys") ------- */
+
+/* GET /api/v2/recover/public-key: the Coordinator's ephemeral RSA-4096 key for encrypting
+ * recovery secrets (generated on first use, in memory only, until the recovery ends), as DER
+ * SubjectPublicKeyInfo; free *ret_der with OPENSSL_free. Needs Recovery, else -EPERM "server is
+ * not in expected state"; -EIO when the key cannot be generated. */
+int coord_core_recovery_public_key(struct coord_core* c, uint8_t** ret_der, size_t* ret_len,
+                                   struct moat_error* err) WARN_UNUSED;
+
+/* POST /api/v2/recover (MarbleRun's clientapi.Recover). `secret` is a RecoverySecret its owner
+ * decrypted (the DEK, an XOR share or a Shamir share: 32 or 33 bytes, 16 for a legacy DEK); any
+ * other length is taken as encrypted for the ephemeral key (RSA-OAEP SHA-256) and decrypted
+ * first. `sig` is its owner's RSASSA-PKCS1-v1_5 SHA-256 signature over the decrypted secret.
+ *
+ * Shares are collected until they give a DEK that decrypts the sealed state; then the
+ * signatures must match the sealed manifest's RecoveryKeys: one per key, or exactly threshold
+ * many for a Shamir split, each secret signed by a different key. Only then is the state loaded
+ * (the temporary CA is dropped), the DEK re-sealed with the current seal key and the state
+ * made the stored one (normally AcceptingMarbles).
+ *
+ * Returns 0 with *ret_remaining the number of secrets still needed and *ret_message (malloc'd)
+ * MarbleRun's "Secret was processed successfully. Upload the next secret. Remaining secrets: n"
+ * or "Recovery successful.". Errors: -EPERM "server is not in expected state" outside
+ * Recovery; -EINVAL for a secret that cannot be decrypted, is not one of the state's (or came
+ * twice), or does not decrypt the state; -EPERM for signatures that do not match the
+ * RecoveryKeys ("recovery keys in manifest do not match the keys used for recovery: expected
+ * n, got m", "no matching recovery key found for recovery public key \"name\""). After a
+ * failure once all secrets were in, the secrets must be uploaded again. A failed attempt never
+ * writes the sealed files; the outputs are written only on success. */
+int coord_core_recover(struct coord_core* c, const uint8_t* secret, size_t len, const uint8_t* sig,
+                       size_t sig_len, size_t* ret_remaining, char** ret_message,
+                       struct moat_error* err) WARN_UNUSED;
+/* ---- end of recovery ---------------------------------------------------------------------- */

@@ -63,6 +63,7 @@ struct coord_core {
     /* Uploaded values of user-defined secrets (only those ever written). Guarded by `lock`;
      * activations render from a copy taken under it (core_user_secrets_snapshot). */
     struct moat_secret_set user_secrets;
+    struct core_recovery* recovery; /* Recovery only: core_recover.c; NULL otherwise */
 };
 
 struct recovery_setup;
@@ -107,3 +108,13 @@ bool core_user_allowed_locked(struct coord_core* c, const char* user, const char
 int core_users_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
 /* A deep copy of c->user_secrets, taken under c->lock (clear it with moat_secret_set_clear). */
 void core_user_secrets_snapshot(struct coord_core* c, struct moat_secret_set* ret);
+/* Loads the state the store holds (NewCore after store_load): the CA, root secrets and, in
+ * AcceptingMarbles, the manifest and shared secrets; sets c->state. c->ca must be NULL. */
+int core_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;
+
+/* ---- recovery (core_recover.c; §3.4 "DEK and recovery keys") ---------------------------- */
+
+/* The ephemeral key, the uploaded shares and their signatures; wiped. Accepts NULL. */
+struct core_recovery;
+void core_recovery_free(struct core_recovery* r);
+/* ---- end of recovery ---------------------------------------------------------------------- */

@@ -262,14 +262,25 @@ void recovery_session_free(struct recovery_session* s) {
 
 static size_t needed(const struct recovery_session* s) {
     size_t all = json_object_size(s->expected);
+    /* Shamir shares with the threshold unknown (it is in the sealed manifest): combine from
+     * two shares on; the caller tests the result (MarbleRun's shamirRecover) */
+    if (s->threshold == 0 && s->share_len == RECOVERY_DEK_SIZE + 1)
+        return 2;
     return s->threshold == 0 || s->threshold >= all ? all : s->threshold;
+}
+
+void recovery_session_progress(const struct recovery_session* s, size_t* ret_uploaded,
+                               size_t* ret_total) {
+    *ret_uploaded = s->n;
+    *ret_total    = s->expected ? json_object_size(s->expected) : 1;
 }
 
 static int accept_share(struct recovery_session* s, const uint8_t* secret, size_t len,
                         struct moat_error* err) {
     uint8_t h[SHA256_DIGEST_SIZE];
     char hex[SHA256_HEX_SIZE];
-    if ((len != RECOVERY_DEK_SIZE && len != RECOVERY_DEK_SIZE + 1) ||
+    if ((len != RECOVERY_DEK_SIZE && len != RECOVERY_DEK_SIZE + 1 &&
+         len != RECOVERY_LEGACY_DEK_SIZE) ||
         (s->n && len != s->share_len) || sha256_buf(secret, len, h) < 0 ||
         hex_encode(h, sizeof(h), hex, sizeof(hex)) < 0 || !json_object_get(s->expected, hex))
         return moat_error_set(err, -EINVAL,
@@ -287,10 +298,11 @@ int recovery_session_add(struct recovery_session* s, const uint8_t* secret, size
                          uint8_t dek[RECOVERY_DEK_SIZE], size_t* ret_remaining,
                          struct moat_error* err) {
     if (!s->expected) { /* one key (or none): the secret is the DEK */
-        if (len != RECOVERY_DEK_SIZE)
+        if (len != RECOVERY_DEK_SIZE && len != RECOVERY_LEGACY_DEK_SIZE)
             return moat_error_set(err, -EINVAL, "the recovery secret has %zu bytes, not %d", len,
                                   RECOVERY_DEK_SIZE);
-        memcpy(dek, secret, RECOVERY_DEK_SIZE);
+        memset(dek, 0, RECOVERY_DEK_SIZE);
+        memcpy(dek, secret, len);
         *ret_remaining = 0;
         return 0;
     }
@@ -302,7 +314,7 @@ int recovery_session_add(struct recovery_session* s, const uint8_t* secret, size
         *ret_remaining = need - s->n;
         return 0;
     }
-    if (s->share_len == RECOVERY_DEK_SIZE) { /* XOR of every share */
+    if (s->share_len != RECOVERY_DEK_SIZE + 1) { /* XOR of every share (legacy: 16 bytes) */
         memset(dek, 0, RECOVERY_DEK_SIZE);
         for (size_t i = 0; i < s->n; i++)
             for (size_t b = 0; b < RECOVERY_DEK_SIZE; b++)

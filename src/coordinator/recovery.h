@@ -24,6 +24,8 @@
 #include "common.h"
 
 #define RECOVERY_DEK_SIZE 32
+/* MarbleRun's DEK (and XOR share) size before v1.9, still accepted in recovery (§3.4). */
+#define RECOVERY_LEGACY_DEK_SIZE 16
 
 struct recovery_setup {
     uint8_t dek[RECOVERY_DEK_SIZE];
@@ -54,16 +56,22 @@ int shamir_combine(const uint8_t* const* shares, size_t n, size_t share_len,
 struct recovery_session;
 
 /* `recovery_data` is what the sealed state carries ("null" or {sha256hex(share): true}) and
- * `threshold` the manifest's (0: all shares). */
+ * `threshold` the manifest's (0: unknown, i.e. all XOR shares, or Shamir shares combined from
+ * two on, the caller testing each result against the sealed state as MarbleRun does). */
 struct recovery_session* recovery_session_new(const char* recovery_data, unsigned threshold,
                                               struct moat_error* err);
 void recovery_session_free(struct recovery_session* s);
 /* Adds an uploaded secret. Returns 0 with *ret_remaining = 0 and the DEK in dek when the
  * secrets uploaded so far give it, or 0 with the number still needed; -EINVAL when the secret
- * is not one of this state's (or was uploaded already). */
+ * is not one of this state's (or was uploaded already). A legacy 16-byte DEK or XOR share
+ * gives its 16 bytes followed by zeros in dek. */
 int recovery_session_add(struct recovery_session* s, const uint8_t* secret, size_t len,
                          uint8_t dek[RECOVERY_DEK_SIZE], size_t* ret_remaining,
                          struct moat_error* err) WARN_UNUSED;
+
+/* How many shares were accepted so far, of how many the recovery data names (1 without). */
+void recovery_session_progress(const struct recovery_session* s, size_t* ret_uploaded,
+                               size_t* ret_total);
 
 /* RSASSA-PKCS1-v1_5 with SHA-256 of `data` by the key of `pem`: 0, or -EPERM. */
 int recovery_verify_signature(const char* pem, const uint8_t* data, size_t len, const uint8_t* sig,

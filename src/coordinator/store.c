@@ -42,6 +42,7 @@ struct store {
     uint8_t seal_key[STORE_KEY_SIZE];
     char* keyinfo;
     uint8_t dek[STORE_KEY_SIZE];
+    size_t dek_len; /* STORE_KEY_SIZE, or STORE_LEGACY_KEY_SIZE for a recovered legacy state */
     char* recovery_data;
 };
 
@@ -180,12 +181,18 @@ static int map_from_json(struct map* m, const char* text, size_t len, struct moa
 /* ---------------------------------------------------------------------------------------- */
 /* AES-256-GCM as ego's ecrypto: nonce ‖ ciphertext ‖ tag                                     */
 
-static int gcm(bool enc, const uint8_t key[STORE_KEY_SIZE], const uint8_t nonce[GCM_NONCE],
+/* key_len 32: AES-256; 16: AES-128 (MarbleRun's DEKs before v1.9, §3.4). */
+static int gcm(bool enc, const uint8_t* key, size_t key_len, const uint8_t nonce[GCM_NONCE],
                const uint8_t* aad, size_t aad_len, const uint8_t* in, size_t len, uint8_t* out,
                uint8_t tag[GCM_TAG]) {
+    const EVP_CIPHER* cipher = key_len == STORE_LEGACY_KEY_SIZE ? EVP_aes_128_gcm()
+                               : key_len == STORE_KEY_SIZE      ? EVP_aes_256_gcm()
+                                                                : NULL;
+    if (!cipher)
+        return -EBADMSG;
     EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
     int n = 0, ok = ctx != NULL;
-    ok = ok && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc ? 1 : 0);
+    ok = ok && EVP_CipherInit_ex(ctx, cipher, NULL, key, nonce, enc ? 1 : 0);
     if (ok && aad_len)
         ok = EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len);
     ok = ok && (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, (int)len));
@@ -199,13 +206,13 @@ static int gcm(bool enc, const uint8_t key[STORE_KEY_SIZE], const uint8_t nonce[
 }
 
 /* Appends nonce ‖ AES-GCM(key, aad, plain) ‖ tag to sb. */
-static int seal_into(struct strbuf* sb, const uint8_t key[STORE_KEY_SIZE], const uint8_t* aad,
+static int seal_into(struct strbuf* sb, const uint8_t* key, size_t key_len, const uint8_t* aad,
                      size_t aad_len, const void* plain, size_t len) {
     uint8_t nonce[GCM_NONCE], tag[GCM_TAG];
     if (len > INT32_MAX || RAND_bytes(nonce, sizeof(nonce)) != 1)
         return -EIO;
     uint8_t* ct = xmalloc(len ? len : 1);
-    int r       = gcm(true, key, nonce, aad, aad_len, plain, len, ct, tag);
+    int r       = gcm(true, key, key_len, nonce, aad, aad_len, plain, len, ct, tag);
     if (r == 0) {
         strbuf_append(sb, (const char*)nonce, sizeof(nonce));
         strbuf_append(sb, (const char*)ct, len);
@@ -216,7 +223,7 @@ static int seal_into(struct strbuf* sb, const uint8_t key[STORE_KEY_SIZE], const
 }
 
 /* Opens nonce ‖ ciphertext ‖ tag; *ret is malloc'd (plus a NUL), wiped by the caller. */
-static int unseal_from(struct cursor* c, const uint8_t key[STORE_KEY_SIZE], const uint8_t* aad,
+static int unseal_from(struct cursor* c, const uint8_t* key, size_t key_len, const uint8_t* aad,
                        size_t aad_len, uint8_t** ret, size_t* ret_len) {
     const uint8_t *nonce, *ct, *tag;
     if (c->len < GCM_NONCE + GCM_TAG || c->len - GCM_NONCE - GCM_TAG > INT32_MAX)
@@ -228,7 +235,7 @@ static int unseal_from(struct cursor* c, const uint8_t key[STORE_KEY_SIZE], cons
     uint8_t* out = xmalloc(len + 1);
     uint8_t t[GCM_TAG];
     memcpy(t, tag, sizeof(t));
-    int r = gcm(false, key, nonce, aad, aad_len, ct, len, out, t);
+    int r = gcm(false, key, key_len, nonce, aad, aad_len, ct, len, out, t);
     if (r < 0) {
         OPENSSL_cleanse(out, len);
         free(out);
@@ -268,7 +275,7 @@ static int persist(struct store* s, const struct map* m, struct moat_error* err)
                                  (uint8_t)(strlen(rd) >> 16), (uint8_t)(strlen(rd) >> 24)};
     strbuf_append(&data, (const char*)len_le, 4);
     strbuf_puts(&data, rd);
-    int r = seal_into(&data, s->dek, NULL, 0, json, strlen(json));
+    int r = seal_into(&data, s->dek, s->dek_len, NULL, 0, json, strlen(json));
     OPENSSL_cleanse(json, strlen(json));
     uint8_t aad[SHA256_DIGEST_SIZE];
     if (r == 0)
@@ -279,7 +286,7 @@ static int persist(struct store* s, const struct map* m, struct moat_error* err)
     strbuf_append(&key, (const char*)ki_le, 4);
     strbuf_puts(&key, s->keyinfo);
     if (r == 0)
-        r = seal_into(&key, s->seal_key, aad, sizeof(aad), s->dek, sizeof(s->dek));
+        r = seal_into(&key, s->seal_key, sizeof(s->seal_key), aad, sizeof(aad), s->dek, s->dek_len);
     if (r < 0)
         r = moat_error_set(err, r, "cannot seal the state");
     /* sealed_data first; the rename of sealed_key is the commit point */
@@ -309,9 +316,11 @@ static int read_sealed(const struct store* s, const char* name, const char* suff
     return r < 0 ? moat_error_set_errno(err, r, "cannot read '%s'", path) : 0;
 }
 
-/* The DEK sealed_key holds for this sealed_data, or -EBADMSG. */
+/* The DEK sealed_key holds for this sealed_data (32 bytes, or 16 for a legacy one), or
+ * -EBADMSG. */
 static int unseal_dek(const struct store* s, const struct sealed_file* key,
-                      const struct sealed_file* data, uint8_t dek[STORE_KEY_SIZE]) {
+                      const struct sealed_file* data, uint8_t dek[STORE_KEY_SIZE],
+                      size_t* ret_len) {
     if (!key->present || !data->present)
         return -EBADMSG;
     uint8_t aad[SHA256_DIGEST_SIZE];
@@ -320,26 +329,29 @@ static int unseal_dek(const struct store* s, const struct sealed_file* key,
     uint8_t* plain = NULL;
     size_t n       = 0;
     if (sha256_buf(data->buf, data->len, aad) < 0 || cur_u32le(&c, &ki) < 0 ||
-        cur_skip(&c, ki) < 0 || unseal_from(&c, s->seal_key, aad, sizeof(aad), &plain, &n) < 0)
+        cur_skip(&c, ki) < 0 ||
+        unseal_from(&c, s->seal_key, sizeof(s->seal_key), aad, sizeof(aad), &plain, &n) < 0)
         return -EBADMSG;
-    int r = n == STORE_KEY_SIZE ? 0 : -EBADMSG;
-    if (r == 0)
-        memcpy(dek, plain, STORE_KEY_SIZE);
+    int r = n == STORE_KEY_SIZE || n == STORE_LEGACY_KEY_SIZE ? 0 : -EBADMSG;
+    if (r == 0) {
+        memcpy(dek, plain, n);
+        *ret_len = n;
+    }
     OPENSSL_cleanse(plain, n);
     free(plain);
     return r;
 }
 
 /* Decrypts sealed_data with dek into the map (and its recovery data). */
-static int open_data(struct store* s, const struct sealed_file* data,
-                     const uint8_t dek[STORE_KEY_SIZE], struct moat_error* err) {
+static int open_data(struct store* s, const struct sealed_file* data, const uint8_t* dek,
+                     size_t dek_len, struct moat_error* err) {
     struct cursor c = cursor_init(data->buf, data->len);
     uint32_t rd_len;
     const uint8_t* rd;
     uint8_t* json = NULL;
     size_t n      = 0;
     if (cur_u32le(&c, &rd_len) < 0 || cur_ptr(&c, rd_len, &rd) < 0 ||
-        unseal_from(&c, dek, NULL, 0, &json, &n) < 0)
+        unseal_from(&c, dek, dek_len, NULL, 0, &json, &n) < 0)
         return moat_error_set(err, -EBADMSG, "the sealed state cannot be decrypted");
     int r = map_from_json(&s->map, (const char*)json, n, err);
     OPENSSL_cleanse(json, n);
@@ -348,7 +360,9 @@ static int open_data(struct store* s, const struct sealed_file* data,
         return r;
     free(s->recovery_data);
     s->recovery_data = xstrndup((const char*)rd, rd_len);
-    memcpy(s->dek, dek, STORE_KEY_SIZE);
+    memset(s->dek, 0, sizeof(s->dek));
+    memcpy(s->dek, dek, dek_len);
+    s->dek_len = dek_len;
     s->has_dek = true;
     return 0;
 }
@@ -389,9 +403,10 @@ int store_load(struct store* s, struct moat_error* err) {
         {&p.key_old, &p.data},
     };
     uint8_t dek[STORE_KEY_SIZE];
-    int found = -1;
+    size_t dek_len = 0;
+    int found      = -1;
     for (size_t i = 0; r == 0 && found < 0 && i < ARRAY_SIZE(order); i++)
-        if (unseal_dek(s, order[i][0], order[i][1], dek) == 0)
+        if (unseal_dek(s, order[i][0], order[i][1], dek, &dek_len) == 0)
             found = (int)i;
     if (r == 0 && found < 0)
         r = moat_error_set(err, -EBADMSG,
@@ -399,23 +414,25 @@ int store_load(struct store* s, struct moat_error* err) {
                            "the files were changed)",
                            s->dir);
     if (r == 0)
-        r = open_data(s, order[found][1], dek, err);
+        r = open_data(s, order[found][1], dek, dek_len, err);
     OPENSSL_cleanse(dek, sizeof(dek));
     pair_free(&p);
     return r;
 }
 
-int store_load_with_dek(struct store* s, const uint8_t dek[STORE_KEY_SIZE],
+int store_load_with_dek(struct store* s, const uint8_t* dek, size_t dek_len,
                         struct moat_error* err) {
+    if (dek_len != STORE_KEY_SIZE && dek_len != STORE_LEGACY_KEY_SIZE)
+        return moat_error_set(err, -EBADMSG, "the recovery key does not decrypt the state");
     if (!s->dir)
         return moat_error_set(err, -ENOENT, "the store has no seal directory");
     struct sealed_pair p;
     int r = read_pair(s, &p, err);
     if (r == 0 && !p.data.present && !p.data_old.present)
         r = moat_error_set(err, -ENOENT, "there is no sealed state in '%s'", s->dir);
-    if (r == 0 && (!p.data.present || open_data(s, &p.data, dek, err) < 0)) {
+    if (r == 0 && (!p.data.present || open_data(s, &p.data, dek, dek_len, err) < 0)) {
         moat_error_clear(err);
-        r = p.data_old.present ? open_data(s, &p.data_old, dek, err) : -EBADMSG;
+        r = p.data_old.present ? open_data(s, &p.data_old, dek, dek_len, err) : -EBADMSG;
         if (r < 0)
             r = moat_error_set(err, -EBADMSG, "the recovery key does not decrypt the state");
     }
@@ -477,7 +494,23 @@ void store_set_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE], cons
 
 void store_set_dek(struct store* s, const uint8_t dek[STORE_KEY_SIZE]) {
     memcpy(s->dek, dek, STORE_KEY_SIZE);
+    s->dek_len = STORE_KEY_SIZE;
     s->has_dek = true;
+}
+
+void store_unload(struct store* s) {
+    map_clear(&s->map);
+    OPENSSL_cleanse(s->dek, sizeof(s->dek));
+    s->dek_len = 0;
+    s->has_dek = false;
+    free(s->recovery_data);
+    s->recovery_data = NULL;
+}
+
+int store_reseal(struct store* s, struct moat_error* err) {
+    /* an empty transaction writes the whole map again: a new sealed_data nonce, and the DEK in
+     * sealed_key under the current seal key, both replaced atomically (§3.4) */
+    return store_commit(store_begin(s), err);
 }
 
 void store_set_recovery_data(struct store* s, const char* json) {

@@ -27,6 +27,8 @@
 #include "common.h"
 
 #define STORE_KEY_SIZE 32
+/* MarbleRun's DEKs before v1.9 (AES-128-GCM), accepted from recovery (§3.4). */
+#define STORE_LEGACY_KEY_SIZE 16
 
 struct store;
 struct store_txn;
@@ -48,10 +50,18 @@ bool store_has_dek(const struct store* s);
  * committed here; -EBADMSG: there is a state but it cannot be unsealed (another machine or
  * identity, or tampered: the Coordinator goes to recovery); other -errno for I/O. */
 int store_load(struct store* s, struct moat_error* err) WARN_UNUSED;
-/* Loads the sealed state with a DEK from recovery (the seal key is not used). 0, or -EBADMSG
- * when the DEK does not decrypt it. On success the DEK is the store's. */
-int store_load_with_dek(struct store* s, const uint8_t dek[STORE_KEY_SIZE],
+/* Loads the sealed state on disk with a DEK from recovery (the seal key is not used; the files
+ * are only read). dek_len is STORE_KEY_SIZE or STORE_LEGACY_KEY_SIZE. 0, or -EBADMSG when the
+ * DEK does not decrypt it, -ENOENT when there is none. On success the DEK and the state's
+ * recovery data are the store's (store_reseal writes them with the current seal key). */
+int store_load_with_dek(struct store* s, const uint8_t* dek, size_t dek_len,
                         struct moat_error* err) WARN_UNUSED;
+/* Forgets a loaded state (map, DEK, recovery data), e.g. one a recovery then rejected. The
+ * files are not touched. */
+void store_unload(struct store* s);
+/* Writes the loaded state again with its DEK and the current seal key (after a recovery, so a
+ * restart unseals it without another one). A no-op without a seal directory or key. */
+int store_reseal(struct store* s, struct moat_error* err) WARN_UNUSED;
 /* The recovery data of the sealed state on disk (malloc'd, "null" when none), for recovery. */
 int store_read_recovery_data(struct store* s, char** ret, struct moat_error* err) WARN_UNUSED;
 

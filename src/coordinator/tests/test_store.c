@@ -139,12 +139,12 @@ static void test_wrong_key_and_tampering(void** state) {
     assert_int_equal(store_load(s, &err), -EBADMSG);
     assert_int_equal(store_get(s, "state", &(const uint8_t*){NULL}, &(size_t){0}), -ENOENT);
     /* ... which the DEK (from the recovery keys) opens */
-    assert_int_equal(store_load_with_dek(s, DEK, &err), 0);
+    assert_int_equal(store_load_with_dek(s, DEK, sizeof(DEK), &err), 0);
     assert_value(s, "state", "ok");
     store_free(s);
     s                             = store_new(dir);
     uint8_t wrong[STORE_KEY_SIZE] = {7};
-    assert_int_equal(store_load_with_dek(s, wrong, &err), -EBADMSG);
+    assert_int_equal(store_load_with_dek(s, wrong, sizeof(wrong), &err), -EBADMSG);
     store_free(s);
 
     /* a flipped bit anywhere in sealed_data: the pair no longer verifies (and no .old) */
