@@ -307,8 +307,8 @@ static int verify_marble(struct coord_core* c, const struct core_gen* g, const u
         if (vo.at == 0) /* a long-running Coordinator judges each quote at its own time */
             vo.at = time(NULL);
         pthread_mutex_lock(&c->verify_lock);
-        int r = marble_quote_validate(quote, quote_len, cert, cert_len, &mp, c->collateral, &vo,
-                                      err);
+        int r =
+            marble_quote_validate(quote, quote_len, cert, cert_len, &mp, c->collateral, &vo, err);
         pthread_mutex_unlock(&c->verify_lock);
         if (r < 0)
             return moat_error_prefix(err, "invalid quote");
@@ -323,9 +323,9 @@ static int verify_marble(struct coord_core* c, const struct core_gen* g, const u
 }
 
 /* Step 5: leaf, secrets, parameters. Errors are Internal. */
-static int build_params(struct coord_core* c, const struct core_gen* g, const struct coord_marble* mb, const uint8_t* csr,
-                        size_t csr_len, const uint8_t uuid[16], struct coord_params* ret,
-                        struct moat_error* err) {
+static int build_params(struct coord_core* c, const struct core_gen* g,
+                        const struct coord_marble* mb, const uint8_t* csr, size_t csr_len,
+                        const uint8_t uuid[16], struct coord_params* ret, struct moat_error* err) {
     struct moat_marble_cert_req req = {.csr = csr, .csr_len = csr_len, .marble_type = mb->name};
     memcpy(req.uuid, uuid, 16);
     _cleanup_(moat_cert_key_clearp) struct moat_cert_key leaf = {0};

@@ -84,8 +84,8 @@ int coord_core_manifest_info(struct coord_core* c, struct coord_manifest_info* r
         if (!c->manifest_sig || strcmp(c->manifest_sig_fp, c->gen->manifest->fingerprint) != 0) {
             free(c->manifest_sig);
             c->manifest_sig = NULL;
-            r = sign_manifest(c->gen->ca->root_key, c->gen->manifest->raw, c->gen->manifest->raw_len,
-                              &c->manifest_sig, &c->manifest_sig_len);
+            r               = sign_manifest(c->gen->ca->root_key, c->gen->manifest->raw,
+                                            c->gen->manifest->raw_len, &c->manifest_sig, &c->manifest_sig_len);
             memcpy(c->manifest_sig_fp, c->gen->manifest->fingerprint, sizeof(c->manifest_sig_fp));
         }
         if (r == 0) {

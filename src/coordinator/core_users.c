@@ -510,7 +510,8 @@ static int write_secrets_locked(struct coord_core* c, const char* user, json_t* 
     /* all or nothing: one transaction */
     struct store_txn* t = store_begin(c->store);
     for (size_t i = 0; i < fresh.n; i++) {
-        r = put_user_secret(t, coord_manifest_secret(c->gen->manifest, fresh.v[i].name), &fresh.v[i]);
+        r = put_user_secret(t, coord_manifest_secret(c->gen->manifest, fresh.v[i].name),
+                            &fresh.v[i]);
         if (r < 0) {
             store_rollback(t);
             return moat_error_set(err, r, "saving secret %s to store", fresh.v[i].name);

@@ -51,9 +51,9 @@ void slog(const char* level, const char* fmt, ...) {
     if (g_json_logs) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        json_t* o = json_pack("{s:s, s:f, s:s, s:s}", "level", level, "ts",
-                              (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, "logger",
-                              "coordinator", "msg", msg);
+        json_t* o  = json_pack("{s:s, s:f, s:s, s:s}", "level", level, "ts",
+                               (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, "logger", "coordinator",
+                               "msg", msg);
         char* line = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (line)
             fprintf(stderr, "%s\n", line);
@@ -149,21 +149,34 @@ static char* g_default_seal_dir;
 
 static int parse_config(int argc, char** argv, struct server_config* c) {
     *c = (struct server_config){
-        .mesh_addr       = getenv("EDG_COORDINATOR_MESH_ADDR"),
-        .client_addr     = getenv("EDG_COORDINATOR_CLIENT_ADDR"),
-        .prometheus_addr = getenv("EDG_COORDINATOR_PROMETHEUS_ADDR"),
-        .seal_dir        = getenv("EDG_COORDINATOR_SEAL_DIR"),
+        .mesh_addr        = getenv("EDG_COORDINATOR_MESH_ADDR"),
+        .client_addr      = getenv("EDG_COORDINATOR_CLIENT_ADDR"),
+        .prometheus_addr  = getenv("EDG_COORDINATOR_PROMETHEUS_ADDR"),
+        .seal_dir         = getenv("EDG_COORDINATOR_SEAL_DIR"),
         .startup_manifest = getenv("EDG_STARTUP_MANIFEST"),
-        .dev_mode        = env_true("EDG_COORDINATOR_DEV_MODE"),
-        .simulation      = env_true("OE_SIMULATION"),
-        .debug           = env_true("EDG_DEBUG_LOGGING"),
-        .sim_dir         = getenv("MOAT_SIM_DIR"),
+        .dev_mode         = env_true("EDG_COORDINATOR_DEV_MODE"),
+        .simulation       = env_true("OE_SIMULATION"),
+        .debug            = env_true("EDG_DEBUG_LOGGING"),
+        .sim_dir          = getenv("MOAT_SIM_DIR"),
     };
     const char* fmt   = getenv("EDG_LOG_FORMAT");
     const char* names = getenv("EDG_COORDINATOR_DNS_NAMES");
     enum {
-        O_MESH = 256, O_CLIENT, O_PROM, O_DNS, O_SEAL, O_STARTUP, O_DEV, O_SIM, O_NOSEAL,
-        O_COLL, O_ROOT, O_SIMDIR, O_THREADS, O_DEBUG, O_FMT,
+        O_MESH = 256,
+        O_CLIENT,
+        O_PROM,
+        O_DNS,
+        O_SEAL,
+        O_STARTUP,
+        O_DEV,
+        O_SIM,
+        O_NOSEAL,
+        O_COLL,
+        O_ROOT,
+        O_SIMDIR,
+        O_THREADS,
+        O_DEBUG,
+        O_FMT,
     };
     static const struct option opts[] = {
         {"mesh-addr", required_argument, NULL, O_MESH},
@@ -188,33 +201,66 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
     uint64_t threads = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case O_MESH: c->mesh_addr = optarg; break;
-        case O_CLIENT: c->client_addr = optarg; break;
-        case O_PROM: c->prometheus_addr = optarg; break;
-        case O_DNS: names = optarg; break;
-        case O_SEAL: c->seal_dir = optarg; break;
-        case O_STARTUP: c->startup_manifest = optarg; break;
-        case O_DEV: c->dev_mode = true; break;
-        case O_SIM: c->simulation = true; break;
-        case O_NOSEAL: c->no_seal = true; break;
-        case O_COLL: c->collateral = optarg; break;
-        case O_ROOT: c->trusted_root = optarg; break;
-        case O_SIMDIR: c->sim_dir = optarg; break;
-        case O_THREADS:
-            if (parse_u64(optarg, 10, &threads) < 0 || threads < 1 || threads > 64) {
-                fprintf(stderr, "moat coordinator: --mesh-threads: expected 1..64, got '%s'\n",
-                        optarg);
+            case O_MESH:
+                c->mesh_addr = optarg;
+                break;
+            case O_CLIENT:
+                c->client_addr = optarg;
+                break;
+            case O_PROM:
+                c->prometheus_addr = optarg;
+                break;
+            case O_DNS:
+                names = optarg;
+                break;
+            case O_SEAL:
+                c->seal_dir = optarg;
+                break;
+            case O_STARTUP:
+                c->startup_manifest = optarg;
+                break;
+            case O_DEV:
+                c->dev_mode = true;
+                break;
+            case O_SIM:
+                c->simulation = true;
+                break;
+            case O_NOSEAL:
+                c->no_seal = true;
+                break;
+            case O_COLL:
+                c->collateral = optarg;
+                break;
+            case O_ROOT:
+                c->trusted_root = optarg;
+                break;
+            case O_SIMDIR:
+                c->sim_dir = optarg;
+                break;
+            case O_THREADS:
+                if (parse_u64(optarg, 10, &threads) < 0 || threads < 1 || threads > 64) {
+                    fprintf(stderr, "moat coordinator: --mesh-threads: expected 1..64, got '%s'\n",
+                            optarg);
+                    return -EINVAL;
+                }
+                break;
+            case O_DEBUG:
+                c->debug = true;
+                break;
+            case O_FMT:
+                fmt = optarg;
+                break;
+            case 'h':
+                fputs(g_usage, stdout);
+                return 1;
+            default:
+                fputs("Try 'moat coordinator --help'.\n", stderr);
                 return -EINVAL;
-            }
-            break;
-        case O_DEBUG: c->debug = true; break;
-        case O_FMT: fmt = optarg; break;
-        case 'h': fputs(g_usage, stdout); return 1;
-        default: fputs("Try 'moat coordinator --help'.\n", stderr); return -EINVAL;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "moat coordinator: unexpected argument '%s'\nTry 'moat coordinator --help'.\n",
+        fprintf(stderr,
+                "moat coordinator: unexpected argument '%s'\nTry 'moat coordinator --help'.\n",
                 argv[optind]);
         return -EINVAL;
     }
@@ -238,8 +284,8 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
         g_default_seal_dir = path_join(cwd, "marblerun-coordinator-data");
         c->seal_dir        = g_default_seal_dir;
     }
-    long cpus         = sysconf(_SC_NPROCESSORS_ONLN);
-    c->mesh_threads   = threads ? (unsigned)threads : (unsigned)(cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
+    long cpus       = sysconf(_SC_NPROCESSORS_ONLN);
+    c->mesh_threads = threads ? (unsigned)threads : (unsigned)(cpus < 1 ? 1 : cpus > 8 ? 8 : cpus);
     return 0;
 }
 
@@ -252,7 +298,7 @@ static bool in_moat_run(void) {
 
 /* Outside `moat run` the Coordinator's measurement is the hash of its own executable. */
 static int self_identity(struct attest_identity* id, struct moat_error* err) {
-    *id = (struct attest_identity){0};
+    *id                      = (struct attest_identity){0};
     _cleanup_free_ char* buf = NULL;
     size_t len               = 0;
     int r                    = read_file("/proc/self/exe", &buf, &len, err);
@@ -371,10 +417,10 @@ static int expand_key(const uint8_t* ikm, size_t len, uint8_t out[32]) {
     EVP_KDF_free(kdf);
     static const char info[] = "moat coordinator sealed_key";
     OSSL_PARAM params[]      = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char*)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void*)ikm, len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void*)info, sizeof(info) - 1),
-        OSSL_PARAM_construct_end(),
+             OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char*)"SHA256", 0),
+             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void*)ikm, len),
+             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void*)info, sizeof(info) - 1),
+             OSSL_PARAM_construct_end(),
     };
     int ok = ctx && EVP_KDF_derive(ctx, out, 32, params) == 1;
     EVP_KDF_CTX_free(ctx);
@@ -391,8 +437,8 @@ static int expand_key(const uint8_t* ikm, size_t len, uint8_t out[32]) {
 static int seal_key(uint8_t out[32], const char** ret_info, struct moat_error* err) {
     uint8_t k16[16];
     if (in_moat_run()) {
-        static const char* const keys[] = {DEV_ATTESTATION "/keys/_sgx_mrsigner",
-                                           DEV_ATTESTATION "/keys/_sgx_mrenclave"};
+        static const char* const keys[]  = {DEV_ATTESTATION "/keys/_sgx_mrsigner",
+                                            DEV_ATTESTATION "/keys/_sgx_mrenclave"};
         static const char* const infos[] = {"moat-seal-v1 gramine _sgx_mrsigner",
                                             "moat-seal-v1 gramine _sgx_mrenclave"};
         for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
@@ -410,11 +456,12 @@ static int seal_key(uint8_t out[32], const char** ret_info, struct moat_error* e
             return r < 0 ? moat_error_set(err, r, "cannot derive the sealing key") : 0;
         }
         return moat_error_set(err, -ENOKEY,
-                              "no sealing key in " DEV_ATTESTATION "/keys (_sgx_mrsigner or "
+                              "no sealing key in " DEV_ATTESTATION
+                              "/keys (_sgx_mrsigner or "
                               "_sgx_mrenclave): run the Coordinator under a manifest with "
                               "attestation, or pass --no-seal");
     }
-    struct attest_identity id = {0};
+    struct attest_identity id   = {0};
     static const char product[] = "moat coordinator product key";
     if (sha256_buf(product, sizeof(product) - 1, id.mrenclave) < 0)
         return moat_error_set(err, -EIO, "sha256");
@@ -459,7 +506,8 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
              cfg->collateral, cfg->trusted_root ? cfg->trusted_root : "the Intel SGX Root CA");
     } else {
         _cleanup_free_ char* dir = cfg->sim_dir ? xstrdup(cfg->sim_dir) : attest_default_sim_dir();
-        _cleanup_free_ char *ti = path_join(dir, SIM_TCB_INFO), *qi = path_join(dir, SIM_QE_IDENTITY);
+        _cleanup_free_ char *ti  = path_join(dir, SIM_TCB_INFO),
+                            *qi  = path_join(dir, SIM_QE_IDENTITY);
         _cleanup_free_ char *tc = path_join(dir, SIM_TCB_CHAIN), *rc = path_join(dir, SIM_ROOT_CRL);
         _cleanup_free_ char *pc = path_join(dir, SIM_PCK_CRL), *rp = path_join(dir, SIM_ROOT_CERT);
         if (access(ti, R_OK) != 0)
@@ -475,7 +523,7 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
                                              .qe_identity_issuer_chain = tc,
                                              .root_ca_crl              = rc,
                                              .pck_crl                  = pc};
-        r = collateral_load_pcs_files(&files, &v->collateral, err);
+        r                                 = collateral_load_pcs_files(&files, &v->collateral, err);
         if (r < 0)
             return moat_error_prefix(err, "simulated platform %s", dir);
         r = load_anchor(cfg->trusted_root ? cfg->trusted_root : rp, &v->anchor, err);
@@ -584,7 +632,7 @@ static int run(struct server* s) {
     bool no_provider = s->provider && attest_provider_kind(s->provider) == ATTEST_NONE;
     s->simulation    = s->cfg.simulation || no_provider;
     if (in_moat_run() && !s->cfg.simulation) {
-        char type[64] = {0};
+        char type[64]          = {0};
         _cleanup_free_ char* t = NULL;
         size_t tl              = 0;
         if (read_file(DEV_ATTESTATION "/attestation_type", &t, &tl, &err) == 0) {
@@ -666,8 +714,7 @@ static int run(struct server* s) {
         slog("error", "cannot create the event loop");
         goto out;
     }
-    if (api_start(s, &err) < 0 || metrics_start(s, &err) < 0 ||
-        mesh_start(s, &s->mesh, &err) < 0) {
+    if (api_start(s, &err) < 0 || metrics_start(s, &err) < 0 || mesh_start(s, &s->mesh, &err) < 0) {
         slog("error", "%s", err.msg);
         goto out;
     }
@@ -675,8 +722,7 @@ static int run(struct server* s) {
     struct event* sigint  = evsignal_new(s->base, SIGINT, on_signal, s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
-    slog("info",
-         "Coordinator started: client API on %s (port %d), Marble API on %s (port %d)%s%s",
+    slog("info", "Coordinator started: client API on %s (port %d), Marble API on %s (port %d)%s%s",
          s->cfg.client_addr, net_http_server_port(s->client_api), s->cfg.mesh_addr,
          mesh_port(s->mesh), s->prometheus ? ", metrics on " : "",
          s->prometheus ? s->cfg.prometheus_addr : "");

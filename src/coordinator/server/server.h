@@ -32,17 +32,17 @@ struct collateral;
 struct attest_verify_opts;
 
 struct server_config {
-    const char* mesh_addr;       /* EDG_COORDINATOR_MESH_ADDR, ":2001" */
-    const char* client_addr;     /* EDG_COORDINATOR_CLIENT_ADDR, ":4433" */
-    const char* prometheus_addr; /* EDG_COORDINATOR_PROMETHEUS_ADDR, NULL: off */
-    char** dns_names;            /* EDG_COORDINATOR_DNS_NAMES, {"localhost"} */
-    const char* seal_dir;        /* EDG_COORDINATOR_SEAL_DIR */
+    const char* mesh_addr;        /* EDG_COORDINATOR_MESH_ADDR, ":2001" */
+    const char* client_addr;      /* EDG_COORDINATOR_CLIENT_ADDR, ":4433" */
+    const char* prometheus_addr;  /* EDG_COORDINATOR_PROMETHEUS_ADDR, NULL: off */
+    char** dns_names;             /* EDG_COORDINATOR_DNS_NAMES, {"localhost"} */
+    const char* seal_dir;         /* EDG_COORDINATOR_SEAL_DIR */
     const char* startup_manifest; /* EDG_STARTUP_MANIFEST */
-    bool dev_mode;               /* EDG_COORDINATOR_DEV_MODE=1 */
-    bool simulation;             /* OE_SIMULATION=1 / --simulation */
-    bool debug;                  /* EDG_DEBUG_LOGGING=1 / --debug */
-    bool json_logs;              /* EDG_LOG_FORMAT=json */
-    bool no_seal;                /* --no-seal: SealMode Disabled whatever the manifest says */
+    bool dev_mode;                /* EDG_COORDINATOR_DEV_MODE=1 */
+    bool simulation;              /* OE_SIMULATION=1 / --simulation */
+    bool debug;                   /* EDG_DEBUG_LOGGING=1 / --debug */
+    bool json_logs;               /* EDG_LOG_FORMAT=json */
+    bool no_seal;                 /* --no-seal: SealMode Disabled whatever the manifest says */
     /* verifying Marble quotes */
     const char* collateral;   /* dcap-qvl JSON */
     const char* trusted_root; /* PEM trust anchor (default: Intel's, or the simulated root) */
