@@ -122,6 +122,20 @@ static int secrets_map(const struct core_specs* specs, const struct moat_secret_
     return 0;
 }
 
+/* .Secrets and .Previous.Secrets of the template data (§2). */
+static int set_secrets(struct gotemplate_value* root, struct gotemplate_value* secrets,
+                       struct gotemplate_value* previous) {
+    int r                         = gotemplate_set(root, "Secrets", gotemplate_value_ref(secrets));
+    struct gotemplate_value* prev = gotemplate_struct_new("manifest.PreviousSecrets");
+    if (r == 0)
+        r = gotemplate_set(root, "Previous", prev);
+    else
+        gotemplate_value_unref(prev);
+    if (r == 0)
+        r = gotemplate_set(prev, "Secrets", gotemplate_value_ref(previous));
+    return r;
+}
+
 static int template_data(const struct core_gen* g, const struct moat_cert_key* leaf,
                          struct gotemplate_value* secrets, struct gotemplate_value* previous,
                          struct gotemplate_value** ret) {
@@ -138,14 +152,7 @@ static int template_data(const struct core_gen* g, const struct moat_cert_key* l
     if (r == 0)
         r = gotemplate_set(mr, "CoordinatorIntermediate", cert_value(g->ca->intermediate_cert));
     if (r == 0)
-        r = gotemplate_set(root, "Secrets", gotemplate_value_ref(secrets));
-    struct gotemplate_value* prev = gotemplate_struct_new("manifest.PreviousSecrets");
-    if (r == 0)
-        r = gotemplate_set(root, "Previous", prev);
-    else
-        gotemplate_value_unref(prev);
-    if (r == 0)
-        r = gotemplate_set(prev, "Secrets", gotemplate_value_ref(previous));
+        r = set_secrets(root, secrets, previous);
     if (r == 0)
         *ret = TAKE_PTR(root);
     return r;
@@ -452,14 +459,7 @@ static int dry_run_data(const struct core_specs* specs, const struct moat_secret
     for (size_t i = 0; r == 0 && i < ARRAY_SIZE(reserved); i++)
         r = gotemplate_set(mr, reserved[i], secret_value("cert-ecdsa", &dummy));
     if (r == 0)
-        r = gotemplate_set(root, "Secrets", gotemplate_value_ref(secrets));
-    struct gotemplate_value* prev = gotemplate_struct_new("manifest.PreviousSecrets");
-    if (r == 0)
-        r = gotemplate_set(root, "Previous", prev);
-    else
-        gotemplate_value_unref(prev);
-    if (r == 0)
-        r = gotemplate_set(prev, "Secrets", gotemplate_value_ref(secrets));
+        r = set_secrets(root, secrets, secrets);
     if (r == 0)
         *ret = TAKE_PTR(root);
     return r;
