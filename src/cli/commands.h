@@ -37,3 +37,4 @@ extern const struct moat_command cmd_run;
 extern const struct moat_command cmd_pf;
 extern const struct moat_command cmd_quote;
 extern const struct moat_command cmd_attest;
+extern const struct moat_command cmd_coordinator;

@@ -60,9 +60,13 @@ struct activation_event {
     char* quote_b64;
 };
 
-/* Per-marble-type counters for /metrics. */
+/* Counters for /metrics, per (marble type, UUID) as MarbleRun labels them; at most
+ * COUNTERS_KEPT series (the types and UUIDs come from the network), the rest counted in one
+ * overflow series. */
+#define COUNTERS_KEPT 4096
 struct type_counter {
     char* type;
+    char* uuid;
     uint64_t total, success;
 };
 
@@ -102,8 +106,10 @@ struct mesh;
 int mesh_start(struct server* s, struct mesh** ret, struct moat_error* err) WARN_UNUSED;
 /* New TLS credentials (the marble root and the intermediate key) for new connections. */
 void mesh_update_credentials(struct mesh* m);
-/* Asks every mesh loop to drain (GOAWAY) and waits for the threads (at most grace_ms). */
+/* Asks every mesh loop to drain (GOAWAY; in-flight calls finish within grace_ms) and returns:
+ * safe on the main loop. */
 void mesh_stop(struct mesh* m, uint32_t grace_ms);
+/* Stops the loops not asked yet (no grace), waits for the threads and frees. */
 void mesh_free(struct mesh* m);
 int mesh_port(const struct mesh* m);
 
