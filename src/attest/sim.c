@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collateral.h"
 #include "sim_internal.h"
 
 #define SIM_PARAMS "platform.json" /* the parameters the PCK certificate carries */
@@ -478,4 +479,32 @@ int sim_quote(const struct sim_platform* p, const struct sim_enclave* e, uint8_t
     *ret     = q;
     *ret_len = total;
     return 0;
+}
+
+int sim_load_verifier(const char* dir, struct collateral** ret_collateral, X509** ret_anchor,
+                      struct moat_error* err) {
+    *ret_collateral         = NULL;
+    *ret_anchor             = NULL;
+    _cleanup_free_ char *ti = path_join(dir, SIM_TCB_INFO), *qi = path_join(dir, SIM_QE_IDENTITY);
+    _cleanup_free_ char *tc = path_join(dir, SIM_TCB_CHAIN), *rc = path_join(dir, SIM_ROOT_CRL);
+    _cleanup_free_ char *pc = path_join(dir, SIM_PCK_CRL), *rp = path_join(dir, SIM_ROOT_CERT);
+    struct collateral_pcs_files files = {.tcb_info                 = ti,
+                                         .tcb_info_issuer_chain    = tc,
+                                         .qe_identity              = qi,
+                                         .qe_identity_issuer_chain = tc,
+                                         .root_ca_crl              = rc,
+                                         .pck_crl                  = pc};
+    int r                             = collateral_load_pcs_files(&files, ret_collateral, err);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char* pem = NULL;
+    size_t len               = 0;
+    r                        = read_file(rp, &pem, &len, err);
+    if (r == 0)
+        r = x509_parse(pem, len, ret_anchor, err);
+    if (r < 0) {
+        collateral_free(*ret_collateral);
+        *ret_collateral = NULL;
+    }
+    return r;
 }

@@ -46,6 +46,13 @@ int sim_create(const char* dir, unsigned days, bool force, struct moat_error* er
 int sim_load(const char* dir, struct sim_platform** ret, struct moat_error* err) WARN_UNUSED;
 void sim_free(struct sim_platform* p);
 
+/* What a verifier of the platform's quotes needs: the collateral `moat attest init` wrote in
+ * `dir` and its root certificate as the trust anchor (X509_free it). */
+struct collateral;
+struct x509_st;
+int sim_load_verifier(const char* dir, struct collateral** ret_collateral,
+                      struct x509_st** ret_anchor, struct moat_error* err) WARN_UNUSED;
+
 /* What a simulated quote attests: moat's measurement as MRENCLAVE, the signer, the manifest's
  * ISVPRODID/ISVSVN and debug flag, and the caller's report data. */
 struct sim_enclave {

@@ -49,9 +49,9 @@ static int send_json(struct net_http_response* resp, int status, const char* con
 }
 
 static int reply_success(struct net_http_response* resp, json_t* data) {
-    return send_json(resp, 200, "application/json",
-                     json_pack("{s:s, s:o}", "status", "success", "data", data ? data : json_null()),
-                     false);
+    return send_json(
+        resp, 200, "application/json",
+        json_pack("{s:s, s:o}", "status", "success", "data", data ? data : json_null()), false);
 }
 
 static int reply_error(struct net_http_response* resp, int status, const char* msg) {
@@ -84,7 +84,7 @@ static int reply_core_error(struct net_http_response* resp, enum api_version v,
 static json_t* b64_json(const uint8_t* p, size_t len) {
     if (!p)
         return json_null();
-    char* b  = base64_encode_alloc(p, len);
+    char* b   = base64_encode_alloc(p, len);
     json_t* s = json_string(b);
     OPENSSL_cleanse(b, strlen(b));
     free(b);
@@ -144,8 +144,8 @@ static json_t* body_object(const struct net_http_request* req, struct net_http_r
 /* A base64 field of a JSON object (Go: []byte). Missing or null gives len 0, *ret NULL. */
 static int b64_field(json_t* o, const char* key, uint8_t** ret, size_t* ret_len,
                      struct net_http_response* resp) {
-    *ret     = NULL;
-    *ret_len = 0;
+    *ret      = NULL;
+    *ret_len  = 0;
     json_t* v = NULL;
     const char* k;
     json_t* val;
@@ -177,8 +177,8 @@ static json_t* field(json_t* o, const char* key) {
 /* Every value of `name` in a query string ("s=a&s=b"), percent-decoded. */
 static char** query_values(const char* query, const char* name, size_t* ret_n) {
     size_t cap = 4, n = 0;
-    char** v   = xcalloc(cap, sizeof(char*));
-    size_t nl  = strlen(name);
+    char** v  = xcalloc(cap, sizeof(char*));
+    size_t nl = strlen(name);
     for (const char* p = query; p && *p;) {
         const char* end = p + strcspn(p, "&");
         if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
@@ -187,8 +187,8 @@ static char** query_values(const char* query, const char* name, size_t* ret_n) {
             size_t o        = 0;
             for (const char* q = val; q < end; q++) {
                 int hi, lo;
-                if (*q == '%' && end - q > 2 &&
-                    (hi = hex_digit_value(q[1])) >= 0 && (lo = hex_digit_value(q[2])) >= 0) {
+                if (*q == '%' && end - q > 2 && (hi = hex_digit_value(q[1])) >= 0 &&
+                    (lo = hex_digit_value(q[2])) >= 0) {
                     out[o++] = (char)(hi << 4 | lo);
                     q += 2;
                 } else {
@@ -250,9 +250,9 @@ static int h_status(struct server* s, enum api_version v, const struct net_http_
 
 static int h_quote(struct server* s, enum api_version v, const struct net_http_request* req,
                    struct net_http_response* resp) {
-    struct moat_error err  = {0};
-    size_t n_nonce         = 0;
-    char** nonces          = query_values(req->query, "nonce", &n_nonce);
+    struct moat_error err         = {0};
+    size_t n_nonce                = 0;
+    char** nonces                 = query_values(req->query, "nonce", &n_nonce);
     _cleanup_free_ uint8_t* nonce = NULL;
     size_t nonce_len              = 0;
     if (n_nonce && b64_any_decode(nonces[0], strlen(nonces[0]), &nonce, &nonce_len) < 0) {
@@ -266,13 +266,13 @@ static int h_quote(struct server* s, enum api_version v, const struct net_http_r
         return reply_error(resp, 500, "cannot encode the certificate chain");
     uint8_t* q  = NULL;
     size_t qlen = 0;
-    if (server_quote(s, n_nonce ? (nonce ? nonce : (const uint8_t*)"") : NULL, nonce_len, &q,
-                     &qlen, &err) < 0)
+    if (server_quote(s, n_nonce ? (nonce ? nonce : (const uint8_t*)"") : NULL, nonce_len, &q, &qlen,
+                     &err) < 0)
         return reply_errorf(resp, 500, "failed to get quote: %s", err.msg);
     char* qb = base64_encode_alloc(q ? q : (const uint8_t*)"", qlen);
     free(q);
-    json_t* data = json_pack("{s:s, s:s}", v == V2 ? "cert" : "Cert", chain,
-                             v == V2 ? "quote" : "Quote", qb);
+    json_t* data =
+        json_pack("{s:s, s:s}", v == V2 ? "cert" : "Cert", chain, v == V2 ? "quote" : "Quote", qb);
     free(qb);
     return reply_success(resp, data);
 }
@@ -436,8 +436,8 @@ static int h_ack_update(struct server* s, enum api_version v, const struct net_h
     return reply_success(resp, data);
 }
 
-static int h_cancel_update(struct server* s, enum api_version v,
-                           const struct net_http_request* req, struct net_http_response* resp) {
+static int h_cancel_update(struct server* s, enum api_version v, const struct net_http_request* req,
+                           struct net_http_response* resp) {
     _cleanup_free_ char* user = auth_user(s, req, resp);
     if (!user)
         return 0;
@@ -583,22 +583,21 @@ static int h_sign_quote(struct server* s, enum api_version v, const struct net_h
         return reply_error(resp, 403, err.msg);
     if (r < 0)
         return reply_core_error(resp, v, &err);
-    json_t* data = json_pack("{s:s, s:o}", "tcbStatus", tcb, "verificationSignature",
-                             b64_json(sig, sig_len));
+    json_t* data =
+        json_pack("{s:s, s:o}", "tcbStatus", tcb, "verificationSignature", b64_json(sig, sig_len));
     free(tcb);
     free(sig);
     return reply_success(resp, data);
 }
 
 static int h_monotonic_counter(struct server* s, enum api_version v,
-                               const struct net_http_request* req,
-                               struct net_http_response* resp) {
+                               const struct net_http_request* req, struct net_http_response* resp) {
     if (!coord_core_feature_gate(s->core, "MonotonicCounter"))
         return reply_error(resp, 403, "MonotonicCounter feature is not enabled in the manifest");
     _cleanup_free_ char *type = NULL, *uuid = NULL;
     struct moat_error err = {0};
-    int r = coord_core_auth_marble(s->core, req->peer_cert_der, req->peer_cert_len, &type, &uuid,
-                                   &err);
+    int r =
+        coord_core_auth_marble(s->core, req->peer_cert_der, req->peer_cert_len, &type, &uuid, &err);
     if (r < 0)
         return reply_error(resp, r == -EPERM ? 500 : 401, err.msg);
     json_t* o = body_object(req, resp);
@@ -613,9 +612,9 @@ static int h_monotonic_counter(struct server* s, enum api_version v,
                            "invalid request: expected {\"name\": string, \"value\": uint64}");
     }
     uint64_t prev = 0;
-    r = coord_core_set_monotonic_counter(s->core, type, uuid, json_string_value(name),
+    r             = coord_core_set_monotonic_counter(s->core, type, uuid, json_string_value(name),
                                          value ? (uint64_t)json_integer_value(value) : 0, &prev,
-                                         &err);
+                                                     &err);
     json_decref(o);
     if (r == -EOPNOTSUPP)
         return reply_error(resp, 403, err.msg);
@@ -644,9 +643,9 @@ static const struct route g_routes[] = {
 };
 
 static int handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx) {
-    struct server* s     = ctx;
-    enum api_version v   = V1;
-    const char* path     = req->path;
+    struct server* s       = ctx;
+    enum api_version v     = V1;
+    const char* path       = req->path;
     static const char v2[] = "/api/v2";
     if (strncmp(path, v2, sizeof(v2) - 1) == 0 && (path[sizeof(v2) - 1] == '/')) {
         v = V2;

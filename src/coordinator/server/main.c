@@ -506,10 +506,7 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
              cfg->collateral, cfg->trusted_root ? cfg->trusted_root : "the Intel SGX Root CA");
     } else {
         _cleanup_free_ char* dir = cfg->sim_dir ? xstrdup(cfg->sim_dir) : attest_default_sim_dir();
-        _cleanup_free_ char *ti  = path_join(dir, SIM_TCB_INFO),
-                            *qi  = path_join(dir, SIM_QE_IDENTITY);
-        _cleanup_free_ char *tc = path_join(dir, SIM_TCB_CHAIN), *rc = path_join(dir, SIM_ROOT_CRL);
-        _cleanup_free_ char *pc = path_join(dir, SIM_PCK_CRL), *rp = path_join(dir, SIM_ROOT_CERT);
+        _cleanup_free_ char* ti  = path_join(dir, SIM_TCB_INFO);
         if (access(ti, R_OK) != 0)
             return moat_error_set(err, -ENOENT,
                                   "no collateral to verify Marble quotes: pass --collateral "
@@ -517,18 +514,15 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
                                   "'moat attest init' (now missing: %s), or run in MarbleRun's "
                                   "simulation mode (OE_SIMULATION=1: quotes are not verified)",
                                   ti);
-        struct collateral_pcs_files files = {.tcb_info                 = ti,
-                                             .tcb_info_issuer_chain    = tc,
-                                             .qe_identity              = qi,
-                                             .qe_identity_issuer_chain = tc,
-                                             .root_ca_crl              = rc,
-                                             .pck_crl                  = pc};
-        r                                 = collateral_load_pcs_files(&files, &v->collateral, err);
+        r = sim_load_verifier(dir, &v->collateral, &v->anchor, err);
         if (r < 0)
             return moat_error_prefix(err, "simulated platform %s", dir);
-        r = load_anchor(cfg->trusted_root ? cfg->trusted_root : rp, &v->anchor, err);
-        if (r < 0)
-            return r;
+        if (cfg->trusted_root) {
+            X509_free(v->anchor);
+            v->anchor = NULL;
+            if ((r = load_anchor(cfg->trusted_root, &v->anchor, err)) < 0)
+                return r;
+        }
         slog("warning",
              "Marble quotes are verified against the SIMULATED platform in %s: they prove "
              "nothing about hardware (package identities, Debug, SVNs and TCB status are "

@@ -48,17 +48,17 @@ static int pack_response(const struct coord_params* params, uint8_t** resp, size
     Rpc__Parameters__EnvEntry** ep     = xcalloc(params->n_env + 1, sizeof(*ep));
     for (size_t i = 0; i < params->n_files; i++) {
         rpc__parameters__files_entry__init(&files[i]);
-        files[i].key   = params->files[i].name;
-        files[i].value = (ProtobufCBinaryData){.data = params->files[i].data,
-                                               .len  = params->files[i].len};
-        fp[i]          = &files[i];
+        files[i].key = params->files[i].name;
+        files[i].value =
+            (ProtobufCBinaryData){.data = params->files[i].data, .len = params->files[i].len};
+        fp[i] = &files[i];
     }
     for (size_t i = 0; i < params->n_env; i++) {
         rpc__parameters__env_entry__init(&env[i]);
-        env[i].key   = params->env[i].name;
-        env[i].value = (ProtobufCBinaryData){.data = params->env[i].data,
-                                             .len  = params->env[i].len};
-        ep[i]        = &env[i];
+        env[i].key = params->env[i].name;
+        env[i].value =
+            (ProtobufCBinaryData){.data = params->env[i].data, .len = params->env[i].len};
+        ep[i] = &env[i];
     }
     Rpc__Parameters p;
     rpc__parameters__init(&p);
@@ -162,8 +162,8 @@ int mesh_start(struct server* s, struct mesh** ret, struct moat_error* err) {
     m->s           = s;
     m->n           = s->cfg.mesh_threads ? s->cfg.mesh_threads : 1;
     m->loops       = xcalloc(m->n, sizeof(*m->loops));
-    m->method = (struct net_grpc_method){.path = "/rpc.Marble/Activate", .handler = activate,
-                                         .ctx  = m};
+    m->method =
+        (struct net_grpc_method){.path = "/rpc.Marble/Activate", .handler = activate, .ctx = m};
     atomic_store(&m->grace_ms, 10000);
     *ret = m;
 

@@ -126,9 +126,9 @@ static int h_events(struct server* s, struct net_http_response* resp) {
         struct tm tm;
         gmtime_r(&e->time, &tm);
         strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        json_array_append_new(a, json_pack("{s:s, s:{s:s, s:s, s:s}}", "time", t, "activation",
-                                           "marbleType", e->marble_type, "uuid", e->uuid, "quote",
-                                           e->quote_b64));
+        json_array_append_new(
+            a, json_pack("{s:s, s:{s:s, s:s, s:s}}", "time", t, "activation", "marbleType",
+                         e->marble_type, "uuid", e->uuid, "quote", e->quote_b64));
     }
     pthread_mutex_unlock(&s->lock);
     char* text = json_dumps(a, JSON_COMPACT);

@@ -629,22 +629,9 @@ static void test_sign_quote(void** state) {
     size_t len   = 0;
     assert_int_equal(sim_quote(plat, &e, &raw, &len, &err), 0);
 
-    _cleanup_free_ char *ti = path_join(dir, SIM_TCB_INFO), *qi = path_join(dir, SIM_QE_IDENTITY);
-    _cleanup_free_ char *tc = path_join(dir, SIM_TCB_CHAIN), *rc = path_join(dir, SIM_ROOT_CRL);
-    _cleanup_free_ char *pc = path_join(dir, SIM_PCK_CRL), *rp = path_join(dir, SIM_ROOT_CERT);
-    struct collateral_pcs_files files           = {.tcb_info                 = ti,
-                                                   .tcb_info_issuer_chain    = tc,
-                                                   .qe_identity              = qi,
-                                                   .qe_identity_issuer_chain = tc,
-                                                   .root_ca_crl              = rc,
-                                                   .pck_crl                  = pc};
     _cleanup_collateral_ struct collateral* col = NULL;
-    assert_int_equal(collateral_load_pcs_files(&files, &col, &err), 0);
-    _cleanup_free_ char* pem = NULL;
-    size_t pem_len;
-    assert_int_equal(read_file(rp, &pem, &pem_len, &err), 0);
-    _cleanup_x509_ X509* anchor = NULL;
-    assert_int_equal(x509_parse(pem, pem_len, &anchor, &err), 0);
+    _cleanup_x509_ X509* anchor                 = NULL;
+    assert_int_equal(sim_load_verifier(dir, &col, &anchor, &err), 0);
     struct attest_verify_opts vo = {.anchor = anchor, .at = time(NULL)};
 
     struct coord_core_opts o = {.collateral = col, .verify_opts = &vo};
