@@ -13,6 +13,7 @@
 
 #include "core_internal.h"
 #include "recovery.h"
+#include "verify.h"
 
 /* §3.4 store keys */
 #define K_STATE         "state"
@@ -389,7 +390,11 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
                               "options (or simulation mode)");
     struct coord_core* c = xcalloc(1, sizeof(*c));
     pthread_mutex_init(&c->lock, NULL);
-    pthread_mutex_init(&c->verify_lock, NULL);
+    for (size_t i = 0; i < CORE_VERIFY_SLOTS; i++) {
+        pthread_mutex_init(&c->verify[i].lock, NULL);
+        if (!opts->simulation)
+            c->verify[i].cache = attest_verify_cache_new();
+    }
     c->dns_names   = copy_strv(opts->dns_names);
     c->simulation  = opts->simulation;
     c->collateral  = opts->collateral;
@@ -467,8 +472,35 @@ void coord_core_free(struct coord_core* c) {
         free(c->dns_names[i]);
     free(c->dns_names);
     pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->verify_lock);
+    for (size_t i = 0; i < CORE_VERIFY_SLOTS; i++) {
+        pthread_mutex_destroy(&c->verify[i].lock);
+        attest_verify_cache_free(c->verify[i].cache);
+    }
     free(c);
+}
+
+struct core_verify_slot* core_verify_acquire(struct coord_core* c,
+                                             struct attest_verify_opts* ret_opts) {
+    unsigned start                = atomic_fetch_add(&c->next_verify, 1);
+    struct core_verify_slot* slot = NULL;
+    for (unsigned i = 0; i < CORE_VERIFY_SLOTS && !slot; i++) {
+        struct core_verify_slot* s = &c->verify[(start + i) % CORE_VERIFY_SLOTS];
+        if (pthread_mutex_trylock(&s->lock) == 0)
+            slot = s;
+    }
+    if (!slot) {
+        slot = &c->verify[start % CORE_VERIFY_SLOTS];
+        pthread_mutex_lock(&slot->lock);
+    }
+    *ret_opts       = *c->verify_opts;
+    ret_opts->cache = slot->cache;
+    if (ret_opts->at == 0) /* a long-running Coordinator judges each quote at its own time */
+        ret_opts->at = time(NULL);
+    return slot;
+}
+
+void core_verify_release(struct core_verify_slot* slot) {
+    pthread_mutex_unlock(&slot->lock);
 }
 
 enum coord_state coord_core_state(struct coord_core* c) {

@@ -310,13 +310,11 @@ static int verify_marble(struct coord_core* c, const struct core_gen* g, const u
     if (!c->simulation) { /* §6: in simulation mode quotes are not validated */
         struct marble_package mp;
         package_of(pkg, &mp);
-        struct attest_verify_opts vo = *c->verify_opts;
-        if (vo.at == 0) /* a long-running Coordinator judges each quote at its own time */
-            vo.at = time(NULL);
-        pthread_mutex_lock(&c->verify_lock);
+        struct attest_verify_opts vo;
+        struct core_verify_slot* slot = core_verify_acquire(c, &vo);
         int r =
             marble_quote_validate(quote, quote_len, cert, cert_len, &mp, c->collateral, &vo, err);
-        pthread_mutex_unlock(&c->verify_lock);
+        core_verify_release(slot);
         if (r < 0)
             return moat_error_prefix(err, "invalid quote");
     }

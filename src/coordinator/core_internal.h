@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "coordinator.h"
 #include "core.h"
@@ -43,9 +44,24 @@ static inline void core_gen_unrefp(struct core_gen** g) {
     core_gen_unref(*g);
 }
 
+/* The verifier's cache is not thread-safe: activations on several threads each take a slot of
+ * their own, so that quote verifications run in parallel. */
+#define CORE_VERIFY_SLOTS 8
+struct core_verify_slot {
+    pthread_mutex_t lock;
+    struct attest_verify_cache* cache;
+};
+
+/* Takes a free verification slot (waits for one when all are busy); *ret_opts is the core's
+ * verify options with the slot's cache. Give it back with core_verify_release. */
+struct core_verify_slot* core_verify_acquire(struct coord_core* c,
+                                             struct attest_verify_opts* ret_opts);
+void core_verify_release(struct core_verify_slot* slot);
+
 struct coord_core {
-    pthread_mutex_t lock;        /* state, store writes, counters, c->gen */
-    pthread_mutex_t verify_lock; /* the verifier's cache is not thread-safe */
+    pthread_mutex_t lock; /* state, store writes, counters, c->gen */
+    struct core_verify_slot verify[CORE_VERIFY_SLOTS];
+    atomic_uint next_verify;
     struct store* store;
     enum coord_state state;
     struct core_gen* gen;   /* never NULL */

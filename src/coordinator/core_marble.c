@@ -187,15 +187,15 @@ int coord_core_set_monotonic_counter(struct coord_core* c, const char* type, con
  * debug enclaves too; anything else is "quote verification failed: …". */
 static int verify_any_tcb(struct coord_core* c, const uint8_t* quote, size_t len,
                           enum tcb_status* ret, struct moat_error* err) {
-    struct attest_verify_opts o = *c->verify_opts;
-    o.allow_debug               = true;
+    struct attest_verify_opts o;
+    struct core_verify_slot* slot = core_verify_acquire(c, &o);
+    o.allow_debug                 = true;
     for (int s = TCB_UP_TO_DATE; s <= TCB_REVOKED; s++)
         o.accepted |= ATTEST_ACCEPT(s);
     struct attest_verify_result res = {0};
     struct moat_error e             = {0};
-    pthread_mutex_lock(&c->verify_lock);
-    int r = attest_verify(quote, len, c->collateral, &o, &res, &e);
-    pthread_mutex_unlock(&c->verify_lock);
+    int r                           = attest_verify(quote, len, c->collateral, &o, &res, &e);
+    core_verify_release(slot);
     if (r < 0)
         r = moat_error_set(err, -EINVAL, "quote verification failed: %s", e.msg);
     else if (res.first_failure >= 0 && res.first_failure != ATTEST_CHECK_TCB_LEVEL)

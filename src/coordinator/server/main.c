@@ -529,7 +529,7 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
              "checked for real)",
              dir);
     }
-    v->opts = (struct attest_verify_opts){.anchor = v->anchor, .cache = attest_verify_cache_new()};
+    v->opts = (struct attest_verify_opts){.anchor = v->anchor}; /* the core keeps the caches */
     return 0;
 }
 
