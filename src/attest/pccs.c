@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pck.h"
+#include "quote.h"
+
 /* libcurl is loaded when a PCCS is first asked (moat quote verify --pccs), not linked: the other
  * commands — moat run above all, whose start-up counts — do not map it and the dozen
  * libraries behind it (../shared/ARCHITECTURE.md: a command loads only what it uses). */
@@ -234,4 +237,30 @@ int pccs_collateral(const struct pccs_request* req, struct collateral** ret,
                                          .pck_crl_issuer_chain     = pcc};
     r                                 = collateral_load_pcs_files(&files, ret, err);
     return r < 0 ? moat_error_prefix(err, "collateral kept in %s", dir) : 0;
+}
+
+int pccs_request_for_quote(const uint8_t* quote, size_t len, const struct cert_chain* given,
+                           struct pccs_request* req, struct moat_error* err) {
+    struct quote q;
+    int r = quote_parse_input(quote, len, &q, err);
+    if (r < 0)
+        return r;
+    _cleanup_cert_chain_ struct cert_chain* own = NULL;
+    if (!given && !q.pck_chain)
+        return moat_error_set(err, -EINVAL,
+                              "the quote carries no PCK certificate to find its collateral by");
+    if (!given && (r = cert_chain_parse_pem(q.pck_chain, q.pck_chain_len, &own, err)) < 0)
+        return r;
+    const struct cert_chain* chain = given ? given : own;
+    struct pck_ext ext;
+    if ((r = pck_ext_parse(chain->certs[0], &ext, err)) < 0)
+        return r;
+    char ca[256] = "";
+    if (chain->n > 1)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(chain->certs[1]), NID_commonName, ca,
+                                  sizeof(ca));
+    req->tdx          = q.tee_type == QUOTE_TEE_TDX;
+    req->processor_ca = strstr(ca, "Processor") != NULL;
+    memcpy(req->fmspc, ext.fmspc, 6);
+    return 0;
 }

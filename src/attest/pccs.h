@@ -26,6 +26,14 @@ struct pccs_request {
     bool insecure__no_tls_verify; /* tests with a local service only */
 };
 
+/* The platform of a quote for a request (`url`, `cache_dir`, `max_age` are left to the
+ * caller): SGX or TDX from its header, FMSPC and PCK CA from its PCK certificate, which is
+ * `given` (a chain whose first certificate is the PCK leaf) or the quote's own certification
+ * data. -EINVAL when there is no PCK certificate. */
+struct cert_chain;
+int pccs_request_for_quote(const uint8_t* quote, size_t len, const struct cert_chain* given,
+                           struct pccs_request* req, struct moat_error* err) WARN_UNUSED;
+
 /* The collateral for `req`: kept responses younger than max_age, else fetched (and kept); when
  * the service cannot be reached, kept responses of any age are used with a warning. */
 int pccs_collateral(const struct pccs_request* req, struct collateral** ret,

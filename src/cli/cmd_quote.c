@@ -539,28 +539,10 @@ static int verify_repeat(const struct verify_args* a, const uint8_t* quote, size
 static int pccs_for_quote(const struct verify_args* a, const uint8_t* buf, size_t len,
                           const struct cert_chain* given, struct collateral** ret,
                           struct moat_error* err) {
-    struct quote q;
-    int r = quote_parse_input(buf, len, &q, err);
+    struct pccs_request req = {.url = a->pccs, .cache_dir = a->pccs_cache};
+    int r                   = pccs_request_for_quote(buf, len, given, &req, err);
     if (r < 0)
-        return moat_error_prefix(err, "%s", a->quote);
-    _cleanup_cert_chain_ struct cert_chain* own = NULL;
-    if (!given && !q.pck_chain)
-        return moat_error_set(err, -EINVAL, "--pccs: the quote carries no PCK chain (--pck-chain)");
-    if (!given && (r = cert_chain_parse_pem(q.pck_chain, q.pck_chain_len, &own, err)) < 0)
-        return r;
-    const struct cert_chain* chain = given ? given : own;
-    struct pck_ext ext;
-    if ((r = pck_ext_parse(chain->certs[0], &ext, err)) < 0)
-        return r;
-    char ca[256] = "";
-    if (chain->n > 1)
-        X509_NAME_get_text_by_NID(X509_get_subject_name(chain->certs[1]), NID_commonName, ca,
-                                  sizeof(ca));
-    struct pccs_request req = {.url          = a->pccs,
-                               .cache_dir    = a->pccs_cache,
-                               .tdx          = q.tee_type == QUOTE_TEE_TDX,
-                               .processor_ca = strstr(ca, "Processor") != NULL};
-    memcpy(req.fmspc, ext.fmspc, 6);
+        return moat_error_prefix(err, "--pccs: %s", a->quote);
     return pccs_collateral(&req, ret, err);
 }
 

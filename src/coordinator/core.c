@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core_internal.h"
+#include "marble_quote.h"
 #include "recovery.h"
 #include "verify.h"
 
@@ -384,7 +385,8 @@ static char** copy_strv(const char* const* v) {
 
 int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
                    struct moat_error* err) {
-    if (!opts->simulation && (!opts->collateral || !opts->verify_opts))
+    if (!opts->simulation &&
+        ((!opts->collateral && !opts->collateral_for_quote) || !opts->verify_opts))
         return moat_error_set(err, -EINVAL,
                               "coordinator: quote validation needs collateral and verify "
                               "options (or simulation mode)");
@@ -395,12 +397,14 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
         if (!opts->simulation)
             c->verify[i].cache = attest_verify_cache_new();
     }
-    c->dns_names   = copy_strv(opts->dns_names);
-    c->simulation  = opts->simulation;
-    c->collateral  = opts->collateral;
-    c->verify_opts = opts->verify_opts;
-    c->store       = store_new(opts->seal_dir);
-    c->gen         = core_gen_new();
+    c->dns_names            = copy_strv(opts->dns_names);
+    c->simulation           = opts->simulation;
+    c->collateral           = opts->collateral;
+    c->verify_opts          = opts->verify_opts;
+    c->collateral_for_quote = opts->collateral_for_quote;
+    c->collateral_ctx       = opts->collateral_ctx;
+    c->store                = store_new(opts->seal_dir);
+    c->gen                  = core_gen_new();
     if (opts->seal_key)
         store_set_seal_key(c->store, opts->seal_key,
                            opts->seal_key_info ? opts->seal_key_info : "moat-seal-v1");
@@ -497,6 +501,20 @@ struct core_verify_slot* core_verify_acquire(struct coord_core* c,
     if (ret_opts->at == 0) /* a long-running Coordinator judges each quote at its own time */
         ret_opts->at = time(NULL);
     return slot;
+}
+
+int core_collateral(struct coord_core* c, const uint8_t* quote, size_t len,
+                    const struct collateral** ret, struct moat_error* err) {
+    if (!c->collateral_for_quote) {
+        *ret = c->collateral;
+        return 0;
+    }
+    const uint8_t* raw = quote;
+    size_t raw_len     = len;
+    if (len >= OE_REPORT_HEADER_SIZE && quote[0] == 1 &&
+        marble_quote_unwrap(quote, len, &raw, &raw_len, err) < 0)
+        return -EPERM;
+    return c->collateral_for_quote(c->collateral_ctx, raw, raw_len, ret, err);
 }
 
 void core_verify_release(struct core_verify_slot* slot) {

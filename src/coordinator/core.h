@@ -57,6 +57,13 @@ struct coord_core_opts {
     /* Otherwise: what marble_quote_validate needs (borrowed; must outlive the core). */
     const struct collateral* collateral;
     const struct attest_verify_opts* verify_opts;
+    /* Collateral per quote instead of `collateral` (a PCCS: the TCB info depends on the
+     * platform's FMSPC and the PCK CRL on its CA). Given the quote without the OpenEnclave
+     * header; returns a collateral valid until the core is freed, or an error that refuses the
+     * quote ("invalid quote: ..."). Called from several threads at once. */
+    int (*collateral_for_quote)(void* ctx, const uint8_t* quote, size_t len,
+                                const struct collateral** ret, struct moat_error* err);
+    void* collateral_ctx;
 };
 
 struct coord_core;

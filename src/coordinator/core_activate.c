@@ -310,11 +310,14 @@ static int verify_marble(struct coord_core* c, const struct core_gen* g, const u
     if (!c->simulation) { /* §6: in simulation mode quotes are not validated */
         struct marble_package mp;
         package_of(pkg, &mp);
-        struct attest_verify_opts vo;
-        struct core_verify_slot* slot = core_verify_acquire(c, &vo);
-        int r =
-            marble_quote_validate(quote, quote_len, cert, cert_len, &mp, c->collateral, &vo, err);
-        core_verify_release(slot);
+        const struct collateral* col = NULL;
+        int r                        = core_collateral(c, quote, quote_len, &col, err);
+        if (r == 0) {
+            struct attest_verify_opts vo;
+            struct core_verify_slot* slot = core_verify_acquire(c, &vo);
+            r = marble_quote_validate(quote, quote_len, cert, cert_len, &mp, col, &vo, err);
+            core_verify_release(slot);
+        }
         if (r < 0)
             return moat_error_prefix(err, "invalid quote");
     }

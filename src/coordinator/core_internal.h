@@ -57,6 +57,10 @@ struct core_verify_slot {
 struct core_verify_slot* core_verify_acquire(struct coord_core* c,
                                              struct attest_verify_opts* ret_opts);
 void core_verify_release(struct core_verify_slot* slot);
+/* The collateral for `quote` (raw or behind an OpenEnclave header): the core's, or the
+ * collateral_for_quote hook's. */
+int core_collateral(struct coord_core* c, const uint8_t* quote, size_t len,
+                    const struct collateral** ret, struct moat_error* err);
 
 struct coord_core {
     pthread_mutex_t lock; /* state, store writes, counters, c->gen */
@@ -70,6 +74,9 @@ struct coord_core {
     bool simulation;
     const struct collateral* collateral;
     const struct attest_verify_opts* verify_opts;
+    int (*collateral_for_quote)(void* ctx, const uint8_t* quote, size_t len,
+                                const struct collateral** ret, struct moat_error* err);
+    void* collateral_ctx;
     /* the manifest signature of GET /manifest (core_server.c), for the manifest whose
      * fingerprint is manifest_sig_fp */
     uint8_t* manifest_sig;

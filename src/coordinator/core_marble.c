@@ -194,7 +194,10 @@ static int verify_any_tcb(struct coord_core* c, const uint8_t* quote, size_t len
         o.accepted |= ATTEST_ACCEPT(s);
     struct attest_verify_result res = {0};
     struct moat_error e             = {0};
-    int r                           = attest_verify(quote, len, c->collateral, &o, &res, &e);
+    const struct collateral* col    = NULL;
+    int r                           = core_collateral(c, quote, len, &col, &e);
+    if (r == 0)
+        r = attest_verify(quote, len, col, &o, &res, &e);
     core_verify_release(slot);
     if (r < 0)
         r = moat_error_set(err, -EINVAL, "quote verification failed: %s", e.msg);

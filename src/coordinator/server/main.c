@@ -23,6 +23,7 @@
 #include "collateral.h"
 #include "moat-config.h"
 #include "net.h"
+#include "pccs.h"
 #include "provider.h"
 #include "server.h"
 #include "sim.h"
@@ -101,6 +102,10 @@ static const char g_usage[] =
     "                          quotes NOT verified (OE_SIMULATION=1)\n"
     "  --no-seal               keep the state in memory only\n"
     "  --collateral F          dcap-qvl collateral JSON for verifying Marble quotes\n"
+    "  --pccs URL              fetch the collateral for each Marble's platform from a PCCS\n"
+    "                          or Intel PCS (MOAT_PCCS_URL), kept in memory and on disk\n"
+    "  --pccs-cache DIR        where fetched collateral is kept (default\n"
+    "                          $XDG_CACHE_HOME/moat/pccs)\n"
     "  --trusted-root PEM      trust anchor for Marble quotes (default: Intel's; with the\n"
     "                          simulated platform: its root)\n"
     "  --sim-dir DIR           the simulated platform (MOAT_SIM_DIR; moat attest init)\n"
@@ -158,6 +163,7 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
         .simulation       = env_true("OE_SIMULATION"),
         .debug            = env_true("EDG_DEBUG_LOGGING"),
         .sim_dir          = getenv("MOAT_SIM_DIR"),
+        .pccs             = getenv("MOAT_PCCS_URL"),
     };
     const char* fmt   = getenv("EDG_LOG_FORMAT");
     const char* names = getenv("EDG_COORDINATOR_DNS_NAMES");
@@ -172,6 +178,8 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
         O_SIM,
         O_NOSEAL,
         O_COLL,
+        O_PCCS,
+        O_PCCS_CACHE,
         O_ROOT,
         O_SIMDIR,
         O_THREADS,
@@ -189,6 +197,8 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
         {"simulation", no_argument, NULL, O_SIM},
         {"no-seal", no_argument, NULL, O_NOSEAL},
         {"collateral", required_argument, NULL, O_COLL},
+        {"pccs", required_argument, NULL, O_PCCS},
+        {"pccs-cache", required_argument, NULL, O_PCCS_CACHE},
         {"trusted-root", required_argument, NULL, O_ROOT},
         {"sim-dir", required_argument, NULL, O_SIMDIR},
         {"mesh-threads", required_argument, NULL, O_THREADS},
@@ -230,6 +240,12 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
                 break;
             case O_COLL:
                 c->collateral = optarg;
+                break;
+            case O_PCCS:
+                c->pccs = optarg;
+                break;
+            case O_PCCS_CACHE:
+                c->pccs_cache = optarg;
                 break;
             case O_ROOT:
                 c->trusted_root = optarg;
@@ -275,6 +291,14 @@ static int parse_config(int argc, char** argv, struct server_config* c) {
         c->client_addr = ":4433";
     if (c->prometheus_addr && !*c->prometheus_addr)
         c->prometheus_addr = NULL;
+    if (c->pccs && !*c->pccs)
+        c->pccs = NULL;
+    if (c->pccs && c->collateral) {
+        fprintf(stderr,
+                "moat coordinator: --pccs fetches the collateral: give it or "
+                "--collateral, not both\n");
+        return -EINVAL;
+    }
     c->dns_names = split_names(names && *names ? names : "localhost");
     if (!c->seal_dir || !*c->seal_dir) {
         const char* cwd = getenv("EDG_CWD");
@@ -477,11 +501,80 @@ static int seal_key(uint8_t out[32], const char** ret_info, struct moat_error* e
 /* ---------------------------------------------------------------------------------------- */
 /* Verifying Marble quotes                                                                    */
 
+/* Collateral fetched from a PCCS, per platform (SGX/TDX, FMSPC, PCK CA). Entries are
+ * refreshed after PCCS_MAX_AGE; a replaced collateral may still be in use by a verification
+ * on another thread, so it is kept until exit (one per platform per day). */
+#define PCCS_MAX_AGE 86400
+struct pccs_entry {
+    bool tdx, processor_ca;
+    uint8_t fmspc[6];
+    time_t fetched;
+    struct collateral* collateral;
+};
+
 struct verifier {
     struct collateral* collateral;
     X509* anchor;
     struct attest_verify_opts opts;
+    const char* pccs;
+    const char* pccs_cache;
+    pthread_mutex_t pccs_lock;
+    struct pccs_entry* entries;
+    size_t n_entries;
+    struct collateral** old;
+    size_t n_old;
+    bool pccs_lock_init;
 };
+
+static int pccs_hook(void* ctx, const uint8_t* quote, size_t len, const struct collateral** ret,
+                     struct moat_error* err) {
+    struct verifier* v      = ctx;
+    struct pccs_request req = {.url = v->pccs, .cache_dir = v->pccs_cache};
+    int r                   = pccs_request_for_quote(quote, len, NULL, &req, err);
+    if (r < 0)
+        return r;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&v->pccs_lock);
+    struct pccs_entry* e = NULL;
+    for (size_t i = 0; i < v->n_entries && !e; i++)
+        if (v->entries[i].tdx == req.tdx && v->entries[i].processor_ca == req.processor_ca &&
+            memcmp(v->entries[i].fmspc, req.fmspc, 6) == 0)
+            e = &v->entries[i];
+    if (e && now - e->fetched < PCCS_MAX_AGE) {
+        *ret = e->collateral;
+        pthread_mutex_unlock(&v->pccs_lock);
+        return 0;
+    }
+    /* fetched under the lock: one request per platform, not one per waiting Marble */
+    struct collateral* c = NULL;
+    r                    = pccs_collateral(&req, &c, err);
+    if (r < 0) {
+        if (e) { /* the service is down: keep using what we have, pccs_collateral warned */
+            *ret = e->collateral;
+            moat_error_clear(err);
+            r = 0;
+        }
+        pthread_mutex_unlock(&v->pccs_lock);
+        return r;
+    }
+    if (e) {
+        v->old             = xrealloc(v->old, (v->n_old + 1) * sizeof(*v->old));
+        v->old[v->n_old++] = e->collateral;
+    } else {
+        v->entries = xrealloc(v->entries, (v->n_entries + 1) * sizeof(*v->entries));
+        e          = &v->entries[v->n_entries++];
+        *e         = (struct pccs_entry){.tdx = req.tdx, .processor_ca = req.processor_ca};
+        memcpy(e->fmspc, req.fmspc, 6);
+    }
+    e->collateral = c;
+    e->fetched    = now;
+    *ret          = c;
+    pthread_mutex_unlock(&v->pccs_lock);
+    _cleanup_free_ char* fmspc = hex_encode_alloc(req.fmspc, 6);
+    slog("info", "collateral for FMSPC %s (%s) fetched from %s", fmspc, req.tdx ? "TDX" : "SGX",
+         v->pccs);
+    return 0;
+}
 
 static int load_anchor(const char* path, X509** ret, struct moat_error* err) {
     _cleanup_free_ char* pem = NULL;
@@ -496,7 +589,16 @@ static int load_anchor(const char* path, X509** ret, struct moat_error* err) {
 static int verifier_setup(const struct server_config* cfg, struct verifier* v,
                           struct moat_error* err) {
     int r;
-    if (cfg->collateral) {
+    pthread_mutex_init(&v->pccs_lock, NULL);
+    v->pccs_lock_init = true;
+    if (cfg->pccs) {
+        v->pccs       = cfg->pccs;
+        v->pccs_cache = cfg->pccs_cache;
+        if (cfg->trusted_root && (r = load_anchor(cfg->trusted_root, &v->anchor, err)) < 0)
+            return r;
+        slog("info", "Marble quotes are verified with collateral from %s against %s", cfg->pccs,
+             cfg->trusted_root ? cfg->trusted_root : "the Intel SGX Root CA");
+    } else if (cfg->collateral) {
         r = collateral_load_qvl_json(cfg->collateral, &v->collateral, err);
         if (r < 0)
             return moat_error_prefix(err, "--collateral %s", cfg->collateral);
@@ -535,6 +637,14 @@ static int verifier_setup(const struct server_config* cfg, struct verifier* v,
 
 static void verifier_clear(struct verifier* v) {
     collateral_free(v->collateral);
+    for (size_t i = 0; i < v->n_entries; i++)
+        collateral_free(v->entries[i].collateral);
+    for (size_t i = 0; i < v->n_old; i++)
+        collateral_free(v->old[i]);
+    free(v->entries);
+    free(v->old);
+    if (v->pccs_lock_init)
+        pthread_mutex_destroy(&v->pccs_lock);
     X509_free(v->anchor);
     attest_verify_cache_free(v->opts.cache);
     *v = (struct verifier){0};
@@ -653,13 +763,15 @@ static int run(struct server* s) {
         return MOAT_EXIT_RUNTIME;
     }
     struct coord_core_opts co = {
-        .seal_dir      = sealing ? s->cfg.seal_dir : NULL,
-        .seal_key      = sealing ? key : NULL,
-        .seal_key_info = key_info,
-        .dns_names     = (const char* const*)s->cfg.dns_names,
-        .simulation    = s->simulation,
-        .collateral    = v.collateral,
-        .verify_opts   = s->simulation ? NULL : &v.opts,
+        .seal_dir             = sealing ? s->cfg.seal_dir : NULL,
+        .seal_key             = sealing ? key : NULL,
+        .seal_key_info        = key_info,
+        .dns_names            = (const char* const*)s->cfg.dns_names,
+        .simulation           = s->simulation,
+        .collateral           = v.collateral,
+        .verify_opts          = s->simulation ? NULL : &v.opts,
+        .collateral_for_quote = v.pccs ? pccs_hook : NULL,
+        .collateral_ctx       = &v,
     };
     r = coord_core_new(&co, &s->core, &err);
     OPENSSL_cleanse(key, sizeof(key));

@@ -45,6 +45,8 @@ struct server_config {
     bool no_seal;                 /* --no-seal: SealMode Disabled whatever the manifest says */
     /* verifying Marble quotes */
     const char* collateral;   /* dcap-qvl JSON */
+    const char* pccs;         /* PCCS / Intel PCS URL: collateral per platform, fetched */
+    const char* pccs_cache;   /* where fetched collateral is kept */
     const char* trusted_root; /* PEM trust anchor (default: Intel's, or the simulated root) */
     const char* sim_dir;      /* the simulated platform (default attest_default_sim_dir()) */
     const char* accept;       /* extra accepted TCB statuses for the Coordinator itself */
