@@ -333,6 +333,8 @@ int core_restore(struct coord_core* c, struct moat_error* err) {
         r = restore_root(c, err);
     if (r == 0 && buf[0] == '3')
         r = restore_manifest(c, err);
+    if (r == 0 && buf[0] == '3')
+        r = core_apply_seal_mode(c, c->gen->manifest, err);
     if (r == 0)
         c->state = (enum coord_state)(buf[0] - '0');
     return r;
@@ -408,6 +410,10 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
     if (opts->seal_key)
         store_set_seal_key(c->store, opts->seal_key,
                            opts->seal_key_info ? opts->seal_key_info : "moat-seal-v1");
+    if (opts->seal_key && opts->unique_seal_key)
+        store_set_other_seal_key(
+            c->store, opts->unique_seal_key,
+            opts->unique_seal_key_info ? opts->unique_seal_key_info : "moat-seal-v1 unique");
     if (c->simulation)
         log_warning(
             "coordinator: SIMULATION MODE: the Coordinator has no quote, so Marble "
@@ -614,6 +620,32 @@ static int commit_manifest(struct coord_core* c, const struct coord_manifest* m,
     return store_commit(t, err);
 }
 
+int core_check_seal_mode(struct coord_core* c, const struct coord_manifest* m,
+                         struct moat_error* err) {
+    const char* mode = m && m->config.seal_mode ? m->config.seal_mode : "";
+    if (strcmp(mode, "UniqueKey") == 0 && !store_can_select_seal_key(c->store, true))
+        return moat_error_set(err, -EINVAL,
+                              "SealMode UniqueKey: the Coordinator has no unique sealing key "
+                              "here (it has only a product key)");
+    return 0;
+}
+
+int core_apply_seal_mode(struct coord_core* c, const struct coord_manifest* m,
+                         struct moat_error* err) {
+    const char* mode = m && m->config.seal_mode ? m->config.seal_mode : "";
+    bool unique = strcmp(mode, "UniqueKey") == 0, disabled = strcmp(mode, "Disabled") == 0;
+    int r = core_check_seal_mode(c, m, err);
+    if (r < 0)
+        return r;
+    if (store_select_seal_key(c->store, unique, disabled) < 0)
+        return moat_error_set(err, -EINVAL, "SealMode %s: no such sealing key", mode);
+    if (disabled)
+        log_warning(
+            "coordinator: SealMode Disabled: from now on the state is kept in memory "
+            "only and lost when the Coordinator stops");
+    return 0;
+}
+
 static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len,
                                struct coord_recovery_secrets* ret_recovery,
                                struct moat_error* err) {
@@ -638,6 +670,11 @@ static int set_manifest_locked(struct coord_core* c, const void* raw, size_t len
         return r;
     /* If the commit fails the store keeps this DEK: harmless, SetManifest runs only before
      * any manifest (AcceptingManifest) or over an unreadable state (Recovery). */
+    r = core_apply_seal_mode(c, m, err);
+    if (r < 0) {
+        recovery_setup_free(&rs);
+        return r;
+    }
     store_set_dek(c->store, rs.dek);
     store_set_recovery_data(c->store, rs.recovery_data);
     r = commit_manifest(c, m, &shared, err);

@@ -47,9 +47,14 @@ enum coord_status {
 const char* coord_status_name(enum coord_status s);
 
 struct coord_core_opts {
-    const char* seal_dir;         /* NULL: state in memory only */
-    const uint8_t* seal_key;      /* 32 bytes; NULL: SealMode "Disabled" (nothing written) */
-    const char* seal_key_info;    /* recorded in sealed_key; NULL: "moat-seal-v1" */
+    const char* seal_dir;      /* NULL: state in memory only */
+    const uint8_t* seal_key;   /* 32 bytes; NULL: SealMode "Disabled" (nothing written) */
+    const char* seal_key_info; /* recorded in sealed_key; NULL: "moat-seal-v1" */
+    /* The key for a manifest's SealMode "UniqueKey" (bound to this exact Coordinator build,
+     * where seal_key is the product key, MarbleRun's default); NULL: such manifests are
+     * refused. A state sealed with either key loads. */
+    const uint8_t* unique_seal_key;
+    const char* unique_seal_key_info;
     const char* const* dns_names; /* NULL-terminated; NULL: {"localhost"} */
     /* §6: the Coordinator has no quote of its own, so Marble quotes are not validated at all
      * (MarbleRun's inSimulationMode). Logged as a warning at creation. */

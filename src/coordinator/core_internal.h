@@ -57,6 +57,12 @@ struct core_verify_slot {
 struct core_verify_slot* core_verify_acquire(struct coord_core* c,
                                              struct attest_verify_opts* ret_opts);
 void core_verify_release(struct core_verify_slot* slot);
+/* The manifest's Config.SealMode picks the key the next commits are sealed with: ProductKey
+ * (or ""), UniqueKey, or Disabled (nothing written). -EINVAL when UniqueKey has no key. */
+int core_check_seal_mode(struct coord_core* c, const struct coord_manifest* m,
+                         struct moat_error* err) WARN_UNUSED;
+int core_apply_seal_mode(struct coord_core* c, const struct coord_manifest* m,
+                         struct moat_error* err) WARN_UNUSED;
 /* The collateral for `quote` (raw or behind an OpenEnclave header): the core's, or the
  * collateral_for_quote hook's. */
 int core_collateral(struct coord_core* c, const uint8_t* quote, size_t len,

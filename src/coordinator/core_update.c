@@ -631,7 +631,10 @@ static int apply_update(struct coord_core* c, struct store_txn* t, const uint8_t
     c->gen               = g;
     core_gen_unref(old);
     c->ca_generation++;
-    ret->applied = true;
+    ret->applied        = true;
+    struct moat_error e = {0};
+    if (core_apply_seal_mode(c, c->gen->manifest, &e) < 0)
+        log_error("coordinator: the updated manifest's SealMode is not applied: %s", e.msg);
     return 0;
 }
 
@@ -668,6 +671,8 @@ static int full_update(struct coord_core* c, const char* user, const struct coor
     int r = coord_manifest_check(m, err);
     if (r == 0)
         r = coord_manifest_check_env_nul(m, err);
+    if (r == 0)
+        r = core_check_seal_mode(c, m, err);
     if (r < 0)
         return moat_error_prefix(err, "invalid manifest");
     struct pending p = {.raw = bytes_dup(m->raw, m->raw_len), .len = m->raw_len};

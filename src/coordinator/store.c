@@ -38,9 +38,12 @@ struct store {
     char* dir;
     struct map map;
     pthread_mutex_t txn_lock; /* held from store_begin to the end of the transaction */
-    bool has_seal_key, has_dek;
-    uint8_t seal_key[STORE_KEY_SIZE];
-    char* keyinfo;
+    /* seal keys: [0] the one of store_set_seal_key (ProductKey), [1] the other (UniqueKey);
+     * `active` seals, both unseal */
+    bool has_seal_key[2], has_dek, disabled;
+    uint8_t seal_key[2][STORE_KEY_SIZE];
+    char* keyinfo[2];
+    int active;
     uint8_t dek[STORE_KEY_SIZE];
     size_t dek_len; /* STORE_KEY_SIZE, or STORE_LEGACY_KEY_SIZE for a recovered legacy state */
     char* recovery_data;
@@ -264,7 +267,7 @@ static int replace_file(const struct store* s, const char* name, const char* buf
 }
 
 static int persist(struct store* s, const struct map* m, struct moat_error* err) {
-    if (!s->dir || !s->has_seal_key)
+    if (!s->dir || !s->has_seal_key[s->active] || s->disabled)
         return 0; /* SealMode "Disabled", or a store in memory */
     if (!s->has_dek)
         return moat_error_set(err, -EINVAL, "the state has no data encryption key yet");
@@ -281,12 +284,14 @@ static int persist(struct store* s, const struct map* m, struct moat_error* err)
     if (r == 0)
         r = sha256_buf(data.buf, data.len, aad);
     struct strbuf key = STRBUF_INIT;
-    size_t ki         = strlen(s->keyinfo);
+    const char* info  = s->keyinfo[s->active] ? s->keyinfo[s->active] : "";
+    size_t ki         = strlen(info);
     uint8_t ki_le[4]  = {(uint8_t)ki, (uint8_t)(ki >> 8), (uint8_t)(ki >> 16), (uint8_t)(ki >> 24)};
     strbuf_append(&key, (const char*)ki_le, 4);
-    strbuf_puts(&key, s->keyinfo);
+    strbuf_puts(&key, info);
     if (r == 0)
-        r = seal_into(&key, s->seal_key, sizeof(s->seal_key), aad, sizeof(aad), s->dek, s->dek_len);
+        r = seal_into(&key, s->seal_key[s->active], STORE_KEY_SIZE, aad, sizeof(aad), s->dek,
+                      s->dek_len);
     if (r < 0)
         r = moat_error_set(err, r, "cannot seal the state");
     /* sealed_data first; the rename of sealed_key is the commit point */
@@ -328,9 +333,16 @@ static int unseal_dek(const struct store* s, const struct sealed_file* key,
     uint32_t ki;
     uint8_t* plain = NULL;
     size_t n       = 0;
-    if (sha256_buf(data->buf, data->len, aad) < 0 || cur_u32le(&c, &ki) < 0 ||
-        cur_skip(&c, ki) < 0 ||
-        unseal_from(&c, s->seal_key, sizeof(s->seal_key), aad, sizeof(aad), &plain, &n) < 0)
+    if (sha256_buf(data->buf, data->len, aad) < 0 || cur_u32le(&c, &ki) < 0 || cur_skip(&c, ki) < 0)
+        return -EBADMSG;
+    bool ok = false;
+    for (int k = 0; k < 2 && !ok; k++) {
+        int i                = (s->active + k) % 2;
+        struct cursor sealed = c;
+        ok = s->has_seal_key[i] && unseal_from(&sealed, s->seal_key[i], STORE_KEY_SIZE, aad,
+                                               sizeof(aad), &plain, &n) == 0;
+    }
+    if (!ok)
         return -EBADMSG;
     int r = n == STORE_KEY_SIZE || n == STORE_LEGACY_KEY_SIZE ? 0 : -EBADMSG;
     if (r == 0) {
@@ -388,7 +400,7 @@ static int read_pair(const struct store* s, struct sealed_pair* p, struct moat_e
 }
 
 int store_load(struct store* s, struct moat_error* err) {
-    if (!s->dir || !s->has_seal_key)
+    if (!s->dir || (!s->has_seal_key[0] && !s->has_seal_key[1]))
         return -ENOENT;
     struct sealed_pair p;
     int r = read_pair(s, &p, err);
@@ -405,7 +417,10 @@ int store_load(struct store* s, struct moat_error* err) {
     uint8_t dek[STORE_KEY_SIZE];
     size_t dek_len = 0;
     int found      = -1;
-    for (size_t i = 0; r == 0 && found < 0 && i < ARRAY_SIZE(order); i++)
+    /* sealed_key.old is only for a crash that left no sealed_key: a sealed_key we cannot
+     * unseal (another identity's key, or tampered) is recovery, never the previous state */
+    size_t n_pairs = p.key.present ? 2 : ARRAY_SIZE(order);
+    for (size_t i = 0; r == 0 && found < 0 && i < n_pairs; i++)
         if (unseal_dek(s, order[i][0], order[i][1], dek, &dek_len) == 0)
             found = (int)i;
     if (r == 0 && found < 0)
@@ -476,20 +491,44 @@ void store_free(struct store* s) {
     OPENSSL_cleanse(s->seal_key, sizeof(s->seal_key));
     OPENSSL_cleanse(s->dek, sizeof(s->dek));
     pthread_mutex_destroy(&s->txn_lock);
-    free(s->keyinfo);
+    free(s->keyinfo[0]);
+    free(s->keyinfo[1]);
     free(s->recovery_data);
     free(s->dir);
     free(s);
 }
 
-void store_set_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE], const char* keyinfo) {
-    s->has_seal_key = key != NULL;
+static void set_key(struct store* s, int i, const uint8_t key[STORE_KEY_SIZE],
+                    const char* keyinfo) {
+    s->has_seal_key[i] = key != NULL;
     if (key)
-        memcpy(s->seal_key, key, STORE_KEY_SIZE);
+        memcpy(s->seal_key[i], key, STORE_KEY_SIZE);
     else
-        OPENSSL_cleanse(s->seal_key, sizeof(s->seal_key));
-    free(s->keyinfo);
-    s->keyinfo = xstrdup(keyinfo ? keyinfo : "");
+        OPENSSL_cleanse(s->seal_key[i], STORE_KEY_SIZE);
+    free(s->keyinfo[i]);
+    s->keyinfo[i] = xstrdup(keyinfo ? keyinfo : "");
+}
+
+void store_set_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE], const char* keyinfo) {
+    set_key(s, 0, key, keyinfo);
+    s->active = 0;
+}
+
+void store_set_other_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE],
+                              const char* keyinfo) {
+    set_key(s, 1, key, keyinfo);
+}
+
+bool store_can_select_seal_key(const struct store* s, bool other) {
+    return s->has_seal_key[other ? 1 : 0] || !s->has_seal_key[other ? 0 : 1];
+}
+
+int store_select_seal_key(struct store* s, bool other, bool disabled) {
+    if (!disabled && !store_can_select_seal_key(s, other))
+        return -ENOKEY;
+    s->active   = other ? 1 : 0;
+    s->disabled = disabled;
+    return 0;
 }
 
 void store_set_dek(struct store* s, const uint8_t dek[STORE_KEY_SIZE]) {

@@ -40,6 +40,16 @@ void store_free(struct store* s);
 /* The key the DEK is sealed with, and what sealed_key records about it (e.g.
  * "moat-seal-v1 mrsigner"); NULL key: nothing is written (SealMode "Disabled"). */
 void store_set_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE], const char* keyinfo);
+/* A second key (MarbleRun's SealMode: store_set_seal_key's is the ProductKey, this one the
+ * UniqueKey). store_load tries both. */
+void store_set_other_seal_key(struct store* s, const uint8_t key[STORE_KEY_SIZE],
+                              const char* keyinfo);
+/* Which key seals the next commits: the first (`other` false) or the second; `disabled`: none,
+ * commits are kept in memory only (SealMode Disabled). -ENOKEY when the chosen key was never
+ * set while the other was (nothing changes). */
+int store_select_seal_key(struct store* s, bool other, bool disabled) WARN_UNUSED;
+/* Would store_select_seal_key(s, other, false) succeed? */
+bool store_can_select_seal_key(const struct store* s, bool other);
 /* The data encryption key (a new manifest, or a recovered one) and the recovery data written in
  * front of the state (JSON; NULL: "null"). */
 void store_set_dek(struct store* s, const uint8_t dek[STORE_KEY_SIZE]);

@@ -451,51 +451,73 @@ static int expand_key(const uint8_t* ikm, size_t len, uint8_t out[32]) {
     return ok ? 0 : -EIO;
 }
 
-/*
- * The key the DEK is sealed with (§3.4). Inside `moat run`: Gramine's
- * /dev/attestation/keys/_sgx_mrsigner (the product key; MarbleRun's default SealMode), or
- * _sgx_mrenclave when the manifest is not signed. Natively: moat's per-machine sealing key for
- * the Coordinator as a product (the machine secret of `moat run`), so the state survives an
- * upgrade of the binary on the same machine and is unreadable on another.
- */
-static int seal_key(uint8_t out[32], const char** ret_info, struct moat_error* err) {
+/* 16 bytes of a Gramine key file, HKDF'd to 32. -ENOENT when the file is not there. */
+static int gramine_key(const char* path, uint8_t out[32]) {
     uint8_t k16[16];
-    if (in_moat_run()) {
-        static const char* const keys[]  = {DEV_ATTESTATION "/keys/_sgx_mrsigner",
-                                            DEV_ATTESTATION "/keys/_sgx_mrenclave"};
-        static const char* const infos[] = {"moat-seal-v1 gramine _sgx_mrsigner",
-                                            "moat-seal-v1 gramine _sgx_mrenclave"};
-        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-            int fd = open(keys[i], O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue;
-            ssize_t n = read(fd, k16, sizeof(k16));
-            close(fd);
-            if (n != (ssize_t)sizeof(k16))
-                continue;
-            int r = expand_key(k16, sizeof(k16), out);
-            OPENSSL_cleanse(k16, sizeof(k16));
-            *ret_info = infos[i];
-            slog("info", "sealing with %s", keys[i]);
-            return r < 0 ? moat_error_set(err, r, "cannot derive the sealing key") : 0;
-        }
-        return moat_error_set(err, -ENOKEY,
-                              "no sealing key in " DEV_ATTESTATION
-                              "/keys (_sgx_mrsigner or "
-                              "_sgx_mrenclave): run the Coordinator under a manifest with "
-                              "attestation, or pass --no-seal");
-    }
-    struct attest_identity id   = {0};
-    static const char product[] = "moat coordinator product key";
-    if (sha256_buf(product, sizeof(product) - 1, id.mrenclave) < 0)
-        return moat_error_set(err, -EIO, "sha256");
-    int r = attest_seal_key(NULL, false, &id, k16, err);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -ENOENT;
+    ssize_t n = read(fd, k16, sizeof(k16));
+    close(fd);
+    int r = n == (ssize_t)sizeof(k16) ? expand_key(k16, sizeof(k16), out) : -ENOENT;
+    OPENSSL_cleanse(k16, sizeof(k16));
+    return r;
+}
+
+/* moat's per-machine sealing key for an identity, HKDF'd to 32 bytes. */
+static int machine_key(const struct attest_identity* id, uint8_t out[32], struct moat_error* err) {
+    uint8_t k16[16];
+    int r = attest_seal_key(NULL, false, id, k16, err);
     if (r < 0)
         return r;
     r = expand_key(k16, sizeof(k16), out);
     OPENSSL_cleanse(k16, sizeof(k16));
-    *ret_info = "moat-seal-v1 machine product";
     return r < 0 ? moat_error_set(err, r, "cannot derive the sealing key") : 0;
+}
+
+/*
+ * The keys the DEK is sealed with (§3.4, §1.6 SealMode): the product key (MarbleRun's default
+ * ProductKey) and the unique key (UniqueKey). Inside `moat run`: Gramine's
+ * /dev/attestation/keys/_sgx_mrsigner and _sgx_mrenclave (an unsigned manifest has no MRSIGNER
+ * key: then both are the MRENCLAVE key). Natively: moat's per-machine sealing key for the
+ * Coordinator as a product (the state survives an upgrade of the binary on this machine and
+ * is unreadable on another) and for this very binary (its SHA-256).
+ */
+static int seal_keys(uint8_t product[32], uint8_t unique[32], const char** ret_info,
+                     const char** ret_unique_info, struct moat_error* err) {
+    if (in_moat_run()) {
+        if (gramine_key(DEV_ATTESTATION "/keys/_sgx_mrenclave", unique) < 0)
+            return moat_error_set(err, -ENOKEY,
+                                  "no sealing key in " DEV_ATTESTATION
+                                  "/keys/_sgx_mrenclave: run the Coordinator under a manifest "
+                                  "with attestation, or pass --no-seal");
+        *ret_unique_info = "moat-seal-v1 gramine _sgx_mrenclave";
+        if (gramine_key(DEV_ATTESTATION "/keys/_sgx_mrsigner", product) == 0) {
+            *ret_info = "moat-seal-v1 gramine _sgx_mrsigner";
+            slog("info", "sealing with " DEV_ATTESTATION
+                         "/keys/_sgx_mrsigner (ProductKey) and "
+                         "_sgx_mrenclave (UniqueKey)");
+        } else {
+            memcpy(product, unique, 32);
+            *ret_info = *ret_unique_info;
+            slog("warning", "the manifest is not signed: no " DEV_ATTESTATION
+                            "/keys/_sgx_mrsigner, so ProductKey seals with _sgx_mrenclave "
+                            "too (a new build cannot unseal the state: recovery)");
+        }
+        return 0;
+    }
+    struct attest_identity id      = {0};
+    static const char product_id[] = "moat coordinator product key";
+    if (sha256_buf(product_id, sizeof(product_id) - 1, id.mrenclave) < 0)
+        return moat_error_set(err, -EIO, "sha256");
+    int r = machine_key(&id, product, err);
+    if (r < 0)
+        return r;
+    *ret_info = "moat-seal-v1 machine product";
+    if ((r = self_identity(&id, err)) < 0 || (r = machine_key(&id, unique, err)) < 0)
+        return r;
+    *ret_unique_info = "moat-seal-v1 machine unique";
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -749,10 +771,10 @@ static int run(struct server* s) {
             s->simulation = true;
     }
 
-    uint8_t key[32];
-    const char* key_info = NULL;
-    bool sealing         = !s->cfg.no_seal;
-    if (sealing && seal_key(key, &key_info, &err) < 0) {
+    uint8_t key[32], unique[32];
+    const char *key_info = NULL, *unique_info = NULL;
+    bool sealing = !s->cfg.no_seal;
+    if (sealing && seal_keys(key, unique, &key_info, &unique_info, &err) < 0) {
         slog("error", "%s", err.msg);
         return MOAT_EXIT_RUNTIME;
     }
@@ -760,12 +782,15 @@ static int run(struct server* s) {
     if (!s->simulation && verifier_setup(&s->cfg, &v, &err) < 0) {
         slog("error", "%s", err.msg);
         OPENSSL_cleanse(key, sizeof(key));
+        OPENSSL_cleanse(unique, sizeof(unique));
         return MOAT_EXIT_RUNTIME;
     }
     struct coord_core_opts co = {
         .seal_dir             = sealing ? s->cfg.seal_dir : NULL,
         .seal_key             = sealing ? key : NULL,
         .seal_key_info        = key_info,
+        .unique_seal_key      = sealing ? unique : NULL,
+        .unique_seal_key_info = unique_info,
         .dns_names            = (const char* const*)s->cfg.dns_names,
         .simulation           = s->simulation,
         .collateral           = v.collateral,
@@ -775,6 +800,7 @@ static int run(struct server* s) {
     };
     r = coord_core_new(&co, &s->core, &err);
     OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(unique, sizeof(unique));
     if (r < 0) {
         slog("error", "starting the core: %s", err.msg);
         verifier_clear(&v);

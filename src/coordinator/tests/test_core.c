@@ -444,6 +444,87 @@ static void test_restart(void** state) {
     assert_int_equal(system(cmd), 0);
 }
 
+static struct coord_core* core_keys(const char* dir, const uint8_t* product,
+                                    const uint8_t* unique) {
+    struct coord_core_opts o = {
+        .seal_dir = dir, .seal_key = product, .unique_seal_key = unique, .simulation = true};
+    struct coord_core* c  = NULL;
+    struct moat_error err = {0};
+    if (coord_core_new(&o, &c, &err) < 0)
+        fail_msg("coord_core_new: %s", err.msg);
+    return c;
+}
+
+static const char SEAL_MANIFEST[] =
+    "{\"Packages\": {\"p\": {\"UniqueID\": \"" MRENCLAVE_HEX
+    "\"}}, \"Marbles\": {\"m\": {\"Package\": \"p\"}}, \"Config\": {\"SealMode\": \"%s\"}}";
+
+static int set_seal_manifest(struct coord_core* c, const char* mode, struct moat_error* err) {
+    _cleanup_free_ char* m = xasprintf(SEAL_MANIFEST, mode);
+    return coord_core_set_manifest(c, m, strlen(m), NULL, err);
+}
+
+/* §1.6 SealMode: ProductKey (default) seals with the product key, UniqueKey with the unique
+ * one (a state sealed with either loads), Disabled writes nothing after the manifest. */
+static void test_seal_mode(void** state) {
+    (void)state;
+    char dir[] = "/tmp/moat-core-sealmode-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct moat_error err   = {0};
+    _cleanup_free_ char* rm = xasprintf("rm -rf '%s'", dir);
+
+    /* UniqueKey: only a core that has the unique key loads it again */
+    struct coord_core* c = core_keys(dir, SEAL_A, SEAL_B);
+    assert_int_equal(set_seal_manifest(c, "UniqueKey", &err), 0);
+    coord_core_free(c);
+    c = core_keys(dir, SEAL_A, NULL); /* the same product, another build */
+    assert_int_equal(coord_core_state(c), COORD_STATE_RECOVERY);
+    coord_core_free(c);
+    c = core_keys(dir, SEAL_A, SEAL_B);
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MARBLES);
+    coord_core_free(c);
+    assert_int_equal(system(rm), 0);
+
+    /* ProductKey (and ""): another build of the product loads it */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/moat-core-sealmode-XXXXXX")));
+    free(rm);
+    rm = xasprintf("rm -rf '%s'", dir);
+    c  = core_keys(dir, SEAL_A, SEAL_B);
+    assert_int_equal(set_seal_manifest(c, "ProductKey", &err), 0);
+    coord_core_free(c);
+    c = core_keys(dir, SEAL_A, (const uint8_t*)"another build's unique key.....");
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MARBLES);
+    coord_core_free(c);
+    assert_int_equal(system(rm), 0);
+
+    /* UniqueKey without a unique key is refused, and nothing changes */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/moat-core-sealmode-XXXXXX")));
+    free(rm);
+    rm = xasprintf("rm -rf '%s'", dir);
+    c  = core_keys(dir, SEAL_A, NULL);
+    assert_int_equal(set_seal_manifest(c, "UniqueKey", &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "SealMode UniqueKey"));
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MANIFEST);
+    moat_error_clear(&err);
+
+    /* Disabled: the manifest lives in memory only; a restart finds the CA of before */
+    uint8_t *r1, *r2;
+    size_t l1, l2;
+    assert_int_equal(coord_core_root_cert(c, &r1, &l1), 0);
+    assert_int_equal(set_seal_manifest(c, "Disabled", &err), 0);
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MARBLES);
+    coord_core_free(c);
+    c = core_keys(dir, SEAL_A, NULL);
+    assert_int_equal(coord_core_state(c), COORD_STATE_ACCEPTING_MANIFEST);
+    assert_int_equal(coord_core_root_cert(c, &r2, &l2), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(r1, r2, l1);
+    OPENSSL_free(r1);
+    OPENSSL_free(r2);
+    coord_core_free(c);
+    assert_int_equal(system(rm), 0);
+}
+
 /* Activations run concurrently; MaxActivations holds across threads (§4.3 step 6). */
 struct race {
     struct coord_core* c;
@@ -539,7 +620,7 @@ int main(void) {
         cmocka_unit_test(test_states),           cmocka_unit_test(test_activate_sim),
         cmocka_unit_test(test_activate_errors),  cmocka_unit_test(test_activate_quotes),
         cmocka_unit_test(test_restart),          cmocka_unit_test(test_concurrent),
-        cmocka_unit_test(test_recovery_secrets),
+        cmocka_unit_test(test_recovery_secrets), cmocka_unit_test(test_seal_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
