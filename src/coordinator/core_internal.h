@@ -125,6 +125,9 @@ int core_template_dry_run(const struct coord_manifest* m, const struct core_spec
  * "time" and "update" first, then `fields_json` (an object, may be NULL) merged in. Returns a
  * malloc'd line ending in '\n'. */
 char* core_update_log_line(const char* msg, const char* fields_json);
+/* Appends a line to the update log in transaction `t` (takes `fields`, may be NULL). */
+struct json_t;
+void core_update_log_append(struct store_txn* t, const char* msg, struct json_t* fields);
 /* At start (core.c restore): applies the package updates ("package:<n>") to gen->manifest and
  * loads the shared secrets before the last update ("previousSecret:<n>"). */
 int core_update_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSED;

@@ -74,7 +74,7 @@ char* core_update_log_line(const char* msg, const char* fields_json) {
     return line;
 }
 
-static void log_append(struct store_txn* t, const char* msg, json_t* fields) {
+void core_update_log_append(struct store_txn* t, const char* msg, json_t* fields) {
     char* f = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
     json_decref(fields);
     _cleanup_free_ char* line = core_update_log_line(msg, f);
@@ -431,9 +431,9 @@ static int package_update(struct coord_core* c, const char* user, const struct c
         _cleanup_free_ char* val =
             xasprintf("{\"SecurityVersion\":%llu}", (unsigned long long)p->security_version);
         txn_put(t, key, val, strlen(val));
-        log_append(t, "SecurityVersion increased",
-                   json_pack("{s:s, s:s, s:I}", "user", user, "package", p->name, "new version",
-                             (json_int_t)p->security_version));
+        core_update_log_append(t, "SecurityVersion increased",
+                               json_pack("{s:s, s:s, s:I}", "user", user, "package", p->name,
+                                         "new version", (json_int_t)p->security_version));
     }
     r = store_commit(t, err);
     if (r < 0)
@@ -593,7 +593,8 @@ static int apply_update(struct coord_core* c, struct store_txn* t, const uint8_t
         return r;
     }
     _cleanup_free_ char* fp = fingerprint_of(raw, len);
-    log_append(t, "Complete Manifest updated", json_pack("{s:s}", "manifestFingerprint", fp));
+    core_update_log_append(t, "Complete Manifest updated",
+                           json_pack("{s:s}", "manifestFingerprint", fp));
 
     struct recovery_setup rs = {0};
     bool new_dek             = recovery_changed(c->gen->manifest, g->manifest);
@@ -643,8 +644,8 @@ static void cancel_after_failure(struct coord_core* c, const uint8_t* raw, size_
     struct store_txn* t = store_begin(c->store);
     txn_delete(t, K_PENDING);
     _cleanup_free_ char* fp = fingerprint_of(raw, len);
-    log_append(t, "Complete Manifest update cancelled due to error during apply",
-               json_pack("{s:s}", "manifestFingerprint", fp));
+    core_update_log_append(t, "Complete Manifest update cancelled due to error during apply",
+                           json_pack("{s:s}", "manifestFingerprint", fp));
     struct moat_error e = {0};
     if (store_commit(t, &e) < 0)
         log_warning("coordinator: failed to cancel the pending update: %s", e.msg);
@@ -686,21 +687,23 @@ static int full_update(struct coord_core* c, const char* user, const struct coor
     struct store_txn* t     = store_begin(c->store);
     _cleanup_free_ char* fp = fingerprint_of(m->raw, m->raw_len);
     if (p.missing <= 0) {
-        log_append(t,
-                   "Complete Manifest update initiated by user. No further acknowledgements "
-                   "required",
-                   json_pack("{s:s, s:s}", "user", user, "manifestFingerprint", fp));
+        core_update_log_append(
+            t,
+            "Complete Manifest update initiated by user. No further acknowledgements "
+            "required",
+            json_pack("{s:s, s:s}", "user", user, "manifestFingerprint", fp));
         r = apply_update(c, t, p.raw, p.len, ret, err);
         pending_clear(&p);
         return r;
     }
     pending_store(t, &p);
-    log_append(t,
-               "Complete Manifest update initiated by user. Waiting for acknowledgments to "
-               "apply the update",
-               json_pack("{s:s, s:I, s:o, s:s}", "user", user, "missingAcknowledgments",
-                         (json_int_t)p.missing, "missingUsers", pending_missing_json(&p),
-                         "manifestFingerprint", fp));
+    core_update_log_append(
+        t,
+        "Complete Manifest update initiated by user. Waiting for acknowledgments to "
+        "apply the update",
+        json_pack("{s:s, s:I, s:o, s:s}", "user", user, "missingAcknowledgments",
+                  (json_int_t)p.missing, "missingUsers", pending_missing_json(&p),
+                  "manifestFingerprint", fp));
     r = store_commit(t, err);
     if (r == 0)
         pending_result(&p, ret);
@@ -760,10 +763,10 @@ static int ack_locked(struct coord_core* c, const char* user, const void* raw, s
     }
     pending_store(t, &p);
     _cleanup_free_ char* fp = fingerprint_of(p.raw, p.len);
-    log_append(t, "Complete Manifest update acknowledged by user",
-               json_pack("{s:s, s:I, s:o, s:s}", "user", user, "missingAcknowledgments",
-                         (json_int_t)(p.missing > 0 ? p.missing : 0), "missingUsers",
-                         pending_missing_json(&p), "manifestFingerprint", fp));
+    core_update_log_append(t, "Complete Manifest update acknowledged by user",
+                           json_pack("{s:s, s:I, s:o, s:s}", "user", user, "missingAcknowledgments",
+                                     (json_int_t)(p.missing > 0 ? p.missing : 0), "missingUsers",
+                                     pending_missing_json(&p), "manifestFingerprint", fp));
     if (p.missing > 0) {
         r = store_commit(t, err);
         if (r == 0) {
@@ -832,8 +835,8 @@ int coord_core_cancel_update(struct coord_core* c, const char* user, struct moat
     if (r == 0) {
         txn_delete(t, K_PENDING);
         _cleanup_free_ char* fp = fingerprint_of(p.raw, p.len);
-        log_append(t, "Complete Manifest update cancelled by user",
-                   json_pack("{s:s, s:s}", "user", user, "manifestFingerprint", fp));
+        core_update_log_append(t, "Complete Manifest update cancelled by user",
+                               json_pack("{s:s, s:s}", "user", user, "manifestFingerprint", fp));
         r = store_commit(t, err);
     } else if (t) {
         store_rollback(t);

@@ -517,6 +517,11 @@ static int write_secrets_locked(struct coord_core* c, const char* user, json_t* 
             return moat_error_set(err, r, "saving secret %s to store", fresh.v[i].name);
         }
     }
+    /* the update log records who set which secret (never its value) */
+    for (size_t i = 0; i < fresh.n; i++)
+        core_update_log_append(t, "Secret set",
+                               json_pack("{s:s, s:s, s:s}", "user", user ? user : "", "secret",
+                                         fresh.v[i].name, "type", fresh.v[i].type));
     r = store_commit(t, err);
     if (r < 0)
         return moat_error_prefix(err, "committing store transaction");

@@ -412,6 +412,19 @@ static void test_write_secrets(void** state) {
     activate_m(c, &p, &err, 0);
     assert_memory_equal(coord_params_file(&p, "/plain")->data, "world", 5);
     coord_params_clear(&p);
+    /* the update log says who set which secret, never the value */
+    char** lines = NULL;
+    size_t nl    = 0;
+    assert_int_equal(coord_core_update_log(c, &lines, &nl, &err), 0);
+    bool seen = false;
+    for (size_t i = 0; i < nl; i++) {
+        seen |= strstr(lines[i], "\"update\":\"Secret set\"") && strstr(lines[i], "\"plainS\"") &&
+                strstr(lines[i], "\"alice\"");
+        assert_null(strstr(lines[i], "d29ybGQ"));
+        free(lines[i]);
+    }
+    free(lines);
+    assert_true(seen);
     coord_core_free(c);
 
     /* before a manifest */
