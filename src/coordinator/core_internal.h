@@ -134,6 +134,10 @@ int core_update_restore(struct coord_core* c, struct moat_error* err) WARN_UNUSE
 /* core_users.c                                                                               */
 
 /* coord_core_user_allowed for callers that hold c->lock (no state check). */
+/* user.User.IsGranted against manifest `m` (coord_core_user_allowed without the core). */
+bool core_manifest_user_allowed(const struct coord_manifest* m, const char* user,
+                                const char* resource_type, const char* resource_name,
+                                const char* action);
 bool core_user_allowed_locked(struct coord_core* c, const char* user, const char* resource_type,
                               const char* resource_name, const char* action);
 /* Loads the uploaded user-defined secrets of the restored manifest (start-up, after specs). */

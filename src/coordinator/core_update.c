@@ -100,30 +100,6 @@ void core_update_log_append(struct store_txn* t, const char* msg, json_t* fields
  * when the user holds the action and every requested resource (none for updatemanifest). The
  * resource type is implied by the action (Check allows each action for one type only).
  * TODO(lead): dedupe with core_users.c's coord_core_user_allowed at merge. */
-static bool update_user_allowed(const struct coord_manifest* m, const char* user,
-                                const char* resource_type, const char* resource_name,
-                                const char* action) {
-    (void)resource_type;
-    const struct coord_user* u = m ? coord_manifest_user(m, user ? user : "") : NULL;
-    if (!u)
-        return false;
-    for (size_t i = 0; i < u->roles.n; i++) {
-        const struct coord_role* r = coord_manifest_role(m, u->roles.v[i]);
-        if (!r)
-            continue;
-        for (size_t j = 0; j < r->actions.n; j++) {
-            if (strcasecmp(r->actions.v[j], action) != 0)
-                continue;
-            if (!resource_name)
-                return true;
-            for (size_t k = 0; k < r->resource_names.n; k++)
-                if (strcmp(r->resource_names.v[k], resource_name) == 0)
-                    return true;
-        }
-    }
-    return false;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* The pending update (multiupdate.MultiPartyUpdate)                                          */
 
@@ -364,8 +340,8 @@ static int package_update(struct coord_core* c, const char* user, const struct c
                           struct coord_update_result* ret, struct moat_error* err) {
     const struct core_gen* cur = c->gen;
     for (size_t i = 0; i < up->n_packages; i++) {
-        if (update_user_allowed(cur->manifest, user, "Packages", up->packages[i].name,
-                                PERM_UPDATE_PACKAGE))
+        if (core_manifest_user_allowed(cur->manifest, user, NULL, up->packages[i].name,
+                                       PERM_UPDATE_PACKAGE))
             continue;
         /* Go's %v of []string */
         _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
@@ -659,14 +635,14 @@ static void users_with_update_permission(const struct coord_manifest* m, struct 
     p->users = xcalloc(m->n_users + 1, sizeof(char*));
     p->acked = xcalloc(m->n_users + 1, sizeof(bool));
     for (size_t i = 0; i < m->n_users; i++) /* sorted: the manifest's maps are */
-        if (update_user_allowed(m, m->users[i].name, "Manifest", NULL, PERM_UPDATE_MANIFEST))
+        if (core_manifest_user_allowed(m, m->users[i].name, NULL, NULL, PERM_UPDATE_MANIFEST))
             p->users[p->n++] = xstrdup(m->users[i].name);
 }
 
 static int full_update(struct coord_core* c, const char* user, const struct coord_manifest* m,
                        struct coord_update_result* ret, struct moat_error* err) {
     const struct coord_manifest* cur = c->gen->manifest;
-    if (!update_user_allowed(cur, user, "Manifest", NULL, PERM_UPDATE_MANIFEST))
+    if (!core_manifest_user_allowed(cur, user, NULL, NULL, PERM_UPDATE_MANIFEST))
         return moat_error_set(err, -EACCES,
                               "user %s is not allowed to update the complete manifest", user);
     int r = coord_manifest_check(m, err);
@@ -825,7 +801,7 @@ int coord_core_cancel_update(struct coord_core* c, const char* user, struct moat
     int r = 0;
     if (c->state != COORD_STATE_ACCEPTING_MARBLES)
         r = moat_error_set(err, -EPERM, E_STATE);
-    else if (!update_user_allowed(c->gen->manifest, user, "Manifest", NULL, PERM_UPDATE_MANIFEST))
+    else if (!core_manifest_user_allowed(c->gen->manifest, user, NULL, NULL, PERM_UPDATE_MANIFEST))
         r = moat_error_set(err, -EACCES, "user %s is not allowed to cancel the manifest update",
                            user ? user : "");
     struct store_txn* t = r == 0 ? store_begin(c->store) : NULL;

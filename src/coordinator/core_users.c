@@ -90,15 +90,16 @@ static bool strv_has(const struct coord_strv* sv, const char* s, bool nocase) {
 /* user.User.IsGranted with one resource: a permission is the action (lowercased) with the union
  * of the ResourceNames of every role of the user granting it; the resource type is not part of
  * it in MarbleRun (Check ties actions to types), here it must also match when given. */
-bool core_user_allowed_locked(struct coord_core* c, const char* user, const char* resource_type,
-                              const char* resource_name, const char* action) {
-    if (!c->gen->manifest || !user || !action)
+bool core_manifest_user_allowed(const struct coord_manifest* m, const char* user,
+                                const char* resource_type, const char* resource_name,
+                                const char* action) {
+    if (!m || !user || !action)
         return false;
-    const struct coord_user* u = coord_manifest_user(c->gen->manifest, user);
+    const struct coord_user* u = coord_manifest_user(m, user);
     if (!u)
         return false;
     for (size_t i = 0; i < u->roles.n; i++) {
-        const struct coord_role* role = coord_manifest_role(c->gen->manifest, u->roles.v[i]);
+        const struct coord_role* role = coord_manifest_role(m, u->roles.v[i]);
         if (!role || !strv_has(&role->actions, action, true))
             continue;
         if (resource_type && strcmp(role->resource_type, resource_type) != 0)
@@ -107,6 +108,11 @@ bool core_user_allowed_locked(struct coord_core* c, const char* user, const char
             return true;
     }
     return false;
+}
+
+bool core_user_allowed_locked(struct coord_core* c, const char* user, const char* resource_type,
+                              const char* resource_name, const char* action) {
+    return core_manifest_user_allowed(c->gen->manifest, user, resource_type, resource_name, action);
 }
 
 bool coord_core_user_allowed(struct coord_core* c, const char* user, const char* resource_type,
