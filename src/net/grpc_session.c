@@ -8,6 +8,7 @@
  * and per server.
  */
 #include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "net.h"
@@ -69,6 +70,8 @@ static void stream_free(struct stream* st) {
     free(st->path);
     free(st->encoding);
     free(st->body);
+    if (st->out) /* responses carry secrets (the Coordinator's keys and parameters) */
+        OPENSSL_cleanse(st->out, st->out_len);
     free(st->out);
     free(st->message);
     free(st);
@@ -203,8 +206,12 @@ static int call_handler(struct stream* st, const struct net_grpc_method* m, cons
     if (status != 0)
         return respond_status(st, status, message ? message : "");
     if (resp_len > UINT32_MAX)
-        return respond_status(st, NET_GRPC_INTERNAL, "response message too large");
-    return respond_message(st, resp, resp_len);
+        r = respond_status(st, NET_GRPC_INTERNAL, "response message too large");
+    else
+        r = respond_message(st, resp, resp_len);
+    if (resp)
+        OPENSSL_cleanse(resp, resp_len);
+    return r;
 }
 
 /* The request is complete (END_STREAM): check it is a unary gRPC call and answer it. */

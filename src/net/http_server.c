@@ -204,8 +204,16 @@ static struct conn* conn_of(struct net_http_server* srv, struct evhttp_connectio
     return NULL;
 }
 
+/* Bodies may carry secrets (GET /secrets): wiped when libevent is done with them. */
+static void wipe_body(const void* data, size_t len, void* extra) {
+    (void)extra;
+    OPENSSL_cleanse((void*)data, len);
+    free((void*)data);
+}
+
+/* Sends the reply; takes `body` (malloc'd or NULL). */
 static void send_reply(struct net_http_server* srv, struct evhttp_request* req, int status,
-                       const char* content_type, const uint8_t* body, size_t len) {
+                       const char* content_type, uint8_t* body, size_t len) {
     struct evkeyvalq* out = evhttp_request_get_output_headers(req);
     struct evbuffer* buf  = evhttp_request_get_output_buffer(req);
     bool no_body          = status < 200 || status == 204 || status == 304;
@@ -214,9 +222,11 @@ static void send_reply(struct net_http_server* srv, struct evhttp_request* req, 
         snprintf(clen, sizeof(clen), "%zu", len);
         evhttp_add_header(out, "Content-Type", content_type ? content_type : "application/json");
         evhttp_add_header(out, "Content-Length", clen);
-        if (len > 0)
-            evbuffer_add(buf, body, len);
     }
+    if (!no_body && len > 0 && evbuffer_add_reference(buf, body, len, wipe_body, NULL) == 0)
+        body = NULL; /* libevent owns it now */
+    if (body)
+        wipe_body(body, len, NULL);
     if (srv->shutting_down)
         evhttp_add_header(out, "Connection", "close");
     evhttp_send_reply(req, status, NULL, NULL);
@@ -251,14 +261,14 @@ static void handle_request(struct evhttp_request* req, void* arg) {
     size_t path_len           = 0;
     _cleanup_free_ char* path = evhttp_uridecode(raw_path, 0, &path_len);
     if (!path || strlen(path) != path_len) { /* %00: the handler's C string would lie */
-        send_reply(srv, req, 400, "text/plain", (const uint8_t*)"bad request path\n", 17);
+        send_reply(srv, req, 400, "text/plain", (uint8_t*)xstrdup("bad request path\n"), 17);
         return;
     }
 
     struct evbuffer* in = evhttp_request_get_input_buffer(req);
     size_t body_len     = evbuffer_get_length(in);
     if (body_len > srv->cfg.max_body) {
-        send_reply(srv, req, 413, "text/plain", (const uint8_t*)"request body too large\n", 23);
+        send_reply(srv, req, 413, "text/plain", (uint8_t*)xstrdup("request body too large\n"), 23);
         return;
     }
     _cleanup_free_ uint8_t* body = xmalloc(body_len + 1);
@@ -283,13 +293,13 @@ static void handle_request(struct evhttp_request* req, void* arg) {
     int r                         = srv->cfg.handler(&hreq, &resp, srv->cfg.ctx);
     OPENSSL_free(der);
     if (r < 0) {
-        free(resp.body);
+        if (resp.body)
+            wipe_body(resp.body, resp.body_len, NULL);
         send_reply(srv, req, 500, NULL, NULL, 0);
         return;
     }
     int status = resp.status >= 100 && resp.status <= 599 ? resp.status : 500;
     send_reply(srv, req, status, resp.content_type, resp.body, resp.body ? resp.body_len : 0);
-    free(resp.body);
 }
 
 /* ---------------------------------------------------------------------------------------- */

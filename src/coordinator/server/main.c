@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
@@ -877,8 +878,16 @@ out:
     return exit_code;
 }
 
+/* jansson holds secrets (GET/POST /secrets, recovery secrets): every block it frees is wiped. */
+static void wiping_free(void* p) {
+    if (p)
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+    free(p);
+}
+
 int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
+    json_set_alloc_funcs(malloc, wiping_free);
     struct server s = {0};
     int r           = parse_config(argc, argv, &s.cfg);
     if (r != 0)
