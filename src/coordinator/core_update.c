@@ -723,6 +723,21 @@ int coord_core_update_manifest(struct coord_core* c, const char* user, const voi
     return r;
 }
 
+/* MarbleRun's v2 UpdateManifestPost message while acknowledgements are missing. */
+static char* ack_message(const struct coord_update_result* r) {
+    struct strbuf sb = STRBUF_INIT;
+    if (r->missing_acks == 1)
+        strbuf_puts(&sb, "1 user still needs to acknowledge the update manifest.");
+    else
+        strbuf_printf(&sb, "%llu users still need to acknowledge the update manifest.",
+                      (unsigned long long)r->missing_acks);
+    strbuf_puts(&sb, "\nThe following users have not yet accepted: ");
+    for (size_t i = 0; i < r->n_missing_users; i++)
+        strbuf_printf(&sb, "%s%s", i ? ", " : "", r->missing_users[i]);
+    strbuf_putc(&sb, '\0');
+    return strbuf_take(&sb, NULL);
+}
+
 static int ack_locked(struct coord_core* c, const char* user, const void* raw, size_t len,
                       struct coord_update_result* ret, struct moat_error* err) {
     if (c->state != COORD_STATE_ACCEPTING_MARBLES)
@@ -747,8 +762,7 @@ static int ack_locked(struct coord_core* c, const char* user, const void* raw, s
         r = store_commit(t, err);
         if (r == 0) {
             pending_result(&p, ret);
-            ret->message = xasprintf("Acknowledgement successful: %llu acknowledgement(s) missing",
-                                     (unsigned long long)ret->missing_acks);
+            ret->message = ack_message(ret);
         }
         pending_clear(&p);
         return r;
@@ -757,7 +771,8 @@ static int ack_locked(struct coord_core* c, const char* user, const void* raw, s
     if (r < 0)
         cancel_after_failure(c, p.raw, p.len);
     else
-        ret->message = xstrdup("All users have acknowledged the update manifest. Update applied");
+        ret->message = xstrdup(
+            "All users have acknowledged the update manifest. Update successfully applied");
     pending_clear(&p);
     return r;
 }
@@ -787,8 +802,10 @@ int coord_core_pending_update(struct coord_core* c, uint8_t** ret_raw, size_t* r
         return r;
     struct coord_update_result res = {0};
     pending_result(&p, &res);
-    res.message = xasprintf("Waiting for %llu more acknowledgement(s) to apply the update",
-                            (unsigned long long)res.missing_acks);
+    res.message = res.missing_acks == 1
+                      ? xstrdup("1 user still needs to acknowledge the update manifest")
+                      : xasprintf("%llu users still need to acknowledge the update manifest",
+                                  (unsigned long long)res.missing_acks);
     *ret_raw    = TAKE_PTR(p.raw);
     *ret_len    = p.len;
     *ret        = res;

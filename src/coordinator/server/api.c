@@ -49,15 +49,33 @@ static int send_json(struct net_http_response* resp, int status, const char* con
 }
 
 static int reply_success(struct net_http_response* resp, json_t* data) {
+    /* Go's json.Encoder: a newline after the object */
     return send_json(
         resp, 200, "application/json",
-        json_pack("{s:s, s:o}", "status", "success", "data", data ? data : json_null()), false);
+        json_pack("{s:s, s:o}", "status", "success", "data", data ? data : json_null()), true);
 }
 
+/* JSend "error" through Go's http.Error: text/plain, a newline; no "message" when empty. */
 static int reply_error(struct net_http_response* resp, int status, const char* msg) {
     slog("debug", "client API: %d %s", status, msg);
-    return send_json(resp, status, "text/plain; charset=utf-8",
-                     json_pack("{s:s, s:n, s:s}", "status", "error", "data", "message", msg), true);
+    json_t* o = json_pack("{s:s, s:n}", "status", "error", "data");
+    if (msg && *msg)
+        json_object_set_new(o, "message", json_string(msg));
+    return send_json(resp, status, "text/plain; charset=utf-8", o, true);
+}
+
+/* JSend "fail" (v2: a bad request or a failed authentication): application/json. */
+static int reply_fail(struct net_http_response* resp, int status, json_t* data, const char* msg) {
+    slog("debug", "client API: %d %s", status, msg);
+    return send_json(resp, status, "application/json",
+                     json_pack("{s:s, s:o, s:s}", "status", "fail", "data",
+                               data ? data : json_null(), "message", msg),
+                     true);
+}
+
+/* The request is malformed: v2 answers "fail", v1 "error", both 400. */
+static int reply_bad_request(struct net_http_response* resp, enum api_version v, const char* msg) {
+    return v == V2 ? reply_fail(resp, 400, NULL, msg) : reply_error(resp, 400, msg);
 }
 
 static int reply_errorf(struct net_http_response* resp, int status, const char* fmt, ...)
@@ -98,6 +116,11 @@ static json_t* strv_json(char** v, size_t n) {
     return a;
 }
 
+/* Go encodes a nil []string as null. */
+static json_t* users_json(char** v, size_t n) {
+    return n ? strv_json(v, n) : json_null();
+}
+
 /* RecoverySecrets: name → base64, or null when there are none. */
 static json_t* recovery_json(const struct coord_recovery_secrets* rs) {
     if (!rs->n)
@@ -126,15 +149,20 @@ static int b64_any_decode(const char* in, size_t len, uint8_t** ret, size_t* ret
 }
 
 /* The JSON body as an object, or a 400 answered. */
-static json_t* body_object(const struct net_http_request* req, struct net_http_response* resp) {
+static json_t* body_object(enum api_version v, const struct net_http_request* req,
+                           struct net_http_response* resp) {
     json_error_t je;
     json_t* o = json_loadb((const char*)req->body, req->body_len, JSON_DECODE_ANY, &je);
     if (!o || !json_is_object(o)) {
+        char msg[256];
         if (o)
-            reply_error(resp, 400, "json: cannot unmarshal request body: expected an object");
+            snprintf(msg, sizeof(msg), "json: cannot unmarshal the request body: not an object");
+        else if (req->body_len == 0)
+            snprintf(msg, sizeof(msg), "EOF");
         else
-            reply_errorf(resp, 400, "invalid character in request body: %s (line %d, column %d)",
-                         je.text, je.line, je.column);
+            snprintf(msg, sizeof(msg), "invalid request body: %s (line %d, column %d)", je.text,
+                     je.line, je.column);
+        reply_bad_request(resp, v, msg);
         json_decref(o);
         return NULL;
     }
@@ -142,22 +170,24 @@ static json_t* body_object(const struct net_http_request* req, struct net_http_r
 }
 
 /* A base64 field of a JSON object (Go: []byte). Missing or null gives len 0, *ret NULL. */
-static int b64_field(json_t* o, const char* key, uint8_t** ret, size_t* ret_len,
+static int b64_field(enum api_version v, json_t* o, const char* key, uint8_t** ret, size_t* ret_len,
                      struct net_http_response* resp) {
     *ret      = NULL;
     *ret_len  = 0;
-    json_t* v = NULL;
+    json_t* f = NULL;
     const char* k;
     json_t* val;
     json_object_foreach(o, k, val) {
         if (strcasecmp(k, key) == 0) /* encoding/json: field names match case-insensitively */
-            v = val;
+            f = val;
     }
-    if (!v || json_is_null(v))
+    if (!f || json_is_null(f))
         return 0;
-    if (!json_is_string(v) ||
-        base64_decode_alloc(json_string_value(v), json_string_length(v), ret, ret_len) < 0) {
-        reply_errorf(resp, 400, "json: cannot unmarshal field \"%s\": illegal base64 data", key);
+    if (!json_is_string(f) ||
+        base64_decode_alloc(json_string_value(f), json_string_length(f), ret, ret_len) < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "json: cannot unmarshal field \"%s\": illegal base64 data", key);
+        reply_bad_request(resp, v, msg);
         return -EINVAL;
     }
     return 0;
@@ -213,14 +243,17 @@ static void strv_free_n(char** v, size_t n) {
     free(v);
 }
 
-/* The authenticated user, or a 401 answered. */
-static char* auth_user(struct server* s, const struct net_http_request* req,
+/* The authenticated user, or a 401 answered (v2 "fail", v1 "error"). */
+static char* auth_user(struct server* s, enum api_version v, const struct net_http_request* req,
                        struct net_http_response* resp) {
     char* user            = NULL;
     struct moat_error err = {0};
     int r = coord_core_auth_user(s->core, req->peer_cert_der, req->peer_cert_len, &user, &err);
     if (r < 0) {
-        reply_error(resp, r == -EPERM ? 500 : 401, err.msg);
+        if (v == V2)
+            reply_fail(resp, 401, NULL, err.msg);
+        else
+            reply_error(resp, 401, err.msg);
         return NULL;
     }
     return user;
@@ -257,7 +290,7 @@ static int h_quote(struct server* s, enum api_version v, const struct net_http_r
     size_t nonce_len              = 0;
     if (n_nonce && b64_any_decode(nonces[0], strlen(nonces[0]), &nonce, &nonce_len) < 0) {
         strv_free_n(nonces, n_nonce);
-        return reply_error(resp, 400, "invalid nonce: illegal base64 data");
+        return reply_bad_request(resp, v, "invalid query: bad nonce format: illegal base64 data");
     }
     strv_free_n(nonces, n_nonce);
     _cleanup_free_ char* chain = NULL;
@@ -304,10 +337,10 @@ static int manifest_body(enum api_version v, const struct net_http_request* req,
         *ret_len = req->body_len;
         return 0;
     }
-    json_t* o = body_object(req, resp);
+    json_t* o = body_object(v, req, resp);
     if (!o)
         return -EINVAL;
-    int r = b64_field(o, "manifest", ret, ret_len, resp);
+    int r = b64_field(v, o, "manifest", ret, ret_len, resp);
     json_decref(o);
     return r;
 }
@@ -327,7 +360,9 @@ static int h_set_manifest(struct server* s, enum api_version v, const struct net
     }
     slog("info", "manifest set (%zu bytes)%s", len, rs.n ? ", recovery secrets returned" : "");
     server_refresh_credentials(s);
-    json_t* data = rs.n ? json_pack("{s:o}", "RecoverySecrets", recovery_json(&rs)) : NULL;
+    /* v2 always answers {"RecoverySecrets": map or null}; v1 data null without secrets */
+    json_t* data =
+        rs.n || v == V2 ? json_pack("{s:o}", "RecoverySecrets", recovery_json(&rs)) : NULL;
     coord_recovery_secrets_clear(&rs);
     return reply_success(resp, data);
 }
@@ -344,7 +379,7 @@ static int h_get_update(struct server* s, enum api_version v, const struct net_h
     if (v == V2) {
         data = json_pack("{s:o}", "updateLog", strv_json(lines, n));
     } else {
-        size_t total = 1;
+        size_t total = 2;
         for (size_t i = 0; i < n; i++)
             total += strlen(lines[i]) + 1;
         char* joined = xmalloc(total);
@@ -355,6 +390,8 @@ static int h_get_update(struct server* s, enum api_version v, const struct net_h
             o += l;
             joined[o++] = '\n';
         }
+        if (n == 0)
+            joined[o++] = '\n'; /* strings.Join(nothing, "\n") + "\n" */
         joined[o] = '\0';
         data      = json_string(joined);
         free(joined);
@@ -367,7 +404,7 @@ static json_t* update_result_json(const struct coord_update_result* ur, bool wit
     json_t* o = json_object();
     if (with_message)
         json_object_set_new(o, "message", json_string(ur->message ? ur->message : ""));
-    json_object_set_new(o, "missingUsers", strv_json(ur->missing_users, ur->n_missing_users));
+    json_object_set_new(o, "missingUsers", users_json(ur->missing_users, ur->n_missing_users));
     json_object_set_new(o, "missingAcknowledgments", json_integer((json_int_t)ur->missing_acks));
     if (ur->recovery.n)
         json_object_set_new(o, "recoverySecrets", recovery_json(&ur->recovery));
@@ -376,7 +413,7 @@ static json_t* update_result_json(const struct coord_update_result* ur, bool wit
 
 static int h_post_update(struct server* s, enum api_version v, const struct net_http_request* req,
                          struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, req, resp);
+    _cleanup_free_ char* user = auth_user(s, v, req, resp);
     if (!user)
         return 0;
     _cleanup_free_ uint8_t* raw = NULL;
@@ -402,22 +439,23 @@ static int h_get_update_manifest(struct server* s, enum api_version v,
                                  const struct net_http_request* req,
                                  struct net_http_response* resp) {
     (void)req;
+    (void)v;
     _cleanup_free_ uint8_t* raw   = NULL;
     size_t len                    = 0;
     struct coord_update_result ur = {0};
     struct moat_error err         = {0};
     if (coord_core_pending_update(s->core, &raw, &len, &ur, &err) < 0)
-        return reply_core_error(resp, v, &err);
+        return reply_error(resp, 404, err.msg);
     json_t* data = json_pack("{s:o, s:s, s:o}", "manifest", b64_json(raw, len), "message",
                              ur.message ? ur.message : "", "missingUsers",
-                             strv_json(ur.missing_users, ur.n_missing_users));
+                             users_json(ur.missing_users, ur.n_missing_users));
     coord_update_result_clear(&ur);
     return reply_success(resp, data);
 }
 
 static int h_ack_update(struct server* s, enum api_version v, const struct net_http_request* req,
                         struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, req, resp);
+    _cleanup_free_ char* user = auth_user(s, v, req, resp);
     if (!user)
         return 0;
     _cleanup_free_ uint8_t* raw = NULL;
@@ -426,8 +464,9 @@ static int h_ack_update(struct server* s, enum api_version v, const struct net_h
         return 0;
     struct coord_update_result ur = {0};
     struct moat_error err         = {0};
-    if (coord_core_ack_update(s->core, user, raw ? raw : (const uint8_t*)"", len, &ur, &err) < 0)
-        return reply_core_error(resp, v, &err);
+    int r = coord_core_ack_update(s->core, user, raw ? raw : (const uint8_t*)"", len, &ur, &err);
+    if (r < 0)
+        return r == -ENOENT ? reply_error(resp, 404, err.msg) : reply_core_error(resp, v, &err);
     slog("info", "update acknowledged by %s%s", user, ur.applied ? ": applied" : "");
     if (ur.applied)
         server_refresh_credentials(s);
@@ -438,26 +477,34 @@ static int h_ack_update(struct server* s, enum api_version v, const struct net_h
 
 static int h_cancel_update(struct server* s, enum api_version v, const struct net_http_request* req,
                            struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, req, resp);
+    _cleanup_free_ char* user = auth_user(s, v, req, resp);
     if (!user)
         return 0;
     struct moat_error err = {0};
-    if (coord_core_cancel_update(s->core, user, &err) < 0)
-        return reply_core_error(resp, v, &err);
+    int r                 = coord_core_cancel_update(s->core, user, &err);
+    if (r < 0)
+        return r == -ENOENT ? reply_error(resp, 404, err.msg) : reply_core_error(resp, v, &err);
     slog("info", "update cancelled by %s", user);
     return reply_success(resp, json_pack("{s:s}", "message", "Update successfully cancelled"));
 }
 
 static int h_get_secrets(struct server* s, enum api_version v, const struct net_http_request* req,
                          struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, req, resp);
+    _cleanup_free_ char* user = auth_user(s, v, req, resp);
     if (!user)
         return 0;
     size_t n     = 0;
     char** names = query_values(req->query, "s", &n);
-    if (n == 0) {
+    bool empty   = false;
+    for (size_t i = 0; i < n; i++)
+        empty |= names[i][0] == '\0';
+    if (n == 0 || empty) {
         strv_free_n(names, n);
-        return reply_error(resp, 400, "invalid request: no secrets requested (query ?s=NAME)");
+        if (v == V1)
+            return reply_error(resp, 400, n == 0 ? "invalid query" : "malformed query string");
+        return reply_fail(resp, 400, NULL,
+                          n == 0 ? "invalid query: endpoint requires at least one query parameter"
+                                 : "malformed query string: empty query parameter");
     }
     json_t* secrets       = NULL;
     struct moat_error err = {0};
@@ -471,14 +518,14 @@ static int h_get_secrets(struct server* s, enum api_version v, const struct net_
 
 static int h_post_secrets(struct server* s, enum api_version v, const struct net_http_request* req,
                           struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, req, resp);
+    _cleanup_free_ char* user = auth_user(s, v, req, resp);
     if (!user)
         return 0;
     const void* body = req->body;
     size_t len       = req->body_len;
     char* text       = NULL;
     if (v == V2) {
-        json_t* o = body_object(req, resp);
+        json_t* o = body_object(v, req, resp);
         if (!o)
             return 0;
         json_t* secrets = field(o, "secrets");
@@ -511,14 +558,14 @@ static int h_recover_v1(struct server* s, enum api_version v, const struct net_h
 
 static int h_recover(struct server* s, enum api_version v, const struct net_http_request* req,
                      struct net_http_response* resp) {
-    json_t* o = body_object(req, resp);
+    json_t* o = body_object(v, req, resp);
     if (!o)
         return 0;
     uint8_t *secret = NULL, *sig = NULL;
     size_t secret_len = 0, sig_len = 0;
-    int r = b64_field(o, "recoverySecret", &secret, &secret_len, resp);
+    int r = b64_field(v, o, "recoverySecret", &secret, &secret_len, resp);
     if (r == 0)
-        r = b64_field(o, "recoverySecretSignature", &sig, &sig_len, resp);
+        r = b64_field(v, o, "recoverySecretSignature", &sig, &sig_len, resp);
     json_decref(o);
     if (r < 0) {
         free(secret);
@@ -564,23 +611,35 @@ static int h_sign_quote(struct server* s, enum api_version v, const struct net_h
                         struct net_http_response* resp) {
     if (!coord_core_feature_gate(s->core, "SignQuoteEndpoint"))
         return reply_error(resp, 403, "SignQuoteEndpoint feature is not enabled in the manifest");
-    json_t* o = body_object(req, resp);
-    if (!o)
-        return 0;
+    json_error_t je;
+    json_t* o = json_loadb((const char*)req->body, req->body_len, JSON_DECODE_ANY, &je);
+    json_t* q = o && json_is_object(o) ? field(o, "sgxQuote") : NULL;
     _cleanup_free_ uint8_t* quote = NULL;
     size_t qlen                   = 0;
-    int r                         = b64_field(o, "sgxQuote", &quote, &qlen, resp);
+    if (!o || !json_is_object(o) || (q && !json_is_null(q) && !json_is_string(q)) ||
+        (q && json_is_string(q) &&
+         base64_decode_alloc(json_string_value(q), json_string_length(q), &quote, &qlen) < 0)) {
+        json_decref(o);
+        return reply_fail(resp, 400, json_pack("{s:s}", "sgxQuote", "failed to parse JSON data"),
+                          "bad request: the body must be {\"sgxQuote\": base64}");
+    }
     json_decref(o);
-    if (r < 0)
-        return 0;
     char* tcb             = NULL;
     uint8_t* sig          = NULL;
     size_t sig_len        = 0;
     struct moat_error err = {0};
-    r = coord_core_sign_quote(s->core, quote ? quote : (const uint8_t*)"", qlen, &tcb, &sig,
-                              &sig_len, &err);
+    int r = coord_core_sign_quote(s->core, quote ? quote : (const uint8_t*)"", qlen, &tcb, &sig,
+                                  &sig_len, &err);
     if (r == -EOPNOTSUPP)
         return reply_error(resp, 403, err.msg);
+    if (r == -EINVAL) { /* clientapi.QuoteVerifyError */
+        static const char prefix[] = "quote verification failed: ";
+        const char* why            = strncmp(err.msg, prefix, sizeof(prefix) - 1) == 0
+                                         ? err.msg + sizeof(prefix) - 1
+                                         : err.msg;
+        return reply_fail(resp, 400, json_pack("{s:s}", "sgxQuote", why),
+                          "quote verification failed");
+    }
     if (r < 0)
         return reply_core_error(resp, v, &err);
     json_t* data =
@@ -599,8 +658,8 @@ static int h_monotonic_counter(struct server* s, enum api_version v,
     int r =
         coord_core_auth_marble(s->core, req->peer_cert_der, req->peer_cert_len, &type, &uuid, &err);
     if (r < 0)
-        return reply_error(resp, r == -EPERM ? 500 : 401, err.msg);
-    json_t* o = body_object(req, resp);
+        return reply_fail(resp, 401, NULL, err.msg);
+    json_t* o = body_object(v, req, resp);
     if (!o)
         return 0;
     json_t* name  = field(o, "name");
@@ -608,8 +667,9 @@ static int h_monotonic_counter(struct server* s, enum api_version v,
     if (!json_is_string(name) || (value && !json_is_integer(value)) ||
         (value && json_integer_value(value) < 0)) {
         json_decref(o);
-        return reply_error(resp, 400,
-                           "invalid request: expected {\"name\": string, \"value\": uint64}");
+        return reply_fail(resp, 400, NULL,
+                          "json: cannot unmarshal the request: want {\"name\": string, "
+                          "\"value\": uint64}");
     }
     uint64_t prev = 0;
     r             = coord_core_set_monotonic_counter(s->core, type, uuid, json_string_value(name),
@@ -666,7 +726,8 @@ static int handle(const struct net_http_request* req, struct net_http_response* 
                  req->method, req->path, rt->path);
         return rt->fn(s, v, req, resp);
     }
-    return reply_errorf(resp, 405, "%s %s: method not allowed", req->method, req->path);
+    slog("debug", "client API: %s %s: 405", req->method, req->path);
+    return reply_error(resp, 405, ""); /* MarbleRun's MethodNotAllowedHandler: no message */
 }
 
 int api_start(struct server* s, struct moat_error* err) {
