@@ -136,21 +136,57 @@ static int set_secrets(struct gotemplate_value* root, struct gotemplate_value* s
     return r;
 }
 
+/*
+ * Graphene-era manifests (seeds 000/001) write `.Marblerun.*` and `{{ hex .Marblerun.SealKey }}`,
+ * which MarbleRun no longer accepts. moat does: `.Marblerun` is `.MarbleRun` under its old name,
+ * and SealKey a per-marble 128-bit key derived like a per-marble symmetric-key secret (§3.6:
+ * HKDF from the root secret, the UUID and the marble type) under a name no manifest secret can
+ * shadow, so it is stable across restarts of the same Marble (docs/coordinator.md).
+ */
+#define SEAL_KEY_NAME "moat:.Marblerun.SealKey"
+#define SEAL_KEY_SIZE 16
+
+static const char* const RESERVED[] = {"RootCA", "MarbleCert", "CoordinatorRoot",
+                                       "CoordinatorIntermediate"};
+
+/* .MarbleRun (manifest.ReservedSecrets) from `v` (one value per RESERVED name, taken), and the
+ * Graphene-era .Marblerun: the same values and SealKey (taken; NULL: none). */
+static int set_reserved(struct gotemplate_value* root, struct gotemplate_value* v[4],
+                        struct gotemplate_value* seal_key) {
+    struct gotemplate_value* mr  = gotemplate_struct_new("manifest.ReservedSecrets");
+    struct gotemplate_value* old = gotemplate_struct_new("manifest.ReservedSecrets");
+    int r                        = gotemplate_set(root, "MarbleRun", mr);
+    if (r == 0)
+        r = gotemplate_set(root, "Marblerun", old);
+    else
+        gotemplate_value_unref(old);
+    for (size_t i = 0; i < ARRAY_SIZE(RESERVED); i++) {
+        if (r == 0)
+            r = gotemplate_set(mr, RESERVED[i], gotemplate_value_ref(v[i]));
+        if (r == 0)
+            r = gotemplate_set(old, RESERVED[i], v[i]);
+        else
+            gotemplate_value_unref(v[i]);
+    }
+    if (r == 0 && seal_key)
+        r = gotemplate_set(old, "SealKey", seal_key);
+    else if (seal_key)
+        gotemplate_value_unref(seal_key);
+    return r;
+}
+
 static int template_data(const struct core_gen* g, const struct moat_cert_key* leaf,
-                         struct gotemplate_value* secrets, struct gotemplate_value* previous,
-                         struct gotemplate_value** ret) {
+                         const uint8_t* seal_key, struct gotemplate_value* secrets,
+                         struct gotemplate_value* previous, struct gotemplate_value** ret) {
     _cleanup_gotemplate_value_ struct gotemplate_value* root =
         gotemplate_struct_new("manifest.TemplateSecrets");
-    struct gotemplate_value* mr = gotemplate_struct_new("manifest.ReservedSecrets");
-    int r                       = gotemplate_set(root, "MarbleRun", mr);
-    if (r == 0)
-        r = gotemplate_set(mr, "RootCA", cert_value(g->ca->marble_root_cert));
-    if (r == 0)
-        r = gotemplate_set(mr, "MarbleCert", secret_value("cert-ecdsa", leaf));
-    if (r == 0)
-        r = gotemplate_set(mr, "CoordinatorRoot", cert_value(g->ca->root_cert));
-    if (r == 0)
-        r = gotemplate_set(mr, "CoordinatorIntermediate", cert_value(g->ca->intermediate_cert));
+    struct gotemplate_value* v[4] = {cert_value(g->ca->marble_root_cert),
+                                     secret_value("cert-ecdsa", leaf), cert_value(g->ca->root_cert),
+                                     cert_value(g->ca->intermediate_cert)};
+    /* a symmetric key is its Private and its Public (what raw/hex/base64 take), as MarbleRun's */
+    const struct moat_cert_key k = {.private_key = {(uint8_t*)seal_key, SEAL_KEY_SIZE},
+                                    .public_key  = {(uint8_t*)seal_key, SEAL_KEY_SIZE}};
+    int r                        = set_reserved(root, v, secret_value("symmetric-key", &k));
     if (r == 0)
         r = set_secrets(root, secrets, previous);
     if (r == 0)
@@ -368,8 +404,13 @@ static int build_params(struct coord_core* c, const struct core_gen* g,
                         g->root.has_previous ? &own_prev : &own, &user, &empty, &previous);
     else if (r == 0)
         previous = gotemplate_value_ref(secrets); /* no rotation: .Previous = current (§2) */
+    uint8_t seal_key[SEAL_KEY_SIZE];
+    b.root_secret = g->root.current;
     if (r == 0)
-        r = template_data(g, &leaf, secrets, previous, &data);
+        r = moat_secret_derive(&b, SEAL_KEY_NAME, seal_key, sizeof(seal_key), err) < 0 ? -EIO : 0;
+    if (r == 0)
+        r = template_data(g, &leaf, seal_key, secrets, previous, &data);
+    OPENSSL_cleanse(seal_key, sizeof(seal_key));
     if (r < 0)
         return moat_error_set(err, r, "customizing marble parameters: building template data");
     /* §1.5: TTLS (MARBLE_TTLS_CONFIG) is for EGo marbles; a Gramine premain rejects it */
@@ -453,12 +494,10 @@ static int dry_run_data(const struct core_specs* specs, const struct moat_secret
     int r = secrets_map(specs, shared, own, NULL, &dummy, &secrets);
     if (r < 0)
         return r;
-    struct gotemplate_value* mr         = gotemplate_struct_new("manifest.ReservedSecrets");
-    r                                   = gotemplate_set(root, "MarbleRun", mr);
-    static const char* const reserved[] = {"RootCA", "MarbleCert", "CoordinatorRoot",
-                                           "CoordinatorIntermediate"};
-    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(reserved); i++)
-        r = gotemplate_set(mr, reserved[i], secret_value("cert-ecdsa", &dummy));
+    struct gotemplate_value* v[4];
+    for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+        v[i] = secret_value("cert-ecdsa", &dummy);
+    r = set_reserved(root, v, secret_value("symmetric-key", &dummy));
     if (r == 0)
         r = set_secrets(root, secrets, secrets);
     if (r == 0)
@@ -501,6 +540,20 @@ int core_template_dry_run(const struct coord_manifest* m, const struct core_spec
     r = dry_run_data(specs, shared, &own, &data);
     if (r < 0)
         return moat_error_set(err, r, "building template data");
+    bool graphene = false;
+    for (size_t i = 0; i < m->n_marbles; i++) {
+        const struct coord_files* sets[2] = {&m->marbles[i].files, &m->marbles[i].env};
+        for (size_t k = 0; k < 2; k++)
+            for (size_t j = 0; j < sets[k]->n; j++)
+                graphene |= !sets[k]->v[j].no_templates &&
+                            memmem(sets[k]->v[j].data, sets[k]->v[j].len, ".Marblerun.", 11);
+    }
+    if (graphene)
+        log_warning(
+            "coordinator: the manifest uses the Graphene-era template names "
+            ".Marblerun.* (MarbleRun itself no longer accepts them): moat accepts them as "
+            ".MarbleRun.*, and .Marblerun.SealKey is a per-marble 128-bit key derived "
+            "from the Coordinator's root secret, the Marble's UUID and type");
     for (size_t i = 0; r == 0 && i < m->n_marbles; i++) {
         const struct coord_marble* mb = &m->marbles[i];
         r = dry_run_files(mb, &mb->files, GOTEMPLATE_FUNCS_FILES, "file", data, err);

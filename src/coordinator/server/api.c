@@ -702,7 +702,7 @@ static const struct route g_routes[] = {
     {"POST", "/monotonic-counter", h_monotonic_counter, false, true},
 };
 
-static int handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx) {
+int api_handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx) {
     struct server* s       = ctx;
     enum api_version v     = V1;
     const char* path       = req->path;
@@ -739,7 +739,7 @@ int api_start(struct server* s, struct moat_error* err) {
         .address             = s->cfg.client_addr,
         .tls                 = true,
         .request_client_cert = true,
-        .handler             = handle,
+        .handler             = api_handle,
         .ctx                 = s,
     };
     r = net_http_server_new(s->base, &cfg, &creds, &s->client_api, err);

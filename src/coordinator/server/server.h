@@ -117,6 +117,10 @@ int mesh_port(const struct mesh* m);
 
 /* api.c */
 int api_start(struct server* s, struct moat_error* err) WARN_UNUSED;
+/* The client API's request handler (a net_http_handler; ctx is the server). */
+struct net_http_request;
+struct net_http_response;
+int api_handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx);
 /* After a call that may have rotated the CA: swaps the listeners' certificates. */
 void server_refresh_credentials(struct server* s);
 

@@ -525,6 +525,51 @@ static void test_seal_mode(void** state) {
     assert_int_equal(system(rm), 0);
 }
 
+/* Graphene-era templates (seeds 000/001): .Marblerun.* is .MarbleRun.*, and
+ * {{ hex .Marblerun.SealKey }} a per-marble 128-bit key, stable for a UUID across restarts. */
+static const char GRAPHENE_MANIFEST[] =
+    "{\"Packages\": {\"p\": {\"UniqueID\": \"" MRENCLAVE_HEX
+    "\"}}, \"Marbles\": {\"m\": {\"Package\": \"p\", \"Parameters\": {"
+    "  \"Files\": {\"/dev/attestation/protected_files_key\": \"{{ hex .Marblerun.SealKey }}\","
+    "             \"/root.pem\": \"{{ pem .Marblerun.RootCA.Cert }}\"}}}}}";
+
+static char* seal_key_of(struct coord_core* c, const struct marble* m, const char* uuid) {
+    struct coord_params p = {0};
+    ok(c, m, NULL, 0, "m", uuid, &p);
+    const struct coord_param* f = coord_params_file(&p, "/dev/attestation/protected_files_key");
+    assert_non_null(f);
+    assert_int_equal(f->len, 32); /* 128 bits in hex */
+    char* k = xstrndup((const char*)f->data, f->len);
+    assert_non_null(coord_params_file(&p, "/root.pem"));
+    assert_non_null(strstr((const char*)coord_params_file(&p, "/root.pem")->data, "BEGIN"));
+    coord_params_clear(&p);
+    return k;
+}
+
+static void test_graphene_seal_key(void** state) {
+    (void)state;
+    char dir[] = "/tmp/moat-core-sealkey-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct moat_error err = {0};
+    struct marble m       = marble_new();
+    struct coord_core* c  = core_sim(dir, SEAL_A);
+    assert_int_equal(
+        coord_core_set_manifest(c, GRAPHENE_MANIFEST, strlen(GRAPHENE_MANIFEST), NULL, &err), 0);
+    _cleanup_free_ char* a1 = seal_key_of(c, &m, UUID_A);
+    _cleanup_free_ char* a2 = seal_key_of(c, &m, UUID_A);
+    _cleanup_free_ char* b1 = seal_key_of(c, &m, UUID_B);
+    assert_string_equal(a1, a2);
+    assert_string_not_equal(a1, b1);
+    coord_core_free(c);
+    c                       = core_sim(dir, SEAL_A);
+    _cleanup_free_ char* a3 = seal_key_of(c, &m, UUID_A);
+    assert_string_equal(a1, a3);
+    coord_core_free(c);
+    marble_free(&m);
+    _cleanup_free_ char* cmd = xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Activations run concurrently; MaxActivations holds across threads (§4.3 step 6). */
 struct race {
     struct coord_core* c;
@@ -617,10 +662,15 @@ static void test_recovery_secrets(void** state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_states),           cmocka_unit_test(test_activate_sim),
-        cmocka_unit_test(test_activate_errors),  cmocka_unit_test(test_activate_quotes),
-        cmocka_unit_test(test_restart),          cmocka_unit_test(test_concurrent),
-        cmocka_unit_test(test_recovery_secrets), cmocka_unit_test(test_seal_mode),
+        cmocka_unit_test(test_states),
+        cmocka_unit_test(test_activate_sim),
+        cmocka_unit_test(test_activate_errors),
+        cmocka_unit_test(test_activate_quotes),
+        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_recovery_secrets),
+        cmocka_unit_test(test_seal_mode),
+        cmocka_unit_test(test_graphene_seal_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
