@@ -88,7 +88,8 @@ def stubs(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     sys.path.insert(0, str(out))
     try:
-        return importlib.import_module("marblerun_pb2"), importlib.import_module("marblerun_pb2_grpc")
+        return (importlib.import_module("marblerun_pb2"),
+                importlib.import_module("marblerun_pb2_grpc"))
     finally:
         sys.path.remove(str(out))
 
