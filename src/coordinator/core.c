@@ -431,9 +431,9 @@ int coord_core_new(const struct coord_core_opts* opts, struct coord_core** ret,
     } else if (r == -EBADMSG) {
         /* §3.2: a temporary CA, and recovery (/recover or a new manifest) */
         log_warning(
-            "coordinator: failed to decrypt sealed state (%s). Proceeding with a new "
-            "state. Use the /recover API endpoint to load the old state, or set a new "
-            "manifest to overwrite it.",
+            "Failed to decrypt sealed state. Proceeding with a new state. Use the /recover "
+            "API endpoint to load the old state, or set a new manifest to overwrite it. "
+            "(coordinator: %s)",
             err ? err->msg : "");
         moat_error_clear(err);
         r = fresh_ca(c, err);

@@ -439,13 +439,15 @@ static int h_get_update_manifest(struct server* s, enum api_version v,
                                  const struct net_http_request* req,
                                  struct net_http_response* resp) {
     (void)req;
-    (void)v;
     _cleanup_free_ uint8_t* raw   = NULL;
     size_t len                    = 0;
     struct coord_update_result ur = {0};
     struct moat_error err         = {0};
-    if (coord_core_pending_update(s->core, &raw, &len, &ur, &err) < 0)
+    int r                         = coord_core_pending_update(s->core, &raw, &len, &ur, &err);
+    if (r == -ENOENT) /* §1.8: 404 "no update in progress" */
         return reply_error(resp, 404, err.msg);
+    if (r < 0)
+        return reply_core_error(resp, v, &err);
     json_t* data = json_pack("{s:o, s:s, s:o}", "manifest", b64_json(raw, len), "message",
                              ur.message ? ur.message : "", "missingUsers",
                              users_json(ur.missing_users, ur.n_missing_users));

@@ -855,10 +855,13 @@ static int run(struct server* s) {
     struct event* sigint  = evsignal_new(s->base, SIGINT, on_signal, s);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
-    slog("info", "Coordinator started: client API on %s (port %d), Marble API on %s (port %d)%s%s",
+    char metrics[320] = "";
+    if (s->prometheus)
+        snprintf(metrics, sizeof(metrics), ", metrics on %s (port %d)", s->cfg.prometheus_addr,
+                 net_http_server_port(s->prometheus));
+    slog("info", "Coordinator started: client API on %s (port %d), Marble API on %s (port %d)%s",
          s->cfg.client_addr, net_http_server_port(s->client_api), s->cfg.mesh_addr,
-         mesh_port(s->mesh), s->prometheus ? ", metrics on " : "",
-         s->prometheus ? s->cfg.prometheus_addr : "");
+         mesh_port(s->mesh), metrics);
     event_base_dispatch(s->base);
     event_free(sigterm);
     event_free(sigint);
