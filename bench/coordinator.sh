@@ -12,7 +12,7 @@
 # core (--mesh-threads 1) and the client on another, so the client does not take the server's CPU
 # (its CPU per activation is printed: if it is close to the wall time per activation, the client
 # is the bottleneck and the rate is a lower bound).
-# usage: bench/coordinator.sh BUILD_DIR    MARBLES (50), SECONDS (10), ROUNDS (5, manifest sets)
+# usage: bench/coordinator.sh BUILD_DIR    MARBLES (50), LOAD_SECONDS (10), ROUNDS (5, manifest sets)
 set -euo pipefail
 build=${1:-build}
 moat=$(realpath "$build/src/cli/moat")
@@ -21,7 +21,7 @@ tool=$(realpath "$build/src/coordinator/sim_quote_tool")
 root=$(cd "$(dirname "$0")/.." && pwd)
 load=$root/bench/apps/marble_load.py
 marbles=${MARBLES:-50}
-seconds=${SECONDS_RUN:-${SECONDS_LOAD:-10}}
+seconds=${LOAD_SECONDS:-10}
 rounds=${ROUNDS:-5}
 py=/usr/bin/python3 # Debian's python3-grpcio and python3-cryptography
 $py -c 'import grpc, grpc_tools, cryptography' 2>/dev/null ||
@@ -79,9 +79,9 @@ set_ms=$(printf '%s\n' "${set_times[@]}" | sort -g | awk '{a[NR] = $1} END {prin
 size_data=$(stat -c %s "$tmp/seal/sealed_data"); size_key=$(stat -c %s "$tmp/seal/sealed_key")
 
 # 2. activations: the last Coordinator, manifest set
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 $pin_cli $py "$load" prepare "$tmp/marbles" "$tmp/sim" "$tool" "$marbles"
-prep_s=$(echo "$(date +%s.%N) - $t0" | bc)
+prep_s=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')
 ticks0=$(cpu_ticks "$pid")
 out=$($pin_cli $py "$load" run "$tmp/marbles" "127.0.0.1:$mport" "$marbles" "$seconds")
 ticks1=$(cpu_ticks "$pid")
@@ -92,8 +92,9 @@ read -r n rate p50 p99 ccpu wall <<<"$($py -c 'import json, sys; r = json.loads(
 print(r["activations"], round(r["rate"]), "%.1f" % r["p50_ms"], "%.1f" % r["p99_ms"],
       "%.3f" % r["client_cpu_per_activation_ms"], r["seconds"])' "$out")"
 hz=$(getconf CLK_TCK)
-srv_ms=$(echo "scale=3; ($ticks1 - $ticks0) * 1000 / $hz / $n" | bc)
-wall_ms=$(echo "scale=3; $wall * 1000 / $n" | bc)
+calc() { awk "BEGIN {printf \"%.${1}f\", $2}"; }
+srv_ms=$(calc 3 "($ticks1 - $ticks0) * 1000 / $hz / $n")
+wall_ms=$(calc 3 "$wall * 1000 / $n")
 
 # 3. the native ceiling, on the Coordinator's core
 speed=$($pin_srv openssl speed -seconds 3 ecdsap384 ecdsap256 2>/dev/null)
@@ -110,15 +111,15 @@ printf '%-62s %12s\n' "  latency p50 / p99 (ms)" "$p50 / $p99"
 printf '%-62s %12s\n' "  Coordinator CPU per activation (ms)" "$srv_ms"
 printf '%-62s %12s\n' "  client CPU per activation (ms; wall per activation $wall_ms)" "$ccpu"
 printf '%-62s %12s\n' "openssl speed ecdsap384 sign/s (1 core): the ceiling" "$sign384"
-printf '%-62s %12s\n' "  ratio activations/s : P-384 signs/s" "$(echo "scale=2; $rate / $sign384" | bc)"
+printf '%-62s %12s\n' "  ratio activations/s : P-384 signs/s" "$(calc 2 "$rate / $sign384")"
 printf '%-62s %12s\n' "  2 P-384 signs + P-384 verify + P-256 verify per activation" "$est/s"
-printf '%-62s %12s\n' "  ratio activations/s : that estimate" "$(echo "scale=2; $rate / $est" | bc)"
+printf '%-62s %12s\n' "  ratio activations/s : that estimate" "$(calc 2 "$rate / $est")"
 printf '%-62s %12s\n' "set a manifest (median of $rounds, ms)" "$set_ms"
 printf '%-62s %12s\n' "sealed state after the manifest: sealed_data + sealed_key (B)" "$size_data + $size_key"
 printf '%-62s %12s\n' "sealed_data after $n activations (B)" "$size_after"
-printf '%-62s %12s\n' "preparing $marbles Marbles (keys, CSRs, quotes; untimed, s)" "$(printf %.1f "$prep_s")"
-cli_share=$(echo "scale=2; $ccpu / $wall_ms" | bc)
-if [ "$(echo "$cli_share > 0.85" | bc)" = 1 ]; then
+printf '%-62s %12s\n' "preparing $marbles Marbles (keys, CSRs, quotes; untimed, s)" "$prep_s"
+cli_share=$(calc 2 "$ccpu / $wall_ms")
+if [ "$(calc 0 "$ccpu / $wall_ms > 0.85")" = 1 ]; then
   echo "note: the client used ${cli_share} of its CPU: it is (near) the bottleneck; the rate is a lower bound"
 else
   echo "note: the client used ${cli_share} of its CPU: not the bottleneck"
