@@ -119,7 +119,7 @@ printf '%-62s %12s\n' "sealed state after the manifest: sealed_data + sealed_key
 printf '%-62s %12s\n' "sealed_data after $n activations (B)" "$size_after"
 printf '%-62s %12s\n' "preparing $marbles Marbles (keys, CSRs, quotes; untimed, s)" "$prep_s"
 cli_share=$(calc 2 "$ccpu / $wall_ms")
-if [ "$(calc 0 "$ccpu / $wall_ms > 0.85")" = 1 ]; then
+if [ "$(calc 0 "($ccpu / $wall_ms > 0.85)")" = 1 ]; then
   echo "note: the client used ${cli_share} of its CPU: it is (near) the bottleneck; the rate is a lower bound"
 else
   echo "note: the client used ${cli_share} of its CPU: not the bottleneck"
