@@ -24,10 +24,12 @@ ARCH = "/lib/x86_64-linux-gnu"
 
 
 @pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx", "sqlite",
-                                     "attestation"])
+                                     "attestation", "coordinator"])
 def test_example(example, tmp_path):
     need = {"redis": ["/usr/bin/redis-server"], "nginx": ["/usr/sbin/nginx"],
-            "sqlite": ["/usr/bin/sqlite3", "/usr/bin/xxd"]}.get(example, [])
+            "sqlite": ["/usr/bin/sqlite3", "/usr/bin/xxd"],
+            "coordinator": ["/usr/bin/curl", str(moat_binary().parent / "moat-coordinator")],
+            }.get(example, [])
     for path in need:
         if not Path(path).exists():
             pytest.skip(f"{path} is not installed (scripts/install-deps installs it)")
