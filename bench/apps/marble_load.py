@@ -4,8 +4,11 @@
 
   marble_load.py prepare DIR SIMDIR QUOTE_TOOL N   N Marbles: P-384 key, self-signed cert, CSR,
                                                   quote over sha256(cert DER) (OpenEnclave header)
-  marble_load.py run DIR ADDR N SECONDS            N threads, one TLS channel each, activating
-                                                  in a loop with a fresh UUID per call; prints JSON
+  marble_load.py run DIR ADDR N SECONDS [handshake]
+                                                  N threads, one TLS channel each, activating
+                                                  in a loop with a fresh UUID per call; prints JSON;
+                                                  "handshake": a new TLS connection per call, as a
+                                                  Marble starting up makes
   marble_load.py set-manifest URL FILE             POST /api/v2/manifest; prints seconds
 
 Each thread is one Marble with a persistent channel: an activation costs the Coordinator the
@@ -74,7 +77,7 @@ def prepare(work, sim, tool, n):
         (d / "quote.bin").write_bytes(oe)
 
 
-def run(work, addr, n, seconds):
+def run(work, addr, n, seconds, handshake=False):
     import grpc
     pb, pbg = stubs(work)
     work = Path(work)
@@ -89,13 +92,13 @@ def run(work, addr, n, seconds):
         ch = grpc.secure_channel(addr, creds,
                                  options=[("grpc.ssl_target_name_override", "localhost")])
         marbles.append((pbg.MarbleStub(ch), (d / "csr.der").read_bytes(),
-                        (d / "quote.bin").read_bytes()))
+                        (d / "quote.bin").read_bytes(), creds))
     uuids = [[str(uuid.uuid4()) for _ in range(4000)] for _ in range(n)]  # not in the timed loop
     start = threading.Barrier(n + 1)
     stop = threading.Event()
 
     def worker(i):
-        stub, csr, quote = marbles[i]
+        stub, csr, quote, creds = marbles[i]
         # connect and activate once before the clock starts (TLS handshake, first call)
         stub.Activate(pb.ActivationReq(Quote=quote, CSR=csr, MarbleType="bench",
                                        UUID=str(uuid.uuid4())))
@@ -106,7 +109,14 @@ def run(work, addr, n, seconds):
             k = (k + 1) % len(uuids[i])
             t0 = time.perf_counter()
             try:
-                stub.Activate(req)
+                if handshake:  # a fresh connection: TCP, TLS 1.3 handshake, HTTP/2 preface
+                    # (a fresh subchannel pool per channel, so no connection is reused)
+                    with grpc.secure_channel(addr, creds, options=[
+                            ("grpc.ssl_target_name_override", "localhost"),
+                            ("grpc.use_local_subchannel_pool", 1)]) as ch:
+                        pbg.MarbleStub(ch).Activate(req)
+                else:
+                    stub.Activate(req)
                 lat.append(time.perf_counter() - t0)
             except grpc.RpcError as e:
                 errors += 1
@@ -157,7 +167,7 @@ if __name__ == "__main__":
     if cmd == "prepare":
         prepare(args[0], args[1], args[2], int(args[3]))
     elif cmd == "run":
-        run(args[0], args[1], int(args[2]), float(args[3]))
+        run(args[0], args[1], int(args[2]), float(args[3]), len(args) > 4 and args[4] == "handshake")
     elif cmd == "set-manifest":
         set_manifest(args[0], args[1])
     else:

@@ -18,28 +18,49 @@
 #include "net.h"
 #include "server.h"
 
+/* FNV-1a over type NUL uuid. */
+static uint32_t series_hash(const char* type, const char* uuid) {
+    uint32_t h = 2166136261u;
+    for (const char* p = type; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0) * 16777619u;
+    for (const char* p = uuid; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+/* The series (type, uuid): found, added while there is room, else the overflow series (the
+ * last slot, labelled "" ""). Under s->lock. Every activation of a new Marble instance is a new
+ * series, so this is a hash lookup, not a scan. */
+static struct type_counter* series(struct server* s, const char* type, const char* uuid) {
+    if (!s->counter_index)
+        s->counter_index = xcalloc(COUNTER_INDEX_SLOTS, sizeof(*s->counter_index));
+    if (!s->counters)
+        s->counters = xcalloc(COUNTERS_KEPT, sizeof(*s->counters));
+    uint32_t i = series_hash(type, uuid) & (COUNTER_INDEX_SLOTS - 1);
+    for (; s->counter_index[i]; i = (i + 1) & (COUNTER_INDEX_SLOTS - 1)) {
+        struct type_counter* c = &s->counters[s->counter_index[i] - 1];
+        if (strcmp(c->type, type) == 0 && strcmp(c->uuid, uuid) == 0)
+            return c;
+    }
+    if (s->n_counters < COUNTERS_KEPT - 1) {
+        struct type_counter* c = &s->counters[s->n_counters++];
+        *c                  = (struct type_counter){.type = xstrdup(type), .uuid = xstrdup(uuid)};
+        s->counter_index[i] = (uint32_t)s->n_counters;
+        return c;
+    }
+    struct type_counter* over = &s->counters[COUNTERS_KEPT - 1];
+    if (!over->type) {
+        *over         = (struct type_counter){.type = xstrdup(""), .uuid = xstrdup("")};
+        s->n_counters = COUNTERS_KEPT;
+    }
+    return over;
+}
+
 void metrics_count_activation(struct server* s, const char* type, const char* uuid,
                               const uint8_t* quote, size_t quote_len, bool ok) {
     pthread_mutex_lock(&s->lock);
-    struct type_counter* c = NULL;
-    for (size_t i = 0; i < s->n_counters && !c; i++)
-        if (strcmp(s->counters[i].type, type) == 0 && strcmp(s->counters[i].uuid, uuid) == 0)
-            c = &s->counters[i];
-    if (!c && s->n_counters >= COUNTERS_KEPT) {
-        /* the last slot is the overflow series */
-        c = &s->counters[COUNTERS_KEPT - 1];
-        if (strcmp(c->type, "") != 0 || strcmp(c->uuid, "") != 0) {
-            free(c->type);
-            free(c->uuid);
-            c->type = xstrdup("");
-            c->uuid = xstrdup("");
-        }
-    }
-    if (!c) {
-        s->counters = xrealloc(s->counters, (s->n_counters + 1) * sizeof(*s->counters));
-        c           = &s->counters[s->n_counters++];
-        *c          = (struct type_counter){.type = xstrdup(type), .uuid = xstrdup(uuid)};
-    }
+    struct type_counter* c = series(s, type, uuid);
     c->total++;
     if (ok) {
         c->success++;
@@ -175,8 +196,10 @@ void metrics_free(struct server* s) {
         free(s->counters[i].uuid);
     }
     free(s->counters);
-    s->counters   = NULL;
-    s->n_counters = 0;
+    free(s->counter_index);
+    s->counters      = NULL;
+    s->counter_index = NULL;
+    s->n_counters    = 0;
     for (size_t i = 0; i < EVENTS_KEPT; i++) {
         free(s->events[i].marble_type);
         free(s->events[i].uuid);

@@ -65,7 +65,8 @@ struct activation_event {
 /* Counters for /metrics, per (marble type, UUID) as MarbleRun labels them; at most
  * COUNTERS_KEPT series (the types and UUIDs come from the network), the rest counted in one
  * overflow series. */
-#define COUNTERS_KEPT 4096
+#define COUNTERS_KEPT       4096
+#define COUNTER_INDEX_SLOTS 8192 /* a power of two, twice COUNTERS_KEPT */
 struct type_counter {
     char* type;
     char* uuid;
@@ -87,6 +88,7 @@ struct server {
     size_t n_events, next_event;
     struct type_counter* counters;
     size_t n_counters;
+    uint32_t* counter_index; /* open addressing over `counters` (index + 1; 0 empty) */
 
     /* the certificates the listeners present, to notice when the core rotated them */
     uint8_t client_cert_hash[32];
