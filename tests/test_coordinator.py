@@ -1102,3 +1102,147 @@ def test_marblerun_sample_manifest(sample, start, shared):
     assert c.status() == 3
     got = base64.b64decode(c.v2("GET", "/manifest").json["data"]["manifest"])
     assert got == f.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# SealMode (§1.6), Graphene-era templates, collateral from a PCCS
+
+
+def small_manifest(**config):
+    m = {"Packages": {"p": {"UniqueID": U1}},
+         "Marbles": {"m": {"Package": "p", "Parameters": {
+             "Files": {"/dev/attestation/protected_files_key": "{{ hex .Marblerun.SealKey }}",
+                       "/root.pem": "{{ pem .Marblerun.RootCA.Cert }}"}}}}}
+    if config:
+        m["Config"] = config
+    return m
+
+
+class TestSealModeAndGraphene:
+    @pytest.mark.parametrize("mode,after", [("", 3), ("ProductKey", 3), ("UniqueKey", 3),
+                                            ("Disabled", 2)])
+    def test_seal_mode(self, start, tmp_path, mode, after):
+        seal = tmp_path / f"seal-{mode or 'default'}"
+        c = start(seal_dir=seal)
+        root = c.root_pem()
+        c.set_manifest(raw_of(small_manifest(SealMode=mode)))
+        assert c.status() == 3
+        assert c.stop() == 0
+        keyinfo = (seal / "sealed_key").read_bytes()
+        # the key the state is sealed with is named in sealed_key (docs/coordinator.md)
+        assert (b"machine unique" in keyinfo) == (mode == "UniqueKey")
+        c = start(seal_dir=seal)
+        assert c.status() == after
+        assert c.root_pem() == root  # Disabled: the state of before the manifest
+
+    def test_graphene_seal_key(self, start, tmp_path, marble):
+        seal = tmp_path / "seal-graphene"
+        c = start(seal_dir=seal)
+        c.set_manifest(raw_of(small_manifest()))
+        assert ".Marblerun.*" in c.text()  # the warning at SetManifest
+        uid = str(uuidlib.uuid4())
+        key = marble.activate(c.mesh, "m", uid=uid).Parameters.Files[
+            "/dev/attestation/protected_files_key"]
+        assert re.fullmatch(rb"[0-9a-f]{32}", key)
+        assert marble.activate(c.mesh, "m").Parameters.Files[
+            "/dev/attestation/protected_files_key"] != key
+        assert c.stop() == 0
+        c = start(seal_dir=seal)  # the same Marble after a restart: the same key
+        assert marble.activate(c.mesh, "m", uid=uid).Parameters.Files[
+            "/dev/attestation/protected_files_key"] == key
+
+    def test_new_name_with_seal_key_refused(self, start):
+        c = start()
+        m = small_manifest()
+        m["Marbles"]["m"]["Parameters"]["Files"] = {"/k": "{{ hex .MarbleRun.SealKey }}"}
+        r = c.v2("POST", "/manifest", {"manifest": b64(raw_of(m))})
+        assert r.status == 500 and "running manifest template dry run" in r.json["message"], r
+
+    def test_secret_set_in_update_log(self, running, users):
+        body = {"secrets": {"userplain": {"Key": b64(b"k" * 16)}}}
+        r = running.v2("POST", "/secrets", body, cert=users["alice"])
+        assert r.status == 200, r
+        log = running.v2("GET", "/update").json["data"]["updateLog"]
+        lines = [json.loads(line) for line in log if '"Secret set"' in line]
+        assert lines and lines[-1]["user"] == "alice" and lines[-1]["secret"] == "userplain"
+        assert b64(b"k" * 16) not in "".join(log)
+
+
+class Pccs:
+    """A PCCS serving the simulated platform's collateral (reference/attestation.md §2.4)."""
+
+    def __init__(self, sim):
+        import http.server
+        import urllib.parse
+        sim = Path(sim)
+        # PCS's response bodies are these files, byte for byte (the signatures cover the text)
+        tcb = (sim / "tcb_info.json").read_bytes()
+        qe = (sim / "qe_identity.json").read_bytes()
+        chain = urllib.parse.quote((sim / "tcb_chain.pem").read_text(), safe="")
+        # the PCK CRL's issuer: the PCK CA and the root (pck_chain.pem without its leaf)
+        crl_chain = urllib.parse.quote("".join(pems((sim / "pck_chain.pem").read_text())[1:]),
+                                       safe="")
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, body, header=None):
+                self.send_response(200)
+                if header:
+                    self.send_header(header, crl_chain if "CRL" in header else chain)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                path = urllib.parse.urlparse(self.path).path
+                outer.requests.append(path)
+                if path == "/sgx/certification/v4/tcb":
+                    self.reply(tcb, "TCB-Info-Issuer-Chain")
+                elif path == "/sgx/certification/v4/qe/identity":
+                    self.reply(qe, "SGX-Enclave-Identity-Issuer-Chain")
+                elif path == "/sgx/certification/v4/pckcrl":
+                    self.reply((sim / "pck_crl.der").read_bytes(), "SGX-PCK-CRL-Issuer-Chain")
+                elif path == "/sgx/certification/v4/rootcacrl":
+                    self.reply((sim / "root_crl.der").read_bytes())
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_collateral_from_a_pccs(start, sim, tmp_path, marble):
+    """--pccs: the collateral for each Marble's platform is fetched once (FMSPC, PCK CA), kept,
+    and verified against the trust anchor like any other."""
+    pccs = Pccs(sim)
+    try:
+        c = start("--pccs", pccs.url, "--pccs-cache", tmp_path / "cache", "--trusted-root",
+                  Path(sim) / "root_ca.pem")
+        c.set_manifest(raw_of(small_manifest()))
+        marble.activate(c.mesh, "m")
+        n = len(pccs.requests)
+        assert "/sgx/certification/v4/tcb" in pccs.requests and n >= 3
+        marble.activate(c.mesh, "m")
+        assert len(pccs.requests) == n  # kept in memory
+        with pytest.raises(Exception) as e:
+            marble.activate(c.mesh, "m", mrenclave=U2)
+        assert "PackageProperties not compliant" in str(e.value)
+        assert "fetched from " + pccs.url in c.text()
+    finally:
+        pccs.close()
+    # without the trust anchor the simulated collateral (and quotes) are refused
+    c = start("--pccs", "http://127.0.0.1:9", "--pccs-cache", tmp_path / "empty")
+    c.set_manifest(raw_of(small_manifest()))
+    with pytest.raises(Exception) as e:
+        marble.activate(c.mesh, "m")
+    assert "marble verification failed: invalid quote" in str(e.value)
