@@ -997,6 +997,36 @@ class TestRecoveryAndPersistence:
             c.kill()
 
 
+    def test_kill9_during_update(self, start, users, tmp_path, marble):
+        """A package update is one commit: after kill -9 at any moment the restart has either
+        the old SecurityVersion and marble root, or the new ones, never a mix."""
+        pkg = {"Packages": {"signed": {"SecurityVersion": 5}}}
+        body = {"manifest": b64(json.dumps(pkg).encode())}
+        for i, delay in enumerate((0.0, 0.01, 0.05)):
+            seal = tmp_path / f"seal-u{i}"
+            c = start(seal_dir=seal)
+            c.set_manifest(raw_of(update_manifest(users)))
+            before = c.mesh_cert()
+            t = threading.Thread(target=lambda: _ignore(c.v2, "POST", "/update", body,
+                                                        users["alice"]))
+            t.start()
+            time.sleep(delay)
+            c.kill()
+            t.join(60)
+            c = start(seal_dir=seal)
+            assert c.status() == 3
+            log = c.v2("GET", "/update").json["data"]["updateLog"]
+            updated = any("SecurityVersion increased" in line for line in log)
+            assert (c.mesh_cert() != before) == updated, log
+            svn = 5 if updated else 4
+            marble.activate(c.mesh, "signed", mrsigner=S1, prodid=7, svn=svn)
+            if updated:
+                code, details = refused(lambda: marble.activate(c.mesh, "signed", mrsigner=S1,
+                                                                prodid=7, svn=4))
+                assert "PackageProperties not compliant" in details
+            c.kill()
+
+
 def _ignore(fn, *args):
     try:
         fn(*args)
