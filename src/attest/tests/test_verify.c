@@ -28,18 +28,11 @@ static char* sim_path(const char* name) {
 
 /* A new collateral object from the simulated platform's files. */
 static struct collateral* load_collateral(void) {
-    struct moat_error err   = {0};
-    _cleanup_free_ char *ti = sim_path(SIM_TCB_INFO), *qi = sim_path(SIM_QE_IDENTITY);
-    _cleanup_free_ char *tc = sim_path(SIM_TCB_CHAIN), *rc = sim_path(SIM_ROOT_CRL);
-    _cleanup_free_ char* pc           = sim_path(SIM_PCK_CRL);
-    struct collateral_pcs_files files = {.tcb_info                 = ti,
-                                         .tcb_info_issuer_chain    = tc,
-                                         .qe_identity              = qi,
-                                         .qe_identity_issuer_chain = tc,
-                                         .root_ca_crl              = rc,
-                                         .pck_crl                  = pc};
-    struct collateral* c              = NULL;
-    assert_int_equal(collateral_load_pcs_files(&files, &c, &err), 0);
+    struct moat_error err = {0};
+    struct collateral* c  = NULL;
+    X509* anchor          = NULL;
+    assert_int_equal(sim_load_verifier(g_dir, &c, &anchor, &err), 0);
+    X509_free(anchor);
     return c;
 }
 

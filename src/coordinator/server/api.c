@@ -78,21 +78,6 @@ static int reply_bad_request(struct net_http_response* resp, enum api_version v,
     return v == V2 ? reply_fail(resp, 400, NULL, msg) : reply_error(resp, 400, msg);
 }
 
-static int reply_errorf(struct net_http_response* resp, int status, const char* fmt, ...)
-    PRINTF_FMT(3, 4);
-static int reply_errorf(struct net_http_response* resp, int status, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char* msg = NULL;
-    int n     = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -ENOMEM;
-    int r = reply_error(resp, status, msg);
-    free(msg);
-    return r;
-}
-
 /* A core error: v2 answers 500, v1 400 (MarbleRun's handlers). */
 static int reply_core_error(struct net_http_response* resp, enum api_version v,
                             const struct moat_error* err) {
@@ -297,11 +282,13 @@ static int h_quote(struct server* s, enum api_version v, const struct net_http_r
     size_t chain_len           = 0;
     if (coord_core_cert_chain_pem(s->core, &chain, &chain_len) < 0)
         return reply_error(resp, 500, "cannot encode the certificate chain");
-    uint8_t* q  = NULL;
-    size_t qlen = 0;
-    if (server_quote(s, n_nonce ? (nonce ? nonce : (const uint8_t*)"") : NULL, nonce_len, &q, &qlen,
-                     &err) < 0)
-        return reply_errorf(resp, 500, "failed to get quote: %s", err.msg);
+    uint8_t* q       = NULL;
+    size_t qlen      = 0;
+    const uint8_t* n = n_nonce ? (nonce ? nonce : (const uint8_t*)"") : NULL;
+    if (server_quote(s, n, nonce_len, &q, &qlen, &err) < 0) {
+        _cleanup_free_ char* msg = xasprintf("failed to get quote: %s", err.msg);
+        return reply_error(resp, 500, msg);
+    }
     char* qb = base64_encode_alloc(q ? q : (const uint8_t*)"", qlen);
     free(q);
     json_t* data =
@@ -411,14 +398,28 @@ static json_t* update_result_json(const struct coord_update_result* ur, bool wit
     return o;
 }
 
+/* POST /update and /update-manifest: the authenticated user and the manifest of the body, or
+ * -1 with the reply made. */
+static int user_and_manifest(struct server* s, enum api_version v,
+                             const struct net_http_request* req, struct net_http_response* resp,
+                             char** ret_user, uint8_t** ret_raw, size_t* ret_len) {
+    *ret_user = auth_user(s, v, req, resp);
+    if (!*ret_user)
+        return -1;
+    if (manifest_body(v, req, resp, ret_raw, ret_len) < 0) {
+        free(*ret_user);
+        *ret_user = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 static int h_post_update(struct server* s, enum api_version v, const struct net_http_request* req,
                          struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, v, req, resp);
-    if (!user)
-        return 0;
+    _cleanup_free_ char* user   = NULL;
     _cleanup_free_ uint8_t* raw = NULL;
     size_t len                  = 0;
-    if (manifest_body(v, req, resp, &raw, &len) < 0)
+    if (user_and_manifest(s, v, req, resp, &user, &raw, &len) < 0)
         return 0;
     struct coord_update_result ur = {0};
     struct moat_error err         = {0};
@@ -457,12 +458,10 @@ static int h_get_update_manifest(struct server* s, enum api_version v,
 
 static int h_ack_update(struct server* s, enum api_version v, const struct net_http_request* req,
                         struct net_http_response* resp) {
-    _cleanup_free_ char* user = auth_user(s, v, req, resp);
-    if (!user)
-        return 0;
+    _cleanup_free_ char* user   = NULL;
     _cleanup_free_ uint8_t* raw = NULL;
     size_t len                  = 0;
-    if (manifest_body(v, req, resp, &raw, &len) < 0)
+    if (user_and_manifest(s, v, req, resp, &user, &raw, &len) < 0)
         return 0;
     struct coord_update_result ur = {0};
     struct moat_error err         = {0};
