@@ -1276,3 +1276,32 @@ def test_collateral_from_a_pccs(start, sim, tmp_path, marble):
     with pytest.raises(Exception) as e:
         marble.activate(c.mesh, "m")
     assert "marble verification failed: invalid quote" in str(e.value)
+
+
+def test_log_lines_cannot_be_forged(start, users, marble):
+    """Marble types come from the network: a newline cannot start a forged log line, and bytes
+    that are not UTF-8 cannot make a JSON log line vanish."""
+    c = start(env={"EDG_LOG_FORMAT": "json"})
+    c.set_manifest(raw_of(main_manifest(users)))
+    with pytest.raises(Exception):
+        marble.activate(c.mesh, "x\n{\"level\":\"info\",\"msg\":\"forged\"}")
+    # a hand-made ActivationReq: MarbleType (field 3) = b"\xff\xfe", UUID (field 4) = "u"
+    raw = bytes([0x1a, 2, 0xff, 0xfe, 0x22, 1, ord("u")])
+    server = ssl.get_server_certificate(("127.0.0.1", c.mesh)).encode()
+    crt, key = users["alice"]
+    creds = grpc.ssl_channel_credentials(root_certificates=server,
+                                         private_key=Path(key).read_bytes(),
+                                         certificate_chain=Path(crt).read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{c.mesh}", creds,
+                             options=[("grpc.ssl_target_name_override", "localhost")]) as ch:
+        call = ch.unary_unary("/rpc.Marble/Activate", request_serializer=lambda b: b,
+                              response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError):
+            call(raw, timeout=30)
+    time.sleep(0.2)
+    lines = c.text().splitlines()
+    for line in lines:
+        assert json.loads(line)["msg"] != "forged"
+    msgs = [json.loads(line)["msg"] for line in lines]
+    assert any("MarbleType=x\\x0a{" in m for m in msgs), msgs
+    assert any("MarbleType=\\xff\\xfe" in m for m in msgs), msgs

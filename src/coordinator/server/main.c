@@ -39,16 +39,36 @@ static bool g_json_logs;
 static bool g_debug_logs;
 static pthread_mutex_t g_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Marble types, UUIDs, user names and paths in log lines come from the network: control
+ * characters (a forged second line) and bytes that are not UTF-8 (which would make the JSON
+ * line unprintable and the event vanish) are written as \xNN. */
+static char* log_safe(const char* msg) {
+    json_t* probe = json_string(msg); /* NULL unless valid UTF-8 */
+    bool utf8     = probe != NULL;
+    json_decref(probe);
+    struct strbuf sb = STRBUF_INIT;
+    for (const unsigned char* p = (const unsigned char*)msg; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8))
+            strbuf_printf(&sb, "\\x%02x", *p);
+        else
+            strbuf_putc(&sb, (char)*p);
+    }
+    strbuf_putc(&sb, '\0');
+    return strbuf_take(&sb, NULL);
+}
+
 void slog(const char* level, const char* fmt, ...) {
     if (strcmp(level, "debug") == 0 && !g_debug_logs)
         return;
     va_list ap;
     va_start(ap, fmt);
-    char* msg = NULL;
-    int n     = vasprintf(&msg, fmt, ap);
+    char* raw = NULL;
+    int n     = vasprintf(&raw, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;
+    char* msg = log_safe(raw);
+    free(raw);
     pthread_mutex_lock(&g_log_lock);
     if (g_json_logs) {
         struct timespec ts;
