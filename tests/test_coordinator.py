@@ -1305,3 +1305,50 @@ def test_log_lines_cannot_be_forged(start, users, marble):
     msgs = [json.loads(line)["msg"] for line in lines]
     assert any("MarbleType=x\\x0a{" in m for m in msgs), msgs
     assert any("MarbleType=\\xff\\xfe" in m for m in msgs), msgs
+
+
+def test_sign_quote_and_monotonic_counter(start, marble, tmp_path):
+    """The feature-gated endpoints (§3.5): /sign-quote verifies a quote and signs
+    sha256(base64(quote) ‖ tcbStatus) with the root key; /monotonic-counter authenticates a
+    Marble by the certificate the Coordinator issued it and keeps max(old, new)."""
+    m = small_manifest()
+    c = start()
+    c.set_manifest(raw_of(m))
+    r = c.v2("POST", "/sign-quote", {"sgxQuote": b64(b"x")})
+    assert r.status == 403 and r.json["message"] == \
+        "SignQuoteEndpoint feature is not enabled in the manifest", r
+    r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 1})
+    assert r.status == 403, r
+
+    m["Config"] = {"FeatureGates": ["SignQuoteEndpoint", "MonotonicCounter"]}
+    c = start()
+    c.set_manifest(raw_of(m))
+    quote = marble.quote(b"\x01" * 32)[16:]  # a raw SGX quote, without the OpenEnclave header
+    r = c.v2("POST", "/sign-quote", {"sgxQuote": b64(quote)})
+    assert r.status == 200, r
+    d = r.json["data"]
+    assert d["tcbStatus"] == "UpToDate"
+    root = x509.load_pem_x509_certificate(c.root_pem().encode())
+    digest = hashlib.sha256(b64(quote).encode() + d["tcbStatus"].encode()).digest()
+    root.public_key().verify(base64.b64decode(d["verificationSignature"]), digest,
+                             ec.ECDSA(Prehashed(hashes.SHA256())))
+    bad = bytearray(quote)
+    bad[100] ^= 1
+    r = c.v2("POST", "/sign-quote", {"sgxQuote": b64(bytes(bad))})
+    assert r.status == 400 and r.json["status"] == "fail" and \
+        r.json["message"] == "quote verification failed" and r.json["data"]["sgxQuote"], r
+
+    # a Marble's own certificate and key, as the Coordinator issued them
+    env = marble.activate(c.mesh, "m").Parameters.Env
+    cert, key = tmp_path / "marble.crt", tmp_path / "marble.key"
+    cert.write_bytes(env["MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN"])
+    key.write_bytes(env["MARBLE_PREDEFINED_PRIVATE_KEY"])
+    r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 5}, cert=(cert, key))
+    assert r.status == 200 and r.json["data"] == {"value": 0}, r
+    r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 3}, cert=(cert, key))
+    assert r.json["data"] == {"value": 5}, r
+    r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 9}, cert=(cert, key))
+    assert r.json["data"] == {"value": 5}, r
+    # a self-made certificate is not a Marble's
+    r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 9})
+    assert r.status == 401 and r.json["status"] == "fail", r
