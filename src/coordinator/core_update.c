@@ -771,8 +771,8 @@ static int ack_locked(struct coord_core* c, const char* user, const void* raw, s
     if (r < 0)
         cancel_after_failure(c, p.raw, p.len);
     else
-        ret->message = xstrdup(
-            "All users have acknowledged the update manifest. Update successfully applied");
+        ret->message =
+            xstrdup("All users have acknowledged the update manifest. Update successfully applied");
     pending_clear(&p);
     return r;
 }
