@@ -91,9 +91,11 @@ ticks1=$(cpu_ticks "$pid")
 hticks0=$(cpu_ticks "$pid")
 hout=$($pin_cli $py "$load" run "$tmp/marbles" "127.0.0.1:$mport" "$marbles" "$seconds" handshake)
 hticks1=$(cpu_ticks "$pid")
+# latency without queueing: one Marble at a time, a new TLS connection each (a Marble's start)
+one=$($pin_cli $py "$load" run "$tmp/marbles" "127.0.0.1:$mport" 1 "$seconds" handshake)
 size_after=$(stat -c %s "$tmp/seal/sealed_data")
 stop
-for o in "$out" "$hout"; do
+for o in "$out" "$hout" "$one"; do
   grep -q '"errors": 0' <<<"$o" || { echo "coordinator: activations failed: $o" >&2; tail -5 "$tmp/log" >&2; exit 1; }
 done
 read -r n rate p50 p99 ccpu wall <<<"$($py -c 'import json, sys; r = json.loads(sys.argv[1]);
@@ -102,6 +104,8 @@ print(r["activations"], round(r["rate"]), "%.1f" % r["p50_ms"], "%.1f" % r["p99_
 read -r hn hrate hp50 hp99 hccpu hwall <<<"$($py -c 'import json, sys; r = json.loads(sys.argv[1]);
 print(r["activations"], round(r["rate"]), "%.1f" % r["p50_ms"], "%.1f" % r["p99_ms"],
       "%.3f" % r["client_cpu_per_activation_ms"], r["seconds"])' "$hout")"
+read -r op50 op99 <<<"$($py -c 'import json, sys; r = json.loads(sys.argv[1]);
+print("%.1f" % r["p50_ms"], "%.1f" % r["p99_ms"])' "$one")"
 hz=$(getconf CLK_TCK)
 calc() { awk "BEGIN {printf \"%.${1}f\", $2}"; }
 srv_ms=$(calc 3 "($ticks1 - $ticks0) * 1000 / $hz / $n")
@@ -133,6 +137,7 @@ printf '%-62s %12s\n' "  Coordinator CPU per activation (ms)" "$hsrv_ms"
 printf '%-62s %12s\n' "  client CPU per activation (ms; wall per activation $hwall_ms)" "$hccpu"
 printf '%-62s %12s\n' "  crypto ceiling: one more P-384 sign (the handshake)" "$hest/s"
 printf '%-62s %12s\n' "  ratio activations/s : ceiling" "$(calc 2 "$hrate / $hest")"
+printf '%-62s %12s\n' "one Marble at a time, new connection: latency p50 / p99 (ms)" "$op50 / $op99"
 printf '%-62s %12s\n' "openssl speed ecdsap384 sign / verify per s (1 core)" "$sign384 / $ver384"
 printf '%-62s %12s\n' "openssl speed ecdsap256 sign / verify per s (1 core)" "$sign256 / $ver256"
 printf '%-62s %12s\n' "set a manifest (median of $rounds, ms)" "$set_ms"
