@@ -468,7 +468,7 @@ def test_D_ctrl_c_reaches_the_app(sandbox):
             sent.append(True)
     status, out, _ = run_on_pty(sandbox, ["hostile", "sigint"], interact)
     assert sent, out
-    assert "got SIGINT" in out and status == 0, out
+    assert "got SIGINT" in out and status == 0, (status, out)  # status tells who died
 
 
 # ---------------------------------------------------------------------------------------------
