@@ -187,3 +187,23 @@ def workdir(request, moat_path):
         yield Workdir(request.param, d, moat_path)
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)
+
+
+@pytest.fixture(scope="session")
+def stubs(tmp_path_factory):
+    """(marblerun_pb2, marblerun_pb2_grpc): python3-grpcio stubs generated from our
+    src/net/proto/marblerun.proto (the tests that use them skip without grpc_tools)."""
+    import importlib
+    import sys
+    proto = ROOT / "src" / "net" / "proto"
+    out = tmp_path_factory.mktemp("stubs")
+    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto}",
+                        f"--python_out={out}", f"--grpc_python_out={out}",
+                        str(proto / "marblerun.proto")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(out))
+    try:
+        return (importlib.import_module("marblerun_pb2"),
+                importlib.import_module("marblerun_pb2_grpc"))
+    finally:
+        sys.path.remove(str(out))

@@ -13,7 +13,6 @@ import concurrent.futures
 import datetime
 import hashlib
 import http.client
-import importlib
 import json
 import os
 import re
@@ -22,7 +21,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid as uuidlib
@@ -31,7 +29,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO = ROOT / "src" / "net" / "proto"
 
 try:
     import grpc
@@ -77,21 +74,6 @@ def quote_tool(moat_path):
     if not p.exists():
         pytest.skip(f"{p} not built")
     return p
-
-
-@pytest.fixture(scope="module")
-def stubs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stubs")
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO}",
-                        f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(PROTO / "marblerun.proto")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    sys.path.insert(0, str(out))
-    try:
-        return (importlib.import_module("marblerun_pb2"),
-                importlib.import_module("marblerun_pb2_grpc"))
-    finally:
-        sys.path.remove(str(out))
 
 
 def openssl_cert(d: Path, name: str):

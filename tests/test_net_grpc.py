@@ -7,43 +7,24 @@ time from our src/net/proto/marblerun.proto.
 """
 import concurrent.futures
 import hashlib
-import importlib
 import os
 import resource
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO = ROOT / "src" / "net" / "proto"
 
 try:
     import grpc
     import grpc_tools.protoc
 except ImportError as e:  # pragma: no cover
     pytest.skip(f"python3-grpcio / python3-grpc-tools missing: {e}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def stubs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stubs")
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO}",
-                        f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(PROTO / "marblerun.proto")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    sys.path.insert(0, str(out))
-    try:
-        pb2 = importlib.import_module("marblerun_pb2")
-        pb2_grpc = importlib.import_module("marblerun_pb2_grpc")
-    finally:
-        sys.path.remove(str(out))
-    return pb2, pb2_grpc
 
 
 def make_cert(d: Path, name: str):
