@@ -14,7 +14,8 @@
 # core (--mesh-threads 1) and the client on another, so the client does not take the server's CPU
 # (its CPU per activation is printed: if it is close to the wall time per activation, the client
 # is the bottleneck and the rate is a lower bound).
-# usage: bench/coordinator.sh BUILD_DIR    MARBLES (50), LOAD_SECONDS (10), ROUNDS (5, manifest sets)
+# usage: bench/coordinator.sh BUILD_DIR    MARBLES (50), LOAD_SECONDS (10), ROUNDS (5, manifest sets),
+#        PERF_OUT (a file: perf record of the Coordinator during the first load run)
 set -euo pipefail
 build=${1:-build}
 moat=$(realpath "$build/src/cli/moat")
@@ -85,7 +86,10 @@ t0=$(date +%s%N)
 $pin_cli $py "$load" prepare "$tmp/marbles" "$tmp/sim" "$tool" "$marbles"
 prep_s=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')
 ticks0=$(cpu_ticks "$pid")
+# PERF_OUT=file: a perf profile (call graphs) of the Coordinator during this first run
+[ -n "${PERF_OUT:-}" ] && { perf record -q ${PERF_ARGS:--g} -o "$PERF_OUT" -p "$pid" 2>/dev/null & perf_pid=$!; }
 out=$($pin_cli $py "$load" run "$tmp/marbles" "127.0.0.1:$mport" "$marbles" "$seconds")
+[ -n "${PERF_OUT:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
 ticks1=$(cpu_ticks "$pid")
 # the same with a new TLS connection per activation, as Marbles starting up make them
 hticks0=$(cpu_ticks "$pid")

@@ -2,6 +2,9 @@
 /* The Coordinator's CA (MarbleRun reference §3.3): see ca.h. */
 #include "ca.h"
 
+#include "csr.h"
+#include "eckey.h"
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -23,9 +26,6 @@ static void name_freep(X509_NAME** p) {
 }
 static void gens_freep(GENERAL_NAMES** p) {
     GENERAL_NAMES_free(*p);
-}
-static void req_freep(X509_REQ** p) {
-    X509_REQ_free(*p);
 }
 static void ossl_freep(void* p) {
     OPENSSL_free(*(void**)p);
@@ -73,6 +73,14 @@ static int der_x509(const X509* x, struct moat_der* ret) {
 /* PKCS#8 as Go's x509.MarshalPKCS8PrivateKey. The intermediate PKCS8_PRIV_KEY_INFO wipes its
  * key octets when freed (OpenSSL's pkey_cb). */
 static int der_pkcs8(const EVP_PKEY* key, struct moat_der* ret) {
+    unsigned char* ec = NULL;
+    int nec           = moat_ec_pkcs8_der(key, &ec);
+    if (nec != 0) {
+        if (nec < 0)
+            return nec;
+        *ret = (struct moat_der){ec, (size_t)nec};
+        return 0;
+    }
     PKCS8_PRIV_KEY_INFO* p8 = EVP_PKEY2PKCS8(key);
     if (!p8)
         return -EIO;
@@ -87,7 +95,9 @@ static int der_pkcs8(const EVP_PKEY* key, struct moat_der* ret) {
 
 static int der_pubkey(const EVP_PKEY* key, struct moat_der* ret) {
     unsigned char* p = NULL;
-    int n            = i2d_PUBKEY(key, &p);
+    int n            = moat_ec_spki_der(key, &p);
+    if (n == 0)
+        n = i2d_PUBKEY(key, &p);
     if (n <= 0)
         return -EIO;
     *ret = (struct moat_der){p, (size_t)n};
@@ -107,7 +117,7 @@ int moat_cert_key_set(struct moat_cert_key* ck, const X509* cert, EVP_PKEY* key,
 }
 
 static int keygen_p384(EVP_PKEY** ret, struct moat_error* err) {
-    EVP_PKEY* k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    EVP_PKEY* k = moat_ec_keygen("P-384");
     if (!k)
         return ossl_error(err, "generating a P-384 key");
     *ret = k;
@@ -436,13 +446,20 @@ static int set_validity(X509* x, time_t not_before, time_t not_after) {
                : -EIO;
 }
 
+/* X509_set_pubkey; for a certificate that will only be encoded, without OpenSSL's encoder
+ * round trip for EC keys (eckey.h) */
+static bool set_pubkey(X509* x, EVP_PKEY* key, bool encode_only) {
+    int r = encode_only ? moat_ec_x509_set_pubkey(x, key) : 0;
+    return r == 0 ? X509_set_pubkey(x, key) == 1 : r == 1;
+}
+
 int moat_cert_create(const struct moat_cert_params* p, const X509* issuer, EVP_PKEY* issuer_key,
                      X509** ret, struct moat_error* err) {
     _cleanup_x509_ X509* x = X509_new();
     if (!x || !X509_set_version(x, X509_VERSION_3) || moat_x509_random_serial(x) < 0 ||
         !X509_set_subject_name(x, (X509_NAME*)p->subject) ||
         !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : (X509_NAME*)p->subject) ||
-        !X509_set_pubkey(x, p->key) || set_validity(x, p->not_before, p->not_after) < 0)
+        !set_pubkey(x, p->key, p->encode_only) || set_validity(x, p->not_before, p->not_after) < 0)
         return ossl_error(err, "creating a certificate");
     int r = add_key_usage(x, p->key_usage);
     if (r == 0)
@@ -719,12 +736,11 @@ static int name_copy_nid(X509_NAME* out, const X509_NAME* in, int nid, bool last
     return 0;
 }
 
-static int leaf_subject(const X509_REQ* req, const uint8_t uuid[16], X509_NAME** ret,
+static int leaf_subject(const X509_NAME* in, const uint8_t uuid[16], X509_NAME** ret,
                         struct moat_error* err) {
     _cleanup_name_ X509_NAME* name = X509_NAME_new();
     if (!name)
         return ossl_error(err, "building the marble subject");
-    const X509_NAME* in = req ? X509_REQ_get_subject_name(req) : NULL;
     for (size_t i = 0; in && i < ARRAY_SIZE(csr_name_nids); i++) {
         int r = name_copy_nid(name, in, csr_name_nids[i], false, err);
         if (r < 0)
@@ -743,14 +759,11 @@ static int leaf_subject(const X509_REQ* req, const uint8_t uuid[16], X509_NAME**
 }
 
 /* The CSR's DNS names, then its IP addresses (Go copies only these two). */
-static int leaf_san(const X509_REQ* req, GENERAL_NAMES** ret, struct moat_error* err) {
+static int leaf_san(const STACK_OF(X509_EXTENSION) * exts, GENERAL_NAMES** ret,
+                    struct moat_error* err) {
     *ret = NULL;
-    if (!req)
-        return 0;
-    STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions((X509_REQ*)req);
     _cleanup_gens_ GENERAL_NAMES* in =
         exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ERR_clear_error();
     if (!in)
         return 0;
@@ -773,42 +786,20 @@ static int leaf_san(const X509_REQ* req, GENERAL_NAMES** ret, struct moat_error*
     return 0;
 }
 
-static int parse_csr(const struct moat_marble_cert_req* rq, X509_REQ** ret,
-                     struct moat_error* err) {
-    *ret = NULL;
-    if (!rq->csr)
-        return 0;
-    const unsigned char* p = rq->csr;
-    X509_REQ* req          = d2i_X509_REQ(NULL, &p, (long)rq->csr_len);
-    if (!req || p != rq->csr + rq->csr_len) {
-        X509_REQ_free(req);
-        ERR_clear_error();
-        return moat_error_set(err, -EINVAL, "failed to parse CSR");
-    }
-    EVP_PKEY* pub = X509_REQ_get0_pubkey(req);
-    if (!pub || X509_REQ_verify(req, pub) != 1) {
-        X509_REQ_free(req);
-        ERR_clear_error();
-        return moat_error_set(err, -EINVAL, "signature over CSR is invalid");
-    }
-    *ret = req;
-    return 0;
-}
-
 int moat_ca_issue_marble_cert(const struct moat_ca* ca, const struct moat_marble_cert_req* rq,
                               struct moat_cert_key* ret, struct moat_error* err) {
     if (!rq->marble_type)
         return moat_error_set(err, -EINVAL, "no marble type for the marble certificate");
-    _cleanup_(req_freep) X509_REQ* req = NULL;
-    _cleanup_name_ X509_NAME* subject  = NULL;
-    _cleanup_gens_ GENERAL_NAMES* san  = NULL;
-    _cleanup_pkey_ EVP_PKEY* key       = NULL;
-    _cleanup_x509_ X509* cert          = NULL;
-    int r                              = parse_csr(rq, &req, err);
+    _cleanup_(moat_csr_clear) struct moat_csr csr = {0};
+    _cleanup_name_ X509_NAME* subject             = NULL;
+    _cleanup_gens_ GENERAL_NAMES* san             = NULL;
+    _cleanup_pkey_ EVP_PKEY* key                  = NULL;
+    _cleanup_x509_ X509* cert                     = NULL;
+    int r = rq->csr ? moat_csr_parse(rq->csr, rq->csr_len, &csr, err) : 0;
     if (r == 0)
-        r = leaf_subject(req, rq->uuid, &subject, err);
+        r = leaf_subject(csr.subject, rq->uuid, &subject, err);
     if (r == 0)
-        r = leaf_san(req, &san, err);
+        r = leaf_san(csr.exts, &san, err);
     if (r == 0)
         r = keygen_p384(&key, err); /* §3.3: the CSR's key is not used */
     if (r < 0)
@@ -826,6 +817,7 @@ int moat_ca_issue_marble_cert(const struct moat_ca* ca, const struct moat_marble
         .is_ca           = false,
         .san             = san,
         .marble_type     = rq->marble_type,
+        .encode_only     = true, /* moat_cert_key_set below */
     };
     r = moat_ca_issue(ca, &p, &cert, err);
     if (r == 0)

@@ -153,6 +153,9 @@ struct moat_cert_params {
     bool is_ca;
     const GENERAL_NAMES* san; /* borrowed; NULL or empty: no SubjectAltName */
     const char* marble_type;  /* NULL: no 1.3.9903.2.1 extension */
+    /* the certificate will only be DER-encoded: an EC key goes in without OpenSSL's encoder
+     * round trip, and the X509 then caches no EVP_PKEY (no TLS or chain checks with it) */
+    bool encode_only;
 };
 
 /* Go's "effectively infinite" NotAfter: now + math.MaxInt64 nanoseconds. */

@@ -2,6 +2,8 @@
 /* Manifest secrets (MarbleRun reference §1.3, §3.6): see secrets.h. */
 #include "secrets.h"
 
+#include "eckey.h"
+
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -189,6 +191,7 @@ static int secret_cert(const struct moat_ca* ca, const struct moat_secret_spec* 
             .n_ext_key_usage = t->ext_key_usage ? t->n_ext_key_usage : ARRAY_SIZE(default_eku),
             .is_ca           = t->is_ca,
             .san             = san,
+            .encode_only     = true, /* moat_cert_key_set below */
         };
         r = moat_ca_issue(ca, &p, &cert, err);
     }
@@ -204,9 +207,10 @@ static int secret_cert(const struct moat_ca* ca, const struct moat_secret_spec* 
 
 static int keygen(const char* alg, const char* arg, size_t bits, EVP_PKEY** ret, const char* name,
                   struct moat_error* err) {
-    EVP_PKEY* k = arg    ? EVP_PKEY_Q_keygen(NULL, NULL, alg, arg)
-                  : bits ? EVP_PKEY_Q_keygen(NULL, NULL, alg, bits)
-                         : EVP_PKEY_Q_keygen(NULL, NULL, alg);
+    EVP_PKEY* k = arg && strcmp(alg, "EC") == 0 ? moat_ec_keygen(arg)
+                  : arg                         ? EVP_PKEY_Q_keygen(NULL, NULL, alg, arg)
+                  : bits                        ? EVP_PKEY_Q_keygen(NULL, NULL, alg, bits)
+                                                : EVP_PKEY_Q_keygen(NULL, NULL, alg);
     if (!k) {
         ERR_clear_error();
         return moat_error_set(err, -EIO, "secret %s: generating a %s key failed", name, alg);
