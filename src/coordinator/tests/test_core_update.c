@@ -118,7 +118,7 @@ static bool log_has(struct coord_core* c, const char* needle) {
 /* §1.8 (a): each error string, then an applied SVN bump */
 static void test_package_update(void** state) {
     (void)state;
-    char dir[] = "/tmp/upd/pkgXXXXXX";
+    char dir[] = "/tmp/moat-upd-pkgXXXXXX";
     assert_non_null(mkdtemp(dir));
     struct coord_core* c  = core_with(dir, 0);
     struct moat_error err = {0};
@@ -169,7 +169,7 @@ static void test_package_update(void** state) {
 /* §1.8 (b): two users, UpdateThreshold 0 (both), pending, wrong bytes, busy, restart, ack */
 static void test_full_update(void** state) {
     (void)state;
-    char dir[] = "/tmp/upd/fullXXXXXX";
+    char dir[] = "/tmp/moat-upd-fullXXXXXX";
     assert_non_null(mkdtemp(dir));
     struct coord_core* c  = core_with(dir, 0);
     struct moat_error err = {0};
@@ -214,7 +214,7 @@ static void test_full_update(void** state) {
 /* UpdateThreshold 1: the submitter's acknowledgement applies it; cancel */
 static void test_threshold_cancel(void** state) {
     (void)state;
-    char dir[] = "/tmp/upd/thrXXXXXX";
+    char dir[] = "/tmp/moat-upd-thrXXXXXX";
     assert_non_null(mkdtemp(dir));
     struct coord_core* c  = core_with(dir, 0);
     struct moat_error err = {0};
