@@ -21,6 +21,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid as uuidlib
@@ -1334,3 +1335,32 @@ def test_sign_quote_and_monotonic_counter(start, marble, tmp_path):
     # a self-made certificate is not a Marble's
     r = c.v2("POST", "/monotonic-counter", {"name": "n", "value": 9})
     assert r.status == 401 and r.json["status"] == "fail", r
+
+
+def test_c_grpc_client(start, moat_path, sim, quote_tool, tmp_path):
+    """src/net/grpc_client.c, through bench/apps/marble_load (a C Marble over new TLS + HTTP/2
+    connections): the Coordinator's refusal comes back as its gRPC status and words, and
+    activations succeed once the manifest is set."""
+    load = moat_path.parent.parent.parent / "bench" / "marble_load"
+    marbles = tmp_path / "marbles"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "apps" / "marble_load.py"), "prepare",
+                    str(marbles), str(sim), str(quote_tool), "2"], check=True, timeout=120)
+    c = start()
+    r = subprocess.run([str(load), str(marbles), f"127.0.0.1:{c.mesh}", "1", "0.5"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    assert "rpc error: code = 9 desc = cannot accept marbles in current state" in r.stderr, r
+    c.set_manifest(raw_of({
+        "Packages": {"bench": {"UniqueID": "11" * 32}},
+        "Marbles": {"bench": {"Package": "bench", "Parameters": {
+            "Env": {"CERT": "{{ pem .MarbleRun.MarbleCert.Cert }}"}}}}}))
+    r = subprocess.run([str(load), str(marbles), f"127.0.0.1:{c.mesh}", "2", "1",
+                        f"pid={c.pid}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    out = json.loads(r.stdout)
+    assert out["errors"] == 0 and out["activations"] > 0, out
+    assert out["server_cpu_per_activation_ms"] > 0, out
+    # a closed port: the connection step is named
+    r = subprocess.run([str(load), str(marbles), "127.0.0.1:1", "1", "0.5"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "cannot connect to 127.0.0.1:1" in r.stderr, r

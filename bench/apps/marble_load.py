@@ -4,11 +4,15 @@
 
   marble_load.py prepare DIR SIMDIR QUOTE_TOOL N   N Marbles: P-384 key, self-signed cert, CSR,
                                                   quote over sha256(cert DER) (OpenEnclave header)
-  marble_load.py run DIR ADDR N SECONDS [handshake]
+  marble_load.py run DIR ADDR N SECONDS [handshake] [rate=R] [pid=P]
                                                   N threads, one TLS channel each, activating
                                                   in a loop with a fresh UUID per call; prints JSON;
                                                   "handshake": a new TLS connection per call, as a
-                                                  Marble starting up makes
+                                                  Marble starting up makes; rate=R: open loop, the
+                                                  N Marbles start activations at random (Poisson)
+                                                  times, R per second in all, and latency counts
+                                                  from the planned start; pid=P: the server's CPU
+                                                  time per activation in the same window
   marble_load.py set-manifest URL FILE             POST /api/v2/manifest; prints seconds
 
 Each thread is one Marble with a persistent channel: an activation costs the Coordinator the
@@ -22,6 +26,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import ssl
 import subprocess
 import sys
@@ -77,7 +82,15 @@ def prepare(work, sim, tool, n):
         (d / "quote.bin").write_bytes(oe)
 
 
-def run(work, addr, n, seconds, handshake=False):
+def proc_cpu(pid):
+    """utime + stime of a process in seconds (all its threads), or None"""
+    if not pid:
+        return None
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(work, addr, n, seconds, handshake=False, rate=None, pid=None):
     import grpc
     pb, pbg = stubs(work)
     work = Path(work)
@@ -102,12 +115,22 @@ def run(work, addr, n, seconds, handshake=False):
         # connect and activate once before the clock starts (TLS handshake, first call)
         stub.Activate(pb.ActivationReq(Quote=quote, CSR=csr, MarbleType="bench",
                                        UUID=str(uuid.uuid4())))
-        lat, errors, k = [], 0, 0
+        done, errors, k = [], 0, 0
+        rng = random.Random(i)
         start.wait()
+        due = time.perf_counter()
         while not stop.is_set():
             req = pb.ActivationReq(Quote=quote, CSR=csr, MarbleType="bench", UUID=uuids[i][k])
             k = (k + 1) % len(uuids[i])
-            t0 = time.perf_counter()
+            if rate:  # open loop: this Marble starts at random times, rate / n per second;
+                # latency counts from when it was due, so a late start is not hidden
+                due += rng.expovariate(rate / n)
+                wait = due - time.perf_counter()
+                if wait > 0 and stop.wait(wait):
+                    break
+                t0 = due
+            else:
+                t0 = time.perf_counter()
             try:
                 if handshake:  # a fresh connection: TCP, TLS 1.3 handshake, HTTP/2 preface
                     # (a fresh subchannel pool per channel, so no connection is reused)
@@ -117,30 +140,36 @@ def run(work, addr, n, seconds, handshake=False):
                         pbg.MarbleStub(ch).Activate(req)
                 else:
                     stub.Activate(req)
-                lat.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                done.append((t0, t1))
             except grpc.RpcError as e:
                 errors += 1
                 if errors == 1:
                     print(f"activation failed: {e.code()} {e.details()}", file=sys.stderr)
-        return lat, errors
+        return done, errors
 
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         futs = [pool.submit(worker, i) for i in range(n)]
         start.wait()
-        c0, t0 = os.times(), time.perf_counter()
+        c0, s0, t0 = os.times(), proc_cpu(pid), time.perf_counter()
         time.sleep(seconds)
+        c1, s1, t1 = os.times(), proc_cpu(pid), time.perf_counter()
         stop.set()
-        wall = time.perf_counter() - t0
-        c1 = os.times()
         results = [f.result() for f in futs]
-    lat = sorted(x for r in results for x in r[0])
+    # the activations that ended inside the window (in a steady state, the throughput)
+    lat = sorted(b - a for r in results for a, b in r[0] if t0 <= b <= t1)
     errors = sum(r[1] for r in results)
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else 0
+    wall = t1 - t0
     cpu = (c1.user - c0.user) + (c1.system - c0.system)
-    print(json.dumps({"activations": len(lat), "errors": errors, "seconds": wall,
-                      "rate": len(lat) / wall, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-                      "client_cpu_s": cpu, "client_cpu_per_activation_ms":
-                      cpu / len(lat) * 1000 if lat else 0}))
+    out = {"activations": len(lat), "errors": errors, "seconds": wall,
+           "rate": len(lat) / wall, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+           "max_ms": lat[-1] * 1000 if lat else 0, "offered_rate": rate or 0,
+           "client_cpu_s": cpu,
+           "client_cpu_per_activation_ms": cpu / len(lat) * 1000 if lat else 0}
+    if s0 is not None:
+        out["server_cpu_per_activation_ms"] = (s1 - s0) / len(lat) * 1000 if lat else 0
+    print(json.dumps(out))
 
 
 def set_manifest(url, path):
@@ -167,7 +196,9 @@ if __name__ == "__main__":
     if cmd == "prepare":
         prepare(args[0], args[1], args[2], int(args[3]))
     elif cmd == "run":
-        run(args[0], args[1], int(args[2]), float(args[3]), len(args) > 4 and args[4] == "handshake")
+        opt = dict(a.split("=", 1) for a in args[4:] if "=" in a)
+        run(args[0], args[1], int(args[2]), float(args[3]), "handshake" in args[4:],
+            float(opt["rate"]) if "rate" in opt else None, int(opt.get("pid", 0)) or None)
     elif cmd == "set-manifest":
         set_manifest(args[0], args[1])
     else:

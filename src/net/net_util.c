@@ -171,6 +171,11 @@ int net_ssl_ctx_new(const struct net_tls_credentials* creds, SSL_CTX** ret_ctx,
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(
         ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* no resumption: a Marble connects once per start, an API client once per command. With
+     * NO_TICKET alone a TLS 1.3 server still sends two tickets per handshake and keeps their
+     * sessions in its cache. */
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     bool ok = SSL_CTX_use_certificate(ctx, creds->cert) == 1 &&
               SSL_CTX_use_PrivateKey(ctx, creds->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
     for (int i = 0; ok && creds->chain && i < sk_X509_num(creds->chain); i++)

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Load generator for bench/coordinator.sh, in C: N Marbles calling /rpc.Marble/Activate, each
+ * call over a new TCP + TLS 1.3 + HTTP/2 connection as a Marble's start makes, with the Marbles
+ * that bench/apps/marble_load.py prepared (key.pem, cert.pem, csr.der, quote.bin in DIR/m<i>).
+ * The Python client (python3-grpcio) spends ~6 ms of CPU per new channel, more than the
+ * Coordinator; this one spends about the TLS client's crypto, so on two cores the Coordinator
+ * and not the client is what is measured.
+ *
+ *   marble_load DIR ADDR N SECONDS [rate=R] [pid=P]
+ *
+ * N threads in a closed loop, or with rate=R an open loop: each Marble starts activations at
+ * random (Poisson) times, R per second in all, and latency counts from the planned start.
+ * pid=P: the server's CPU time per activation over the same window. Prints one JSON line with
+ * the keys marble_load.py prints.
+ */
+#include <errno.h>
+#include <math.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "grpc_client.h"
+#include "marblerun.pb-c.h"
+
+struct marble {
+    SSL_CTX* ctx;
+    char* csr;
+    size_t csr_len;
+    char* quote;
+    size_t quote_len;
+};
+
+struct sample {
+    double start, end;
+};
+
+struct worker {
+    pthread_t thread;
+    int index;
+    struct sample* samples;
+    size_t n_samples, cap;
+    unsigned errors;
+};
+
+static _Noreturn void die(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("marble_load: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static struct marble* g_marbles;
+static const char* g_addr;
+static int g_n;
+static double g_rate;
+static pthread_barrier_t g_barrier;
+static atomic_bool g_stop;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t) {
+    double d = t - now_s();
+    while (d > 0 && !atomic_load(&g_stop)) {
+        double step       = d > 0.05 ? 0.05 : d; /* wake up for stop */
+        struct timespec s = {.tv_sec = (time_t)step, .tv_nsec = (long)((step - floor(step)) * 1e9)};
+        nanosleep(&s, NULL);
+        d = t - now_s();
+    }
+}
+
+static void uuid_v4(char out[37]) {
+    uint8_t u[16];
+    if (RAND_bytes(u, sizeof(u)) != 1)
+        die("RAND_bytes failed");
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
+}
+
+/* one activation; 0 when the Coordinator answered OK with parameters */
+static int activate(const struct marble* m, char** why) {
+    char uuid[37];
+    uuid_v4(uuid);
+    Rpc__ActivationReq req = RPC__ACTIVATION_REQ__INIT;
+    req.quote              = (ProtobufCBinaryData){m->quote_len, (uint8_t*)m->quote};
+    req.csr                = (ProtobufCBinaryData){m->csr_len, (uint8_t*)m->csr};
+    req.marbletype         = (char*)"bench";
+    req.uuid               = uuid;
+    size_t len             = rpc__activation_req__get_packed_size(&req);
+    uint8_t* buf           = xmalloc(len);
+    rpc__activation_req__pack(&req, buf);
+    struct net_grpc_call call = {
+        .address     = g_addr,
+        .server_name = "localhost",
+        .ctx         = m->ctx,
+        .path        = "/rpc.Marble/Activate",
+        .req         = buf,
+        .req_len     = len,
+    };
+    struct net_grpc_reply rep = {0};
+    struct moat_error err     = {0};
+    int r                     = net_grpc_call(&call, &rep, &err);
+    free(buf);
+    if (r < 0) {
+        *why = xstrdup(err.msg);
+        return r;
+    }
+    Rpc__ActivationResp* resp =
+        rep.status == 0 ? rpc__activation_resp__unpack(NULL, rep.resp_len, rep.resp) : NULL;
+    if (!resp || !resp->parameters) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "rpc error: code = %d desc = %s", rep.status,
+                 rep.message ? rep.message : "(no parameters)");
+        *why = xstrdup(msg);
+        r    = -EPROTO;
+    }
+    if (resp)
+        rpc__activation_resp__free_unpacked(resp, NULL);
+    net_grpc_reply_clear(&rep);
+    return r;
+}
+
+static void* worker_main(void* arg) {
+    struct worker* w       = arg;
+    const struct marble* m = &g_marbles[w->index];
+    char* why              = NULL;
+    if (activate(m, &why) < 0) /* once before the clock starts */
+        die("activation failed: %s", why);
+    unsigned short seed[3] = {(unsigned short)w->index, 0x1234, 0x5678};
+    pthread_barrier_wait(&g_barrier);
+    double due = now_s();
+    while (!atomic_load(&g_stop)) {
+        double t0;
+        if (g_rate > 0) {
+            due += -log(1.0 - erand48(seed)) / (g_rate / g_n);
+            sleep_until(due);
+            if (atomic_load(&g_stop))
+                break;
+            t0 = due;
+        } else {
+            t0 = now_s();
+        }
+        if (activate(m, &why) < 0) {
+            if (w->errors++ == 0)
+                fprintf(stderr, "activation failed: %s\n", why);
+            free(why);
+            why = NULL;
+            continue;
+        }
+        if (w->n_samples == w->cap) {
+            w->cap     = w->cap ? 2 * w->cap : 256;
+            w->samples = xrealloc(w->samples, w->cap * sizeof(*w->samples));
+        }
+        w->samples[w->n_samples++] = (struct sample){t0, now_s()};
+    }
+    return NULL;
+}
+
+static double proc_cpu(long pid) {
+    if (pid <= 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    _cleanup_free_ char* s = NULL;
+    size_t len             = 0;
+    struct moat_error err  = {0};
+    if (read_file(path, &s, &len, &err) < 0)
+        return -1;
+    const char* p    = strrchr(s, ')');
+    unsigned long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+     */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int cmp_double(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+
+static char* slurp(const char* dir, int i, const char* name, size_t* len) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/m%d/%s", dir, i, name);
+    char* buf             = NULL;
+    struct moat_error err = {0};
+    if (read_file(path, &buf, len, &err) < 0)
+        die("%s", err.msg);
+    return buf;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 5)
+        die("usage: marble_load DIR ADDR N SECONDS [rate=R] [pid=P]");
+    const char* dir = argv[1];
+    g_addr          = argv[2];
+    g_n             = atoi(argv[3]);
+    double seconds  = atof(argv[4]);
+    long pid        = 0;
+    for (int i = 5; i < argc; i++) {
+        if (strncmp(argv[i], "rate=", 5) == 0)
+            g_rate = atof(argv[i] + 5);
+        else if (strncmp(argv[i], "pid=", 4) == 0)
+            pid = atol(argv[i] + 4);
+        else
+            die("unknown argument %s", argv[i]);
+    }
+    if (g_n <= 0 || seconds <= 0)
+        die("N and SECONDS must be positive");
+
+    g_marbles = xcalloc((size_t)g_n, sizeof(*g_marbles));
+    for (int i = 0; i < g_n; i++) {
+        struct marble* m = &g_marbles[i];
+        char path[4096];
+        m->ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(m->ctx, TLS1_3_VERSION);
+        SSL_CTX_set_verify(m->ctx, SSL_VERIFY_NONE, NULL); /* as MarbleRun's premain */
+        snprintf(path, sizeof(path), "%s/m%d/cert.pem", dir, i);
+        if (SSL_CTX_use_certificate_file(m->ctx, path, SSL_FILETYPE_PEM) != 1)
+            die("cannot use %s", path);
+        snprintf(path, sizeof(path), "%s/m%d/key.pem", dir, i);
+        if (SSL_CTX_use_PrivateKey_file(m->ctx, path, SSL_FILETYPE_PEM) != 1)
+            die("cannot use %s", path);
+        m->csr   = slurp(dir, i, "csr.der", &m->csr_len);
+        m->quote = slurp(dir, i, "quote.bin", &m->quote_len);
+    }
+
+    struct worker* w = xcalloc((size_t)g_n, sizeof(*w));
+    pthread_barrier_init(&g_barrier, NULL, (unsigned)g_n + 1);
+    for (int i = 0; i < g_n; i++) {
+        w[i].index = i;
+        if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0)
+            die("pthread_create failed");
+    }
+    pthread_barrier_wait(&g_barrier);
+    double c0 = self_cpu(), s0 = proc_cpu(pid), t0 = now_s();
+    sleep_until(t0 + seconds);
+    double c1 = self_cpu(), s1 = proc_cpu(pid), t1 = now_s();
+    atomic_store(&g_stop, true);
+    size_t total    = 0;
+    unsigned errors = 0;
+    for (int i = 0; i < g_n; i++) {
+        pthread_join(w[i].thread, NULL);
+        total += w[i].n_samples;
+        errors += w[i].errors;
+    }
+    /* the activations that ended inside the window (in a steady state, the throughput) */
+    double* lat = xcalloc(total + 1, sizeof(double));
+    size_t n    = 0;
+    for (int i = 0; i < g_n; i++)
+        for (size_t k = 0; k < w[i].n_samples; k++)
+            if (w[i].samples[k].end >= t0 && w[i].samples[k].end <= t1)
+                lat[n++] = w[i].samples[k].end - w[i].samples[k].start;
+    qsort(lat, n, sizeof(double), cmp_double);
+#define PCT(p) \
+    (n ? lat[(size_t)((p) * (double)n) < n ? (size_t)((p) * (double)n) : n - 1] * 1000 : 0)
+    double wall = t1 - t0, cpu = c1 - c0;
+    printf(
+        "{\"activations\": %zu, \"errors\": %u, \"seconds\": %.6f, \"rate\": %.3f, "
+        "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"offered_rate\": %.3f, "
+        "\"client_cpu_s\": %.3f, \"client_cpu_per_activation_ms\": %.4f",
+        n, errors, wall, (double)n / wall, PCT(0.50), PCT(0.99), n ? lat[n - 1] * 1000 : 0, g_rate,
+        cpu, n ? cpu / (double)n * 1000 : 0);
+    if (s0 >= 0 && s1 >= 0)
+        printf(", \"server_cpu_per_activation_ms\": %.4f", n ? (s1 - s0) / (double)n * 1000 : 0);
+    printf("}\n");
+    return 0;
+}
