@@ -292,5 +292,15 @@ int main(int argc, char** argv) {
     if (s0 >= 0 && s1 >= 0)
         printf(", \"server_cpu_per_activation_ms\": %.4f", n ? (s1 - s0) / (double)n * 1000 : 0);
     printf("}\n");
-    return 0;
+    for (int i = 0; i < g_n; i++) {
+        free(w[i].samples);
+        SSL_CTX_free(g_marbles[i].ctx);
+        free(g_marbles[i].csr);
+        free(g_marbles[i].quote);
+    }
+    free(w);
+    free(g_marbles);
+    free(lat);
+    pthread_barrier_destroy(&g_barrier);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
