@@ -20,8 +20,9 @@
 # lower bound).
 #
 # Latency: a closed loop of MARBLES queues them all on the core (p50 ~ MARBLES / rate); the open
-# loop has the MARBLES start activations at random times at half the measured capacity, which
-# is what a fleet of Marbles starting up sees, with latency counted from the planned start.
+# loop has the MARBLES start activations at random times at 1/8, 1/4 and 1/2 of the measured
+# capacity, which is what a fleet of Marbles starting up sees, with latency counted from the
+# planned start.
 # usage: bench/coordinator.sh BUILD_DIR    MARBLES (50), LOAD_SECONDS (5), LOAD_ROUNDS (3),
 #        ROUNDS (5, manifest sets),
 #        PERF_OUT (a file: perf record of the Coordinator during the first load run)
@@ -124,12 +125,14 @@ for r in $(seq "$load_rounds"); do
   check "$tmp/one$r"
   speed > "$tmp/speed$r"
 done
-# the latency a fleet sees: the Marbles start at random times (open loop, Poisson), at half
-# the capacity just measured, each over a new connection
-hcap=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["rate"])' "$tmp/new$load_rounds")
-orate=$(awk -v r="$hcap" 'BEGIN {printf "%.1f", r / 2}')
-cload_run "$marbles" "$seconds" "rate=$orate" > "$tmp/open"
-check "$tmp/open"
+# the latency a fleet sees: the Marbles start at random times (open loop, Poisson), at an
+# eighth, a quarter and half the capacity just measured, each over a new connection
+cap=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["rate"])' "$tmp/new$load_rounds")
+open_fractions="0.125 0.25 0.5"
+for f in $open_fractions; do
+  cload_run "$marbles" "$seconds" "rate=$(awk -v r="$cap" -v f="$f" 'BEGIN {printf "%.1f", r * f}')" > "$tmp/open$f"
+  check "$tmp/open$f"
+done
 # latency without queueing: one Marble at a time, a new TLS connection each (a Marble's start)
 cload_run 1 "$seconds" > "$tmp/single"
 check "$tmp/single"
@@ -138,9 +141,10 @@ stop
 
 if [ "$srv_cpu" != "$cli_cpu" ]; then where="server on CPU $srv_cpu, client on CPU $cli_cpu"; else where="1 CPU shared"; fi
 printf 'Coordinator: %d Marbles, %d rounds of %ss, %s, --mesh-threads %d\n' "$marbles" "$load_rounds" "$seconds" "$where" "$threads"
-$py - "$tmp" "$load_rounds" "$marbles" <<'PY'
+$py - "$tmp" "$load_rounds" "$marbles" "$open_fractions" <<'PY'
 import json, statistics, sys
 tmp, rounds, marbles = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fractions = sys.argv[4].split()
 load = lambda name: json.load(open(f"{tmp}/{name}"))
 speeds = [load(f"speed{r}") for r in range(rounds + 1)]
 row = lambda what, val: print(f"{what:<66} {val:>14}")
@@ -174,10 +178,12 @@ for key, handshake, title, ceiling in (
     share = o["client_cpu_per_activation_ms"] / wall
     print(f"  note: the client used {share:.2f} of its CPU: " +
           ("it is (near) the bottleneck; the rate is a lower bound" if share > 0.85 else "not the bottleneck"))
-o = load("open")
-row(f"{marbles} Marbles starting at random, {o['offered_rate']:.1f}/s in all (half the capacity):", "")
-row(f"  latency p50 / p99 / max (ms; {o['activations']} activations, new connections)",
-    f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f} / {o['max_ms']:.0f}")
+row(f"{marbles} Marbles starting at random (open loop), new connections:", "")
+for f in fractions:
+    o = load(f"open{f}")
+    row(f"  {o['offered_rate']:.0f}/s in all ({float(f):g} of the capacity): "
+        f"p50 / p99 / max (ms; {o['activations']} act.)",
+        f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f} / {o['max_ms']:.0f}")
 o = load("single")
 row("one Marble at a time, new connection: latency p50 / p99 (ms)", f"{o['p50_ms']:.1f} / {o['p99_ms']:.1f}")
 row("openssl speed -elapsed ecdsap384 sign/s, each measurement",

@@ -146,7 +146,12 @@ static void* worker_main(void* arg) {
     char* why              = NULL;
     if (activate(m, &why) < 0) /* once before the clock starts */
         die("activation failed: %s", why);
-    unsigned short seed[3] = {(unsigned short)w->index, 0x1234, 0x5678};
+    /* each Marble its own random stream: seeds that differ only in a few low bits (the index)
+     * would give erand48's first draws nearly equal values, and the Marbles would start
+     * together instead of at random */
+    unsigned short seed[3];
+    if (RAND_bytes((unsigned char*)seed, sizeof(seed)) != 1)
+        die("RAND_bytes failed");
     pthread_barrier_wait(&g_barrier);
     double due = now_s();
     while (!atomic_load(&g_stop)) {
