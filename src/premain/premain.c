@@ -469,6 +469,11 @@ static bool is_key_file(const char* path) {
 
 static int write_key(const char* path, const ProtobufCBinaryData* v, struct moat_error* err) {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && strncmp(path, KEYS_PREFIX, strlen(KEYS_PREFIX)) == 0)
+        return moat_error_set(err, -ENOENT,
+                              "writing key file %s: no such key (no encrypted mount and no "
+                              "fs.insecure__keys entry of the Gramine manifest names key \"%s\")",
+                              path, path + strlen(KEYS_PREFIX));
     if (fd < 0)
         return moat_error_set_errno(err, -errno, "writing key file %s", path);
     int r = write_all(fd, v->data, v->len);
