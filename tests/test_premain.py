@@ -201,6 +201,26 @@ def test_errors_read_as_marbleruns(premain, app, coordinator, tmp_path):
     assert r.returncode == 2 and "argv[0] must be the app" in r.stderr
 
 
+def test_pinned_coordinator(premain, app, coordinator, tmp_path):
+    """beyond MarbleRun: MOAT_MARBLE_COORDINATOR_CERT pins the Coordinator's key"""
+    c = coordinator(marble_manifest(HELLO), simulation=True)
+    other = coordinator(marble_manifest(HELLO), simulation=True)
+    chain = c.v2("GET", "/quote").json["data"]["cert"]  # intermediate, root (§3.5)
+    (tmp_path / "chain.pem").write_text(chain)
+    for pin in (str(tmp_path / "chain.pem"), chain):  # a file or the PEM itself
+        r = run_exe(premain, app, tmp_path, premain_env(c, MOAT_MARBLE_COORDINATOR_CERT=pin))
+        assert r.returncode == 0 and "env HELLO_WORLD=" in r.stdout, r.stderr
+    # another Coordinator (an impostor on the network) is refused before it can provision
+    r = run_exe(premain, app, tmp_path, premain_env(other, MOAT_MARBLE_COORDINATOR_CERT=chain))
+    assert r.returncode == 2 and r.stdout == ""
+    assert "panic: rpc error: code = Unavailable desc = connection error: TLS handshake" in r.stderr
+    assert "MOAT_MARBLE_COORDINATOR_CERT" in r.stderr, r.stderr
+    r = run_exe(premain, app, tmp_path, premain_env(c, MOAT_MARBLE_COORDINATOR_CERT="/nonexistent"))
+    assert r.returncode == 2 and "panic: MOAT_MARBLE_COORDINATOR_CERT: " in r.stderr
+    r = run_exe(premain, app, tmp_path, premain_env(c, MOAT_MARBLE_COORDINATOR_CERT=str(app)))
+    assert r.returncode == 2 and "no PEM certificate in it" in r.stderr
+
+
 def test_max_activations(premain, app, coordinator, tmp_path):
     c = coordinator(marble_manifest(HELLO, max_activations=1), simulation=True)
     assert run_exe(premain, app, tmp_path, premain_env(c)).returncode == 0
