@@ -45,9 +45,12 @@ int mr_http_new(const char* addr, const struct mr_http_opts* opts, struct mr_htt
         free(h);
         return moat_error_set(err, -ENOMEM, "cannot initialise libcurl");
     }
-    h->base = xasprintf("https://%s", addr);
-    h->opts = *opts;
-    *ret    = h;
+    h->base        = xasprintf("https://%s", addr);
+    h->opts        = *opts; /* the strings are copied: the caller's may go */
+    h->opts.ca_pem = opts->ca_pem ? xstrdup(opts->ca_pem) : NULL;
+    h->opts.cert   = opts->cert ? xstrdup(opts->cert) : NULL;
+    h->opts.key    = opts->key ? xstrdup(opts->key) : NULL;
+    *ret           = h;
     return 0;
 }
 
@@ -56,6 +59,9 @@ void mr_http_free(struct mr_http* h) {
         return;
     curl_easy_cleanup(h->curl);
     free(h->base);
+    free((char*)h->opts.ca_pem);
+    free((char*)h->opts.cert);
+    free((char*)h->opts.key);
     free(h);
 }
 

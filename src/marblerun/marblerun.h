@@ -119,7 +119,7 @@ struct mr_http_opts {
 };
 
 struct mr_http;
-/* A client for https://<addr> ("host:port"). */
+/* A client for https://<addr> ("host:port"); the strings of `opts` are copied. */
 int mr_http_new(const char* addr, const struct mr_http_opts* opts, struct mr_http** ret,
                 struct moat_error* err) WARN_UNUSED;
 void mr_http_free(struct mr_http* h);
