@@ -588,24 +588,25 @@ int mr_cmd_secret_get(const struct mr_args* a, char** args) {
 static int rsa_op(EVP_PKEY* key, bool decrypt, const uint8_t* in, size_t len, uint8_t** ret,
                   size_t* ret_len) {
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key, NULL);
-    size_t out_len    = 0;
-    int ok            = ctx != NULL;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    size_t out_len = 0;
+    int ok         = ctx != NULL;
     if (decrypt)
         ok = ok && EVP_PKEY_decrypt_init(ctx) == 1 &&
              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
              EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
              EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
              EVP_PKEY_decrypt(ctx, NULL, &out_len, in, len) == 1;
-    else
-        ok = ok && EVP_PKEY_sign_init(ctx) == 1 &&
+    else /* PKCS#1 v1.5 over SHA-256(in): EVP_PKEY_sign takes the digest */
+        ok = ok && sha256_buf(in, len, digest) == 0 && EVP_PKEY_sign_init(ctx) == 1 &&
              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
              EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
-             EVP_PKEY_sign(ctx, NULL, &out_len, in, len) == 1;
+             EVP_PKEY_sign(ctx, NULL, &out_len, digest, sizeof(digest)) == 1;
     uint8_t* out = ok ? xmalloc(out_len) : NULL;
     if (decrypt)
         ok = ok && EVP_PKEY_decrypt(ctx, out, &out_len, in, len) == 1;
     else
-        ok = ok && EVP_PKEY_sign(ctx, out, &out_len, in, len) == 1;
+        ok = ok && EVP_PKEY_sign(ctx, out, &out_len, digest, sizeof(digest)) == 1;
     EVP_PKEY_CTX_free(ctx);
     if (!ok) {
         if (out)

@@ -146,19 +146,33 @@ static int fetch_quote(struct mr_http* h, uint8_t* nonce, size_t* nonce_len, str
     return mr_chain_parse(q->chain_pem, strlen(q->chain_pem), &q->intermediate, &q->root, err);
 }
 
-/* The quote against the era config; prints what was verified on stderr. */
-static int verify(const struct mr_args* a, const struct quote_reply* q, const uint8_t* nonce,
-                  size_t nonce_len, struct moat_error* err) {
+/* What a quote is checked against: the era config, the collateral and its anchor. */
+struct trust_inputs {
     struct mr_era era;
-    _cleanup_collateral_ struct collateral* c = NULL;
-    _cleanup_x509_ X509* anchor               = NULL;
-    int r                                     = load_era(a, &era, err);
-    r                                         = r ?: load_collateral(a, &c, &anchor, err);
-    if (r < 0)
-        return r;
-    struct mr_verify_opts o     = {.era                   = &era,
-                                   .collateral            = c,
-                                   .anchor                = anchor,
+    struct collateral* collateral;
+    X509* anchor;
+};
+
+static void trust_inputs_clear(struct trust_inputs* t) {
+    collateral_free(t->collateral);
+    X509_free(t->anchor);
+}
+
+static int load_trust_inputs(const struct mr_args* a, struct trust_inputs* t,
+                             struct moat_error* err) {
+    if (a->insecure)
+        return 0;
+    int r = load_era(a, &t->era, err);
+    return r ?: load_collateral(a, &t->collateral, &t->anchor, err);
+}
+
+/* The quote against the era config; prints what was verified on stderr. */
+static int verify(const struct mr_args* a, const struct trust_inputs* t,
+                  const struct quote_reply* q, const uint8_t* nonce, size_t nonce_len,
+                  struct moat_error* err) {
+    struct mr_verify_opts o     = {.era                   = &t->era,
+                                   .collateral            = t->collateral,
+                                   .anchor                = t->anchor,
                                    .at                    = time(NULL),
                                    .accepted_tcb          = a->accepted_tcb,
                                    .accepted_advisories   = a->advisories,
@@ -168,13 +182,17 @@ static int verify(const struct mr_args* a, const struct quote_reply* q, const ui
     if (der_len <= 0)
         return moat_error_set(err, -EIO, "cannot encode the root certificate");
     struct mr_verdict v;
-    r = mr_verify_quote(q->quote, q->quote_len, der, (size_t)der_len, nonce, nonce_len, &o, &v,
-                        err);
+    int r = mr_verify_quote(q->quote, q->quote_len, der, (size_t)der_len, nonce, nonce_len, &o, &v,
+                            err);
     if (v.simulated)
         fputs(
             "moat marblerun: warning: the Coordinator's quote is SIMULATED (moat attest "
             "init): it proves nothing about hardware\n",
             stderr);
+    if (r < 0 && !t->collateral)
+        return moat_error_prefix(err,
+                                 "no collateral given (--sim-dir DIR for moat's simulated "
+                                 "platform, --collateral FILE for hardware)");
     if (r < 0)
         return r;
     fprintf(stderr,
@@ -244,15 +262,19 @@ static int connect_verified(const struct mr_args* a, const char* addr, enum mr_t
     } else if (RAND_bytes(nonce_buf, sizeof(nonce_buf)) != 1) {
         return moat_error_set(err, -EIO, "cannot make a nonce");
     }
+    struct trust_inputs t _cleanup_(trust_inputs_clear) = {0};
+    int r                                               = load_trust_inputs(a, &t, err);
+    if (r < 0)
+        return r;
     uint8_t* n = xmemdup(nonce, nonce_len ? nonce_len : 1);
-    int r      = mr_http_new(addr, &plain, &h, err);
+    r          = mr_http_new(addr, &plain, &h, err);
     r          = r ?: fetch_quote(h, n, &nonce_len, &q, err);
     if (r == 0 && a->save_sgx_quote)
         r = write_file_atomic(a->save_sgx_quote, q.quote, q.quote_len, 0644, err);
     if (r == 0 && a->insecure)
         fputs("Warning: skipping quote verification\n", stderr);
     else if (r == 0)
-        r = verify(a, &q, n, nonce_len, err);
+        r = verify(a, &t, &q, n, nonce_len, err);
     free(n);
     r = r ?: handle_cache(a, trust, &q, err);
     return r ?: session_for(a, addr, q.chain_pem, auth, ret, err);
