@@ -344,9 +344,10 @@ class TestCommands:
 # Recovery (§3.4)
 
 
-def test_recover_end_to_end(start, mr, users, recovery_key, tmp_path):
+def recovering(start, mr, users, pub, tmp_path):
+    """A Coordinator with a recovery key whose sealed state no longer opens (another machine's
+    sealing key, §3.2): (Coordinator in state 1, the encrypted secret's file, the cached root)."""
     seal = tmp_path / "seal-rec"
-    key, pub = recovery_key
     c = start(seal=seal)
     rec = tmp_path / "recovery.json"
     r = ok(mr("manifest", "set", write_manifest(tmp_path, manifest(users, pub)), c.addr,
@@ -357,9 +358,20 @@ def test_recover_end_to_end(start, mr, users, recovery_key, tmp_path):
     root = mr.cache.read_text()
     port = c.port
     assert c.stop() == 0
-    # another machine's sealing key: the state no longer unseals, a temporary root (§3.2)
-    other = {"MOAT_MACHINE_SECRET": str(tmp_path / "other.key")}
-    c = start(seal=seal, port=port, env=other)
+    c = start(seal=seal, port=port, env={"MOAT_MACHINE_SECRET": str(tmp_path / "other.key")})
+    return c, tmp_path / "recovery_key_encrypted", root
+
+
+def recovered(c, mr, root):
+    # the original root is back: the cache trusts it again, and it was not overwritten
+    assert mr.cache.read_text() == root
+    assert ok(mr("status", c.addr)).stdout == f"3: {MSG[3]}\n"
+    assert same_cert(pems(c.quote_reply()["cert"])[1], pems(root)[1])
+
+
+def test_recover_end_to_end(start, mr, users, recovery_key, tmp_path):
+    key, pub = recovery_key
+    c, enc, root = recovering(start, mr, users, pub, tmp_path)
     # the cached root is not the recovering Coordinator's
     assert ROOT_CHANGED in failed(mr("status", c.addr))
     assert ok(mr("status", c.addr, "-i")).stdout == f"1: {MSG[1]}\n"
@@ -368,14 +380,38 @@ def test_recover_end_to_end(start, mr, users, recovery_key, tmp_path):
     wrong.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    err = failed(mr("recover", "recovery_key_encrypted", c.addr, "-k", wrong))
+    err = failed(mr("recover", enc, c.addr, "-k", wrong))
     assert "cannot decrypt the recovery secret" in err
-    r = ok(mr("recover", "recovery_key_encrypted", c.addr, "-k", key))
+    assert "-k/--key" in failed(mr("recover", enc, c.addr), 2)
+    r = ok(mr("recover", enc, c.addr, "-k", key))
     assert r.stdout == "Successfully verified Coordinator, now uploading key\nRecovery successful.\n"
-    # the original root is back: the cache trusts it again, and it was not overwritten
-    assert mr.cache.read_text() == root
-    assert ok(mr("status", c.addr)).stdout == f"3: {MSG[3]}\n"
-    assert same_cert(pems(c.quote_reply()["cert"])[1], pems(root)[1])
+    recovered(c, mr, root)
+
+
+def test_recover_split(start, mr, users, recovery_key, tmp_path):
+    """recover public-key, encrypt-secret and sign-secret offline, then recover-with-signature
+    (§3.4 step 3: the secret encrypted for the Coordinator's ephemeral RSA-4096 key)."""
+    key, pub = recovery_key
+    c, enc, root = recovering(start, mr, users, pub, tmp_path)
+    ok(mr("recover", "public-key", c.addr, "-o", tmp_path / "eph.pem"))
+    eph = serialization.load_pem_public_key((tmp_path / "eph.pem").read_bytes())
+    assert eph.key_size == 4096
+    err = failed(mr("recover", "encrypt-secret", enc, "--coordinator-pub-key",
+                    tmp_path / "eph.pem", trust=False), 2)
+    assert "encrypted recovery secret" in err and "-k/--key" in err
+    ok(mr("recover", "encrypt-secret", enc, "--coordinator-pub-key", tmp_path / "eph.pem",
+          "-k", key, "-o", tmp_path / "for-coordinator.bin", trust=False))
+    assert len((tmp_path / "for-coordinator.bin").read_bytes()) == 512
+    ok(mr("recover", "sign-secret", enc, "-k", key, "-o", tmp_path / "sig", trust=False))
+    # a signature of something else is refused, and the Coordinator stays in recovery
+    (tmp_path / "badsig").write_bytes(b"\0" * 256)
+    failed(mr("recover-with-signature", tmp_path / "for-coordinator.bin", c.addr,
+              "-s", tmp_path / "badsig"))
+    assert ok(mr("status", c.addr, "-i")).stdout == f"1: {MSG[1]}\n"
+    r = ok(mr("recover-with-signature", tmp_path / "for-coordinator.bin", c.addr,
+              "--signature", tmp_path / "sig"))
+    assert r.stdout.endswith("Recovery successful.\n")
+    recovered(c, mr, root)
 
 
 # ---------------------------------------------------------------------------------------------

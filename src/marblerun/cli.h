@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "marblerun.h"
 
@@ -22,16 +23,18 @@ struct mr_args {
     uint32_t accepted_tcb;                                             /* --accepted-tcb-statuses */
     char** advisories;                                                 /* --accepted-advisories */
     size_t n_advisories;
-    const char* nonce;          /* --nonce */
-    const char* save_sgx_quote; /* --save-sgx-quote */
-    const char* sim_dir;        /* --sim-dir, $MOAT_SIM_DIR */
-    const char* collateral;     /* --collateral */
-    const char* trusted_root;   /* --trusted-root */
-    const char* output;         /* -o/--output */
-    const char* recovery_data;  /* -r/--recoverydata */
-    const char* from_pem;       /* --from-pem */
-    bool missing;               /* --missing */
-    char* default_cache;        /* owned */
+    const char* nonce;               /* --nonce */
+    const char* save_sgx_quote;      /* --save-sgx-quote */
+    const char* sim_dir;             /* --sim-dir, $MOAT_SIM_DIR */
+    const char* collateral;          /* --collateral */
+    const char* trusted_root;        /* --trusted-root */
+    const char* output;              /* -o/--output */
+    const char* recovery_data;       /* -r/--recoverydata */
+    const char* from_pem;            /* --from-pem */
+    bool missing;                    /* --missing */
+    const char* signature;           /* -s/--signature */
+    const char* coordinator_pub_key; /* --coordinator-pub-key */
+    char* default_cache;             /* owned */
 };
 
 /* How a command trusts the Coordinator (reference §7; MarbleRun's certcache). */
@@ -76,6 +79,15 @@ int mr_cmd_certificate_chain(const struct mr_args* a, char** args);
 int mr_cmd_secret_set(const struct mr_args* a, char** args);
 int mr_cmd_secret_get(const struct mr_args* a, char** args);
 int mr_cmd_recover(const struct mr_args* a, char** args);
+int mr_cmd_recover_with_signature(const struct mr_args* a, char** args);
+int mr_cmd_recover_public_key(const struct mr_args* a, char** args);
+int mr_cmd_recover_encrypt_secret(const struct mr_args* a, char** args);
+int mr_cmd_recover_sign_secret(const struct mr_args* a, char** args);
+
+/* Shared by the commands: prints `o` (indented) on standard output; writes `len` bytes to
+ * `path` atomically with `mode` ("-" or NULL: standard output). MOAT_EXIT_* */
+int mr_print_json(const json_t* o);
+int mr_write_out(const char* path, const void* buf, size_t len, mode_t mode);
 
 /* Reports an error ("moat marblerun: error: …") and returns MOAT_EXIT_RUNTIME. */
 int mr_fail(const struct moat_error* err);

@@ -22,7 +22,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers                                                                                    */
 
-static int print_json(const json_t* o) {
+int mr_print_json(const json_t* o) {
     _cleanup_free_ char* text = json_dumps(o, JSON_INDENT(2) | JSON_ENCODE_ANY);
     if (!text)
         return MOAT_EXIT_RUNTIME;
@@ -61,7 +61,7 @@ static json_t* manifest_body(const char* raw, size_t len) {
 }
 
 /* Writes to `path` ("-" or NULL: standard output). */
-static int write_out(const char* path, const void* buf, size_t len, mode_t mode) {
+int mr_write_out(const char* path, const void* buf, size_t len, mode_t mode) {
     struct moat_error err = {0};
     if (!path || strcmp(path, "-") == 0) {
         fwrite(buf, 1, len, stdout);
@@ -91,7 +91,7 @@ static int save_recovery(const struct mr_args* a, json_t* secrets) {
         puts(text);
         return 0;
     }
-    int r = write_out(a->recovery_data, text, strlen(text), 0600);
+    int r = mr_write_out(a->recovery_data, text, strlen(text), 0600);
     if (r == 0)
         printf("Recovery data saved to: %s\n", a->recovery_data);
     return r;
@@ -125,7 +125,7 @@ int mr_cmd_status(const struct mr_args* a, char** args) {
     }
     if (a->json) {
         json_t* o = json_pack("{s:O, s:O}", "code", code, "message", msg);
-        rc        = print_json(o);
+        rc        = mr_print_json(o);
         json_decref(o);
         return rc;
     }
@@ -160,7 +160,7 @@ int mr_cmd_manifest_set(const struct mr_args* a, char** args) {
         json_t* o = json_pack("{s:s, s:O}", "manifestSignature", sig, "RecoverySecrets",
                               secrets ? secrets : json_null());
         rc        = a->recovery_data ? save_recovery(a, secrets) : 0;
-        rc        = rc ?: print_json(o);
+        rc        = rc ?: mr_print_json(o);
         json_decref(o);
         return rc;
     }
@@ -176,14 +176,14 @@ int mr_cmd_manifest_get(const struct mr_args* a, char** args) {
     if (rc)
         return rc;
     if (a->json && !a->output)
-        return print_json(r.data);
+        return mr_print_json(r.data);
     size_t len                = 0;
     _cleanup_free_ uint8_t* m = b64_member(r.data, "manifest", &len);
     if (!m) {
         log_error("the Coordinator has no manifest set");
         return MOAT_EXIT_RUNTIME;
     }
-    rc = write_out(a->output, m, len, 0644);
+    rc = mr_write_out(a->output, m, len, 0644);
     if (rc == 0 && a->output)
         printf("Manifest written to: %s\n", a->output);
     return rc;
@@ -198,7 +198,7 @@ int mr_cmd_manifest_log(const struct mr_args* a, char** args) {
         return rc;
     json_t* log = json_object_get(r.data, "updateLog");
     if (a->json)
-        return print_json(log ? log : json_null());
+        return mr_print_json(log ? log : json_null());
     size_t i;
     json_t* line;
     json_array_foreach(log, i, line) {
@@ -218,7 +218,7 @@ int mr_cmd_manifest_signature(const struct mr_args* a, char** args) {
     sha256_hex(raw, len, sig);
     if (a->json) {
         json_t* o = json_pack("{s:s}", "manifestSignature", sig);
-        rc        = print_json(o);
+        rc        = mr_print_json(o);
         json_decref(o);
         return rc;
     }
@@ -266,7 +266,7 @@ int mr_cmd_manifest_verify(const struct mr_args* a, char** args) {
     bool ok            = strcmp(remote, local) == 0;
     if (a->json) {
         json_t* o = json_pack("{s:b, s:s, s:s}", "match", ok, "remote", remote, "local", local);
-        print_json(o);
+        mr_print_json(o);
         json_decref(o);
     }
     if (!ok) {
@@ -308,7 +308,7 @@ static int post_update(const struct mr_args* a, char** args, const char* path, b
         return rc;
     }
     if (a->json)
-        return print_json(r.data ? r.data : json_null());
+        return mr_print_json(r.data ? r.data : json_null());
     json_int_t missing = json_integer_value(json_object_get(r.data, "missingAcknowledgments"));
     _cleanup_strbuf_ struct strbuf users = STRBUF_INIT;
     join_users(json_object_get(r.data, "missingUsers"), &users);
@@ -351,7 +351,7 @@ int mr_cmd_update_cancel(const struct mr_args* a, char** args) {
         return rc;
     }
     if (a->json)
-        return print_json(r.data ? r.data : json_null());
+        return mr_print_json(r.data ? r.data : json_null());
     puts("Cancellation successful");
     return MOAT_EXIT_OK;
 }
@@ -366,7 +366,7 @@ int mr_cmd_update_get(const struct mr_args* a, char** args) {
         return rc;
     }
     if (a->json)
-        return print_json(r.data ? r.data : json_null());
+        return mr_print_json(r.data ? r.data : json_null());
     if (a->missing) {
         _cleanup_strbuf_ struct strbuf users = STRBUF_INIT;
         join_users(json_object_get(r.data, "missingUsers"), &users);
@@ -380,7 +380,7 @@ int mr_cmd_update_get(const struct mr_args* a, char** args) {
         log_error("the pending update has no manifest");
         return MOAT_EXIT_RUNTIME;
     }
-    return write_out(a->output, m, len, 0644);
+    return mr_write_out(a->output, m, len, 0644);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -415,7 +415,7 @@ static int certificate(const struct mr_args* a, const char* addr, enum which_cer
         BIO_free(b);
     }
     const char* out = a->output ? a->output : defaults[which];
-    rc              = write_out(out, pem.buf, pem.len, 0644);
+    rc              = mr_write_out(out, pem.buf, pem.len, 0644);
     if (rc == 0 && strcmp(out, "-") != 0)
         fprintf(a->json ? stderr : stdout, "Certificate written to %s\n", out);
     return rc;
@@ -516,7 +516,7 @@ int mr_cmd_secret_set(const struct mr_args* a, char** args) {
     if (rc)
         return rc;
     if (a->json)
-        return print_json(json_null());
+        return mr_print_json(json_null());
     puts("Secret successfully set");
     return MOAT_EXIT_OK;
 }
@@ -569,7 +569,7 @@ int mr_cmd_secret_get(const struct mr_args* a, char** args) {
             json_dumps(secrets ? secrets : json_null(), JSON_INDENT(2) | JSON_ENCODE_ANY);
         if (!a->output)
             return puts(text) < 0 ? MOAT_EXIT_RUNTIME : MOAT_EXIT_OK;
-        rc = write_out(a->output, text, strlen(text), 0600);
+        rc = mr_write_out(a->output, text, strlen(text), 0600);
         OPENSSL_cleanse(text, strlen(text));
         if (rc == 0)
             printf("Saved secrets to: %s\n", a->output);
@@ -578,128 +578,5 @@ int mr_cmd_secret_get(const struct mr_args* a, char** args) {
     const char* name;
     json_t* v;
     json_object_foreach(secrets, name, v) print_secret(name, v);
-    return MOAT_EXIT_OK;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* recover (recover.go; §3.4 steps 1-2)                                                        */
-
-/* OAEP-SHA256 decryption or PKCS#1 v1.5 SHA-256 signature with the recovery key. */
-static int rsa_op(EVP_PKEY* key, bool decrypt, const uint8_t* in, size_t len, uint8_t** ret,
-                  size_t* ret_len) {
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key, NULL);
-    uint8_t digest[SHA256_DIGEST_SIZE];
-    size_t out_len = 0;
-    int ok         = ctx != NULL;
-    if (decrypt)
-        ok = ok && EVP_PKEY_decrypt_init(ctx) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
-             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
-             EVP_PKEY_decrypt(ctx, NULL, &out_len, in, len) == 1;
-    else /* PKCS#1 v1.5 over SHA-256(in): EVP_PKEY_sign takes the digest */
-        ok = ok && sha256_buf(in, len, digest) == 0 && EVP_PKEY_sign_init(ctx) == 1 &&
-             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
-             EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) == 1 &&
-             EVP_PKEY_sign(ctx, NULL, &out_len, digest, sizeof(digest)) == 1;
-    uint8_t* out = ok ? xmalloc(out_len) : NULL;
-    if (decrypt)
-        ok = ok && EVP_PKEY_decrypt(ctx, out, &out_len, in, len) == 1;
-    else
-        ok = ok && EVP_PKEY_sign(ctx, out, &out_len, digest, sizeof(digest)) == 1;
-    EVP_PKEY_CTX_free(ctx);
-    if (!ok) {
-        if (out)
-            OPENSSL_clear_free(out, out_len);
-        return -EINVAL;
-    }
-    *ret     = out;
-    *ret_len = out_len;
-    return 0;
-}
-
-static EVP_PKEY* load_rsa_key(const char* path) {
-    struct moat_error err    = {0};
-    _cleanup_free_ char* pem = NULL;
-    size_t len               = 0;
-    if (read_file(path, &pem, &len, &err) < 0) {
-        mr_fail(&err);
-        return NULL;
-    }
-    BIO* b        = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY* key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-    BIO_free(b);
-    OPENSSL_cleanse(pem, len);
-    if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
-        EVP_PKEY_free(key);
-        log_error("-k/--key '%s' is not a PEM RSA private key (the recovery key)", path);
-    }
-    return key && EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA ? key : NULL;
-}
-
-/* The secret in the file (decrypted with the key unless it already is: 16, 32 or 33 bytes)
- * and its signature. */
-static int recovery_request(const char* file, EVP_PKEY* key, json_t** ret) {
-    struct moat_error err     = {0};
-    _cleanup_free_ char* data = NULL;
-    size_t len                = 0;
-    uint8_t *secret = NULL, *sig = NULL;
-    size_t slen = 0, siglen = 0;
-    if (read_file(file, &data, &len, &err) < 0)
-        return mr_fail(&err);
-    int r = 0;
-    if (len == 16 || len == 32 || len == 33)
-        secret = xmemdup(data, slen = len);
-    else if (rsa_op(key, true, (const uint8_t*)data, len, &secret, &slen) < 0)
-        r = -EINVAL;
-    OPENSSL_cleanse(data, len);
-    if (r < 0) {
-        log_error(
-            "cannot decrypt the recovery secret '%s' with the key (RSA-OAEP, SHA-256): "
-            "wrong key or not a recovery secret",
-            file);
-        return MOAT_EXIT_RUNTIME;
-    }
-    if (rsa_op(key, false, secret, slen, &sig, &siglen) < 0) {
-        OPENSSL_clear_free(secret, slen);
-        log_error("cannot sign the recovery secret with the key");
-        return MOAT_EXIT_RUNTIME;
-    }
-    char* s64 = base64_encode_alloc(secret, slen);
-    char* g64 = base64_encode_alloc(sig, siglen);
-    OPENSSL_clear_free(secret, slen);
-    free(sig);
-    *ret = json_pack("{s:s, s:s}", "recoverySecret", s64, "recoverySecretSignature", g64);
-    OPENSSL_cleanse(s64, strlen(s64));
-    free(s64);
-    free(g64);
-    return 0;
-}
-
-int mr_cmd_recover(const struct mr_args* a, char** args) {
-    if (!a->key) {
-        log_error("recover needs the recovery private key: -k/--key private_key.pem");
-        return MOAT_EXIT_USAGE;
-    }
-    EVP_PKEY* key = load_rsa_key(a->key);
-    if (!key)
-        return MOAT_EXIT_USAGE;
-    json_t* body = NULL;
-    int rc       = recovery_request(args[0], key, &body);
-    EVP_PKEY_free(key);
-    SESSION s  = {0};
-    RESPONSE r = {0};
-    /* a recovering Coordinator has a temporary root: verify its quote, not the cache */
-    rc = rc ?: mr_connect(a, args[1], MR_TRUST_VERIFY_ONLY, false, &s);
-    if (rc == 0 && !a->json)
-        puts("Successfully verified Coordinator, now uploading key");
-    rc = rc ?: mr_call(a, &s, args[1], "POST", "/api/v2/recover", body, &r);
-    json_decref(body);
-    if (rc)
-        return rc;
-    if (a->json)
-        return print_json(r.data ? r.data : json_null());
-    json_t* msg = json_object_get(r.data, "message");
-    puts(json_is_string(msg) ? json_string_value(msg) : "Recovery successful.");
     return MOAT_EXIT_OK;
 }

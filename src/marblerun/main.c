@@ -53,6 +53,14 @@ static const struct mr_command g_commands[] = {
      "read secrets"},
     {"recover", "<recovery_secret> <IP:PORT> -k PRIVATE_KEY", 2, mr_cmd_recover,
      "recover a Coordinator whose sealed state no longer opens"},
+    {"recover-with-signature", "<recovery_secret> <IP:PORT> -s SIGNATURE", 2,
+     mr_cmd_recover_with_signature, "recover with a secret and a signature made offline"},
+    {"recover public-key", "<IP:PORT> [-o FILE]", 1, mr_cmd_recover_public_key,
+     "the recovering Coordinator's ephemeral key (PEM)"},
+    {"recover encrypt-secret", "<recovery_secret> --coordinator-pub-key PEM [-k KEY] [-o FILE]", 1,
+     mr_cmd_recover_encrypt_secret, "encrypt a secret for the ephemeral key (offline)"},
+    {"recover sign-secret", "<recovery_secret> -k PRIVATE_KEY [-o FILE]", 1,
+     mr_cmd_recover_sign_secret, "sign a secret with the recovery key (offline)"},
 };
 
 static const char g_flags[] =
@@ -80,6 +88,8 @@ static const char g_flags[] =
     "  -o, --output FILE         where to write (certificate, manifest get, secret get)\n"
     "  -r, --recoverydata FILE   where to write recovery secrets (manifest set, update)\n"
     "  --from-pem NAME           secret set: the file is a PEM certificate and key for NAME\n"
+    "  -s, --signature FILE      recover-with-signature: the secret's signature\n"
+    "  --coordinator-pub-key F   recover encrypt-secret: the ephemeral key (recover public-key)\n"
     "  --missing                 manifest update get: the users who have not acknowledged\n"
     "  --json                    results as JSON on standard output\n"
     "  -h, --help                this help\n"
@@ -127,6 +137,7 @@ enum {
     OPT_TRUSTED_ROOT,
     OPT_FROM_PEM,
     OPT_MISSING,
+    OPT_COORDINATOR_PUB_KEY,
 };
 
 static const struct option g_options[] = {
@@ -135,6 +146,8 @@ static const struct option g_options[] = {
     {"insecure", no_argument, NULL, 'i'},
     {"output", required_argument, NULL, 'o'},
     {"recoverydata", required_argument, NULL, 'r'},
+    {"signature", required_argument, NULL, 's'},
+    {"coordinator-pub-key", required_argument, NULL, OPT_COORDINATOR_PUB_KEY},
     {"help", no_argument, NULL, 'h'},
     {"json", no_argument, NULL, OPT_JSON},
     {"coordinator-cert", required_argument, NULL, OPT_COORDINATOR_CERT},
@@ -167,6 +180,10 @@ static const char** string_flag(struct mr_args* a, int c) {
             return &a->output;
         case 'r':
             return &a->recovery_data;
+        case 's':
+            return &a->signature;
+        case OPT_COORDINATOR_PUB_KEY:
+            return &a->coordinator_pub_key;
         case OPT_COORDINATOR_CERT:
             return &a->coordinator_cert;
         case OPT_ERA_CONFIG:
@@ -280,7 +297,7 @@ static int run(int argc, char** argv) {
     struct mr_args a _cleanup_(args_clear) = {0};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "c:k:io:r:h", g_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:k:io:r:s:h", g_options, NULL)) != -1) {
         if (c == '?')
             return usage_error("unknown flag or missing value: '%s'", argv[optind - 1]);
         int r = parse_flag(&a, c);
