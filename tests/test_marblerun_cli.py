@@ -8,6 +8,7 @@ client API calls (§3.5) in the CLI's words, sealed-state recovery (§3.4), simu
 and that `moat` itself does not map libcurl. Every Coordinator is killed by PID.
 """
 import base64
+import contextlib
 import hashlib
 import http.server
 import json
@@ -315,6 +316,9 @@ class TestCommands:
         assert "unable to authorize user" in err and "did not match any MarbleRun users" in err
         err = failed(mr("secret", "get", "sk", c.addr), 2)
         assert "-c/--cert and -k/--key" in err
+        err = failed(mr("secret", "get", "sk", c.addr, "-c", tmp_path / "nocert.pem", "-k",
+                        users["alice"][1]), 2)
+        assert "-c/--cert" in err and "nocert.pem" in err
         # --from-pem: a certificate and its key as a user-defined cert secret (secretSet.go)
         both = tmp_path / "both.pem"
         both.write_text(users["bob"][0].read_text() + users["bob"][1].read_text())
@@ -418,6 +422,42 @@ def test_recover_split(start, mr, users, recovery_key, tmp_path):
 # Verification refusals
 
 
+@contextlib.contextmanager
+def relay(tmp_path, answers, seen):
+    """An HTTPS server of its own certificate that answers GET paths (without the query) from
+    `answers` {path: (status, data)} in JSend envelopes, 405 otherwise; yields its port."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=relay",
+                    "-keyout", str(tmp_path / "relay-k.pem"), "-out", str(tmp_path / "relay-c.pem")],
+                   check=True, capture_output=True)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.path)
+            status, data = answers.get(self.path.split("?")[0], (405, None))
+            env = {"status": "success" if status == 200 else "error", "data": data}
+            body = json.dumps(env).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "relay-c.pem", tmp_path / "relay-k.pem")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 class TestRefusals:
     def test_wrong_identity(self, start, mr, era, sim, tmp_path):
         c = start()
@@ -448,41 +488,38 @@ class TestRefusals:
         data does not bind this request's nonce (§7 step 3)."""
         c = start()
         captured = c.quote_reply(nonce=b"an earlier nonce")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                        "/CN=relay", "-keyout", str(tmp_path / "k.pem"), "-out",
-                        str(tmp_path / "c.pem")], check=True, capture_output=True)
         seen = []
-
-        class Relay(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                seen.append(self.path)
-                body = json.dumps({"status": "success", "data": captured}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-        t = threading.Thread(target=srv.serve_forever, daemon=True)
-        t.start()
-        try:
-            err = failed(mr("status", f"127.0.0.1:{srv.server_address[1]}"))
-        finally:
-            srv.shutdown()
-            srv.server_close()
+        with relay(tmp_path, {"/api/v2/quote": (200, captured)}, seen) as port:
+            err = failed(mr("status", f"127.0.0.1:{port}"))
         assert "report data doesn't match the certificate's hash" in err
         assert seen and seen[0].startswith("/api/v2/quote?nonce=")
         assert not mr.cache.exists()
         # the same quote with the nonce it was made for is accepted: the check is the binding
         ok(mr("status", c.addr, "--nonce", "an earlier nonce"))
+
+    def test_v1_quote_fallback(self, start, mr, tmp_path):
+        """A v1-only Coordinator (405 on /api/v2/quote, §3.5): the v1 quote, over sha256(root
+        DER) without a nonce, is verified like a v2 one."""
+        c = start()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        import http.client
+        h = http.client.HTTPSConnection("127.0.0.1", c.port, context=ctx, timeout=60)
+        h.request("GET", "/quote")
+        v1 = json.loads(h.getresponse().read())["data"]
+        h.close()
+        assert set(v1) == {"Cert", "Quote"}
+        seen = []
+        with relay(tmp_path, {"/quote": (200, v1)}, seen) as port:
+            ok(mr("certificate", "root", f"127.0.0.1:{port}", "-o", tmp_path / "root.pem"))
+            assert seen[0].startswith("/api/v2/quote?nonce=") and seen[1] == "/quote"
+            # a v1 quote relayed with another root in "Cert" is refused
+            other = start()
+            v1["Cert"] = other.quote_reply()["cert"]
+            err = failed(mr("certificate", "root", f"127.0.0.1:{port}", "-o", tmp_path / "x"))
+            assert "report data doesn't match" in err
+        assert same_cert((tmp_path / "root.pem").read_text(), pems(c.quote_reply()["cert"])[1])
 
     def test_changed_root(self, start, mr, tmp_path):
         a = start(seal=tmp_path / "seal-a")

@@ -288,6 +288,14 @@ int mr_connect(const struct mr_args* a, const char* addr, enum mr_trust trust, b
         log_error("this command needs a client certificate: give -c/--cert and -k/--key");
         return MOAT_EXIT_USAGE;
     }
+    /* named here: libcurl would only say that it could not load "the client certificate" */
+    for (int i = 0; auth && i < 2; i++) {
+        const char* path = i ? a->key : a->cert;
+        if (access(path, R_OK) != 0) {
+            log_error("%s '%s': %s", i ? "-k/--key" : "-c/--cert", path, strerror(errno));
+            return MOAT_EXIT_USAGE;
+        }
+    }
     int r = 0;
     if (trust == MR_TRUST_CACHE) {
         _cleanup_free_ char* pem  = NULL;
