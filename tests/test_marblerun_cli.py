@@ -225,11 +225,14 @@ def write_manifest(d: Path, obj, name="manifest.json"):
 
 
 class TestCommands:
-    def test_status_verifies_and_caches(self, start, mr):
+    def test_status_verifies_and_caches(self, start, mr, tmp_path):
         c = start()
         assert not mr.cache.exists()
-        r = ok(mr("status", c.addr))
+        r = ok(mr("status", c.addr, "--save-sgx-quote", tmp_path / "q.bin"))
         assert r.stdout == f"2: {MSG[2]}\n"  # status.go: "%d: %s"
+        q = (tmp_path / "q.bin").read_bytes()  # with its OpenEnclave header (§4.4)
+        assert q[:8] == bytes([1, 0, 0, 0, 2, 0, 0, 0])
+        assert int.from_bytes(q[8:16], "little") == len(q) - 16
         # a simulated quote says so, and what was verified is named
         assert "SIMULATED" in r.stderr
         assert "verified the Coordinator" in r.stderr
@@ -342,6 +345,42 @@ class TestCommands:
         # no pending multi-party update
         err = failed(mr("manifest", "update", "get", c.addr))
         assert "no update in progress" in err
+
+
+    def test_multi_party_update(self, start, mr, users, tmp_path):
+        """A full update that two users must acknowledge (§1.8): apply, get, acknowledge, and
+        cancel (manifestUpdate.go's messages)."""
+        m = manifest(users)
+        for u in ("alice", "bob"):
+            m["Users"][u]["Roles"].append("updater")
+        m["Roles"]["updater"] = {"ResourceType": "Manifest", "Actions": ["UpdateManifest"]}
+        c = start()
+        ok(mr("manifest", "set", write_manifest(tmp_path, m), c.addr))
+        alice = ["-c", users["alice"][0], "-k", users["alice"][1]]
+        bob = ["-c", users["bob"][0], "-k", users["bob"][1]]
+        new = json.loads(json.dumps(m))
+        new["Marbles"]["extra"] = {"Package": "prod"}
+        f = write_manifest(tmp_path, new, "new.json")
+        r = ok(mr("manifest", "update", "apply", f, c.addr, *alice))
+        assert r.stdout == ("Update manifest submitted successfully.\nChanges are pending and have "
+                            "not been applied yet.\n1 user still needs to acknowledge the update "
+                            "manifest.\nThe following users may acknowledge the update: bob\n")
+        assert ok(mr("manifest", "update", "get", c.addr)).stdout.encode() == f.read_bytes()
+        assert ok(mr("manifest", "update", "get", c.addr, "--missing")).stdout == \
+            "The following users have not yet acknowledged the update: [bob]\n"
+        r = ok(mr("manifest", "update", "acknowledge", f, c.addr, *bob))
+        assert r.stdout == ("Acknowledgement successful:\nAll users have acknowledged the update "
+                            "manifest. Update successfully applied\n")
+        assert ok(mr("manifest", "verify", f, c.addr)).stdout == "OK\n"
+        # another one, cancelled
+        third = json.loads(json.dumps(new))
+        third["Marbles"]["other"] = {"Package": "prod"}
+        ok(mr("manifest", "update", "apply", write_manifest(tmp_path, third, "3.json"), c.addr,
+              *bob))
+        assert ok(mr("manifest", "update", "cancel", c.addr, *alice)).stdout == \
+            "Cancellation successful\n"
+        assert "no update in progress" in failed(mr("manifest", "update", "get", c.addr))
+        assert ok(mr("manifest", "verify", f, c.addr)).stdout == "OK\n"
 
 
 # ---------------------------------------------------------------------------------------------
