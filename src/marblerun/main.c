@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,48 +170,37 @@ static const struct option g_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Where each string flag is kept. */
+/* The flags with a string value, and where each is kept. */
+#define ARG(f) offsetof(struct mr_args, f)
+static const struct {
+    int opt;
+    size_t field;
+} g_string_flags[] = {
+    {'c', ARG(cert)},
+    {'k', ARG(key)},
+    {'o', ARG(output)},
+    {'r', ARG(recovery_data)},
+    {'s', ARG(signature)},
+    {OPT_COORDINATOR_PUB_KEY, ARG(coordinator_pub_key)},
+    {OPT_COORDINATOR_CERT, ARG(coordinator_cert)},
+    {OPT_ERA_CONFIG, ARG(era_config)},
+    {OPT_UNIQUE_ID, ARG(unique_id)},
+    {OPT_SIGNER_ID, ARG(signer_id)},
+    {OPT_PRODUCT_ID, ARG(product_id)},
+    {OPT_SECURITY_VERSION, ARG(security_version)},
+    {OPT_NONCE, ARG(nonce)},
+    {OPT_SAVE_QUOTE, ARG(save_sgx_quote)},
+    {OPT_SIM_DIR, ARG(sim_dir)},
+    {OPT_COLLATERAL, ARG(collateral)},
+    {OPT_TRUSTED_ROOT, ARG(trusted_root)},
+    {OPT_FROM_PEM, ARG(from_pem)},
+};
+
 static const char** string_flag(struct mr_args* a, int c) {
-    switch (c) {
-        case 'c':
-            return &a->cert;
-        case 'k':
-            return &a->key;
-        case 'o':
-            return &a->output;
-        case 'r':
-            return &a->recovery_data;
-        case 's':
-            return &a->signature;
-        case OPT_COORDINATOR_PUB_KEY:
-            return &a->coordinator_pub_key;
-        case OPT_COORDINATOR_CERT:
-            return &a->coordinator_cert;
-        case OPT_ERA_CONFIG:
-            return &a->era_config;
-        case OPT_UNIQUE_ID:
-            return &a->unique_id;
-        case OPT_SIGNER_ID:
-            return &a->signer_id;
-        case OPT_PRODUCT_ID:
-            return &a->product_id;
-        case OPT_SECURITY_VERSION:
-            return &a->security_version;
-        case OPT_NONCE:
-            return &a->nonce;
-        case OPT_SAVE_QUOTE:
-            return &a->save_sgx_quote;
-        case OPT_SIM_DIR:
-            return &a->sim_dir;
-        case OPT_COLLATERAL:
-            return &a->collateral;
-        case OPT_TRUSTED_ROOT:
-            return &a->trusted_root;
-        case OPT_FROM_PEM:
-            return &a->from_pem;
-        default:
-            return NULL;
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(g_string_flags); i++)
+        if (g_string_flags[i].opt == c)
+            return (const char**)((char*)a + g_string_flags[i].field);
+    return NULL;
 }
 
 /* --accepted-advisories A,B (repeatable) */
