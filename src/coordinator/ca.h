@@ -80,13 +80,6 @@ int moat_x509_name_build(const struct moat_x509_subject* s, X509_NAME** ret,
 /* A fresh 128-bit random serial as util.GenerateCertificateSerialNumber (never zero). */
 int moat_x509_random_serial(X509* cert) WARN_UNUSED;
 
-/* UUIDs as github.com/google/uuid: parse accepts the canonical 8-4-4-4-12 form (any case),
- * "urn:uuid:…", "{…}" and 32 bare hex digits; errors are "invalid UUID length: N" and
- * "invalid UUID format". Format writes the canonical lowercase form (37 bytes with NUL). */
-#define MOAT_UUID_STR_SIZE 37
-int moat_uuid_parse(const char* s, uint8_t ret_uuid[16], struct moat_error* err) WARN_UNUSED;
-void moat_uuid_format(const uint8_t uuid[16], char out[MOAT_UUID_STR_SIZE]);
-
 /* ---------------------------------------------------------------------------------------- */
 /* The CA                                                                                     */
 
