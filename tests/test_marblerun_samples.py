@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -282,6 +283,32 @@ def test_hello_max_activations(tmp_path, premain, coordinators):
     assert (work / "uuid").read_text() == uid
 
 
+def test_hello_as_an_ordinary_user(premain, coordinators, request):
+    """moat run by an ordinary user (nobody): the premain writes its UUID file into the host
+    directory (an allowed file) and activates as it does for root."""
+    if os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists():
+        pytest.skip("run by root and, through setpriv, by an ordinary user")
+    request.getfixturevalue("fuse_for_users")
+    # not below pytest's base directory, which is root's (0700)
+    base = Path(tempfile.mkdtemp(prefix="moat-test-"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base.chmod(0o755)
+    work = sample(base, "marblerun-hello")
+    make(work, premain, "all")
+    coord = Coordinator(work)
+    coordinators.append(coord)
+    coord.set_manifest(measured_manifest(work))
+    for p in [base, *base.rglob("*")]:
+        os.lchown(p, 65534, 65534)
+    env = marble_env(coord, "hello")
+    env.update(HOME=str(base), XDG_CACHE_HOME=str(base / "cache"))
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        str(moat_binary()), "run", "hello"], cwd=work, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.splitlines() == HELLO_LINES, r.stderr
+    assert (work / "uuid").stat().st_uid == 65534
+
+
 # ---------------------------------------------------------------------------------------------
 # nginx: HTTPS with the provisioned certificate, its key encrypted on the host
 
@@ -453,6 +480,55 @@ def test_redis_marble_certificates(tmp_path, premain, coordinators):
     assert cert.issuer == root.subject
     ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier("1.3.9903.2.1"))
     assert ext.value.value == b"redis-main"
+
+
+def test_redis_signer_identity(tmp_path, premain, coordinators):
+    """SignerID + ProductID + SecurityVersion (marblerun.md §4.4): another build signed with the
+    same key is accepted without a new manifest; the same build signed with another key is
+    refused."""
+    need("/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/openssl")
+    main = free_port()
+    work = sample(tmp_path, "marblerun-redis")
+    make(work, premain, f"MAIN_PORT={main}", "all", "manifest.ports.json")
+    first = measurement(work, "redis-server")
+    coord = Coordinator(work)
+    coordinators.append(coord)
+    coord.set_manifest(json.loads((work / "manifest.ports.json").read_text()))
+
+    def start_main(name):
+        run = work / name
+        (run / "redis-data").mkdir(parents=True)
+        for f in ("redis-server", "premain-libos", "redis-server.manifest.sgx",
+                  "redis-server.sig"):
+            shutil.copy2(work / f, run / f)
+        return subprocess.run(
+            ["timeout", "-s", "TERM", "60", str(moat_binary()), "run", "redis-server"], cwd=run,
+            env=marble_env(coord, "redis-main"), stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=120)
+
+    # another build (here: another log level in the template), the same key
+    (work / "redis-server.manifest").unlink()
+    make(work, premain, f"MAIN_PORT={main}", "LOG_LEVEL=warning", "redis-server.manifest.sgx")
+    second = measurement(work, "redis-server")
+    assert second["mr_enclave"] != first["mr_enclave"]
+    assert second["mr_signer"] == first["mr_signer"]
+    (work / "redis-data").mkdir()
+    proc = subprocess.Popen([str(moat_binary()), "run", "redis-server"], cwd=work,
+                            env=marble_env(coord, "redis-main"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: ssl.get_server_certificate(("127.0.0.1", main)), proc, "redis-server")
+    finally:
+        terminate(proc)
+    assert "Successfully activated new Marble: MarbleType=redis-main" in coord.text()
+    # the same build, signed with another key
+    (work / "enclave-key.pem").unlink()
+    make(work, premain, f"MAIN_PORT={main}", "LOG_LEVEL=warning", "redis-server.manifest.sgx")
+    assert measurement(work, "redis-server")["mr_signer"] != first["mr_signer"]
+    r = start_main("run-other-key")
+    assert r.returncode != 0
+    assert "PackageProperties not compliant" in r.stderr, r.stderr
+    assert f'SignerID: "{first["mr_signer"]}"' in r.stderr, r.stderr
 
 
 @pytest.mark.skipif(not Path("/usr/bin/redis-server").exists(), reason="redis-server missing")
