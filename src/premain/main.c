@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@ int main(int argc, char** argv) {
                 "loader.argv = [\"<app>\"] (Graphene: loader.argv0_override)\n");
         return 2;
     }
+    /* no openssl.cnf: a host file (unmeasured in a sandbox) that could load providers, and
+     * time at every start */
+    OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     const char* service     = argv[0];
     struct premain_params p = {0};
     struct moat_error err   = {0};

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
@@ -394,6 +395,54 @@ static const char* grpc_code_name(int code) {
     return code >= 0 && (size_t)code < ARRAY_SIZE(names) ? names[code] : "Unknown";
 }
 
+/* MOAT_MARBLE_COORDINATOR_CERT (beyond MarbleRun, whose premain talks to whatever answers):
+ * certificates, as PEM text or a file, that the Coordinator's Marble API must present the key
+ * of. The Coordinator presents its Marble root, whose key is its intermediate's, so the chain
+ * of `GET /api/v2/certificate` (intermediate, root) pins it. In the Gramine manifest (a
+ * constant loader.env value or a trusted file) the pin is part of the measurement. */
+static int load_pins(STACK_OF(X509) * *ret, struct moat_error* err) {
+    *ret          = NULL;
+    const char* v = premain_getenv("MOAT_MARBLE_COORDINATOR_CERT");
+    if (!v || !*v)
+        return 0;
+    _cleanup_free_ char* text = NULL;
+    if (strncmp(v, "-----BEGIN", 10) == 0) {
+        text = xstrdup(v);
+    } else {
+        size_t len          = 0;
+        struct moat_error e = {0};
+        if (read_file(v, &text, &len, &e) < 0)
+            return moat_error_set(err, -EINVAL, "MOAT_MARBLE_COORDINATOR_CERT: %s", e.msg);
+    }
+    BIO* bio              = BIO_new_mem_buf(text, -1);
+    STACK_OF(X509)* certs = sk_X509_new_null();
+    X509* x;
+    while (bio && certs && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+        sk_X509_push(certs, x);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (sk_X509_num(certs) == 0) {
+        sk_X509_free(certs);
+        return moat_error_set(err, -EINVAL,
+                              "MOAT_MARBLE_COORDINATOR_CERT: no PEM certificate in it");
+    }
+    *ret = certs;
+    return 0;
+}
+
+static int pinned_verify(X509_STORE_CTX* store, void* arg) {
+    const STACK_OF(X509)* pins = arg;
+    X509* peer                 = X509_STORE_CTX_get0_cert(store);
+    EVP_PKEY* key              = peer ? X509_get0_pubkey(peer) : NULL;
+    for (int i = 0; key && i < sk_X509_num(pins); i++) {
+        EVP_PKEY* pin = X509_get0_pubkey(sk_X509_value(pins, i));
+        if (pin && EVP_PKEY_eq(key, pin) == 1)
+            return 1;
+    }
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_UNTRUSTED);
+    return 0;
+}
+
 static int activate(const struct config* c, const struct identity* id, const char* uuid,
                     Rpc__ActivationResp** ret, struct moat_error* err) {
     _cleanup_free_ uint8_t* quote = NULL;
@@ -417,9 +466,21 @@ static int activate(const struct config* c, const struct identity* id, const cha
         SSL_CTX_free(ctx);
         return ossl_fail(err, "setting up TLS");
     }
-    /* MarbleRun's premain does not verify the Coordinator: the Coordinator is attested by its
-     * clients, and a Marble's certificates are worth nothing outside the real one's PKI */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    /* MarbleRun's premain does not verify the Coordinator (its clients attest it, and a
+     * Marble's certificates are worth nothing outside the real one's PKI); with pins, moat's
+     * does */
+    STACK_OF(X509)* pins = NULL;
+    r                    = load_pins(&pins, err);
+    if (r < 0) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    if (pins) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_cert_verify_callback(ctx, pinned_verify, pins);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
     _cleanup_free_ char* host = xstrdup(c->addr);
     char* colon               = strrchr(host, ':');
     if (colon)
@@ -439,10 +500,15 @@ static int activate(const struct config* c, const struct identity* id, const cha
     struct net_grpc_reply rep = {0};
     struct moat_error e       = {0};
     r                         = net_grpc_call(&call, &rep, &e);
+    bool pinned               = pins != NULL;
     SSL_CTX_free(ctx);
+    sk_X509_pop_free(pins, X509_free);
     if (r < 0)
-        return moat_error_set(err, r, "rpc error: code = Unavailable desc = connection error: %s",
-                              e.msg);
+        return moat_error_set(err, r, "rpc error: code = Unavailable desc = connection error: %s%s",
+                              e.msg,
+                              pinned ? " (is the Coordinator the one MOAT_MARBLE_COORDINATOR_CERT "
+                                       "names?)"
+                                     : "");
     if (rep.status != 0) {
         r = moat_error_set(err, -EPERM, "rpc error: code = %s desc = %s",
                            grpc_code_name(rep.status), rep.message ? rep.message : "");
@@ -469,6 +535,11 @@ static bool is_key_file(const char* path) {
 
 static int write_key(const char* path, const ProtobufCBinaryData* v, struct moat_error* err) {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && strncmp(path, KEYS_PREFIX, strlen(KEYS_PREFIX)) == 0)
+        return moat_error_set(err, -ENOENT,
+                              "writing key file %s: no such key (no encrypted mount and no "
+                              "fs.insecure__keys entry of the Gramine manifest names key \"%s\")",
+                              path, path + strlen(KEYS_PREFIX));
     if (fd < 0)
         return moat_error_set_errno(err, -errno, "writing key file %s", path);
     int r = write_all(fd, v->data, v->len);
