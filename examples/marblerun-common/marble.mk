@@ -4,6 +4,7 @@
 #   TEMPLATE  the Gramine template (default STEM.manifest.template; upstream's runs unchanged)
 #   MANIFEST  the MarbleRun manifest (default manifest.json)
 #   RENDER    -D flags for `moat manifest render`;  APP  files the manifest hashes
+#   PARAMS    the values of its own variables that the build depends on
 # and includes this file. Variables a user may set: MOAT, PREMAIN, STATE.
 COMMON := $(dir $(lastword $(MAKEFILE_LIST)))
 MOAT ?= moat
@@ -30,7 +31,14 @@ premain-libos: $(PREMAIN)
 	  "build it (make build) or set PREMAIN=path/to/moat-premain" >&2; exit 1; }
 	cp $(PREMAIN) $@
 
-$(STEM).manifest: $(TEMPLATE) premain-libos $(APP)
+# .params changes only when the choices of the build do (TEMPLATE=, MANIFEST=, the sample's
+# PARAMS such as its ports), so that `make TEMPLATE=...` after a build renders again
+.params: FORCE
+	@echo '$(TEMPLATE) $(MANIFEST) $(PARAMS)' | cmp -s - $@ || \
+	  echo '$(TEMPLATE) $(MANIFEST) $(PARAMS)' > $@
+FORCE:
+
+$(STEM).manifest: $(TEMPLATE) premain-libos $(APP) .params
 	$(MOAT_BIN) manifest render --no-progress $(RENDER) $(TEMPLATE) $@
 
 enclave-key.pem:
@@ -41,7 +49,7 @@ $(STEM).manifest.sgx: $(STEM).manifest enclave-key.pem
 	$(MOAT_BIN) sign --manifest $< --output $@ --key enclave-key.pem
 
 # the MarbleRun manifest with this build's identity in its Packages
-manifest.measured.json: $(MANIFEST) $(STEM).manifest.sgx
+manifest.measured.json: $(MANIFEST) $(STEM).manifest.sgx .params
 	MOAT=$(MOAT_BIN) $(COMMON)measured-manifest.sh $(STEM).sig $(MANIFEST) > $@
 	@echo "$@: Packages = $$(jq -c .Packages $@)"
 
@@ -55,6 +63,6 @@ coordinator-stop:
 
 marblerun-clean:
 	rm -rf premain-libos $(STEM).manifest $(STEM).manifest.sgx $(STEM).sig enclave-key.pem \
-	  manifest.measured.json uuid $(STATE) OUTPUT LOG.*
+	  manifest.measured.json uuid .params $(STATE) OUTPUT LOG.*
 
-.PHONY: all coordinator-start set-manifest coordinator-stop marblerun-clean
+.PHONY: all coordinator-start set-manifest coordinator-stop marblerun-clean FORCE
