@@ -26,6 +26,11 @@ int command_usage_error(const struct moat_command* cmd, const char* fmt, ...)
  * true. */
 int command_wants_help(const struct moat_command* cmd, int argc, char** argv);
 
+/* Execs `program` (argv[0] = program, then argv[1..]) found next to moat or in MOAT_PKGLIBDIR
+ * (program.c): the commands whose libraries moat itself must not map. Returns only on failure,
+ * with MOAT_EXIT_RUNTIME after a message naming `command` ("moat <command>: ..."). */
+int command_exec_program(const char* command, const char* program, int argc, char** argv);
+
 extern const struct moat_command cmd_manifest;
 extern const struct moat_command cmd_manifest_render;
 extern const struct moat_command cmd_manifest_check;
@@ -38,3 +43,4 @@ extern const struct moat_command cmd_pf;
 extern const struct moat_command cmd_quote;
 extern const struct moat_command cmd_attest;
 extern const struct moat_command cmd_coordinator;
+extern const struct moat_command cmd_marblerun;

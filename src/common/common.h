@@ -168,15 +168,21 @@ char* base64_encode_alloc(const void* in, size_t len);
  * public text (UUIDs, manifest data), never for secrets. */
 int hex_digit_value(int c);
 
+/* Accepts standard alphabet, padding required when len%4 != 0 would be ambiguous (strict:
+ * length must be a multiple of 4). Returns 0 and a malloc'd buffer or -EINVAL. */
+int base64_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* ret_len) WARN_UNUSED;
+/* base64url without padding (RFC 4648 §5; JWS/JWK, RFC 7515 Appendix C). Decoding refuses
+ * padding, the standard alphabet and non-canonical trailing bits. */
+char* base64url_encode_alloc(const void* in, size_t len);
+int base64url_decode_alloc(const char* in, size_t in_len, uint8_t** ret,
+                           size_t* ret_len) WARN_UNUSED;
+
 /* UUIDs as github.com/google/uuid: parse accepts the canonical 8-4-4-4-12 form (any case),
  * "urn:uuid:…", "{…}" and 32 bare hex digits; errors are "invalid UUID length: N" and
  * "invalid UUID format". Format writes the canonical lowercase form (37 bytes with NUL). */
 #define MOAT_UUID_STR_SIZE 37
 int moat_uuid_parse(const char* s, uint8_t ret_uuid[16], struct moat_error* err) WARN_UNUSED;
 void moat_uuid_format(const uint8_t uuid[16], char out[MOAT_UUID_STR_SIZE]);
-/* Accepts standard alphabet, padding required when len%4 != 0 would be ambiguous (strict:
- * length must be a multiple of 4). Returns 0 and a malloc'd buffer or -EINVAL. */
-int base64_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* ret_len) WARN_UNUSED;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Paths                                                                                      */

@@ -146,3 +146,29 @@ int hex_digit_value(int c) {
         return c - 'A' + 10;
     return -1;
 }
+
+char* base64url_encode_alloc(const void* in, size_t len) {
+    char* out = base64_encode_alloc(in, len);
+    size_t n  = strlen(out);
+    while (n > 0 && out[n - 1] == '=')
+        out[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    return out;
+}
+
+int base64url_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* ret_len) {
+    if (in_len % 4 == 1)
+        return -EINVAL;
+    size_t padded             = (in_len + 3) / 4 * 4;
+    _cleanup_free_ char* copy = xmalloc(padded + 1);
+    for (size_t i = 0; i < in_len; i++) {
+        char c = in[i];
+        if (c == '+' || c == '/' || c == '=')
+            return -EINVAL;
+        copy[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+    }
+    memset(copy + in_len, '=', padded - in_len);
+    copy[padded] = '\0';
+    return base64_decode_alloc(copy, padded, ret, ret_len);
+}

@@ -122,6 +122,34 @@ static void test_base64(void** state) {
         assert_int_equal(base64_decode_alloc(bad[i], strlen(bad[i]), &d, &dl), -EINVAL);
 }
 
+/* RFC 7515 Appendix C, and the JWS header of RFC 7515 A.1 */
+static void test_base64url(void** state) {
+    (void)state;
+    const char* vec[][2] = {
+        {"", ""},
+        {"f", "Zg"},
+        {"fo", "Zm8"},
+        {"\xff\xfe\xfd", "__79"},
+        {"\xfb\xef", "--8"},
+        {"{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}", "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"}};
+    for (size_t i = 0; i < ARRAY_SIZE(vec); i++) {
+        char* e = base64url_encode_alloc(vec[i][0], strlen(vec[i][0]));
+        assert_string_equal(e, vec[i][1]);
+        free(e);
+        uint8_t* d;
+        size_t dl;
+        assert_int_equal(base64url_decode_alloc(vec[i][1], strlen(vec[i][1]), &d, &dl), 0);
+        assert_int_equal(dl, strlen(vec[i][0]));
+        assert_memory_equal(d, vec[i][0], dl);
+        free(d);
+    }
+    uint8_t* d;
+    size_t dl;
+    const char* bad[] = {"Zg==", "Z", "//79", "++8", "Zh", "Zm 9", "Zm9v!A"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        assert_int_equal(base64url_decode_alloc(bad[i], strlen(bad[i]), &d, &dl), -EINVAL);
+}
+
 static void test_cursor(void** state) {
     (void)state;
     const uint8_t buf[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -258,15 +286,11 @@ static void test_format_double(void** state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_double),
-        cmocka_unit_test(test_size_strings),
-        cmocka_unit_test(test_path_normalize),
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_cursor),
-        cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_files),
-        cmocka_unit_test(test_strbuf_and_errors),
+        cmocka_unit_test(test_format_double),  cmocka_unit_test(test_size_strings),
+        cmocka_unit_test(test_path_normalize), cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64),         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_cursor),         cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_files),          cmocka_unit_test(test_strbuf_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
