@@ -938,3 +938,43 @@ def test_unread_stdin_does_not_hold_moat(app):
         if p.poll() is None:
             p.kill()
         p.wait()
+
+
+def test_early_sandbox_failure_is_always_reported(probe_binary, moat_path):
+    """The sandbox's child fails at its first step when /dev/fuse is not accessible (here: a
+    root-only file bound over it, in a mount namespace of the test's own; moat run by an ordinary
+    user). It exits before it reads what the supervisor's profiler thread sent it, so the kernel
+    reports ECONNRESET ahead of the child's error message (unix_release_sock); moat must read on
+    and print the message, every time. Before, about one run in five ended with exit status 1
+    and no message at all."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        pytest.skip("needs root, unshare and setpriv")
+    d = Path(tempfile.mkdtemp(prefix="moat-test-"))
+    try:
+        d.chmod(0o755)
+        (d / "probe").write_bytes(probe_binary.read_bytes())
+        (d / "probe").chmod(0o755)
+        (d / "probe.manifest.template").write_text(
+            'libos.entrypoint = "/probe"\n'
+            'fs.mounts = [ { path = "/lib", uri = "file:{{ gramine.runtimedir() }}" },\n'
+            '              { path = "/probe", uri = "file:probe" } ]\n'
+            'sgx.trusted_files = [ "file:probe", "file:{{ gramine.runtimedir() }}/libc.so.6" ]\n')
+        subprocess.run([str(moat_path), "manifest", "render", "--no-progress",
+                        "probe.manifest.template", "probe.manifest"], cwd=d, check=True,
+                       capture_output=True)
+        nofuse = d / "nofuse"
+        nofuse.write_bytes(b"")
+        nofuse.chmod(0o600)
+        for p in [d, *d.iterdir()]:
+            if p != nofuse:
+                os.lchown(p, 65534, 65534)
+        script = ('mount --bind "$1" /dev/fuse && exec setpriv --reuid=65534 --regid=65534 '
+                  '--clear-groups env HOME="$2" XDG_CACHE_HOME="$2/cache" "$3" run probe')
+        for _ in range(20):
+            r = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(nofuse), str(d),
+                                str(moat_path)], cwd=d, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1, r.stderr
+            assert "moat: error: cannot open /dev/fuse: Permission denied" in r.stderr, r.stderr
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

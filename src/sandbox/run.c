@@ -99,6 +99,18 @@ static int send_fd(int sock, int fd) {
     return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
+/* recvmsg(2) that reads past one ECONNRESET. A child that fails early (say, /dev/fuse is not
+ * accessible) exits before it reads what the profiler thread sent it; closing a socket with
+ * unread data makes the kernel report ECONNRESET once to the peer (unix_release_sock), ahead of
+ * the error message the child sent last, which a second read returns. */
+static ssize_t recvmsg_after_reset(int sock, struct msghdr* m, int flags) {
+    ssize_t n;
+    bool reset = false;
+    while ((n = recvmsg(sock, m, flags)) < 0 && (errno == EINTR || (errno == ECONNRESET && !reset)))
+        reset = reset || errno == ECONNRESET;
+    return n;
+}
+
 /* Receives the FUSE fd; if the child sent an error message instead, it lands in msg. */
 static int recv_fd(int sock, char* msg, size_t msg_size) {
     struct iovec iov = {.iov_base = msg, .iov_len = msg_size - 1};
@@ -109,7 +121,7 @@ static int recv_fd(int sock, char* msg, size_t msg_size) {
     struct msghdr m = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     memset(msg, 0, msg_size);
-    if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) < 1)
+    if (recvmsg_after_reset(sock, &m, MSG_CMSG_CLOEXEC) < 1)
         return -EPIPE;
     struct cmsghdr* c = CMSG_FIRSTHDR(&m);
     if (!c || c->cmsg_type != SCM_RIGHTS)
@@ -1226,7 +1238,8 @@ int sandbox_run(const struct run_opts* opts) {
     ssize_t n = msg[0] == 'E' ? (ssize_t)strlen(msg) : 0;
     if (fuse_fd >= 0) {
         memset(msg, 0, sizeof(msg));
-        n = read(sb.sock[0], msg, sizeof(msg) - 1);
+        struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg) - 1};
+        n = recvmsg_after_reset(sb.sock[0], &(struct msghdr){.msg_iov = &iov, .msg_iovlen = 1}, 0);
     }
     if (n > 0 && msg[0] == 'E')
         log_error("%s", msg + 1);
