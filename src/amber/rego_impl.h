@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals of the Rego subset: tokens, the compiled tree, value helpers. Not a public header. */
+#pragma once
+
+#include "rego.h"
+
+/* ---- tokens ---- */
+enum rg_tok {
+    TK_EOF,
+    TK_NEWLINE,
+    TK_IDENT,
+    TK_STRING, /* value already unescaped into tok.str */
+    TK_NUMBER,
+    TK_LBRACE,
+    TK_RBRACE,
+    TK_LBRACK,
+    TK_RBRACK,
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_COMMA,
+    TK_DOT,
+    TK_COLON,
+    TK_SEMI,
+    TK_ASSIGN, /* := */
+    TK_UNIFY,  /* = */
+    TK_EQ,
+    TK_NE,
+    TK_LT,
+    TK_LE,
+    TK_GT,
+    TK_GE,
+    TK_OTHER, /* an operator outside the subset: | & + - * / % */
+};
+
+struct rg_token {
+    enum rg_tok type;
+    int line, col;
+    const char* p; /* into the policy text */
+    size_t len;
+    char* str; /* TK_STRING: unescaped bytes (NUL-terminated, may hold NULs) */
+    size_t str_len;
+};
+
+/* Splits text into tokens (comments dropped, consecutive newlines collapsed). */
+int rg_lex(const char* text, size_t len, struct rg_token** ret_toks, size_t* ret_n,
+           struct moat_error* err) WARN_UNUSED;
+void rg_tokens_free(struct rg_token* toks, size_t n);
+
+/* ---- compiled tree ---- */
+enum rg_node_kind {
+    N_CONST, /* value */
+    N_ARRAY, /* kids */
+    N_OBJECT, /* kids: key, value, key, value ... */
+    N_SET,    /* kids */
+    N_INPUT,
+    N_VAR,   /* slot */
+    N_RULE,  /* rule */
+    N_REF,   /* kids[0] base, kids[1..] index expressions */
+    N_COUNT, /* kids[0] */
+    N_CMP,   /* op, kids[0] kids[1] */
+    N_IN,    /* kids[0] in kids[1] */
+};
+
+enum rg_cmp { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
+
+struct rg_node {
+    enum rg_node_kind kind;
+    int line, col;
+    json_t* value;
+    struct rg_node** kids;
+    size_t n;
+    enum rg_cmp op;
+    int slot;
+    int rule;
+};
+
+enum rg_stmt_kind { S_EXPR, S_NOT, S_ASSIGN, S_SOME_IN, S_EVERY };
+
+struct rg_body;
+struct rg_stmt {
+    enum rg_stmt_kind kind;
+    int line, col;
+    struct rg_node* expr; /* S_SOME_IN/S_EVERY: the collection */
+    int slot;             /* S_ASSIGN target; S_SOME_IN/S_EVERY value */
+    int key_slot;         /* S_SOME_IN/S_EVERY key, -1 if none */
+    struct rg_body* body; /* S_EVERY */
+};
+
+struct rg_body {
+    struct rg_stmt* stmts;
+    size_t n;
+};
+
+enum rg_rule_kind { R_COMPLETE, R_SET };
+
+struct rg_def {
+    int line;
+    struct rg_node* value; /* head value / set element; NULL means true */
+    struct rg_body* body;  /* NULL: no body (always succeeds) */
+    int nslots;
+};
+
+struct rg_rule {
+    char* name;
+    enum rg_rule_kind kind;
+    int line;
+    struct rg_node* default_value; /* NULL if none */
+    struct rg_def* defs;
+    size_t ndefs, cap;
+};
+
+struct rego_policy {
+    char* package;
+    struct rg_rule* rules;
+    size_t nrules, cap;
+    /* every allocation of the tree, freed together */
+    void** allocs;
+    size_t nallocs, allocs_cap;
+    json_t** consts;
+    size_t nconsts, consts_cap;
+};
+
+/* ---- values: a JSON value, or a set (a sorted, duplicate-free array with set = true) ---- */
+struct rg_val {
+    json_t* j; /* NULL: undefined */
+    bool set;
+};
+
+/* OPA's total order (ast.Compare): null < boolean < number < string < array < object < set;
+ * numbers by value (integers exactly), strings byte-wise. */
+int rg_compare(const json_t* a, bool a_set, const json_t* b, bool b_set);
+/* Sorts and de-duplicates arr in place (it becomes a set). */
+void rg_set_normalize(json_t* arr);
+bool rg_set_contains(const json_t* set, const json_t* v);
