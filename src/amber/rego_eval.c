@@ -66,7 +66,7 @@ static int eval_collection(struct ev* ev, const struct rg_node* n, struct rg_val
         abort();
     for (size_t i = 0; i < n->n; i++) {
         struct rg_val k = {0}, v = {0};
-        int r           = eval(ev, n->kids[i], slots, &k);
+        int r = eval(ev, n->kids[i], slots, &k);
         if (r == 0 && k.j && n->kind == N_OBJECT && ++i < n->n)
             r = eval(ev, n->kids[i], slots, &v);
         if (r == 0 && k.j && (n->kind != N_OBJECT || v.j)) {
@@ -80,8 +80,8 @@ static int eval_collection(struct ev* ev, const struct rg_node* n, struct rg_val
             size_t klen     = json_string_length(k.j);
             json_t* old     = json_object_getn(out, key, klen);
             if (old && rg_compare(old, false, v.j, false) != 0)
-                r = moat_error_set(ev->err, -EINVAL, "line %d: object key \"%s\" repeated",
-                                   n->line, key);
+                r = moat_error_set(ev->err, -EINVAL, "line %d: object key \"%s\" repeated", n->line,
+                                   key);
             else if (json_object_setn(out, key, klen, v.j) < 0)
                 abort();
         } else if (r == 0 && n->kind != N_OBJECT && k.j) {
@@ -187,18 +187,18 @@ static bool member(const struct rg_val* x, const struct rg_val* coll) {
 
 static bool cmp_holds(enum rg_cmp op, int c) {
     switch (op) {
-    case CMP_EQ:
-        return c == 0;
-    case CMP_NE:
-        return c != 0;
-    case CMP_LT:
-        return c < 0;
-    case CMP_LE:
-        return c <= 0;
-    case CMP_GT:
-        return c > 0;
-    case CMP_GE:
-        return c >= 0;
+        case CMP_EQ:
+            return c == 0;
+        case CMP_NE:
+            return c != 0;
+        case CMP_LT:
+            return c < 0;
+        case CMP_LE:
+            return c <= 0;
+        case CMP_GT:
+            return c > 0;
+        case CMP_GE:
+            return c >= 0;
     }
     return false;
 }
@@ -206,14 +206,14 @@ static bool cmp_holds(enum rg_cmp op, int c) {
 static int eval_binary(struct ev* ev, const struct rg_node* n, struct rg_val* slots,
                        struct rg_val* ret) {
     struct rg_val a = {0}, b = {0};
-    int r           = eval(ev, n->kids[0], slots, &a);
+    int r = eval(ev, n->kids[0], slots, &a);
     if (r == 0 && a.j)
         r = eval(ev, n->kids[1], slots, &b);
     if (r == 0 && a.j && b.j) {
-        bool holds = n->kind == N_IN ? member(&a, &b)
-                                     : cmp_holds(n->op, rg_compare(a.j, a.set, b.j, b.set));
-        ret->j     = json_boolean(holds);
-        ret->set   = false;
+        bool holds =
+            n->kind == N_IN ? member(&a, &b) : cmp_holds(n->op, rg_compare(a.j, a.set, b.j, b.set));
+        ret->j   = json_boolean(holds);
+        ret->set = false;
     }
     val_drop(&a);
     val_drop(&b);
@@ -226,37 +226,37 @@ static int eval(struct ev* ev, const struct rg_node* n, struct rg_val* slots, st
         return r;
     *ret = (struct rg_val){0};
     switch (n->kind) {
-    case N_CONST:
-        ret->j = json_incref(n->value);
-        break;
-    case N_ARRAY:
-    case N_OBJECT:
-    case N_SET:
-        r = eval_collection(ev, n, slots, ret);
-        break;
-    case N_INPUT:
-        ret->j = json_incref(ev->input);
-        break;
-    case N_VAR:
-        *ret = val_ref(slots[n->slot]);
-        break;
-    case N_RULE:
-        r = eval_rule(ev, n->rule, ret);
-        break;
-    case N_REF:
-        r = eval_ref(ev, n, slots, ret);
-        break;
-    case N_COUNT: {
-        struct rg_val v = {0};
-        if ((r = eval(ev, n->kids[0], slots, &v)) == 0 && v.j)
-            *ret = count_of(&v);
-        val_drop(&v);
-        break;
-    }
-    case N_CMP:
-    case N_IN:
-        r = eval_binary(ev, n, slots, ret);
-        break;
+        case N_CONST:
+            ret->j = json_incref(n->value);
+            break;
+        case N_ARRAY:
+        case N_OBJECT:
+        case N_SET:
+            r = eval_collection(ev, n, slots, ret);
+            break;
+        case N_INPUT:
+            ret->j = json_incref(ev->input);
+            break;
+        case N_VAR:
+            *ret = val_ref(slots[n->slot]);
+            break;
+        case N_RULE:
+            r = eval_rule(ev, n->rule, ret);
+            break;
+        case N_REF:
+            r = eval_ref(ev, n, slots, ret);
+            break;
+        case N_COUNT: {
+            struct rg_val v = {0};
+            if ((r = eval(ev, n->kids[0], slots, &v)) == 0 && v.j)
+                *ret = count_of(&v);
+            val_drop(&v);
+            break;
+        }
+        case N_CMP:
+        case N_IN:
+            r = eval_binary(ev, n, slots, ret);
+            break;
     }
     ev->depth--;
     return r;
@@ -278,16 +278,16 @@ static int eval_stmts(struct ev* ev, const struct rg_body* b, size_t i, struct r
 /* Binds (key, value) for each element of coll and evaluates the rest of the body. Sets give
  * the element as both; a non-collection has no elements. */
 static int each(struct ev* ev, const struct rg_stmt* st, const struct rg_val* coll,
-                struct rg_val* slots, int (*k)(struct ev*, const struct rg_stmt*, struct rg_val*,
-                                               void*),
-                void* kctx) {
+                struct rg_val* slots,
+                int (*k)(struct ev*, const struct rg_stmt*, struct rg_val*, void*), void* kctx) {
     json_t* c = coll->j;
     int r     = 0;
     if (json_is_array(c)) {
         for (size_t i = 0; r == 0 && i < json_array_size(c); i++) {
             if ((r = step(ev, st->line)) < 0)
                 break;
-            json_t* key = coll->set ? json_incref(json_array_get(c, i)) : json_integer((json_int_t)i);
+            json_t* key =
+                coll->set ? json_incref(json_array_get(c, i)) : json_integer((json_int_t)i);
             if (st->key_slot >= 0)
                 bind(slots, st->key_slot, (struct rg_val){.j = key});
             else
@@ -339,8 +339,7 @@ struct every_ctx {
     bool all;
 };
 
-static int every_elem(struct ev* ev, const struct rg_stmt* st, struct rg_val* slots,
-                      void* kctx) {
+static int every_elem(struct ev* ev, const struct rg_stmt* st, struct rg_val* slots, void* kctx) {
     bool ok = false;
     int r   = eval_stmts(ev, st->body, 0, slots, found, &ok);
     if (r < 0)
@@ -367,37 +366,37 @@ static int eval_stmts(struct ev* ev, const struct rg_body* b, size_t i, struct r
             break;
         bool ok = true;
         switch (st->kind) {
-        case S_EXPR:
-            ok = truthy(&v);
-            break;
-        case S_NOT:
-            ok = !truthy(&v);
-            break;
-        case S_ASSIGN:
-            ok = v.j != NULL;
-            if (ok) {
-                bind(slots, st->slot, v);
-                v = (struct rg_val){0};
+            case S_EXPR:
+                ok = truthy(&v);
+                break;
+            case S_NOT:
+                ok = !truthy(&v);
+                break;
+            case S_ASSIGN:
+                ok = v.j != NULL;
+                if (ok) {
+                    bind(slots, st->slot, v);
+                    v = (struct rg_val){0};
+                }
+                break;
+            case S_SOME_IN: {
+                struct rest_ctx rc = {.b = b, .i = i + 1, .fn = fn, .ctx = ctx};
+                if (v.j)
+                    r = each(ev, st, &v, slots, continue_rest, &rc);
+                val_drop(&v);
+                ev->depth--;
+                return r;
             }
-            break;
-        case S_SOME_IN: {
-            struct rest_ctx rc = {.b = b, .i = i + 1, .fn = fn, .ctx = ctx};
-            if (v.j)
-                r = each(ev, st, &v, slots, continue_rest, &rc);
-            val_drop(&v);
-            ev->depth--;
-            return r;
-        }
-        case S_EVERY: {
-            /* an undefined or non-collection domain fails (see docs/rego.md) */
-            struct every_ctx ec = {.all = true};
-            ok = v.j && (v.set || json_is_array(v.j) || json_is_object(v.j));
-            if (ok && (r = each(ev, st, &v, slots, every_elem, &ec)) < 0)
-                ok = false;
-            ok = ok && ec.all;
-            r  = r < 0 ? r : 0;
-            break;
-        }
+            case S_EVERY: {
+                /* an undefined or non-collection domain fails (see docs/rego.md) */
+                struct every_ctx ec = {.all = true};
+                ok                  = v.j && (v.set || json_is_array(v.j) || json_is_object(v.j));
+                if (ok && (r = each(ev, st, &v, slots, every_elem, &ec)) < 0)
+                    ok = false;
+                ok = ok && ec.all;
+                r  = r < 0 ? r : 0;
+                break;
+            }
         }
         val_drop(&v);
         if (r < 0 || !ok) {
@@ -450,8 +449,8 @@ static int rule_success(struct ev* ev, void* ctx, struct rg_val* slots) {
 
 static int eval_def(struct ev* ev, struct rule_ctx* rc) {
     struct rg_val* slots = xcalloc((size_t)rc->def->nslots + 1, sizeof(*slots));
-    int r = rc->def->body ? eval_stmts(ev, rc->def->body, 0, slots, rule_success, rc)
-                          : rule_success(ev, rc, slots);
+    int r                = rc->def->body ? eval_stmts(ev, rc->def->body, 0, slots, rule_success, rc)
+                                         : rule_success(ev, rc, slots);
     for (int i = 0; i < rc->def->nslots; i++)
         val_drop(&slots[i]);
     free(slots);

@@ -48,8 +48,8 @@ void rg_tokens_free(struct rg_token* toks, size_t n);
 
 /* ---- compiled tree ---- */
 enum rg_node_kind {
-    N_CONST, /* value */
-    N_ARRAY, /* kids */
+    N_CONST,  /* value */
+    N_ARRAY,  /* kids */
     N_OBJECT, /* kids: key, value, key, value ... */
     N_SET,    /* kids */
     N_INPUT,

@@ -38,9 +38,9 @@ static int push(struct lexer* lx, enum rg_tok type, int line, int col, size_t st
     if (lx->n >= REGO_MAX_TOKENS)
         return moat_error_set(lx->err, -E2BIG, "line %d: policy has more than %d tokens", line,
                               REGO_MAX_TOKENS);
-    lx->toks           = xgrow(lx->toks, &lx->cap, lx->n + 1, sizeof(*lx->toks));
-    lx->toks[lx->n++]  = (struct rg_token){
-         .type = type, .line = line, .col = col, .p = lx->s + start, .len = lx->pos - start};
+    lx->toks          = xgrow(lx->toks, &lx->cap, lx->n + 1, sizeof(*lx->toks));
+    lx->toks[lx->n++] = (struct rg_token){
+        .type = type, .line = line, .col = col, .p = lx->s + start, .len = lx->pos - start};
     return 0;
 }
 
@@ -101,7 +101,7 @@ static int lex_string(struct lexer* lx, struct strbuf* sb) {
             advance(lx, 1);
             continue;
         }
-        int e = peekc(lx, 1);
+        int e  = peekc(lx, 1);
         int el = lx->line, ec = lx->col;
         advance(lx, 2);
         const char* simple = strchr("\"\\/bfnrt", e < 0 ? 'x' : e);
@@ -180,11 +180,11 @@ static const struct {
     const char* text;
     enum rg_tok type;
 } puncts[] = {
-    {":=", TK_ASSIGN}, {"==", TK_EQ},     {"!=", TK_NE},     {"<=", TK_LE},     {">=", TK_GE},
-    {"{", TK_LBRACE},  {"}", TK_RBRACE},  {"[", TK_LBRACK},  {"]", TK_RBRACK},  {"(", TK_LPAREN},
-    {")", TK_RPAREN},  {",", TK_COMMA},   {".", TK_DOT},     {":", TK_COLON},   {";", TK_SEMI},
-    {"=", TK_UNIFY},   {"<", TK_LT},      {">", TK_GT},      {"|", TK_OTHER},   {"&", TK_OTHER},
-    {"+", TK_OTHER},   {"-", TK_OTHER},   {"*", TK_OTHER},   {"/", TK_OTHER},   {"%", TK_OTHER},
+    {":=", TK_ASSIGN}, {"==", TK_EQ},    {"!=", TK_NE},    {"<=", TK_LE},    {">=", TK_GE},
+    {"{", TK_LBRACE},  {"}", TK_RBRACE}, {"[", TK_LBRACK}, {"]", TK_RBRACK}, {"(", TK_LPAREN},
+    {")", TK_RPAREN},  {",", TK_COMMA},  {".", TK_DOT},    {":", TK_COLON},  {";", TK_SEMI},
+    {"=", TK_UNIFY},   {"<", TK_LT},     {">", TK_GT},     {"|", TK_OTHER},  {"&", TK_OTHER},
+    {"+", TK_OTHER},   {"-", TK_OTHER},  {"*", TK_OTHER},  {"/", TK_OTHER},  {"%", TK_OTHER},
 };
 
 static int lex_one(struct lexer* lx) {
@@ -214,7 +214,7 @@ static int lex_one(struct lexer* lx) {
         if (r < 0)
             return r;
         size_t n;
-        char* s                   = strbuf_take(&sb, &n);
+        char* s                     = strbuf_take(&sb, &n);
         lx->toks[lx->n - 1].str     = s ? s : xstrdup("");
         lx->toks[lx->n - 1].str_len = s ? n : 0;
         return 0;

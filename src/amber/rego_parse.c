@@ -46,8 +46,8 @@ static int errat(struct parser* ps, const struct rg_token* t, int code, const ch
 }
 
 static void* palloc(struct rego_policy* p, size_t size) {
-    void* m    = xcalloc(1, size ? size : 1);
-    p->allocs  = xgrow(p->allocs, &p->allocs_cap, p->nallocs + 1, sizeof(*p->allocs));
+    void* m                 = xcalloc(1, size ? size : 1);
+    p->allocs               = xgrow(p->allocs, &p->allocs_cap, p->nallocs + 1, sizeof(*p->allocs));
     p->allocs[p->nallocs++] = m;
     return m;
 }
@@ -71,9 +71,9 @@ static bool is_word(const struct rg_token* t, const char* w) {
     return t->type == TK_IDENT && t->len == strlen(w) && memcmp(t->p, w, t->len) == 0;
 }
 
-static const char* const keywords[] = {"not",     "some", "every", "in",      "if",
-                                       "contains", "else", "with",  "as",      "default",
-                                       "import",  "package", "true", "false",  "null"};
+static const char* const keywords[] = {"not",      "some",    "every", "in",    "if",
+                                       "contains", "else",    "with",  "as",    "default",
+                                       "import",   "package", "true",  "false", "null"};
 static bool is_keyword(const struct rg_token* t) {
     for (size_t i = 0; i < ARRAY_SIZE(keywords); i++)
         if (is_word(t, keywords[i]))
@@ -103,8 +103,8 @@ static struct rg_node* node_new(struct parser* ps, enum rg_node_kind kind,
 }
 
 static struct rg_node* const_new(struct parser* ps, const struct rg_token* t, json_t* v) {
-    struct rego_policy* p = ps->p;
-    p->consts             = xgrow(p->consts, &p->consts_cap, p->nconsts + 1, sizeof(*p->consts));
+    struct rego_policy* p   = ps->p;
+    p->consts               = xgrow(p->consts, &p->consts_cap, p->nconsts + 1, sizeof(*p->consts));
     p->consts[p->nconsts++] = v;
     struct rg_node* n       = node_new(ps, N_CONST, t);
     n->value                = v;
@@ -141,7 +141,8 @@ static int declare(struct parser* ps, const struct rg_token* t, int* ret_slot) {
     if (!is_word(t, "_")) {
         if (find_local(ps, t) >= 0)
             return errat(ps, t, -EINVAL, "var %.*s assigned above", TOKQ(t));
-        ps->scope[ps->nscope++] = (struct scope_ent){.name = t->p, .len = t->len, .slot = ps->nslots};
+        ps->scope[ps->nscope++] =
+            (struct scope_ent){.name = t->p, .len = t->len, .slot = ps->nslots};
     }
     *ret_slot = ps->nslots++;
     return 0;
@@ -180,17 +181,35 @@ static int parse_number(struct parser* ps, const struct rg_token* t, bool neg,
     return 0;
 }
 
+/* A `|` at the top level of the literal opened just before i: a comprehension. */
+static const struct rg_token* find_comprehension(const struct parser* ps) {
+    int depth = 0;
+    for (size_t i = ps->i; ps->t[i].type != TK_EOF; i++) {
+        enum rg_tok t = ps->t[i].type;
+        if (t == TK_LBRACE || t == TK_LBRACK || t == TK_LPAREN)
+            depth++;
+        else if ((t == TK_RBRACE || t == TK_RBRACK || t == TK_RPAREN) && depth-- == 0)
+            return NULL;
+        else if (depth == 0 && t == TK_OTHER && *ps->t[i].p == '|')
+            return &ps->t[i];
+    }
+    return NULL;
+}
+
 /* [a, b, ...] / {k: v, ...} / {a, b, ...}: comma-separated, trailing comma allowed. */
 static int parse_collection(struct parser* ps, const struct rg_token* open, enum rg_tok close,
                             struct rg_node** ret) {
+    const struct rg_token* bar = find_comprehension(ps);
+    if (bar)
+        return errat(ps, bar, -EINVAL, "comprehensions are not supported");
     _cleanup_free_ struct rg_node** kids = NULL;
     size_t k = 0, cap = 0;
-    int kind  = close == TK_RBRACK ? N_ARRAY : -1; /* for braces: object or set, from the first */
+    int kind = close == TK_RBRACK ? N_ARRAY : -1; /* for braces: object or set, from the first */
     ps->nl_skip++;
     while (cur(ps)->type != close) {
         const struct rg_token* et = cur(ps);
-        kids = xgrow(kids, &cap, k + 2, sizeof(*kids));
-        int r = parse_expr(ps, &kids[k]);
+        kids                      = xgrow(kids, &cap, k + 2, sizeof(*kids));
+        int r                     = parse_expr(ps, &kids[k]);
         if (r < 0)
             return r;
         if (kids[k]->kind == N_SET)
@@ -253,8 +272,9 @@ static int parse_call(struct parser* ps, const struct rg_token* first, struct rg
         if (r < 0)
             return r;
     }
-    int r = expect(ps, TK_RPAREN, strcmp(name, "count") == 0 ? "`)` (count takes one argument)"
-                                                              : "`)` (set() takes no arguments)");
+    int r = expect(ps, TK_RPAREN,
+                   strcmp(name, "count") == 0 ? "`)` (count takes one argument)"
+                                              : "`)` (set() takes no arguments)");
     if (r < 0)
         return r;
     ps->nl_skip--;
@@ -282,7 +302,8 @@ static int parse_name(struct parser* ps, const struct rg_token* t, struct rg_nod
         return errat(ps, t, -EINVAL, "`data` is not supported: policies see only `input`");
     if (is_word(t, "true") || is_word(t, "false") || is_word(t, "null")) {
         ps->i++;
-        *ret = const_new(ps, t, is_word(t, "null") ? json_null() : json_boolean(is_word(t, "true")));
+        *ret =
+            const_new(ps, t, is_word(t, "null") ? json_null() : json_boolean(is_word(t, "true")));
         return 0;
     }
     if (is_word(t, "with"))
@@ -298,19 +319,19 @@ static int parse_name(struct parser* ps, const struct rg_token* t, struct rg_nod
         (*ret)->slot = slot;
         return 0;
     }
-    if (is_call(ps, ps->i))
+    if (!is_word(t, "input") && is_call(ps, ps->i))
         return parse_call(ps, t, ret);
     int rule = find_rule(ps, t);
     if (rule >= 0 || is_word(t, "input")) {
         ps->i++;
-        *ret = node_new(ps, rule >= 0 ? N_RULE : N_INPUT, t);
+        *ret         = node_new(ps, rule >= 0 ? N_RULE : N_INPUT, t);
         (*ret)->rule = rule;
         return 0;
     }
     if (ps->head_mode && ps->npend < ARRAY_SIZE(ps->pend)) {
         ps->i++;
-        *ret                    = node_new(ps, N_VAR, t);
-        ps->pend[ps->npend++]   = (struct pending){.node = *ret, .tok = t};
+        *ret                  = node_new(ps, N_VAR, t);
+        ps->pend[ps->npend++] = (struct pending){.node = *ret, .tok = t};
         return 0;
     }
     return errat(ps, t, -EINVAL, "var %.*s is unsafe", TOKQ(t));
@@ -319,41 +340,41 @@ static int parse_name(struct parser* ps, const struct rg_token* t, struct rg_nod
 static int parse_primary(struct parser* ps, struct rg_node** ret) {
     const struct rg_token* t = cur(ps);
     switch (t->type) {
-    case TK_STRING: {
-        ps->i++;
-        json_t* v = json_stringn_nocheck(t->str, t->str_len);
-        if (!v)
-            abort();
-        *ret = const_new(ps, t, v);
-        return 0;
-    }
-    case TK_NUMBER:
-        ps->i++;
-        return parse_number(ps, t, false, ret);
-    case TK_LBRACK:
-    case TK_LBRACE:
-        ps->i++;
-        return parse_collection(ps, t, t->type == TK_LBRACK ? TK_RBRACK : TK_RBRACE, ret);
-    case TK_LPAREN: {
-        ps->i++;
-        ps->nl_skip++;
-        int r = parse_expr(ps, ret);
-        if (r < 0 || (r = expect(ps, TK_RPAREN, "`)`")) < 0)
-            return r;
-        ps->nl_skip--;
-        return 0;
-    }
-    case TK_IDENT:
-        return parse_name(ps, t, ret);
-    case TK_OTHER:
-        if (*t->p == '-' && ps->t[ps->i + 1].type == TK_NUMBER &&
-            ps->t[ps->i + 1].p == t->p + 1) {
-            ps->i += 2;
-            return parse_number(ps, &ps->t[ps->i - 1], true, ret);
+        case TK_STRING: {
+            ps->i++;
+            json_t* v = json_stringn_nocheck(t->str, t->str_len);
+            if (!v)
+                abort();
+            *ret = const_new(ps, t, v);
+            return 0;
         }
-        return errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
-    default:
-        return errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
+        case TK_NUMBER:
+            ps->i++;
+            return parse_number(ps, t, false, ret);
+        case TK_LBRACK:
+        case TK_LBRACE:
+            ps->i++;
+            return parse_collection(ps, t, t->type == TK_LBRACK ? TK_RBRACK : TK_RBRACE, ret);
+        case TK_LPAREN: {
+            ps->i++;
+            ps->nl_skip++;
+            int r = parse_expr(ps, ret);
+            if (r < 0 || (r = expect(ps, TK_RPAREN, "`)`")) < 0)
+                return r;
+            ps->nl_skip--;
+            return 0;
+        }
+        case TK_IDENT:
+            return parse_name(ps, t, ret);
+        case TK_OTHER:
+            if (*t->p == '-' && ps->t[ps->i + 1].type == TK_NUMBER &&
+                ps->t[ps->i + 1].p == t->p + 1) {
+                ps->i += 2;
+                return parse_number(ps, &ps->t[ps->i - 1], true, ret);
+            }
+            return errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
+        default:
+            return errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
     }
 }
 
@@ -384,8 +405,8 @@ static int parse_operand(struct parser* ps, struct rg_node** ret) {
             ps->nl_skip++;
             const struct rg_token* it = cur(ps);
             if (it->type == TK_IDENT && !is_keyword(it) && !is_word(it, "input") &&
-                find_local(ps, it) < 0 && find_rule(ps, it) < 0 && !is_call(ps, ps->i) &&
-                !ps->head_mode)
+                !is_word(it, "_") && find_local(ps, it) < 0 && find_rule(ps, it) < 0 &&
+                !is_call(ps, ps->i) && !ps->head_mode)
                 return errat(ps, it, -EINVAL,
                              "iteration with unbound `%.*s` is not supported; use `some … in …`",
                              TOKQ(it));
@@ -498,19 +519,37 @@ static int parse_quantifier(struct parser* ps, struct rg_stmt* st, bool every) {
 
 static bool is_unbound_name(const struct parser* ps, size_t i) {
     const struct rg_token* t = &ps->t[i];
-    return t->type == TK_IDENT && !is_keyword(t) && !is_word(t, "input") &&
-           !is_word(t, "data") && !is_word(t, "_") && find_local(ps, t) < 0 &&
-           find_rule(ps, t) < 0 && !is_call(ps, i);
+    return t->type == TK_IDENT && !is_keyword(t) && !is_word(t, "input") && !is_word(t, "data") &&
+           !is_word(t, "_") && find_local(ps, t) < 0 && find_rule(ps, t) < 0 && !is_call(ps, i);
 }
 
 static bool ends_stmt(const struct rg_token* t) {
-    return t->type == TK_NEWLINE || t->type == TK_SEMI || t->type == TK_RBRACE ||
-           t->type == TK_EOF;
+    return t->type == TK_NEWLINE || t->type == TK_SEMI || t->type == TK_RBRACE || t->type == TK_EOF;
+}
+
+/* `[a, b] := e` and the like: a `:=` at the top level of a statement not led by a name. */
+static const struct rg_token* find_destructuring(const struct parser* ps) {
+    int depth = 0;
+    for (size_t i = ps->i; ps->t[i].type != TK_EOF; i++) {
+        enum rg_tok t = ps->t[i].type;
+        if (t == TK_LBRACE || t == TK_LBRACK || t == TK_LPAREN)
+            depth++;
+        else if (t == TK_RBRACE || t == TK_RBRACK || t == TK_RPAREN)
+            depth--;
+        if (depth < 0 || (depth == 0 && (t == TK_NEWLINE || t == TK_SEMI)))
+            return NULL;
+        if (depth == 0 && t == TK_ASSIGN)
+            return &ps->t[i];
+    }
+    return NULL;
 }
 
 static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
     const struct rg_token* t = cur(ps);
     int r;
+    if (t->type != TK_IDENT && find_destructuring(ps))
+        return errat(ps, find_destructuring(ps), -EINVAL,
+                     "only a variable can be assigned with `:=`");
     st->line = t->line;
     st->col  = t->col;
     if (is_word(t, "some") || is_word(t, "every")) {
@@ -519,19 +558,17 @@ static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
         ps->i++;
         st->kind = S_NOT;
         r        = parse_expr(ps, &st->expr);
-    } else if (t->type == TK_IDENT && (ps->t[ps->i + 1].type == TK_ASSIGN ||
-                                       (ps->t[ps->i + 1].type == TK_UNIFY &&
-                                        is_unbound_name(ps, ps->i)))) {
+    } else if (t->type == TK_IDENT &&
+               (ps->t[ps->i + 1].type == TK_ASSIGN ||
+                (ps->t[ps->i + 1].type == TK_UNIFY && is_unbound_name(ps, ps->i)))) {
         ps->i += 2;
         st->kind = S_ASSIGN;
-        ps->nl_skip++;
-        r = parse_expr(ps, &st->expr);
-        ps->nl_skip--;
+        r        = parse_expr(ps, &st->expr);
         if (r == 0) /* declared after the value: `x := x` refers to an outer x, not itself */
             r = declare(ps, t, &st->slot);
     } else {
-        st->kind = S_EXPR;
-        r        = parse_expr(ps, &st->expr);
+        st->kind                 = S_EXPR;
+        r                        = parse_expr(ps, &st->expr);
         const struct rg_token* u = cur(ps);
         if (r == 0 && u->type == TK_ASSIGN)
             return errat(ps, u, -EINVAL, "only a variable can be assigned with `:=`");
@@ -693,9 +730,13 @@ static int parse_package(struct parser* ps) {
 
 /* The keyword imports are no-ops: the subset always knows in/every/if/contains. */
 static int parse_import(struct parser* ps) {
-    static const char* const allowed[] = {"future.keywords",       "future.keywords.in",
-                                          "future.keywords.every", "future.keywords.if",
-                                          "future.keywords.contains", "rego.v1", "input"};
+    static const char* const allowed[] = {"future.keywords",
+                                          "future.keywords.in",
+                                          "future.keywords.every",
+                                          "future.keywords.if",
+                                          "future.keywords.contains",
+                                          "rego.v1",
+                                          "input"};
     next(ps);
     const struct rg_token* t          = cur(ps);
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
@@ -735,9 +776,7 @@ static int parse_default(struct parser* ps) {
     ps->i++;
     ps->nscope = 0;
     struct rg_node* v;
-    ps->nl_skip++;
     r = parse_expr(ps, &v);
-    ps->nl_skip--;
     if (r < 0)
         return r;
     struct rg_rule* rule = &ps->p->rules[ri];
@@ -756,9 +795,7 @@ static int parse_default(struct parser* ps) {
  * unknown names become pending and are resolved against the body's scope afterwards. */
 static int parse_head_term(struct parser* ps, struct rg_node** ret) {
     ps->head_mode = true;
-    ps->nl_skip++;
-    int r = parse_expr(ps, ret);
-    ps->nl_skip--;
+    int r         = parse_expr(ps, ret);
     ps->head_mode = false;
     return r;
 }
@@ -800,10 +837,10 @@ static int parse_rule(struct parser* ps) {
         return errat(ps, name, -EINVAL, "unexpected `%.*s` at the top level", TOKQ(name));
     if ((r = add_rule(ps, name, &ri)) < 0)
         return r;
-    ps->nscope = ps->npend = 0;
-    ps->nslots             = 0;
-    struct rg_def def      = {.line = name->line};
-    enum rg_rule_kind kind = R_COMPLETE;
+    ps->nscope = ps->npend   = 0;
+    ps->nslots               = 0;
+    struct rg_def def        = {.line = name->line};
+    enum rg_rule_kind kind   = R_COMPLETE;
     const struct rg_token* t = &ps->t[ps->i];
     bool need_body           = false;
     if (t->type == TK_LPAREN)
@@ -833,8 +870,8 @@ static int parse_rule(struct parser* ps) {
     struct rg_rule* rule = &ps->p->rules[ri];
     if ((rule->ndefs > 0 && rule->kind != kind) || (kind == R_SET && rule->default_value))
         return errat(ps, name, -EINVAL, "conflicting rules %s found", rule->name);
-    rule->kind        = kind;
-    rule->defs        = xgrow(rule->defs, &rule->cap, rule->ndefs + 1, sizeof(*rule->defs));
+    rule->kind                = kind;
+    rule->defs                = xgrow(rule->defs, &rule->cap, rule->ndefs + 1, sizeof(*rule->defs));
     rule->defs[rule->ndefs++] = def;
     return 0;
 }
@@ -876,10 +913,10 @@ static int find_cycle(const uint8_t* adj, size_t n, size_t v, uint8_t* colour) {
 }
 
 static int check_recursion(struct parser* ps) {
-    const struct rego_policy* p  = ps->p;
-    size_t n                     = p->nrules;
-    _cleanup_free_ uint8_t* adj  = xcalloc(n * n + 1, 1);
-    _cleanup_free_ uint8_t* col  = xcalloc(n + 1, 1);
+    const struct rego_policy* p = ps->p;
+    size_t n                    = p->nrules;
+    _cleanup_free_ uint8_t* adj = xcalloc(n * n + 1, 1);
+    _cleanup_free_ uint8_t* col = xcalloc(n + 1, 1);
     for (size_t v = 0; v < n; v++) {
         const struct rg_rule* r = &p->rules[v];
         for (size_t d = 0; d < r->ndefs; d++) {
@@ -955,12 +992,12 @@ int rego_compile(const char* text, size_t len, struct rego_policy** ret_policy,
     int r                 = rg_lex(text, len, &toks, &n, err);
     if (r < 0)
         return r;
-    struct parser* ps = xcalloc(1, sizeof(*ps));
-    ps->t             = toks;
-    ps->n             = n;
-    ps->p             = xcalloc(1, sizeof(*ps->p));
-    ps->err           = err;
-    r                 = parse_policy(ps);
+    struct parser* ps     = xcalloc(1, sizeof(*ps));
+    ps->t                 = toks;
+    ps->n                 = n;
+    ps->p                 = xcalloc(1, sizeof(*ps->p));
+    ps->err               = err;
+    r                     = parse_policy(ps);
     struct rego_policy* p = ps->p;
     free(ps);
     rg_tokens_free(toks, n);

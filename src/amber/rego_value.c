@@ -13,20 +13,20 @@ static int type_rank(const json_t* v, bool set) {
     if (set)
         return 6;
     switch (json_typeof(v)) {
-    case JSON_NULL:
-        return 0;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return 1;
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return 2;
-    case JSON_STRING:
-        return 3;
-    case JSON_ARRAY:
-        return 4;
-    case JSON_OBJECT:
-        return 5;
+        case JSON_NULL:
+            return 0;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            return 1;
+        case JSON_INTEGER:
+        case JSON_REAL:
+            return 2;
+        case JSON_STRING:
+            return 3;
+        case JSON_ARRAY:
+            return 4;
+        case JSON_OBJECT:
+            return 5;
     }
     return 7;
 }
@@ -104,19 +104,19 @@ int rg_compare(const json_t* a, bool a_set, const json_t* b, bool b_set) {
     if (ra != rb)
         return ra < rb ? -1 : 1;
     switch (ra) {
-    case 0:
-        return 0;
-    case 1:
-        return json_is_true(a) == json_is_true(b) ? 0 : (json_is_true(a) ? 1 : -1);
-    case 2:
-        return cmp_numbers(a, b);
-    case 3:
-        return cmp_strings(a, b);
-    case 4:
-    case 6: /* sets are sorted arrays: element-wise order is OPA's set order */
-        return cmp_arrays(a, b);
-    default:
-        return cmp_objects(a, b);
+        case 0:
+            return 0;
+        case 1:
+            return json_is_true(a) == json_is_true(b) ? 0 : (json_is_true(a) ? 1 : -1);
+        case 2:
+            return cmp_numbers(a, b);
+        case 3:
+            return cmp_strings(a, b);
+        case 4:
+        case 6: /* sets are sorted arrays: element-wise order is OPA's set order */
+            return cmp_arrays(a, b);
+        default:
+            return cmp_objects(a, b);
     }
 }
 
