@@ -2,11 +2,12 @@
 /* Tests of the Rego subset (docs/rego.md): ITA's published sample policies (tests/policies/,
  * with their URLs) against ITA v1 SGX and TDX claim sets (reference/attestation.md §4.2),
  * every construct, OPA's undefined and comparison semantics, every refusal and every limit. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "rego.h"
 
