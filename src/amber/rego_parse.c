@@ -113,7 +113,8 @@ static struct rg_node* const_new(struct parser* ps, const struct rg_token* t, js
 
 static void kids_set(struct parser* ps, struct rg_node* n, struct rg_node** kids, size_t k) {
     n->kids = palloc(ps->p, k * sizeof(*kids));
-    memcpy(n->kids, kids, k * sizeof(*kids));
+    if (k > 0)
+        memcpy(n->kids, kids, k * sizeof(*kids));
     n->n = k;
 }
 
