@@ -16,7 +16,8 @@ static const char claims[] =
     "\"sgx_isvprodid\":1,\"sgx_isvsvn\":2,\"sgx_is_debuggable\":false,"
     "\"attester_tcb_status\":\"UpToDate\",\"attester_advisory_ids\":[\"INTEL-SA-00615\"],"
     "\"tdx\":{\"tdx_seamsvn\":2,\"tdx_rtmr3\":\"00\",\"l\":[1,2.5,\"x\",null,true,[1],{\"a\":1}]},"
-    "\"policy_ids_matched\":[{\"id\":\"11111111-1111-1111-1111-111111111111\",\"version\":\"v1\"}]}";
+    "\"policy_ids_matched\":[{\"id\":\"11111111-1111-1111-1111-111111111111\",\"version\":\"v1\"}]"
+    "}";
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static json_t* input;

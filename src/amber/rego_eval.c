@@ -82,7 +82,7 @@ static int eval_collection(struct ev* ev, const struct rg_node* n, struct rg_val
             if (old && rg_compare(old, false, v.j, false) != 0)
                 r = moat_error_set(ev->err, -EINVAL, "line %d: object key \"%s\" repeated", n->line,
                                    key);
-            else if (json_object_setn(out, key, klen, v.j) < 0)
+            else if (json_object_setn_nocheck(out, key, klen, v.j) < 0)
                 abort();
         } else if (r == 0 && n->kind != N_OBJECT && k.j) {
             if (json_array_append(out, k.j) < 0)

@@ -548,6 +548,8 @@ static void refusals(void** state) {
         {"r { count(1, 2) }",
          "line 1, column 12: expected `)` (count takes one argument), found `,`"},
         {"r { 1 == 1 } x", "line 1, column 14: unexpected `x`"},
+        {"r { \"\xc3\xa9\" == \"\xff\" }", "line 1, column 13: invalid UTF-8"},
+        {"r { \"\xed\xa0\x80\" }", "line 1, column 6: invalid UTF-8"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
         assert_refused(cases[i].text, -EINVAL, cases[i].msg);
