@@ -296,18 +296,18 @@ static int each(struct ev* ev, const struct rg_stmt* st, const struct rg_val* co
             r = k(ev, st, slots, kctx);
         }
     } else if (json_is_object(c)) {
-        const char* key;
-        json_t* v;
-        json_object_foreach(c, key, v) {
-            if (r != 0 || (r = step(ev, st->line)) < 0)
+        for (void* it = json_object_iter(c); it && r == 0; it = json_object_iter_next(c, it)) {
+            if ((r = step(ev, st->line)) < 0)
                 break;
             if (st->key_slot >= 0) {
-                json_t* kj = json_stringn_nocheck(key, strlen(key));
+                /* keys may hold NULs (a \u0000 escape): take the length from jansson */
+                json_t* kj =
+                    json_stringn_nocheck(json_object_iter_key(it), json_object_iter_key_len(it));
                 if (!kj)
                     abort();
                 bind(slots, st->key_slot, (struct rg_val){.j = kj});
             }
-            bind(slots, st->slot, (struct rg_val){.j = json_incref(v)});
+            bind(slots, st->slot, (struct rg_val){.j = json_incref(json_object_iter_value(it))});
             r = k(ev, st, slots, kctx);
         }
     }

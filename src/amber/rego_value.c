@@ -67,32 +67,38 @@ static int cmp_arrays(const json_t* a, const json_t* b) {
     return na < nb ? -1 : na > nb;
 }
 
-static int cmp_keys(const void* x, const void* y) {
-    return strcmp(*(const char* const*)x, *(const char* const*)y);
+/* Keys by bytes and length: a key may hold NULs (a \u0000 escape). */
+static int cmp_key_bytes(void* x, void* y) {
+    size_t lx = json_object_iter_key_len(x), ly = json_object_iter_key_len(y);
+    int c = memcmp(json_object_iter_key(x), json_object_iter_key(y), lx < ly ? lx : ly);
+    if (c != 0)
+        return c < 0 ? -1 : 1;
+    return lx < ly ? -1 : lx > ly;
 }
 
-static const char** sorted_keys(const json_t* o) {
-    const char** keys = xcalloc(json_object_size(o) + 1, sizeof(*keys));
-    size_t n          = 0;
-    const char* k;
-    json_t* v;
-    json_object_foreach((json_t*)o, k, v) {
-        keys[n++] = k;
-    }
-    qsort(keys, n, sizeof(*keys), cmp_keys);
-    return keys;
+static int cmp_iters(const void* x, const void* y) {
+    return cmp_key_bytes(*(void* const*)x, *(void* const*)y);
+}
+
+static void** sorted_iters(const json_t* o) {
+    void** its = xcalloc(json_object_size(o) + 1, sizeof(*its));
+    size_t n   = 0;
+    for (void* it = json_object_iter((json_t*)o); it; it = json_object_iter_next((json_t*)o, it))
+        its[n++] = it;
+    qsort(its, n, sizeof(*its), cmp_iters);
+    return its;
 }
 
 /* OPA compares objects by their sorted keys, then by the values under those keys. */
 static int cmp_objects(const json_t* a, const json_t* b) {
-    _cleanup_free_ const char** ka = sorted_keys(a);
-    _cleanup_free_ const char** kb = sorted_keys(b);
+    _cleanup_free_ void** ia = sorted_iters(a);
+    _cleanup_free_ void** ib = sorted_iters(b);
     size_t na = json_object_size(a), nb = json_object_size(b);
     for (size_t i = 0; i < na && i < nb; i++) {
-        int c = strcmp(ka[i], kb[i]);
+        int c = cmp_key_bytes(ia[i], ib[i]);
         if (c != 0)
-            return c < 0 ? -1 : 1;
-        c = rg_compare(json_object_get(a, ka[i]), false, json_object_get(b, kb[i]), false);
+            return c;
+        c = rg_compare(json_object_iter_value(ia[i]), false, json_object_iter_value(ib[i]), false);
         if (c != 0)
             return c;
     }

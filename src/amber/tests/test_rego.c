@@ -465,6 +465,14 @@ static void semantics_compare(void** state) {
         if (!rego_rule_is_true(out, names[i]))
             fail_msg("%s is not true", names[i]);
     json_decref(out);
+    /* object keys with NUL bytes compare by bytes and length */
+    assert_value(
+        "r { x := {\"a\\u0000b\": 1, \"a\\u0000c\": 2}\n"
+        "x == {\"a\\u0000c\": 2, \"a\\u0000b\": 1}\n"
+        "x != {\"a\\u0000b\": 1, \"a\\u0000d\": 2}\n"
+        "x[\"a\\u0000c\"] == 2; not x[\"a\"]\n"
+        "some k, v in x; v == 2; k == \"a\\u0000c\" }",
+        "{}", "r", "true");
     /* the claim as a JSON integer vs the policy's real */
     assert_value("r { input.svn == 2.0 }", "{\"svn\":2}", "r", "true");
     assert_value("r { input.svn >= 1.5 }", "{\"svn\":2}", "r", "true");
