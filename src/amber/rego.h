@@ -31,7 +31,7 @@
 #define REGO_MAX_TEXT       (64u << 10) /* policy bytes (ITA accepts up to 10-20 KB) */
 #define REGO_MAX_TOKENS     16384
 #define REGO_MAX_DEPTH      32     /* nesting of expressions, literals and bodies */
-#define REGO_MAX_RULES      256    /* rule definitions (heads) per policy */
+#define REGO_MAX_RULES      256    /* distinct rules per policy */
 #define REGO_MAX_STMTS      256    /* statements per body */
 #define REGO_MAX_VARS       256    /* local variables per rule definition */
 #define REGO_MAX_STEPS      200000 /* evaluation steps (expressions + iterations) */

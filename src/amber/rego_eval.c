@@ -209,6 +209,12 @@ static int eval_binary(struct ev* ev, const struct rg_node* n, struct rg_val* sl
     int r = eval(ev, n->kids[0], slots, &a);
     if (r == 0 && a.j)
         r = eval(ev, n->kids[1], slots, &b);
+    /* a linear membership test costs a step per element it may look at */
+    if (r == 0 && a.j && b.j && n->kind == N_IN && !b.set) {
+        ev->steps += json_is_array(b.j) ? json_array_size(b.j) : 0;
+        ev->steps += json_is_object(b.j) ? json_object_size(b.j) : 0;
+        r = step(ev, n->line);
+    }
     if (r == 0 && a.j && b.j) {
         bool holds =
             n->kind == N_IN ? member(&a, &b) : cmp_holds(n->op, rg_compare(a.j, a.set, b.j, b.set));

@@ -600,6 +600,17 @@ static void limits(void** state) {
     rego_policy_free(p);
     json_decref(in);
 
+    /* membership tests are charged per element: 1000 iterations x 1000 elements */
+    l = json_array();
+    for (int i = 0; i < 1000; i++)
+        json_array_append_new(l, json_integer(i));
+    in = json_pack("{s:o}", "l", l);
+    p  = compile_ok("r { some a in input.l; -1 in input.l }");
+    assert_int_equal(rego_eval(p, in, &out, &err), -E2BIG);
+    assert_string_equal(err.msg, "line 1: evaluation exceeded 200000 steps");
+    rego_policy_free(p);
+    json_decref(in);
+
     /* rule count */
     struct strbuf sb = STRBUF_INIT;
     for (int i = 0; i <= REGO_MAX_RULES; i++)
