@@ -247,24 +247,19 @@ static int parse_collection(struct parser* ps, const struct rg_token* open, enum
 
 /* A built-in call `name(args)`; only count() (and set() for the empty set) are in the subset. */
 static int parse_call(struct parser* ps, const struct rg_token* first, struct rg_node** ret) {
-    char name[128] = "";
-    size_t len     = 0;
-    const struct rg_token* t;
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
     for (;;) {
-        t = next(ps);
-        if (len + t->len + 2 < sizeof(name)) {
-            memcpy(name + len, t->p, t->len);
-            len += t->len;
-            name[len] = 0;
-        }
+        const struct rg_token* t = next(ps);
+        strbuf_append(&sb, t->p, t->len);
         if (cur(ps)->type != TK_DOT)
             break;
-        name[len++] = '.';
-        name[len]   = 0;
+        strbuf_putc(&sb, '.');
         ps->i++;
     }
+    strbuf_putc(&sb, 0);
+    const char* name = sb.buf;
     if (strcmp(name, "count") != 0 && strcmp(name, "set") != 0)
-        return errat(ps, first, -EINVAL, "built-in `%s` is not supported", name);
+        return errat(ps, first, -EINVAL, "built-in `%.60s` is not supported", name);
     ps->i++; /* ( */
     ps->nl_skip++;
     struct rg_node* arg = NULL;

@@ -513,6 +513,11 @@ static void refusals(void** state) {
         {"r { x := [y | y := input.l] }", "line 1, column 13: comprehensions are not supported"},
         {"r { input.a + 1 == 2 }", "line 1, column 13: operator `+` is not supported"},
         {"r { time.now_ns() > 0 }", "line 1, column 5: built-in `time.now_ns` is not supported"},
+        {"r { "
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.b.c() }",
+         "line 1, column 5: built-in "
+         "`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` is not supported"},
         {"r { object.subset({}, {}) }",
          "line 1, column 5: built-in `object.subset` is not supported"},
         {"import data.lib\nr { true }", "line 1, column 8: `import data.lib` is not supported"},
