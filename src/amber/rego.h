@@ -59,7 +59,8 @@ const char* rego_package(const struct rego_policy* policy);
 
 /* Evaluates every rule against `input` (the token claims; read, never modified). On success
  * *ret_values is a new JSON object (caller owns; json_decref) mapping each rule with a defined
- * value to it; undefined rules are absent. Partial set rules give a sorted array. Errors:
+ * value to it (copies: they share nothing with input); undefined rules are absent. Partial set
+ * rules give a sorted array. Errors:
  * -EINVAL for an evaluation error (conflicting outputs, a set inside an array or object, a
  * non-string object key), -E2BIG when REGO_MAX_STEPS or REGO_MAX_EVAL_DEPTH is exceeded; the
  * message names the rule and line. */

@@ -509,7 +509,7 @@ int rego_eval(const struct rego_policy* p, json_t* input, json_t** ret_values,
     for (size_t i = 0; r == 0 && i < p->nrules; i++) {
         struct rg_val v = {0};
         if ((r = eval_rule(&ev, (int)i, &v)) == 0 && v.j &&
-            json_object_set(out, p->rules[i].name, v.j) < 0)
+            json_object_set_new(out, p->rules[i].name, json_deep_copy(v.j)) < 0)
             abort();
         val_drop(&v);
     }

@@ -385,6 +385,21 @@ static void construct_expressions(void** state) {
     json_decref(out);
 }
 
+/* The values are copies: changing them leaves the claims alone. */
+static void values_are_copies(void** state) {
+    (void)state;
+    struct rego_policy* p = compile_ok("o := input.o");
+    json_t* in            = js("{\"o\":{\"a\":1}}");
+    json_t* out           = NULL;
+    struct moat_error err = {0};
+    assert_int_equal(rego_eval(p, in, &out, &err), 0);
+    json_object_set_new(json_object_get(out, "o"), "z", json_true());
+    assert_null(json_object_get(json_object_get(in, "o"), "z"));
+    json_decref(out);
+    json_decref(in);
+    rego_policy_free(p);
+}
+
 static void construct_quantifiers(void** state) {
     (void)state;
     const char* p =
@@ -655,6 +670,7 @@ int main(void) {
         cmocka_unit_test(construct_rules),
         cmocka_unit_test(construct_expressions),
         cmocka_unit_test(construct_quantifiers),
+        cmocka_unit_test(values_are_copies),
         cmocka_unit_test(semantics_undefined),
         cmocka_unit_test(semantics_compare),
         cmocka_unit_test(semantics_conflict),
