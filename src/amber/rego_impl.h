@@ -120,6 +120,9 @@ struct rego_policy {
     size_t nconsts, consts_cap;
 };
 
+/* Refuses rules that depend on themselves (compile time; the evaluator relies on it). */
+int rg_check_recursion(const struct rego_policy* p, struct moat_error* err) WARN_UNUSED;
+
 /* ---- values: a JSON value, or a set (a sorted, duplicate-free array with set = true) ---- */
 struct rg_val {
     json_t* j; /* NULL: undefined */

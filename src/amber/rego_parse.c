@@ -872,63 +872,6 @@ static int parse_rule(struct parser* ps) {
     return 0;
 }
 
-/* ---- recursion check (OPA: rego_recursion_error) ---- */
-
-static void deps_node(const struct rg_node* n, uint8_t* mark) {
-    if (!n)
-        return;
-    if (n->kind == N_RULE)
-        mark[n->rule] = 1;
-    for (size_t i = 0; i < n->n; i++)
-        deps_node(n->kids[i], mark);
-}
-
-static void deps_body(const struct rg_body* b, uint8_t* mark) {
-    for (size_t i = 0; b && i < b->n; i++) {
-        deps_node(b->stmts[i].expr, mark);
-        deps_body(b->stmts[i].body, mark);
-    }
-}
-
-/* DFS colours: 0 new, 1 on the path, 2 done. Depth ≤ number of rules. */
-static int find_cycle(const uint8_t* adj, size_t n, size_t v, uint8_t* colour) {
-    colour[v] = 1;
-    for (size_t w = 0; w < n; w++) {
-        if (!adj[v * n + w])
-            continue;
-        if (colour[w] == 1)
-            return (int)w;
-        if (colour[w] == 0) {
-            int c = find_cycle(adj, n, w, colour);
-            if (c >= 0)
-                return c;
-        }
-    }
-    colour[v] = 2;
-    return -1;
-}
-
-static int check_recursion(struct parser* ps) {
-    const struct rego_policy* p = ps->p;
-    size_t n                    = p->nrules;
-    _cleanup_free_ uint8_t* adj = xcalloc(n * n + 1, 1);
-    _cleanup_free_ uint8_t* col = xcalloc(n + 1, 1);
-    for (size_t v = 0; v < n; v++) {
-        const struct rg_rule* r = &p->rules[v];
-        for (size_t d = 0; d < r->ndefs; d++) {
-            deps_node(r->defs[d].value, adj + v * n);
-            deps_body(r->defs[d].body, adj + v * n);
-        }
-    }
-    for (size_t v = 0; v < n; v++) {
-        int c = col[v] == 0 ? find_cycle(adj, n, v, col) : -1;
-        if (c >= 0)
-            return moat_error_set(ps->err, -EINVAL, "line %d: rule %s is recursive",
-                                  p->rules[c].line, p->rules[c].name);
-    }
-    return 0;
-}
-
 /* ---- API ---- */
 
 static int parse_policy(struct parser* ps) {
@@ -957,25 +900,7 @@ static int parse_policy(struct parser* ps) {
         if (ps->p->rules[i].ndefs == 0 && !ps->p->rules[i].default_value)
             r = moat_error_set(ps->err, -EINVAL, "line %d: rule %s has no definition",
                                ps->p->rules[i].line, ps->p->rules[i].name);
-    return r < 0 ? r : check_recursion(ps);
-}
-
-void rego_policy_free(struct rego_policy* p) {
-    if (!p)
-        return;
-    for (size_t i = 0; i < p->nrules; i++) {
-        free(p->rules[i].name);
-        free(p->rules[i].defs);
-    }
-    for (size_t i = 0; i < p->nallocs; i++)
-        free(p->allocs[i]);
-    for (size_t i = 0; i < p->nconsts; i++)
-        json_decref(p->consts[i]);
-    free(p->rules);
-    free(p->allocs);
-    free(p->consts);
-    free(p->package);
-    free(p);
+    return r < 0 ? r : rg_check_recursion(ps->p, ps->err);
 }
 
 int rego_compile(const char* text, size_t len, struct rego_policy** ret_policy,
@@ -1003,14 +928,4 @@ int rego_compile(const char* text, size_t len, struct rego_policy** ret_policy,
     }
     *ret_policy = p;
     return 0;
-}
-
-size_t rego_rule_count(const struct rego_policy* p) {
-    return p->nrules;
-}
-const char* rego_rule_name(const struct rego_policy* p, size_t i) {
-    return i < p->nrules ? p->rules[i].name : NULL;
-}
-const char* rego_package(const struct rego_policy* p) {
-    return p->package;
 }
