@@ -10,8 +10,9 @@
  * rules `r[x] { … }` / `r contains x if { … }`; several definitions of one rule = OR,
  * statements of a body = AND; `x := e`, `x = e`, `not e`, `some x in e`, `some k, v in e`,
  * `every x in e { … }`; `==, !=, <, <=, >, >=`, `in`; `count()`; refs `input.a.b`,
- * `input.a[0]`, `input["k"]`, `s[x]` on sets; string (also raw), number, boolean and null
- * literals, arrays, objects and sets.
+ * `input.a[0]`, `input["k"]`, `s[x]` on sets, `input.l[_]` / `input.o[k]` iterating in a body
+ * statement; `[t | body]` and `{t | body}` comprehensions; string (also raw), number, boolean
+ * and null literals, arrays, objects and sets.
  *
  * Evaluation follows OPA: undefined propagates (a statement whose value is undefined or false
  * fails its body), `default` gives the value when no body succeeds, numbers compare as

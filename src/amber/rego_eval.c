@@ -226,6 +226,9 @@ static int eval_binary(struct ev* ev, const struct rg_node* n, struct rg_val* sl
     return r;
 }
 
+static int eval_comprehension(struct ev* ev, const struct rg_node* n, struct rg_val* slots,
+                              struct rg_val* ret);
+
 static int eval(struct ev* ev, const struct rg_node* n, struct rg_val* slots, struct rg_val* ret) {
     int r = step(ev, n->line);
     if (r < 0 || (r = enter(ev, n->line)) < 0)
@@ -262,6 +265,9 @@ static int eval(struct ev* ev, const struct rg_node* n, struct rg_val* slots, st
         case N_CMP:
         case N_IN:
             r = eval_binary(ev, n, slots, ret);
+            break;
+        case N_COMPR:
+            r = eval_comprehension(ev, n, slots, ret);
             break;
     }
     ev->depth--;
@@ -414,6 +420,42 @@ static int eval_stmts(struct ev* ev, const struct rg_body* b, size_t i, struct r
         r = fn(ev, ctx, slots);
     ev->depth--;
     return r;
+}
+
+/* ---- comprehensions ----------------------------------------------------------------- */
+
+struct compr_ctx {
+    const struct rg_node* n;
+    json_t* out;
+};
+
+static int compr_success(struct ev* ev, void* ctx, struct rg_val* slots) {
+    struct compr_ctx* cc = ctx;
+    struct rg_val v      = {0};
+    int r                = eval(ev, cc->n->kids[0], slots, &v);
+    if (r == 0 && v.j) {
+        if ((r = no_sets_inside(ev, cc->n, &v)) == 0 && json_array_append(cc->out, v.j) < 0)
+            abort();
+    }
+    val_drop(&v);
+    return r;
+}
+
+/* Always defined: the (possibly empty) array or set of the term over the body's solutions. */
+static int eval_comprehension(struct ev* ev, const struct rg_node* n, struct rg_val* slots,
+                              struct rg_val* ret) {
+    struct compr_ctx cc = {.n = n, .out = json_array()};
+    if (!cc.out)
+        abort();
+    int r = eval_stmts(ev, n->body, 0, slots, compr_success, &cc);
+    if (r < 0) {
+        json_decref(cc.out);
+        return r;
+    }
+    if (n->set)
+        rg_set_normalize(cc.out);
+    *ret = (struct rg_val){.j = cc.out, .set = n->set};
+    return 0;
 }
 
 /* ---- rules -------------------------------------------------------------------------- */

@@ -59,10 +59,12 @@ enum rg_node_kind {
     N_COUNT, /* kids[0] */
     N_CMP,   /* op, kids[0] kids[1] */
     N_IN,    /* kids[0] in kids[1] */
+    N_COMPR, /* [kids[0] | body] or {kids[0] | body} (set) */
 };
 
 enum rg_cmp { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
 
+struct rg_body;
 struct rg_node {
     enum rg_node_kind kind;
     int line, col;
@@ -72,11 +74,12 @@ struct rg_node {
     enum rg_cmp op;
     int slot;
     int rule;
+    struct rg_body* body; /* N_COMPR */
+    bool set;             /* N_COMPR: a set comprehension */
 };
 
 enum rg_stmt_kind { S_EXPR, S_NOT, S_ASSIGN, S_SOME_IN, S_EVERY };
 
-struct rg_body;
 struct rg_stmt {
     enum rg_stmt_kind kind;
     int line, col;

@@ -32,6 +32,9 @@ struct parser {
     bool head_mode;
     struct pending pend[64];
     size_t npend;
+    bool gen_ok;         /* `ref[_]` / `ref[x]` may become a generator (a body statement) */
+    struct rg_stmt* pre; /* generators for the statement being parsed */
+    size_t npre, pre_cap;
 };
 
 static int errat(struct parser* ps, const struct rg_token* t, int code, const char* fmt, ...)
@@ -150,6 +153,9 @@ static int declare(struct parser* ps, const struct rg_token* t, int* ret_slot) {
 }
 
 static int parse_expr(struct parser* ps, struct rg_node** ret);
+static bool is_unbound_name(const struct parser* ps, size_t i);
+static int parse_stmt_into(struct parser* ps, struct rg_stmt** v, size_t* n, size_t* cap);
+static bool ends_stmt(const struct rg_token* t);
 
 static int enter(struct parser* ps, const struct rg_token* t) {
     if (++ps->depth > REGO_MAX_DEPTH)
@@ -197,12 +203,69 @@ static const struct rg_token* find_comprehension(const struct parser* ps) {
     return NULL;
 }
 
+/* [term | body] and {term | body}: the body is parsed first (its names are visible to the
+ * term, not outside), then the term. */
+static int parse_comprehension(struct parser* ps, const struct rg_token* open,
+                               const struct rg_token* bar, enum rg_tok close,
+                               struct rg_node** ret) {
+    for (size_t i = ps->i; &ps->t[i] < bar; i++)
+        if (ps->t[i].type == TK_COLON)
+            return errat(ps, &ps->t[i], -EINVAL, "object comprehensions are not supported");
+    int r = enter(ps, open);
+    if (r < 0)
+        return r;
+    size_t term_at = ps->i, saved_nscope = ps->nscope;
+    int saved_nl   = ps->nl_skip;
+    bool saved_gen = ps->gen_ok, saved_head = ps->head_mode;
+    ps->i                                = (size_t)(bar - ps->t) + 1;
+    ps->nl_skip                          = 0;
+    ps->head_mode                        = false;
+    _cleanup_free_ struct rg_stmt* stmts = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        while (ps->t[ps->i].type == TK_NEWLINE || ps->t[ps->i].type == TK_SEMI)
+            ps->i++;
+        if (ps->t[ps->i].type == close)
+            break;
+        if (ps->t[ps->i].type == TK_EOF)
+            return errat(ps, open, -EINVAL, "unterminated comprehension");
+        if ((r = parse_stmt_into(ps, &stmts, &n, &cap)) < 0)
+            return r;
+    }
+    if (n == 0)
+        return errat(ps, bar, -EINVAL, "found empty body");
+    size_t end  = ps->i;
+    ps->i       = term_at;
+    ps->gen_ok  = false;
+    ps->nl_skip = saved_nl + 1;
+    struct rg_node* term;
+    if ((r = parse_expr(ps, &term)) < 0)
+        return r;
+    if (cur(ps) != bar)
+        return errat(ps, cur(ps), -EINVAL, "expected `|`, found `%.*s`", TOKQ(cur(ps)));
+    ps->i             = end + 1;
+    ps->nl_skip       = saved_nl;
+    ps->gen_ok        = saved_gen;
+    ps->head_mode     = saved_head;
+    ps->nscope        = saved_nscope;
+    struct rg_body* b = palloc(ps->p, sizeof(*b));
+    b->stmts          = palloc(ps->p, n * sizeof(*b->stmts));
+    memcpy(b->stmts, stmts, n * sizeof(*b->stmts));
+    b->n         = n;
+    *ret         = node_new(ps, N_COMPR, open);
+    (*ret)->body = b;
+    (*ret)->set  = close == TK_RBRACE;
+    kids_set(ps, *ret, &term, 1);
+    ps->depth--;
+    return 0;
+}
+
 /* [a, b, ...] / {k: v, ...} / {a, b, ...}: comma-separated, trailing comma allowed. */
 static int parse_collection(struct parser* ps, const struct rg_token* open, enum rg_tok close,
                             struct rg_node** ret) {
     const struct rg_token* bar = find_comprehension(ps);
     if (bar)
-        return errat(ps, bar, -EINVAL, "comprehensions are not supported");
+        return parse_comprehension(ps, open, bar, close, ret);
     _cleanup_free_ struct rg_node** kids = NULL;
     size_t k = 0, cap = 0;
     int kind = close == TK_RBRACK ? N_ARRAY : -1; /* for braces: object or set, from the first */
@@ -374,6 +437,37 @@ static int parse_primary(struct parser* ps, struct rg_node** ret) {
     }
 }
 
+/* `ref[_]` or `ref[x]` with a new x in a body statement iterates, as OPA's generators do: it
+ * becomes `some x, v in ref` placed before the statement, and the reference continues from v.
+ * Inside `not`, an `every` domain, a rule head or a default, moving the iteration out would
+ * change the meaning, so it is refused there. */
+static int add_generator(struct parser* ps, const struct rg_token* start, const struct rg_token* it,
+                         struct rg_node** kids, size_t k) {
+    if (!ps->gen_ok)
+        return errat(ps, it, -EINVAL,
+                     "iteration over `[%.*s]` is not supported here (inside `not`, an `every` "
+                     "domain, a rule head or a default); use `some … in …`",
+                     TOKQ(it));
+    struct rg_stmt g = {.kind = S_SOME_IN, .line = it->line, .col = it->col, .key_slot = -1};
+    if (k == 1) {
+        g.expr = kids[0];
+    } else {
+        g.expr = node_new(ps, N_REF, start);
+        kids_set(ps, g.expr, kids, k);
+    }
+    int r;
+    if (!is_word(it, "_") && (r = declare(ps, it, &g.key_slot)) < 0)
+        return r;
+    if (ps->nslots >= REGO_MAX_VARS)
+        return errat(ps, it, -E2BIG, "more than %d variables in one rule", REGO_MAX_VARS);
+    g.slot              = ps->nslots++;
+    ps->pre             = xgrow(ps->pre, &ps->pre_cap, ps->npre + 1, sizeof(*ps->pre));
+    ps->pre[ps->npre++] = g;
+    kids[0]             = node_new(ps, N_VAR, it);
+    kids[0]->slot       = g.slot;
+    return 0;
+}
+
 /* primary { .name | [expr] } */
 static int parse_operand(struct parser* ps, struct rg_node** ret) {
     const struct rg_token* start = cur(ps);
@@ -400,12 +494,15 @@ static int parse_operand(struct parser* ps, struct rg_node** ret) {
             ps->i++;
             ps->nl_skip++;
             const struct rg_token* it = cur(ps);
-            if (it->type == TK_IDENT && !is_keyword(it) && !is_word(it, "input") &&
-                !is_word(it, "_") && find_local(ps, it) < 0 && find_rule(ps, it) < 0 &&
-                !is_call(ps, ps->i) && !ps->head_mode)
-                return errat(ps, it, -EINVAL,
-                             "iteration with unbound `%.*s` is not supported; use `some … in …`",
-                             TOKQ(it));
+            if (!ps->head_mode && (is_word(it, "_") || is_unbound_name(ps, ps->i)) &&
+                ps->t[ps->i + 1].type == TK_RBRACK) {
+                if ((r = add_generator(ps, start, it, kids, k)) < 0)
+                    return r;
+                k = 1;
+                ps->i += 2;
+                ps->nl_skip--;
+                continue;
+            }
             if ((r = parse_expr(ps, &kids[k++])) < 0 || (r = expect(ps, TK_RBRACK, "`]`")) < 0)
                 return r;
             ps->nl_skip--;
@@ -448,7 +545,7 @@ static int parse_expr(struct parser* ps, struct rg_node** ret) {
     const struct rg_token* t = cur(ps);
     enum rg_cmp op           = CMP_EQ;
     bool in                  = is_word(t, "in");
-    if (t->type == TK_OTHER)
+    if (t->type == TK_OTHER && *t->p != '|') /* `|` ends a comprehension's term */
         return errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
     if (!in && cmp_op(t, &op) < 0) {
         *ret = l;
@@ -493,7 +590,10 @@ static int parse_quantifier(struct parser* ps, struct rg_stmt* st, bool every) {
         return errat(ps, kw, -EINVAL, "`%.*s` without `in` is not supported; use `%.*s x in …`",
                      TOKQ(kw), TOKQ(kw));
     ps->i++;
-    int r = parse_expr(ps, &st->expr);
+    bool saved_gen = ps->gen_ok;
+    ps->gen_ok     = ps->gen_ok && !every;
+    int r          = parse_expr(ps, &st->expr);
+    ps->gen_ok     = saved_gen;
     if (r < 0)
         return r;
     st->kind     = every ? S_EVERY : S_SOME_IN;
@@ -520,7 +620,8 @@ static bool is_unbound_name(const struct parser* ps, size_t i) {
 }
 
 static bool ends_stmt(const struct rg_token* t) {
-    return t->type == TK_NEWLINE || t->type == TK_SEMI || t->type == TK_RBRACE || t->type == TK_EOF;
+    return t->type == TK_NEWLINE || t->type == TK_SEMI || t->type == TK_RBRACE ||
+           t->type == TK_RBRACK || t->type == TK_EOF;
 }
 
 /* `[a, b] := e` and the like: a `:=` at the top level of a statement not led by a name. */
@@ -540,7 +641,7 @@ static const struct rg_token* find_destructuring(const struct parser* ps) {
     return NULL;
 }
 
-static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
+static int parse_stmt_inner(struct parser* ps, struct rg_stmt* st) {
     const struct rg_token* t = cur(ps);
     int r;
     if (t->type != TK_IDENT && find_destructuring(ps))
@@ -552,8 +653,9 @@ static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
         r = parse_quantifier(ps, st, is_word(t, "every"));
     } else if (is_word(t, "not")) {
         ps->i++;
-        st->kind = S_NOT;
-        r        = parse_expr(ps, &st->expr);
+        st->kind   = S_NOT;
+        ps->gen_ok = false;
+        r          = parse_expr(ps, &st->expr);
     } else if (t->type == TK_IDENT &&
                (ps->t[ps->i + 1].type == TK_ASSIGN ||
                 (ps->t[ps->i + 1].type == TK_UNIFY && is_unbound_name(ps, ps->i)))) {
@@ -596,6 +698,38 @@ static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
     return 0;
 }
 
+static int parse_stmt(struct parser* ps, struct rg_stmt* st) {
+    bool saved = ps->gen_ok;
+    ps->gen_ok = true;
+    int r      = parse_stmt_inner(ps, st);
+    ps->gen_ok = saved;
+    return r;
+}
+
+/* One statement appended to a body, after the generators its references need. */
+static int parse_stmt_into(struct parser* ps, struct rg_stmt** v, size_t* n, size_t* cap) {
+    struct rg_stmt* saved = ps->pre;
+    size_t saved_n = ps->npre, saved_cap = ps->pre_cap;
+    ps->pre  = NULL;
+    ps->npre = ps->pre_cap   = 0;
+    struct rg_stmt st        = {0};
+    const struct rg_token* t = cur(ps);
+    int r                    = parse_stmt(ps, &st);
+    if (r == 0 && *n + ps->npre + 1 > REGO_MAX_STMTS)
+        r = errat(ps, t, -E2BIG, "body with more than %d statements", REGO_MAX_STMTS);
+    if (r == 0) {
+        *v = xgrow(*v, cap, *n + ps->npre + 1, sizeof(**v));
+        for (size_t i = 0; i < ps->npre; i++)
+            (*v)[(*n)++] = ps->pre[i];
+        (*v)[(*n)++] = st;
+    }
+    free(ps->pre);
+    ps->pre     = saved;
+    ps->npre    = saved_n;
+    ps->pre_cap = saved_cap;
+    return r;
+}
+
 /* { stmt (; | newline) ... } */
 static int parse_body(struct parser* ps, struct rg_body** ret) {
     const struct rg_token* open = cur(ps);
@@ -615,13 +749,8 @@ static int parse_body(struct parser* ps, struct rg_body** ret) {
             break;
         if (t->type == TK_EOF)
             return errat(ps, open, -EINVAL, "unterminated body: missing `}`");
-        if (n >= REGO_MAX_STMTS)
-            return errat(ps, t, -E2BIG, "body with more than %d statements", REGO_MAX_STMTS);
-        stmts = xgrow(stmts, &cap, n + 1, sizeof(*stmts));
-        memset(&stmts[n], 0, sizeof(stmts[n]));
-        if ((r = parse_stmt(ps, &stmts[n])) < 0)
+        if ((r = parse_stmt_into(ps, &stmts, &n, &cap)) < 0)
             return r;
-        n++;
     }
     if (n == 0)
         return errat(ps, open, -EINVAL, "found empty body");
@@ -636,16 +765,25 @@ static int parse_body(struct parser* ps, struct rg_body** ret) {
     return 0;
 }
 
+static struct rg_body* body_new(struct parser* ps, const struct rg_stmt* stmts, size_t n) {
+    struct rg_body* b = palloc(ps->p, sizeof(*b));
+    b->stmts          = palloc(ps->p, n * sizeof(*b->stmts));
+    memcpy(b->stmts, stmts, n * sizeof(*b->stmts));
+    b->n = n;
+    return b;
+}
+
 /* `if stmt` (a one-statement body) or `if { … }` or `{ … }`. */
 static int parse_rule_body(struct parser* ps, struct rg_body** ret) {
     if (is_word(cur(ps), "if")) {
         ps->i++;
         if (cur(ps)->type != TK_LBRACE) {
-            struct rg_body* b = palloc(ps->p, sizeof(*b));
-            b->stmts          = palloc(ps->p, sizeof(*b->stmts));
-            b->n              = 1;
-            *ret              = b;
-            return parse_stmt(ps, &b->stmts[0]);
+            _cleanup_free_ struct rg_stmt* stmts = NULL;
+            size_t n = 0, cap = 0;
+            int r = parse_stmt_into(ps, &stmts, &n, &cap);
+            if (r == 0)
+                *ret = body_new(ps, stmts, n);
+            return r;
         }
     }
     return parse_body(ps, ret);

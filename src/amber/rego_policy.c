@@ -4,9 +4,12 @@
 
 #include "rego_impl.h"
 
+static void deps_body(const struct rg_body* b, uint8_t* mark);
+
 static void deps_node(const struct rg_node* n, uint8_t* mark) {
     if (!n)
         return;
+    deps_body(n->body, mark);
     if (n->kind == N_RULE)
         mark[n->rule] = 1;
     for (size_t i = 0; i < n->n; i++)
