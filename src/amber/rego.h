@@ -9,7 +9,8 @@
  * `default r = v`; complete rules `r { … }`, `r = v { … }`, `r := v`, `r if { … }`; partial set
  * rules `r[x] { … }` / `r contains x if { … }`; several definitions of one rule = OR,
  * statements of a body = AND; `x := e`, `x = e`, `not e`, `some x in e`, `some k, v in e`,
- * `every x in e { … }`; `==, !=, <, <=, >, >=`, `in`; `count()`; refs `input.a.b`,
+ * `every x in e { … }`; `==, !=, <, <=, >, >=`, `in`; `count()`, `time.now_ns()`,
+ * `time.parse_rfc3339_ns()`, `time.add_date()`, `object.subset()`; refs `input.a.b`,
  * `input.a[0]`, `input["k"]`, `s[x]` on sets, `input.l[_]` / `input.o[k]` iterating in a body
  * statement; `[t | body]` and `{t | body}` comprehensions; string (also raw), number, boolean
  * and null literals, arrays, objects and sets.
@@ -26,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common.h"
 
@@ -67,6 +69,10 @@ const char* rego_package(const struct rego_policy* policy);
  * message names the rule and line. */
 int rego_eval(const struct rego_policy* policy, json_t* input, json_t** ret_values,
               struct moat_error* err) WARN_UNUSED;
+/* The same with time.now_ns() fixed to `now_ns` (nanoseconds since the epoch; rego_eval uses
+ * the real-time clock), for reproducible evaluations and tests. */
+int rego_eval_at(const struct rego_policy* policy, json_t* input, int64_t now_ns,
+                 json_t** ret_values, struct moat_error* err) WARN_UNUSED;
 
 /* Whether `rule` is defined and exactly `true` in the values rego_eval returned. */
 bool rego_rule_is_true(const json_t* values, const char* rule);

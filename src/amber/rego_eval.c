@@ -6,6 +6,7 @@
  * references, `some` and `every` is bounded by REGO_MAX_EVAL_DEPTH. */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "rego_impl.h"
 
@@ -17,6 +18,7 @@ struct rule_cache {
 struct ev {
     const struct rego_policy* p;
     json_t* input;
+    int64_t now_ns; /* time.now_ns(): one value per evaluation, as in OPA */
     struct moat_error* err;
     size_t steps;
     int depth;
@@ -144,29 +146,6 @@ static int eval_ref(struct ev* ev, const struct rg_node* n, struct rg_val* slots
     return 0;
 }
 
-/* OPA's count: elements of a collection, code points of a string; else undefined (OPA treats
- * a built-in's type error as undefined unless strict-builtin-errors is set). */
-static struct rg_val count_of(const struct rg_val* v) {
-    size_t n;
-    if (json_is_array(v->j))
-        n = json_array_size(v->j);
-    else if (json_is_object(v->j))
-        n = json_object_size(v->j);
-    else if (json_is_string(v->j)) {
-        const unsigned char* s = (const unsigned char*)json_string_value(v->j);
-        size_t len             = json_string_length(v->j);
-        n                      = 0;
-        for (size_t i = 0; i < len; i++)
-            n += (s[i] & 0xc0) != 0x80;
-    } else {
-        return (struct rg_val){0};
-    }
-    json_t* j = json_integer((json_int_t)n);
-    if (!j)
-        abort();
-    return (struct rg_val){.j = j};
-}
-
 static bool member(const struct rg_val* x, const struct rg_val* coll) {
     if (coll->set)
         return !x->set && rg_set_contains(coll->j, x->j);
@@ -229,6 +208,24 @@ static int eval_binary(struct ev* ev, const struct rg_node* n, struct rg_val* sl
 static int eval_comprehension(struct ev* ev, const struct rg_node* n, struct rg_val* slots,
                               struct rg_val* ret);
 
+/* A built-in: undefined when an argument is. */
+static int eval_call(struct ev* ev, const struct rg_node* n, struct rg_val* slots,
+                     struct rg_val* ret) {
+    struct rg_val args[4] = {0};
+    size_t got            = 0;
+    int r                 = 0;
+    while (r == 0 && got < n->n && got < ARRAY_SIZE(args)) {
+        r = eval(ev, n->kids[got], slots, &args[got]);
+        if (r == 0 && !args[got++].j)
+            break;
+    }
+    if (r == 0 && got == n->n && (got == 0 || args[got - 1].j))
+        r = rg_builtin(n->fn, args, ev->now_ns, n->line, ret, ev->err);
+    for (size_t i = 0; i < got; i++)
+        val_drop(&args[i]);
+    return r;
+}
+
 static int eval(struct ev* ev, const struct rg_node* n, struct rg_val* slots, struct rg_val* ret) {
     int r = step(ev, n->line);
     if (r < 0 || (r = enter(ev, n->line)) < 0)
@@ -255,13 +252,9 @@ static int eval(struct ev* ev, const struct rg_node* n, struct rg_val* slots, st
         case N_REF:
             r = eval_ref(ev, n, slots, ret);
             break;
-        case N_COUNT: {
-            struct rg_val v = {0};
-            if ((r = eval(ev, n->kids[0], slots, &v)) == 0 && v.j)
-                *ret = count_of(&v);
-            val_drop(&v);
+        case N_CALL:
+            r = eval_call(ev, n, slots, ret);
             break;
-        }
         case N_CMP:
         case N_IN:
             r = eval_binary(ev, n, slots, ret);
@@ -540,9 +533,9 @@ static int eval_rule(struct ev* ev, int ri, struct rg_val* ret) {
     return 0;
 }
 
-int rego_eval(const struct rego_policy* p, json_t* input, json_t** ret_values,
-              struct moat_error* err) {
-    struct ev ev = {.p = p, .input = input, .err = err};
+int rego_eval_at(const struct rego_policy* p, json_t* input, int64_t now_ns, json_t** ret_values,
+                 struct moat_error* err) {
+    struct ev ev = {.p = p, .input = input, .now_ns = now_ns, .err = err};
     ev.cache     = xcalloc(p->nrules + 1, sizeof(*ev.cache));
     json_t* out  = json_object();
     if (!out)
@@ -564,6 +557,14 @@ int rego_eval(const struct rego_policy* p, json_t* input, json_t** ret_values,
     }
     *ret_values = out;
     return 0;
+}
+
+int rego_eval(const struct rego_policy* p, json_t* input, json_t** ret_values,
+              struct moat_error* err) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+        return moat_error_set_errno(err, -errno, "clock_gettime");
+    return rego_eval_at(p, input, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, ret_values, err);
 }
 
 bool rego_rule_is_true(const json_t* values, const char* rule) {

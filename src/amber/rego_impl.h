@@ -56,13 +56,22 @@ enum rg_node_kind {
     N_VAR,   /* slot */
     N_RULE,  /* rule */
     N_REF,   /* kids[0] base, kids[1..] index expressions */
-    N_COUNT, /* kids[0] */
+    N_CALL,  /* fn(kids...) */
     N_CMP,   /* op, kids[0] kids[1] */
     N_IN,    /* kids[0] in kids[1] */
     N_COMPR, /* [kids[0] | body] or {kids[0] | body} (set) */
 };
 
 enum rg_cmp { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
+
+/* The built-ins of the subset (ITA's documented list, "Policy language functions"). */
+enum rg_builtin {
+    B_COUNT,
+    B_TIME_NOW_NS,
+    B_TIME_PARSE_RFC3339_NS,
+    B_TIME_ADD_DATE,
+    B_OBJECT_SUBSET,
+};
 
 struct rg_body;
 struct rg_node {
@@ -74,6 +83,7 @@ struct rg_node {
     enum rg_cmp op;
     int slot;
     int rule;
+    enum rg_builtin fn;   /* N_CALL */
     struct rg_body* body; /* N_COMPR */
     bool set;             /* N_COMPR: a set comprehension */
 };
@@ -135,6 +145,18 @@ struct rg_val {
 /* OPA's total order (ast.Compare): null < boolean < number < string < array < object < set;
  * numbers by value (integers exactly), strings byte-wise. */
 int rg_compare(const json_t* a, bool a_set, const json_t* b, bool b_set);
+/* Calls a built-in on defined arguments. *ret stays undefined (j NULL) where OPA's built-in
+ * fails (a type error, an unparsable time: undefined unless strict-builtin-errors). Returns
+ * <0 only for what the subset cannot evaluate faithfully (message names the line). */
+int rg_builtin(enum rg_builtin fn, const struct rg_val* args, int64_t now_ns, int line,
+               struct rg_val* ret, struct moat_error* err) WARN_UNUSED;
+/* Go's time.Parse(time.RFC3339, s) as nanoseconds since the epoch; -EINVAL if not RFC 3339 or
+ * outside int64 nanoseconds. */
+int rg_parse_rfc3339_ns(const char* s, size_t len, int64_t* ret_ns) WARN_UNUSED;
+/* Go's time.Unix(0, ns).UTC().AddDate(years, months, days).UnixNano(); -ERANGE on overflow. */
+int rg_add_date(int64_t ns, int64_t years, int64_t months, int64_t days,
+                int64_t* ret_ns) WARN_UNUSED;
+
 /* Sorts and de-duplicates arr in place (it becomes a set). */
 void rg_set_normalize(json_t* arr);
 bool rg_set_contains(const json_t* set, const json_t* v);

@@ -309,6 +309,19 @@ static int parse_collection(struct parser* ps, const struct rg_token* open, enum
 }
 
 /* A built-in call `name(args)`; only count() (and set() for the empty set) are in the subset. */
+static const struct {
+    const char* name;
+    int nargs;
+    enum rg_builtin fn;
+} builtins[] = {
+    {"count", 1, B_COUNT},
+    {"time.now_ns", 0, B_TIME_NOW_NS},
+    {"time.parse_rfc3339_ns", 1, B_TIME_PARSE_RFC3339_NS},
+    {"time.add_date", 4, B_TIME_ADD_DATE},
+    {"object.subset", 2, B_OBJECT_SUBSET},
+};
+
+/* name(args): a built-in from the table, or set() (the empty set). */
 static int parse_call(struct parser* ps, const struct rg_token* first, struct rg_node** ret) {
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
     for (;;) {
@@ -321,28 +334,39 @@ static int parse_call(struct parser* ps, const struct rg_token* first, struct rg
     }
     strbuf_putc(&sb, 0);
     const char* name = sb.buf;
-    if (strcmp(name, "count") != 0 && strcmp(name, "set") != 0)
+    int b            = strcmp(name, "set") == 0 ? -2 : -1;
+    for (size_t i = 0; b == -1 && i < ARRAY_SIZE(builtins); i++)
+        if (strcmp(name, builtins[i].name) == 0)
+            b = (int)i;
+    if (b == -1)
         return errat(ps, first, -EINVAL, "built-in `%.60s` is not supported", name);
+    int nargs = b >= 0 ? builtins[b].nargs : 0;
     ps->i++; /* ( */
     ps->nl_skip++;
-    struct rg_node* arg = NULL;
-    if (strcmp(name, "count") == 0) {
-        int r = parse_expr(ps, &arg);
-        if (r < 0)
+    struct rg_node* args[4];
+    size_t n = 0;
+    int r;
+    while (cur(ps)->type != TK_RPAREN) {
+        if (n >= ARRAY_SIZE(args) || (int)n >= nargs)
+            return errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
+                         nargs == 1 ? "" : "s");
+        if ((r = parse_expr(ps, &args[n++])) < 0)
             return r;
+        if (cur(ps)->type == TK_COMMA)
+            ps->i++;
+        else if (cur(ps)->type != TK_RPAREN)
+            return errat(ps, cur(ps), -EINVAL, "expected `,` or `)`, found `%.*s`", TOKQ(cur(ps)));
     }
-    int r = expect(ps, TK_RPAREN,
-                   strcmp(name, "count") == 0 ? "`)` (count takes one argument)"
-                                              : "`)` (set() takes no arguments)");
-    if (r < 0)
-        return r;
+    if ((int)n != nargs)
+        return errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
+                     nargs == 1 ? "" : "s");
+    ps->i++;
     ps->nl_skip--;
-    if (!arg) {
-        *ret = node_new(ps, N_SET, first);
-        return 0;
+    *ret = node_new(ps, b >= 0 ? N_CALL : N_SET, first);
+    if (b >= 0) {
+        (*ret)->fn = builtins[b].fn;
+        kids_set(ps, *ret, args, n);
     }
-    *ret = node_new(ps, N_COUNT, first);
-    kids_set(ps, *ret, &arg, 1);
     return 0;
 }
 
