@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: the Rego subset (lexer, parser, evaluator) against a fixed ITA-shaped
  * claim set. Every failure must carry a message; a compiled policy must evaluate or fail with
- * one, within the step and depth limits. */
+ * one, within the step and depth limits. time.now_ns() is fixed so that runs reproduce. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     json_t* out = NULL;
     memset(&err, 0, sizeof(err));
-    if (rego_eval(p, input, &out, &err) == 0) {
+    if (rego_eval_at(p, input, 1704067200000000000LL, &out, &err) == 0) { /* 2024-01-01 */
         for (size_t i = 0; i < rego_rule_count(p); i++)
             (void)rego_rule_is_true(out, rego_rule_name(p, i));
         json_decref(out);
