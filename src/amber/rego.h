@@ -7,8 +7,8 @@
  *
  * The subset: `package`, `import future.keywords[.in|.every|.if|.contains]` / `import rego.v1`;
  * `default r = v`; complete rules `r { … }`, `r = v { … }`, `r := v`, `r if { … }`; partial set
- * rules `r[x] { … }` / `r contains x if { … }`; several definitions of one rule = OR,
- * statements of a body = AND; `x := e`, `x = e`, `not e`, `some x in e`, `some k, v in e`,
+ * rules `r[x] { … }` / `r contains x if { … }`; `else` chains; several definitions of one rule =
+ * OR, statements of a body = AND; `x := e`, `x = e`, `not e`, `some x in e`, `some k, v in e`,
  * `every x in e { … }`; `==, !=, <, <=, >, >=`, `in`; `count()`, `time.now_ns()`,
  * `time.parse_rfc3339_ns()`, `time.add_date()`, `object.subset()`; refs `input.a.b`,
  * `input.a[0]`, `input["k"]`, `s[x]` on sets, `input.l[_]` / `input.o[k]` iterating in a body

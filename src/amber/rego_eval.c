@@ -457,11 +457,13 @@ struct rule_ctx {
     const struct rg_rule* rule;
     const struct rg_def* def;
     struct rg_val val; /* complete: the value so far; set: the elements (an array) */
+    bool found;        /* the current alternative's body had a solution */
 };
 
 static int rule_success(struct ev* ev, void* ctx, struct rg_val* slots) {
     struct rule_ctx* rc = ctx;
     struct rg_val v     = {0};
+    rc->found           = true;
     if (rc->def->value) {
         int r = eval(ev, rc->def->value, slots, &v);
         if (r < 0 || !v.j)
@@ -488,11 +490,17 @@ static int rule_success(struct ev* ev, void* ctx, struct rg_val* slots) {
     return r;
 }
 
-static int eval_def(struct ev* ev, struct rule_ctx* rc) {
-    struct rg_val* slots = xcalloc((size_t)rc->def->nslots + 1, sizeof(*slots));
-    int r                = rc->def->body ? eval_stmts(ev, rc->def->body, 0, slots, rule_success, rc)
-                                         : rule_success(ev, rc, slots);
-    for (int i = 0; i < rc->def->nslots; i++)
+/* One definition: its body, or, when that has no solution, its else alternatives in order. */
+static int eval_def(struct ev* ev, struct rule_ctx* rc, const struct rg_def* def) {
+    struct rg_val* slots = xcalloc((size_t)def->nslots + 1, sizeof(*slots));
+    int r                = 0;
+    rc->found            = false;
+    for (const struct rg_def* d = def; r >= 0 && d && !rc->found; d = d->else_def) {
+        rc->def = d;
+        r       = d->body ? eval_stmts(ev, d->body, 0, slots, rule_success, rc)
+                          : rule_success(ev, rc, slots);
+    }
+    for (int i = 0; i < def->nslots; i++)
         val_drop(&slots[i]);
     free(slots);
     return r < 0 ? r : 0;
@@ -514,10 +522,8 @@ static int eval_rule(struct ev* ev, int ri, struct rg_val* ret) {
         abort();
     rc.val.set = rule->kind == R_SET;
     int r      = 0;
-    for (size_t d = 0; r == 0 && d < rule->ndefs; d++) {
-        rc.def = &rule->defs[d];
-        r      = eval_def(ev, &rc);
-    }
+    for (size_t d = 0; r == 0 && d < rule->ndefs; d++)
+        r = eval_def(ev, &rc, &rule->defs[d]);
     if (r == 0 && rule->kind == R_SET)
         rg_set_normalize(rc.val.j);
     if (r == 0 && !rc.val.j && rule->default_value)

@@ -108,9 +108,10 @@ enum rg_rule_kind { R_COMPLETE, R_SET };
 
 struct rg_def {
     int line;
-    struct rg_node* value; /* head value / set element; NULL means true */
-    struct rg_body* body;  /* NULL: no body (always succeeds) */
-    int nslots;
+    struct rg_node* value;   /* head value / set element; NULL means true */
+    struct rg_body* body;    /* NULL: no body (always succeeds) */
+    int nslots;              /* for the whole else chain, which shares the slots */
+    struct rg_def* else_def; /* tried when no solution of body exists */
 };
 
 struct rg_rule {

@@ -6,40 +6,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "rego_impl.h"
+#include "rego_parser.h"
 
-struct scope_ent {
-    const char* name;
-    size_t len;
-    int slot;
-};
-
-struct pending { /* a head variable, bound by the body parsed after it */
-    struct rg_node* node;
-    const struct rg_token* tok;
-};
-
-struct parser {
-    const struct rg_token* t;
-    size_t n, i;
-    struct rego_policy* p;
-    struct moat_error* err;
-    int depth;
-    int nl_skip; /* > 0 inside ( ) [ ] and literal { }: newlines are whitespace */
-    struct scope_ent scope[REGO_MAX_VARS];
-    size_t nscope;
-    int nslots;
-    bool head_mode;
-    struct pending pend[64];
-    size_t npend;
-    bool gen_ok;         /* `ref[_]` / `ref[x]` may become a generator (a body statement) */
-    struct rg_stmt* pre; /* generators for the statement being parsed */
-    size_t npre, pre_cap;
-};
-
-static int errat(struct parser* ps, const struct rg_token* t, int code, const char* fmt, ...)
-    PRINTF_FMT(4, 5);
-static int errat(struct parser* ps, const struct rg_token* t, int code, const char* fmt, ...) {
+int rp_errat(struct parser* ps, const struct rg_token* t, int code, const char* fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -48,56 +17,55 @@ static int errat(struct parser* ps, const struct rg_token* t, int code, const ch
     return moat_error_set(ps->err, code, "line %d, column %d: %s", t->line, t->col, msg);
 }
 
-static void* palloc(struct rego_policy* p, size_t size) {
+void* rp_palloc(struct rego_policy* p, size_t size) {
     void* m                 = xcalloc(1, size ? size : 1);
     p->allocs               = xgrow(p->allocs, &p->allocs_cap, p->nallocs + 1, sizeof(*p->allocs));
     p->allocs[p->nallocs++] = m;
     return m;
 }
 
-static const struct rg_token* cur(struct parser* ps) {
+const struct rg_token* rp_cur(struct parser* ps) {
     while (ps->nl_skip > 0 && ps->t[ps->i].type == TK_NEWLINE)
         ps->i++;
     return &ps->t[ps->i];
 }
-static const struct rg_token* next(struct parser* ps) {
-    const struct rg_token* t = cur(ps);
+const struct rg_token* rp_next(struct parser* ps) {
+    const struct rg_token* t = rp_cur(ps);
     if (t->type != TK_EOF)
         ps->i++;
     return t;
 }
-static void skip_newlines(struct parser* ps) {
+void rp_skip_newlines(struct parser* ps) {
     while (ps->t[ps->i].type == TK_NEWLINE)
         ps->i++;
 }
-static bool is_word(const struct rg_token* t, const char* w) {
+bool rp_is_word(const struct rg_token* t, const char* w) {
     return t->type == TK_IDENT && t->len == strlen(w) && memcmp(t->p, w, t->len) == 0;
 }
 
 static const char* const keywords[] = {"not",      "some",    "every", "in",    "if",
                                        "contains", "else",    "with",  "as",    "default",
                                        "import",   "package", "true",  "false", "null"};
-static bool is_keyword(const struct rg_token* t) {
+bool rp_is_keyword(const struct rg_token* t) {
     for (size_t i = 0; i < ARRAY_SIZE(keywords); i++)
-        if (is_word(t, keywords[i]))
+        if (rp_is_word(t, keywords[i]))
             return true;
     return false;
 }
 
 /* A short quotation of a token for messages. */
-#define TOKQ(t) (int)((t)->len > 40 ? 40 : (t)->len), (t)->p
 
-static int expect(struct parser* ps, enum rg_tok type, const char* what) {
-    const struct rg_token* t = cur(ps);
+int rp_expect(struct parser* ps, enum rg_tok type, const char* what) {
+    const struct rg_token* t = rp_cur(ps);
     if (t->type != type)
-        return errat(ps, t, -EINVAL, "expected %s, found `%.*s`", what, TOKQ(t));
+        return rp_errat(ps, t, -EINVAL, "expected %s, found `%.*s`", what, TOKQ(t));
     ps->i++;
     return 0;
 }
 
 static struct rg_node* node_new(struct parser* ps, enum rg_node_kind kind,
                                 const struct rg_token* t) {
-    struct rg_node* n = palloc(ps->p, sizeof(*n));
+    struct rg_node* n = rp_palloc(ps->p, sizeof(*n));
     n->kind           = kind;
     n->line           = t->line;
     n->col            = t->col;
@@ -115,20 +83,20 @@ static struct rg_node* const_new(struct parser* ps, const struct rg_token* t, js
 }
 
 static void kids_set(struct parser* ps, struct rg_node* n, struct rg_node** kids, size_t k) {
-    n->kids = palloc(ps->p, k * sizeof(*kids));
+    n->kids = rp_palloc(ps->p, k * sizeof(*kids));
     if (k > 0)
         memcpy(n->kids, kids, k * sizeof(*kids));
     n->n = k;
 }
 
-static int find_local(const struct parser* ps, const struct rg_token* t) {
+int rp_find_local(const struct parser* ps, const struct rg_token* t) {
     for (size_t i = ps->nscope; i-- > 0;)
         if (ps->scope[i].len == t->len && memcmp(ps->scope[i].name, t->p, t->len) == 0)
             return ps->scope[i].slot;
     return -1;
 }
 
-static int find_rule(const struct parser* ps, const struct rg_token* t) {
+int rp_find_rule(const struct parser* ps, const struct rg_token* t) {
     for (size_t i = 0; i < ps->p->nrules; i++)
         if (strlen(ps->p->rules[i].name) == t->len &&
             memcmp(ps->p->rules[i].name, t->p, t->len) == 0)
@@ -139,12 +107,12 @@ static int find_rule(const struct parser* ps, const struct rg_token* t) {
 /* Declares a new local; `_` gets an anonymous slot. */
 static int declare(struct parser* ps, const struct rg_token* t, int* ret_slot) {
     if (ps->nslots >= REGO_MAX_VARS || ps->nscope >= REGO_MAX_VARS)
-        return errat(ps, t, -E2BIG, "more than %d variables in one rule", REGO_MAX_VARS);
-    if (is_keyword(t) || is_word(t, "input") || is_word(t, "data"))
-        return errat(ps, t, -EINVAL, "`%.*s` cannot be a variable", TOKQ(t));
-    if (!is_word(t, "_")) {
-        if (find_local(ps, t) >= 0)
-            return errat(ps, t, -EINVAL, "var %.*s assigned above", TOKQ(t));
+        return rp_errat(ps, t, -E2BIG, "more than %d variables in one rule", REGO_MAX_VARS);
+    if (rp_is_keyword(t) || rp_is_word(t, "input") || rp_is_word(t, "data"))
+        return rp_errat(ps, t, -EINVAL, "`%.*s` cannot be a variable", TOKQ(t));
+    if (!rp_is_word(t, "_")) {
+        if (rp_find_local(ps, t) >= 0)
+            return rp_errat(ps, t, -EINVAL, "var %.*s assigned above", TOKQ(t));
         ps->scope[ps->nscope++] =
             (struct scope_ent){.name = t->p, .len = t->len, .slot = ps->nslots};
     }
@@ -152,14 +120,13 @@ static int declare(struct parser* ps, const struct rg_token* t, int* ret_slot) {
     return 0;
 }
 
-static int parse_expr(struct parser* ps, struct rg_node** ret);
 static bool is_unbound_name(const struct parser* ps, size_t i);
 static int parse_stmt_into(struct parser* ps, struct rg_stmt** v, size_t* n, size_t* cap);
 static bool ends_stmt(const struct rg_token* t);
 
 static int enter(struct parser* ps, const struct rg_token* t) {
     if (++ps->depth > REGO_MAX_DEPTH)
-        return errat(ps, t, -E2BIG, "nesting deeper than %d", REGO_MAX_DEPTH);
+        return rp_errat(ps, t, -E2BIG, "nesting deeper than %d", REGO_MAX_DEPTH);
     return 0;
 }
 
@@ -167,19 +134,19 @@ static int parse_number(struct parser* ps, const struct rg_token* t, bool neg,
                         struct rg_node** ret) {
     char buf[64];
     if (t->len + 2 > sizeof(buf))
-        return errat(ps, t, -EINVAL, "number `%.*s` is out of range", TOKQ(t));
+        return rp_errat(ps, t, -EINVAL, "number `%.*s` is out of range", TOKQ(t));
     snprintf(buf, sizeof(buf), "%s%.*s", neg ? "-" : "", (int)t->len, t->p);
     json_t* v;
     if (!memchr(t->p, '.', t->len) && !memchr(t->p, 'e', t->len) && !memchr(t->p, 'E', t->len)) {
         int64_t i;
         if (parse_i64(buf, 10, &i) < 0)
-            return errat(ps, t, -EINVAL, "number `%s` is out of range", buf);
+            return rp_errat(ps, t, -EINVAL, "number `%s` is out of range", buf);
         v = json_integer(i);
     } else {
         char* end;
         double d = strtod(buf, &end);
         if (*end || !isfinite(d))
-            return errat(ps, t, -EINVAL, "number `%s` is out of range", buf);
+            return rp_errat(ps, t, -EINVAL, "number `%s` is out of range", buf);
         v = json_real(d);
     }
     if (!v)
@@ -210,7 +177,7 @@ static int parse_comprehension(struct parser* ps, const struct rg_token* open,
                                struct rg_node** ret) {
     for (size_t i = ps->i; &ps->t[i] < bar; i++)
         if (ps->t[i].type == TK_COLON)
-            return errat(ps, &ps->t[i], -EINVAL, "object comprehensions are not supported");
+            return rp_errat(ps, &ps->t[i], -EINVAL, "object comprehensions are not supported");
     int r = enter(ps, open);
     if (r < 0)
         return r;
@@ -228,28 +195,28 @@ static int parse_comprehension(struct parser* ps, const struct rg_token* open,
         if (ps->t[ps->i].type == close)
             break;
         if (ps->t[ps->i].type == TK_EOF)
-            return errat(ps, open, -EINVAL, "unterminated comprehension");
+            return rp_errat(ps, open, -EINVAL, "unterminated comprehension");
         if ((r = parse_stmt_into(ps, &stmts, &n, &cap)) < 0)
             return r;
     }
     if (n == 0)
-        return errat(ps, bar, -EINVAL, "found empty body");
+        return rp_errat(ps, bar, -EINVAL, "found empty body");
     size_t end  = ps->i;
     ps->i       = term_at;
     ps->gen_ok  = false;
     ps->nl_skip = saved_nl + 1;
     struct rg_node* term;
-    if ((r = parse_expr(ps, &term)) < 0)
+    if ((r = rp_parse_expr(ps, &term)) < 0)
         return r;
-    if (cur(ps) != bar)
-        return errat(ps, cur(ps), -EINVAL, "expected `|`, found `%.*s`", TOKQ(cur(ps)));
+    if (rp_cur(ps) != bar)
+        return rp_errat(ps, rp_cur(ps), -EINVAL, "expected `|`, found `%.*s`", TOKQ(rp_cur(ps)));
     ps->i             = end + 1;
     ps->nl_skip       = saved_nl;
     ps->gen_ok        = saved_gen;
     ps->head_mode     = saved_head;
     ps->nscope        = saved_nscope;
-    struct rg_body* b = palloc(ps->p, sizeof(*b));
-    b->stmts          = palloc(ps->p, n * sizeof(*b->stmts));
+    struct rg_body* b = rp_palloc(ps->p, sizeof(*b));
+    b->stmts          = rp_palloc(ps->p, n * sizeof(*b->stmts));
     memcpy(b->stmts, stmts, n * sizeof(*b->stmts));
     b->n         = n;
     *ret         = node_new(ps, N_COMPR, open);
@@ -270,35 +237,36 @@ static int parse_collection(struct parser* ps, const struct rg_token* open, enum
     size_t k = 0, cap = 0;
     int kind = close == TK_RBRACK ? N_ARRAY : -1; /* for braces: object or set, from the first */
     ps->nl_skip++;
-    while (cur(ps)->type != close) {
-        const struct rg_token* et = cur(ps);
+    while (rp_cur(ps)->type != close) {
+        const struct rg_token* et = rp_cur(ps);
         kids                      = xgrow(kids, &cap, k + 2, sizeof(*kids));
-        int r                     = parse_expr(ps, &kids[k]);
+        int r                     = rp_parse_expr(ps, &kids[k]);
         if (r < 0)
             return r;
         if (kids[k]->kind == N_SET)
-            return errat(ps, et, -EINVAL, "sets inside arrays, objects or sets are not supported");
+            return rp_errat(ps, et, -EINVAL,
+                            "sets inside arrays, objects or sets are not supported");
         k++;
         if (kind < 0)
-            kind = cur(ps)->type == TK_COLON ? N_OBJECT : N_SET;
+            kind = rp_cur(ps)->type == TK_COLON ? N_OBJECT : N_SET;
         if (kind == N_OBJECT) {
             if (kids[k - 1]->kind == N_CONST && !json_is_string(kids[k - 1]->value))
-                return errat(ps, et, -EINVAL, "object keys must be strings");
-            if ((r = expect(ps, TK_COLON, "`:`")) < 0 || (r = parse_expr(ps, &kids[k])) < 0)
+                return rp_errat(ps, et, -EINVAL, "object keys must be strings");
+            if ((r = rp_expect(ps, TK_COLON, "`:`")) < 0 || (r = rp_parse_expr(ps, &kids[k])) < 0)
                 return r;
             if (kids[k]->kind == N_SET)
-                return errat(ps, et, -EINVAL,
-                             "sets inside arrays, objects or sets are not supported");
+                return rp_errat(ps, et, -EINVAL,
+                                "sets inside arrays, objects or sets are not supported");
             k++;
         }
-        const struct rg_token* t = cur(ps);
+        const struct rg_token* t = rp_cur(ps);
         if (t->type == TK_OTHER && t->len == 1 && *t->p == '|')
-            return errat(ps, t, -EINVAL, "comprehensions are not supported");
+            return rp_errat(ps, t, -EINVAL, "comprehensions are not supported");
         if (t->type == TK_COMMA)
             ps->i++;
         else if (t->type != close)
-            return errat(ps, t, -EINVAL, "expected `,` or `%s`, found `%.*s`",
-                         close == TK_RBRACK ? "]" : "}", TOKQ(t));
+            return rp_errat(ps, t, -EINVAL, "expected `,` or `%s`, found `%.*s`",
+                            close == TK_RBRACK ? "]" : "}", TOKQ(t));
     }
     ps->i++;
     ps->nl_skip--;
@@ -325,9 +293,9 @@ static const struct {
 static int parse_call(struct parser* ps, const struct rg_token* first, struct rg_node** ret) {
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
     for (;;) {
-        const struct rg_token* t = next(ps);
+        const struct rg_token* t = rp_next(ps);
         strbuf_append(&sb, t->p, t->len);
-        if (cur(ps)->type != TK_DOT)
+        if (rp_cur(ps)->type != TK_DOT)
             break;
         strbuf_putc(&sb, '.');
         ps->i++;
@@ -339,27 +307,28 @@ static int parse_call(struct parser* ps, const struct rg_token* first, struct rg
         if (strcmp(name, builtins[i].name) == 0)
             b = (int)i;
     if (b == -1)
-        return errat(ps, first, -EINVAL, "built-in `%.60s` is not supported", name);
+        return rp_errat(ps, first, -EINVAL, "built-in `%.60s` is not supported", name);
     int nargs = b >= 0 ? builtins[b].nargs : 0;
     ps->i++; /* ( */
     ps->nl_skip++;
     struct rg_node* args[4];
     size_t n = 0;
     int r;
-    while (cur(ps)->type != TK_RPAREN) {
+    while (rp_cur(ps)->type != TK_RPAREN) {
         if (n >= ARRAY_SIZE(args) || (int)n >= nargs)
-            return errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
-                         nargs == 1 ? "" : "s");
-        if ((r = parse_expr(ps, &args[n++])) < 0)
+            return rp_errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
+                            nargs == 1 ? "" : "s");
+        if ((r = rp_parse_expr(ps, &args[n++])) < 0)
             return r;
-        if (cur(ps)->type == TK_COMMA)
+        if (rp_cur(ps)->type == TK_COMMA)
             ps->i++;
-        else if (cur(ps)->type != TK_RPAREN)
-            return errat(ps, cur(ps), -EINVAL, "expected `,` or `)`, found `%.*s`", TOKQ(cur(ps)));
+        else if (rp_cur(ps)->type != TK_RPAREN)
+            return rp_errat(ps, rp_cur(ps), -EINVAL, "expected `,` or `)`, found `%.*s`",
+                            TOKQ(rp_cur(ps)));
     }
     if ((int)n != nargs)
-        return errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
-                     nargs == 1 ? "" : "s");
+        return rp_errat(ps, first, -EINVAL, "`%s` takes %d argument%s", name, nargs,
+                        nargs == 1 ? "" : "s");
     ps->i++;
     ps->nl_skip--;
     *ret = node_new(ps, b >= 0 ? N_CALL : N_SET, first);
@@ -379,33 +348,31 @@ static bool is_call(const struct parser* ps, size_t i) {
 }
 
 static int parse_name(struct parser* ps, const struct rg_token* t, struct rg_node** ret) {
-    if (is_word(t, "_"))
-        return errat(ps, t, -EINVAL, "`_` (iteration) is not supported; use `some x in …`");
-    if (is_word(t, "data"))
-        return errat(ps, t, -EINVAL, "`data` is not supported: policies see only `input`");
-    if (is_word(t, "true") || is_word(t, "false") || is_word(t, "null")) {
+    if (rp_is_word(t, "_"))
+        return rp_errat(ps, t, -EINVAL, "`_` (iteration) is not supported; use `some x in …`");
+    if (rp_is_word(t, "data"))
+        return rp_errat(ps, t, -EINVAL, "`data` is not supported: policies see only `input`");
+    if (rp_is_word(t, "true") || rp_is_word(t, "false") || rp_is_word(t, "null")) {
         ps->i++;
-        *ret =
-            const_new(ps, t, is_word(t, "null") ? json_null() : json_boolean(is_word(t, "true")));
+        *ret = const_new(ps, t,
+                         rp_is_word(t, "null") ? json_null() : json_boolean(rp_is_word(t, "true")));
         return 0;
     }
-    if (is_word(t, "with"))
-        return errat(ps, t, -EINVAL, "`with` is not supported");
-    if (is_word(t, "else"))
-        return errat(ps, t, -EINVAL, "`else` is not supported");
-    if (is_keyword(t))
-        return errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
-    int slot = find_local(ps, t);
+    if (rp_is_word(t, "with"))
+        return rp_errat(ps, t, -EINVAL, "`with` is not supported");
+    if (rp_is_keyword(t))
+        return rp_errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
+    int slot = rp_find_local(ps, t);
     if (slot >= 0) {
         ps->i++;
         *ret         = node_new(ps, N_VAR, t);
         (*ret)->slot = slot;
         return 0;
     }
-    if (!is_word(t, "input") && is_call(ps, ps->i))
+    if (!rp_is_word(t, "input") && is_call(ps, ps->i))
         return parse_call(ps, t, ret);
-    int rule = find_rule(ps, t);
-    if (rule >= 0 || is_word(t, "input")) {
+    int rule = rp_find_rule(ps, t);
+    if (rule >= 0 || rp_is_word(t, "input")) {
         ps->i++;
         *ret         = node_new(ps, rule >= 0 ? N_RULE : N_INPUT, t);
         (*ret)->rule = rule;
@@ -417,11 +384,11 @@ static int parse_name(struct parser* ps, const struct rg_token* t, struct rg_nod
         ps->pend[ps->npend++] = (struct pending){.node = *ret, .tok = t};
         return 0;
     }
-    return errat(ps, t, -EINVAL, "var %.*s is unsafe", TOKQ(t));
+    return rp_errat(ps, t, -EINVAL, "var %.*s is unsafe", TOKQ(t));
 }
 
 static int parse_primary(struct parser* ps, struct rg_node** ret) {
-    const struct rg_token* t = cur(ps);
+    const struct rg_token* t = rp_cur(ps);
     switch (t->type) {
         case TK_STRING: {
             ps->i++;
@@ -441,8 +408,8 @@ static int parse_primary(struct parser* ps, struct rg_node** ret) {
         case TK_LPAREN: {
             ps->i++;
             ps->nl_skip++;
-            int r = parse_expr(ps, ret);
-            if (r < 0 || (r = expect(ps, TK_RPAREN, "`)`")) < 0)
+            int r = rp_parse_expr(ps, ret);
+            if (r < 0 || (r = rp_expect(ps, TK_RPAREN, "`)`")) < 0)
                 return r;
             ps->nl_skip--;
             return 0;
@@ -455,9 +422,9 @@ static int parse_primary(struct parser* ps, struct rg_node** ret) {
                 ps->i += 2;
                 return parse_number(ps, &ps->t[ps->i - 1], true, ret);
             }
-            return errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
+            return rp_errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
         default:
-            return errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
+            return rp_errat(ps, t, -EINVAL, "unexpected `%.*s`", TOKQ(t));
     }
 }
 
@@ -468,10 +435,10 @@ static int parse_primary(struct parser* ps, struct rg_node** ret) {
 static int add_generator(struct parser* ps, const struct rg_token* start, const struct rg_token* it,
                          struct rg_node** kids, size_t k) {
     if (!ps->gen_ok)
-        return errat(ps, it, -EINVAL,
-                     "iteration over `[%.*s]` is not supported here (inside `not`, an `every` "
-                     "domain, a rule head or a default); use `some … in …`",
-                     TOKQ(it));
+        return rp_errat(ps, it, -EINVAL,
+                        "iteration over `[%.*s]` is not supported here (inside `not`, an `every` "
+                        "domain, a rule head or a default); use `some … in …`",
+                        TOKQ(it));
     struct rg_stmt g = {.kind = S_SOME_IN, .line = it->line, .col = it->col, .key_slot = -1};
     if (k == 1) {
         g.expr = kids[0];
@@ -480,10 +447,10 @@ static int add_generator(struct parser* ps, const struct rg_token* start, const 
         kids_set(ps, g.expr, kids, k);
     }
     int r;
-    if (!is_word(it, "_") && (r = declare(ps, it, &g.key_slot)) < 0)
+    if (!rp_is_word(it, "_") && (r = declare(ps, it, &g.key_slot)) < 0)
         return r;
     if (ps->nslots >= REGO_MAX_VARS)
-        return errat(ps, it, -E2BIG, "more than %d variables in one rule", REGO_MAX_VARS);
+        return rp_errat(ps, it, -E2BIG, "more than %d variables in one rule", REGO_MAX_VARS);
     g.slot              = ps->nslots++;
     ps->pre             = xgrow(ps->pre, &ps->pre_cap, ps->npre + 1, sizeof(*ps->pre));
     ps->pre[ps->npre++] = g;
@@ -494,7 +461,7 @@ static int add_generator(struct parser* ps, const struct rg_token* start, const 
 
 /* primary { .name | [expr] } */
 static int parse_operand(struct parser* ps, struct rg_node** ret) {
-    const struct rg_token* start = cur(ps);
+    const struct rg_token* start = rp_cur(ps);
     int r                        = enter(ps, start);
     struct rg_node* kids[64];
     size_t k = 1;
@@ -503,12 +470,12 @@ static int parse_operand(struct parser* ps, struct rg_node** ret) {
     for (;;) {
         const struct rg_token* t = &ps->t[ps->i]; /* no newline before . or [ */
         if (k >= ARRAY_SIZE(kids))
-            return errat(ps, t, -E2BIG, "reference longer than %zu parts", ARRAY_SIZE(kids));
+            return rp_errat(ps, t, -E2BIG, "reference longer than %zu parts", ARRAY_SIZE(kids));
         if (t->type == TK_DOT) {
             ps->i++;
             const struct rg_token* f = &ps->t[ps->i];
             if (f->type != TK_IDENT)
-                return errat(ps, f, -EINVAL, "expected a name after `.`");
+                return rp_errat(ps, f, -EINVAL, "expected a name after `.`");
             ps->i++;
             json_t* key = json_stringn_nocheck(f->p, f->len);
             if (!key)
@@ -517,8 +484,8 @@ static int parse_operand(struct parser* ps, struct rg_node** ret) {
         } else if (t->type == TK_LBRACK) {
             ps->i++;
             ps->nl_skip++;
-            const struct rg_token* it = cur(ps);
-            if (!ps->head_mode && (is_word(it, "_") || is_unbound_name(ps, ps->i)) &&
+            const struct rg_token* it = rp_cur(ps);
+            if (!ps->head_mode && (rp_is_word(it, "_") || is_unbound_name(ps, ps->i)) &&
                 ps->t[ps->i + 1].type == TK_RBRACK) {
                 if ((r = add_generator(ps, start, it, kids, k)) < 0)
                     return r;
@@ -527,11 +494,12 @@ static int parse_operand(struct parser* ps, struct rg_node** ret) {
                 ps->nl_skip--;
                 continue;
             }
-            if ((r = parse_expr(ps, &kids[k++])) < 0 || (r = expect(ps, TK_RBRACK, "`]`")) < 0)
+            if ((r = rp_parse_expr(ps, &kids[k++])) < 0 ||
+                (r = rp_expect(ps, TK_RBRACK, "`]`")) < 0)
                 return r;
             ps->nl_skip--;
         } else if (t->type == TK_LPAREN) {
-            return errat(ps, t, -EINVAL, "functions are not supported");
+            return rp_errat(ps, t, -EINVAL, "functions are not supported");
         } else {
             break;
         }
@@ -561,16 +529,16 @@ static int cmp_op(const struct rg_token* t, enum rg_cmp* ret) {
 }
 
 /* operand [ (== | != | < | <= | > | >= | in) operand ] */
-static int parse_expr(struct parser* ps, struct rg_node** ret) {
+int rp_parse_expr(struct parser* ps, struct rg_node** ret) {
     struct rg_node* l;
     int r = parse_operand(ps, &l);
     if (r < 0)
         return r;
-    const struct rg_token* t = cur(ps);
+    const struct rg_token* t = rp_cur(ps);
     enum rg_cmp op           = CMP_EQ;
-    bool in                  = is_word(t, "in");
+    bool in                  = rp_is_word(t, "in");
     if (t->type == TK_OTHER && *t->p != '|') /* `|` ends a comprehension's term */
-        return errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
+        return rp_errat(ps, t, -EINVAL, "operator `%.*s` is not supported", TOKQ(t));
     if (!in && cmp_op(t, &op) < 0) {
         *ret = l;
         return 0;
@@ -582,11 +550,11 @@ static int parse_expr(struct parser* ps, struct rg_node** ret) {
     ps->nl_skip--;
     if (r < 0)
         return r;
-    const struct rg_token* t2 = cur(ps);
+    const struct rg_token* t2 = rp_cur(ps);
     enum rg_cmp op2;
-    if (is_word(t2, "in") || cmp_op(t2, &op2) == 0 || t2->type == TK_OTHER)
-        return errat(ps, t2, -EINVAL, "chained operator `%.*s` is not supported; use parentheses",
-                     TOKQ(t2));
+    if (rp_is_word(t2, "in") || cmp_op(t2, &op2) == 0 || t2->type == TK_OTHER)
+        return rp_errat(ps, t2, -EINVAL,
+                        "chained operator `%.*s` is not supported; use parentheses", TOKQ(t2));
     *ret       = node_new(ps, in ? N_IN : N_CMP, t);
     (*ret)->op = op;
     kids_set(ps, *ret, kids, 2);
@@ -597,26 +565,26 @@ static int parse_body(struct parser* ps, struct rg_body** ret);
 
 /* some x in e | some k, v in e | every x in e { … } | every k, v in e { … } */
 static int parse_quantifier(struct parser* ps, struct rg_stmt* st, bool every) {
-    const struct rg_token* kw = next(ps);
-    const struct rg_token* a  = cur(ps);
+    const struct rg_token* kw = rp_next(ps);
+    const struct rg_token* a  = rp_cur(ps);
     const struct rg_token* b  = NULL;
     if (a->type != TK_IDENT)
-        return errat(ps, a, -EINVAL, "expected a variable after `%.*s`", TOKQ(kw));
+        return rp_errat(ps, a, -EINVAL, "expected a variable after `%.*s`", TOKQ(kw));
     ps->i++;
-    if (cur(ps)->type == TK_COMMA) {
+    if (rp_cur(ps)->type == TK_COMMA) {
         ps->i++;
-        b = cur(ps);
+        b = rp_cur(ps);
         if (b->type != TK_IDENT)
-            return errat(ps, b, -EINVAL, "expected a variable after `,`");
+            return rp_errat(ps, b, -EINVAL, "expected a variable after `,`");
         ps->i++;
     }
-    if (!is_word(cur(ps), "in"))
-        return errat(ps, kw, -EINVAL, "`%.*s` without `in` is not supported; use `%.*s x in …`",
-                     TOKQ(kw), TOKQ(kw));
+    if (!rp_is_word(rp_cur(ps), "in"))
+        return rp_errat(ps, kw, -EINVAL, "`%.*s` without `in` is not supported; use `%.*s x in …`",
+                        TOKQ(kw), TOKQ(kw));
     ps->i++;
     bool saved_gen = ps->gen_ok;
     ps->gen_ok     = ps->gen_ok && !every;
-    int r          = parse_expr(ps, &st->expr);
+    int r          = rp_parse_expr(ps, &st->expr);
     ps->gen_ok     = saved_gen;
     if (r < 0)
         return r;
@@ -628,8 +596,8 @@ static int parse_quantifier(struct parser* ps, struct rg_stmt* st, bool every) {
     if ((r = declare(ps, b ? b : a, &st->slot)) < 0)
         return r;
     if (every) {
-        if (cur(ps)->type != TK_LBRACE)
-            return errat(ps, cur(ps), -EINVAL, "expected `{` after `every … in …`");
+        if (rp_cur(ps)->type != TK_LBRACE)
+            return rp_errat(ps, rp_cur(ps), -EINVAL, "expected `{` after `every … in …`");
         if ((r = parse_body(ps, &st->body)) < 0)
             return r;
         ps->nscope = saved; /* the body's names (and x) do not leak out of every */
@@ -639,8 +607,9 @@ static int parse_quantifier(struct parser* ps, struct rg_stmt* st, bool every) {
 
 static bool is_unbound_name(const struct parser* ps, size_t i) {
     const struct rg_token* t = &ps->t[i];
-    return t->type == TK_IDENT && !is_keyword(t) && !is_word(t, "input") && !is_word(t, "data") &&
-           !is_word(t, "_") && find_local(ps, t) < 0 && find_rule(ps, t) < 0 && !is_call(ps, i);
+    return t->type == TK_IDENT && !rp_is_keyword(t) && !rp_is_word(t, "input") &&
+           !rp_is_word(t, "data") && !rp_is_word(t, "_") && rp_find_local(ps, t) < 0 &&
+           rp_find_rule(ps, t) < 0 && !is_call(ps, i);
 }
 
 static bool ends_stmt(const struct rg_token* t) {
@@ -666,37 +635,37 @@ static const struct rg_token* find_destructuring(const struct parser* ps) {
 }
 
 static int parse_stmt_inner(struct parser* ps, struct rg_stmt* st) {
-    const struct rg_token* t = cur(ps);
+    const struct rg_token* t = rp_cur(ps);
     int r;
     if (t->type != TK_IDENT && find_destructuring(ps))
-        return errat(ps, find_destructuring(ps), -EINVAL,
-                     "only a variable can be assigned with `:=`");
+        return rp_errat(ps, find_destructuring(ps), -EINVAL,
+                        "only a variable can be assigned with `:=`");
     st->line = t->line;
     st->col  = t->col;
-    if (is_word(t, "some") || is_word(t, "every")) {
-        r = parse_quantifier(ps, st, is_word(t, "every"));
-    } else if (is_word(t, "not")) {
+    if (rp_is_word(t, "some") || rp_is_word(t, "every")) {
+        r = parse_quantifier(ps, st, rp_is_word(t, "every"));
+    } else if (rp_is_word(t, "not")) {
         ps->i++;
         st->kind   = S_NOT;
         ps->gen_ok = false;
-        r          = parse_expr(ps, &st->expr);
+        r          = rp_parse_expr(ps, &st->expr);
     } else if (t->type == TK_IDENT &&
                (ps->t[ps->i + 1].type == TK_ASSIGN ||
                 (ps->t[ps->i + 1].type == TK_UNIFY && is_unbound_name(ps, ps->i)))) {
         ps->i += 2;
         st->kind = S_ASSIGN;
-        r        = parse_expr(ps, &st->expr);
+        r        = rp_parse_expr(ps, &st->expr);
         if (r == 0) /* declared after the value: `x := x` refers to an outer x, not itself */
             r = declare(ps, t, &st->slot);
     } else {
         st->kind                 = S_EXPR;
-        r                        = parse_expr(ps, &st->expr);
-        const struct rg_token* u = cur(ps);
+        r                        = rp_parse_expr(ps, &st->expr);
+        const struct rg_token* u = rp_cur(ps);
         if (r == 0 && u->type == TK_ASSIGN)
-            return errat(ps, u, -EINVAL, "only a variable can be assigned with `:=`");
+            return rp_errat(ps, u, -EINVAL, "only a variable can be assigned with `:=`");
         if (r == 0 && u->type == TK_UNIFY) {
             ps->i++;
-            const struct rg_token* v = cur(ps);
+            const struct rg_token* v = rp_cur(ps);
             if (is_unbound_name(ps, ps->i) && ends_stmt(&ps->t[ps->i + 1])) {
                 /* e = x with x new: assignment */
                 ps->i++;
@@ -715,10 +684,11 @@ static int parse_stmt_inner(struct parser* ps, struct rg_stmt* st) {
     }
     if (r < 0)
         return r;
-    if (is_word(cur(ps), "with"))
-        return errat(ps, cur(ps), -EINVAL, "`with` is not supported");
-    if (!ends_stmt(cur(ps)))
-        return errat(ps, cur(ps), -EINVAL, "unexpected `%.*s` after a statement", TOKQ(cur(ps)));
+    if (rp_is_word(rp_cur(ps), "with"))
+        return rp_errat(ps, rp_cur(ps), -EINVAL, "`with` is not supported");
+    if (!ends_stmt(rp_cur(ps)))
+        return rp_errat(ps, rp_cur(ps), -EINVAL, "unexpected `%.*s` after a statement",
+                        TOKQ(rp_cur(ps)));
     return 0;
 }
 
@@ -737,10 +707,10 @@ static int parse_stmt_into(struct parser* ps, struct rg_stmt** v, size_t* n, siz
     ps->pre  = NULL;
     ps->npre = ps->pre_cap   = 0;
     struct rg_stmt st        = {0};
-    const struct rg_token* t = cur(ps);
+    const struct rg_token* t = rp_cur(ps);
     int r                    = parse_stmt(ps, &st);
     if (r == 0 && *n + ps->npre + 1 > REGO_MAX_STMTS)
-        r = errat(ps, t, -E2BIG, "body with more than %d statements", REGO_MAX_STMTS);
+        r = rp_errat(ps, t, -E2BIG, "body with more than %d statements", REGO_MAX_STMTS);
     if (r == 0) {
         *v = xgrow(*v, cap, *n + ps->npre + 1, sizeof(**v));
         for (size_t i = 0; i < ps->npre; i++)
@@ -756,7 +726,7 @@ static int parse_stmt_into(struct parser* ps, struct rg_stmt** v, size_t* n, siz
 
 /* { stmt (; | newline) ... } */
 static int parse_body(struct parser* ps, struct rg_body** ret) {
-    const struct rg_token* open = cur(ps);
+    const struct rg_token* open = rp_cur(ps);
     int r                       = enter(ps, open);
     if (r < 0)
         return r;
@@ -772,16 +742,16 @@ static int parse_body(struct parser* ps, struct rg_body** ret) {
         if (t->type == TK_RBRACE)
             break;
         if (t->type == TK_EOF)
-            return errat(ps, open, -EINVAL, "unterminated body: missing `}`");
+            return rp_errat(ps, open, -EINVAL, "unterminated body: missing `}`");
         if ((r = parse_stmt_into(ps, &stmts, &n, &cap)) < 0)
             return r;
     }
     if (n == 0)
-        return errat(ps, open, -EINVAL, "found empty body");
+        return rp_errat(ps, open, -EINVAL, "found empty body");
     ps->i++;
     ps->nl_skip       = saved_nl;
-    struct rg_body* b = palloc(ps->p, sizeof(*b));
-    b->stmts          = palloc(ps->p, n * sizeof(*b->stmts));
+    struct rg_body* b = rp_palloc(ps->p, sizeof(*b));
+    b->stmts          = rp_palloc(ps->p, n * sizeof(*b->stmts));
     memcpy(b->stmts, stmts, n * sizeof(*b->stmts));
     b->n = n;
     ps->depth--;
@@ -790,18 +760,18 @@ static int parse_body(struct parser* ps, struct rg_body** ret) {
 }
 
 static struct rg_body* body_new(struct parser* ps, const struct rg_stmt* stmts, size_t n) {
-    struct rg_body* b = palloc(ps->p, sizeof(*b));
-    b->stmts          = palloc(ps->p, n * sizeof(*b->stmts));
+    struct rg_body* b = rp_palloc(ps->p, sizeof(*b));
+    b->stmts          = rp_palloc(ps->p, n * sizeof(*b->stmts));
     memcpy(b->stmts, stmts, n * sizeof(*b->stmts));
     b->n = n;
     return b;
 }
 
 /* `if stmt` (a one-statement body) or `if { … }` or `{ … }`. */
-static int parse_rule_body(struct parser* ps, struct rg_body** ret) {
-    if (is_word(cur(ps), "if")) {
+int rp_parse_rule_body(struct parser* ps, struct rg_body** ret) {
+    if (rp_is_word(rp_cur(ps), "if")) {
         ps->i++;
-        if (cur(ps)->type != TK_LBRACE) {
+        if (rp_cur(ps)->type != TK_LBRACE) {
             _cleanup_free_ struct rg_stmt* stmts = NULL;
             size_t n = 0, cap = 0;
             int r = parse_stmt_into(ps, &stmts, &n, &cap);
@@ -811,283 +781,4 @@ static int parse_rule_body(struct parser* ps, struct rg_body** ret) {
         }
     }
     return parse_body(ps, ret);
-}
-
-/* ---- top level ---------------------------------------------------------------------- */
-
-static bool is_reserved_rule_name(const struct rg_token* t) {
-    return is_keyword(t) || is_word(t, "input") || is_word(t, "data") || is_word(t, "_");
-}
-
-static int add_rule(struct parser* ps, const struct rg_token* t, int* ret) {
-    int ri = find_rule(ps, t);
-    if (ri < 0) {
-        struct rego_policy* p = ps->p;
-        if (p->nrules >= REGO_MAX_RULES)
-            return errat(ps, t, -E2BIG, "more than %d rules", REGO_MAX_RULES);
-        p->rules = xgrow(p->rules, &p->cap, p->nrules + 1, sizeof(*p->rules));
-        p->rules[p->nrules] =
-            (struct rg_rule){.name = xstrndup(t->p, t->len), .line = t->line, .kind = R_COMPLETE};
-        ri = (int)p->nrules++;
-    }
-    *ret = ri;
-    return 0;
-}
-
-/* Rule names first, so that bodies may refer to rules defined further down: an identifier at
- * the start of a top-level line (or after `default`). */
-static int collect_rule_names(struct parser* ps) {
-    int depth = 0;
-    for (size_t i = 0; i < ps->n; i++) {
-        const struct rg_token* t = &ps->t[i];
-        if (t->type == TK_LBRACE || t->type == TK_LBRACK || t->type == TK_LPAREN)
-            depth++;
-        else if (t->type == TK_RBRACE || t->type == TK_RBRACK || t->type == TK_RPAREN)
-            depth--;
-        bool line_start = i == 0 || ps->t[i - 1].type == TK_NEWLINE || ps->t[i - 1].type == TK_SEMI;
-        if (depth != 0 || !line_start || t->type != TK_IDENT || is_word(t, "package") ||
-            is_word(t, "import"))
-            continue;
-        if (is_word(t, "default"))
-            t = &ps->t[i + 1];
-        if (t->type != TK_IDENT || is_reserved_rule_name(t))
-            continue;
-        int ri, r = add_rule(ps, t, &ri);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-/* a.b.c into a string; tokens must be names separated by dots. */
-static int parse_dotted(struct parser* ps, struct strbuf* sb) {
-    for (;;) {
-        const struct rg_token* t = &ps->t[ps->i];
-        if (t->type != TK_IDENT)
-            return errat(ps, t, -EINVAL, "expected a name, found `%.*s`", TOKQ(t));
-        strbuf_append(sb, t->p, t->len);
-        ps->i++;
-        if (ps->t[ps->i].type != TK_DOT)
-            return 0;
-        strbuf_putc(sb, '.');
-        ps->i++;
-    }
-}
-
-static int parse_package(struct parser* ps) {
-    const struct rg_token* kw         = next(ps);
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    if (ps->p->package)
-        return errat(ps, kw, -EINVAL, "more than one `package`");
-    int r = parse_dotted(ps, &sb);
-    if (r < 0)
-        return r;
-    ps->p->package = strbuf_take(&sb, NULL);
-    return 0;
-}
-
-/* The keyword imports are no-ops: the subset always knows in/every/if/contains. */
-static int parse_import(struct parser* ps) {
-    static const char* const allowed[] = {"future.keywords",
-                                          "future.keywords.in",
-                                          "future.keywords.every",
-                                          "future.keywords.if",
-                                          "future.keywords.contains",
-                                          "rego.v1",
-                                          "input"};
-    next(ps);
-    const struct rg_token* t          = cur(ps);
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    int r                             = parse_dotted(ps, &sb);
-    if (r < 0)
-        return r;
-    if (is_word(cur(ps), "as"))
-        return errat(ps, cur(ps), -EINVAL, "`import … as` is not supported");
-    strbuf_putc(&sb, 0);
-    for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
-        if (strcmp(sb.buf, allowed[i]) == 0)
-            return 0;
-    return errat(ps, t, -EINVAL, "`import %s` is not supported", sb.buf);
-}
-
-static bool is_ground(const struct rg_node* n) {
-    if (n->kind != N_CONST && n->kind != N_ARRAY && n->kind != N_OBJECT && n->kind != N_SET)
-        return false;
-    for (size_t i = 0; i < n->n; i++)
-        if (!is_ground(n->kids[i]))
-            return false;
-    return true;
-}
-
-static int parse_default(struct parser* ps) {
-    const struct rg_token* kw = next(ps);
-    const struct rg_token* t  = &ps->t[ps->i];
-    int ri, r;
-    if (t->type != TK_IDENT || is_reserved_rule_name(t))
-        return errat(ps, t, -EINVAL, "expected a rule name after `default`");
-    if ((r = add_rule(ps, t, &ri)) < 0)
-        return r;
-    ps->i++;
-    const struct rg_token* op = &ps->t[ps->i];
-    if (op->type != TK_UNIFY && op->type != TK_ASSIGN)
-        return errat(ps, op, -EINVAL, "expected `=` or `:=` after `default %.*s`", TOKQ(t));
-    ps->i++;
-    ps->nscope = 0;
-    struct rg_node* v;
-    r = parse_expr(ps, &v);
-    if (r < 0)
-        return r;
-    struct rg_rule* rule = &ps->p->rules[ri];
-    if (!is_ground(v))
-        return errat(ps, kw, -EINVAL, "default rule value of %s must be a constant", rule->name);
-    if (rule->default_value)
-        return errat(ps, kw, -EINVAL, "multiple default rules %s found", rule->name);
-    if (rule->ndefs > 0 && rule->kind == R_SET)
-        return errat(ps, kw, -EINVAL, "conflicting rules %s found (default on a partial set rule)",
-                     rule->name);
-    rule->default_value = v;
-    return 0;
-}
-
-/* The head's value (or set element) is parsed before the body that binds its variables:
- * unknown names become pending and are resolved against the body's scope afterwards. */
-static int parse_head_term(struct parser* ps, struct rg_node** ret) {
-    ps->head_mode = true;
-    int r         = parse_expr(ps, ret);
-    ps->head_mode = false;
-    return r;
-}
-
-static int parse_rule_tail(struct parser* ps, struct rg_def* def, bool need_body) {
-    size_t save = ps->i;
-    skip_newlines(ps);
-    const struct rg_token* t = &ps->t[ps->i];
-    int r;
-    if (is_word(t, "if") || t->type == TK_LBRACE) {
-        if ((r = parse_rule_body(ps, &def->body)) < 0)
-            return r;
-    } else {
-        ps->i = save;
-        if (need_body)
-            return errat(ps, t, -EINVAL, "expected `{` or `if` after the rule head, found `%.*s`",
-                         TOKQ(t));
-    }
-    t = &ps->t[ps->i];
-    if (is_word(t, "else"))
-        return errat(ps, t, -EINVAL, "`else` is not supported");
-    if (t->type == TK_LBRACE)
-        return errat(ps, t, -EINVAL, "more than one body per rule head is not supported");
-    for (size_t i = 0; i < ps->npend; i++) {
-        int slot = find_local(ps, ps->pend[i].tok);
-        if (slot < 0)
-            return errat(ps, ps->pend[i].tok, -EINVAL, "var %.*s is unsafe", TOKQ(ps->pend[i].tok));
-        ps->pend[i].node->slot = slot;
-    }
-    return 0;
-}
-
-static int parse_rule(struct parser* ps) {
-    const struct rg_token* name = next(ps);
-    int ri, r;
-    if (is_word(name, "with") || is_word(name, "else"))
-        return errat(ps, name, -EINVAL, "`%.*s` is not supported", TOKQ(name));
-    if (is_reserved_rule_name(name))
-        return errat(ps, name, -EINVAL, "unexpected `%.*s` at the top level", TOKQ(name));
-    if ((r = add_rule(ps, name, &ri)) < 0)
-        return r;
-    ps->nscope = ps->npend   = 0;
-    ps->nslots               = 0;
-    struct rg_def def        = {.line = name->line};
-    enum rg_rule_kind kind   = R_COMPLETE;
-    const struct rg_token* t = &ps->t[ps->i];
-    bool need_body           = false;
-    if (t->type == TK_LPAREN)
-        return errat(ps, t, -EINVAL, "functions are not supported");
-    if (t->type == TK_DOT)
-        return errat(ps, t, -EINVAL, "rule heads with references (`a.b`) are not supported");
-    if (t->type == TK_LBRACK || is_word(t, "contains")) {
-        ps->i++;
-        kind = R_SET;
-        if ((r = parse_head_term(ps, &def.value)) < 0)
-            return r;
-        if (t->type == TK_LBRACK && (r = expect(ps, TK_RBRACK, "`]`")) < 0)
-            return r;
-        const struct rg_token* u = &ps->t[ps->i];
-        if (u->type == TK_UNIFY || u->type == TK_ASSIGN)
-            return errat(ps, u, -EINVAL, "partial object rules are not supported");
-    } else if (t->type == TK_UNIFY || t->type == TK_ASSIGN) {
-        ps->i++;
-        if ((r = parse_head_term(ps, &def.value)) < 0)
-            return r;
-    } else {
-        need_body = true;
-    }
-    if ((r = parse_rule_tail(ps, &def, need_body)) < 0)
-        return r;
-    def.nslots           = ps->nslots;
-    struct rg_rule* rule = &ps->p->rules[ri];
-    if ((rule->ndefs > 0 && rule->kind != kind) || (kind == R_SET && rule->default_value))
-        return errat(ps, name, -EINVAL, "conflicting rules %s found", rule->name);
-    rule->kind                = kind;
-    rule->defs                = xgrow(rule->defs, &rule->cap, rule->ndefs + 1, sizeof(*rule->defs));
-    rule->defs[rule->ndefs++] = def;
-    return 0;
-}
-
-/* ---- API ---- */
-
-static int parse_policy(struct parser* ps) {
-    int r = collect_rule_names(ps);
-    while (r == 0) {
-        while (ps->t[ps->i].type == TK_NEWLINE || ps->t[ps->i].type == TK_SEMI)
-            ps->i++;
-        const struct rg_token* t = &ps->t[ps->i];
-        if (t->type == TK_EOF)
-            break;
-        if (is_word(t, "package"))
-            r = parse_package(ps);
-        else if (is_word(t, "import"))
-            r = parse_import(ps);
-        else if (is_word(t, "default"))
-            r = parse_default(ps);
-        else if (t->type == TK_IDENT)
-            r = parse_rule(ps);
-        else
-            r = errat(ps, t, -EINVAL, "unexpected `%.*s` at the top level", TOKQ(t));
-        const struct rg_token* e = &ps->t[ps->i];
-        if (r == 0 && e->type != TK_NEWLINE && e->type != TK_SEMI && e->type != TK_EOF)
-            r = errat(ps, e, -EINVAL, "unexpected `%.*s`", TOKQ(e));
-    }
-    for (size_t i = 0; r == 0 && i < ps->p->nrules; i++)
-        if (ps->p->rules[i].ndefs == 0 && !ps->p->rules[i].default_value)
-            r = moat_error_set(ps->err, -EINVAL, "line %d: rule %s has no definition",
-                               ps->p->rules[i].line, ps->p->rules[i].name);
-    return r < 0 ? r : rg_check_recursion(ps->p, ps->err);
-}
-
-int rego_compile(const char* text, size_t len, struct rego_policy** ret_policy,
-                 struct moat_error* err) {
-    if (len > REGO_MAX_TEXT)
-        return moat_error_set(err, -E2BIG, "policy is %zu bytes, more than the limit of %u", len,
-                              REGO_MAX_TEXT);
-    struct rg_token* toks = NULL;
-    size_t n              = 0;
-    int r                 = rg_lex(text, len, &toks, &n, err);
-    if (r < 0)
-        return r;
-    struct parser* ps     = xcalloc(1, sizeof(*ps));
-    ps->t                 = toks;
-    ps->n                 = n;
-    ps->p                 = xcalloc(1, sizeof(*ps->p));
-    ps->err               = err;
-    r                     = parse_policy(ps);
-    struct rego_policy* p = ps->p;
-    free(ps);
-    rg_tokens_free(toks, n);
-    if (r < 0) {
-        rego_policy_free(p);
-        return r;
-    }
-    *ret_policy = p;
-    return 0;
 }

@@ -47,10 +47,11 @@ int rg_check_recursion(const struct rego_policy* p, struct moat_error* err) {
     _cleanup_free_ uint8_t* col = xcalloc(n + 1, 1);
     for (size_t v = 0; v < n; v++) {
         const struct rg_rule* r = &p->rules[v];
-        for (size_t d = 0; d < r->ndefs; d++) {
-            deps_node(r->defs[d].value, adj + v * n);
-            deps_body(r->defs[d].body, adj + v * n);
-        }
+        for (size_t i = 0; i < r->ndefs; i++)
+            for (const struct rg_def* d = &r->defs[i]; d; d = d->else_def) {
+                deps_node(d->value, adj + v * n);
+                deps_body(d->body, adj + v * n);
+            }
     }
     for (size_t v = 0; v < n; v++) {
         int c = col[v] == 0 ? find_cycle(adj, n, v, col) : -1;

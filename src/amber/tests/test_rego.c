@@ -543,6 +543,33 @@ static void construct_iteration(void** state) {
     assert_value(p, "{}", "ids", "[]");
 }
 
+/* else: the first alternative whose body has a solution gives the value. */
+static void construct_else(void** state) {
+    (void)state;
+    const char* p =
+        "r = 1 { input.a } else = 2 { input.b } else = 3\n"
+        "allow { input.a } else = false { true }\n"
+        "v = x { x := input.a } else = y if { y := input.b }\n"
+        "w = 1 { input.a }\n"
+        "else = 2 {\n  input.b\n}\n"
+        "default d = \"none\"\n"
+        "d = \"a\" { input.a } else = \"b\" { input.b }\n";
+    assert_value(p, "{\"a\":true,\"b\":true}", "r", "1");
+    assert_value(p, "{\"b\":true}", "r", "2");
+    assert_value(p, "{}", "r", "3");
+    assert_value(p, "{\"a\":true}", "allow", "true");
+    assert_value(p, "{}", "allow", "false");
+    assert_value(p, "{\"a\":5,\"b\":6}", "v", "5");
+    assert_value(p, "{\"b\":6}", "v", "6");
+    assert_value(p, "{}", "v", "undefined");
+    assert_value(p, "{\"b\":true}", "w", "2");
+    assert_value(p, "{}", "d", "\"none\"");
+    assert_value(p, "{\"b\":true}", "d", "\"b\"");
+    /* alternatives are not combined: a rule's other definitions still conflict */
+    assert_eval_error("r = 1 { false } else = 2 { true }\nr = 3 { true }", "{}", -EINVAL,
+                      "line 2: rule r: complete rules must not produce multiple outputs");
+}
+
 /* The values are copies: changing them leaves the claims alone. */
 static void values_are_copies(void** state) {
     (void)state;
@@ -675,7 +702,10 @@ static void refusals(void** state) {
         const char* msg;
     } cases[] = {
         {"r { input.a == 1 with input as {} }", "line 1, column 18: `with` is not supported"},
-        {"r = 1 { false } else = 2 { true }", "line 1, column 17: `else` is not supported"},
+        {"s[x] { x := 1 } else { true }",
+         "line 1, column 17: `else` cannot be used on partial set rules"},
+        {"r = 1 else = 2", "line 1, column 7: `else` must follow a rule body"},
+        {"r = 1 { x := 1 } else = x { true }", "line 1, column 25: var x is unsafe"},
         {"r { data.x == 1 }",
          "line 1, column 5: `data` is not supported: policies see only `input`"},
         {"f(x) { x == 1 }", "line 1, column 2: functions are not supported"},
@@ -842,6 +872,7 @@ int main(void) {
         cmocka_unit_test(construct_quantifiers),
         cmocka_unit_test(values_are_copies),
         cmocka_unit_test(construct_iteration),
+        cmocka_unit_test(construct_else),
         cmocka_unit_test(semantics_undefined),
         cmocka_unit_test(semantics_compare),
         cmocka_unit_test(semantics_conflict),
