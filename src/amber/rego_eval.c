@@ -42,6 +42,17 @@ static int step(struct ev* ev, int line) {
     return 0;
 }
 
+/* Top-level element count of a collection (0 for scalars): the cost unit of linear work. */
+static size_t width(const json_t* v) {
+    return json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
+}
+
+/* Charges `cost` steps at once (saturating), then checks the limit. */
+static int charge(struct ev* ev, int line, size_t cost) {
+    ev->steps = cost > REGO_MAX_STEPS ? (size_t)REGO_MAX_STEPS + 1 : ev->steps + cost;
+    return step(ev, line);
+}
+
 static int enter(struct ev* ev, int line) {
     if (++ev->depth > REGO_MAX_EVAL_DEPTH)
         return moat_error_set(ev->err, -E2BIG, "line %d: evaluation nested deeper than %d", line,
@@ -188,12 +199,12 @@ static int eval_binary(struct ev* ev, const struct rg_node* n, struct rg_val* sl
     int r = eval(ev, n->kids[0], slots, &a);
     if (r == 0 && a.j)
         r = eval(ev, n->kids[1], slots, &b);
-    /* a linear membership test costs a step per element it may look at */
-    if (r == 0 && a.j && b.j && n->kind == N_IN && !b.set) {
-        ev->steps += json_is_array(b.j) ? json_array_size(b.j) : 0;
-        ev->steps += json_is_object(b.j) ? json_object_size(b.j) : 0;
-        r = step(ev, n->line);
-    }
+    /* a linear membership test costs a step per element it may look at, a comparison of
+     * collections one per element pair it may compare */
+    if (r == 0 && a.j && b.j && n->kind == N_IN && !b.set)
+        r = charge(ev, n->line, width(b.j));
+    else if (r == 0 && a.j && b.j)
+        r = charge(ev, n->line, width(a.j) < width(b.j) ? width(a.j) : width(b.j));
     if (r == 0 && a.j && b.j) {
         bool holds =
             n->kind == N_IN ? member(&a, &b) : cmp_holds(n->op, rg_compare(a.j, a.set, b.j, b.set));
@@ -219,6 +230,9 @@ static int eval_call(struct ev* ev, const struct rg_node* n, struct rg_val* slot
         if (r == 0 && !args[got++].j)
             break;
     }
+    /* object.subset may compare every element of one side with every element of the other */
+    if (r == 0 && got == n->n && n->fn == B_OBJECT_SUBSET && args[1].j)
+        r = charge(ev, n->line, width(args[0].j) * width(args[1].j));
     if (r == 0 && got == n->n && (got == 0 || args[got - 1].j))
         r = rg_builtin(n->fn, args, ev->now_ns, n->line, ret, ev->err);
     for (size_t i = 0; i < got; i++)

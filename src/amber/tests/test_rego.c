@@ -829,6 +829,22 @@ static void limits(void** state) {
     rego_policy_free(p);
     json_decref(in);
 
+    /* so are comparisons of collections and object.subset over arrays */
+    l = json_array();
+    for (int i = 0; i < 1000; i++)
+        json_array_append_new(l, json_integer(i));
+    in = json_pack("{s:O,s:o}", "a", l, "b", l);
+    p  = compile_ok("r { some x in input.a; input.a == input.b; x < 0 }");
+    assert_int_equal(rego_eval(p, in, &out, &err), -E2BIG);
+    rego_policy_free(p);
+    p = compile_ok(
+        "small { not object.subset(input.a, [-1, -2]) }\n"
+        "r { object.subset(input.a, input.b) }");
+    assert_int_equal(rego_eval(p, in, &out, &err), -E2BIG);
+    assert_string_equal(err.msg, "line 2: evaluation exceeded 200000 steps");
+    rego_policy_free(p);
+    json_decref(in);
+
     /* rule count */
     struct strbuf sb = STRBUF_INIT;
     for (int i = 0; i <= REGO_MAX_RULES; i++)
