@@ -44,31 +44,6 @@ static int push(struct lexer* lx, enum rg_tok type, int line, int col, size_t st
     return 0;
 }
 
-static void put_utf8(struct strbuf* sb, uint32_t cp) {
-    char b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        n    = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xc0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3f));
-        n    = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f));
-        n    = 3;
-    } else {
-        b[0] = (char)(0xf0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[3] = (char)(0x80 | (cp & 0x3f));
-        n    = 4;
-    }
-    strbuf_append(sb, b, n);
-}
-
 static int hex4(struct lexer* lx, uint32_t* ret) {
     uint32_t v = 0;
     for (size_t i = 0; i < 4; i++) {
@@ -123,7 +98,7 @@ static int lex_string(struct lexer* lx, struct strbuf* sb) {
         } else if (cp >= 0xdc00 && cp < 0xe000) {
             return lex_err(lx, el, ec, "invalid surrogate pair in string");
         }
-        put_utf8(sb, cp);
+        strbuf_put_utf8(sb, cp);
     }
 }
 

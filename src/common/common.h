@@ -242,6 +242,8 @@ void strbuf_append(struct strbuf* sb, const char* s, size_t n);
 void strbuf_puts(struct strbuf* sb, const char* s);
 void strbuf_putc(struct strbuf* sb, char c);
 void strbuf_printf(struct strbuf* sb, const char* fmt, ...) PRINTF_FMT(2, 3);
+/* Appends code point cp (< 0x110000; surrogates are the caller's to refuse) as UTF-8. */
+void strbuf_put_utf8(struct strbuf* sb, uint32_t cp);
 void strbuf_vprintf(struct strbuf* sb, const char* fmt, va_list ap) PRINTF_FMT(2, 0);
 /* Returns the buffer (never NULL, "" when empty) and resets sb. Caller frees. */
 char* strbuf_take(struct strbuf* sb, size_t* ret_len);

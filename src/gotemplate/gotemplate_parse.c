@@ -135,23 +135,6 @@ static int hexval(int c) {
                                   : -1;
 }
 
-static void put_utf8(struct strbuf* sb, uint32_t cp) {
-    char b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    } else {
-        b[0] = (char)(0xf0 | cp >> 18), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    }
-    strbuf_append(sb, b, n);
-}
-
 /* One escape after '\\' at s[*i] (strconv.UnquoteChar); false on invalid syntax. */
 static bool unquote_escape(const char* s, size_t len, size_t* i, int quote, struct strbuf* sb) {
     static const char from[] = "abfnrtv\\";
@@ -193,7 +176,7 @@ static bool unquote_escape(const char* s, size_t len, size_t* i, int quote, stru
     else if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
         return false;
     else
-        put_utf8(sb, v);
+        strbuf_put_utf8(sb, v);
     return true;
 }
 

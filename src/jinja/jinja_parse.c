@@ -199,24 +199,6 @@ static int parse_items(struct tparser* p, char close, bool call, bool dict, stru
 /* ---------------------------------------------------------------------------------------- */
 /* Literals                                                                                   */
 
-static void put_utf8(struct strbuf* sb, uint32_t cp) {
-    if (cp < 0x80) {
-        strbuf_putc(sb, (char)cp);
-    } else if (cp < 0x800) {
-        strbuf_putc(sb, (char)(0xc0 | (cp >> 6)));
-        strbuf_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-        strbuf_putc(sb, (char)(0xe0 | (cp >> 12)));
-        strbuf_putc(sb, (char)(0x80 | ((cp >> 6) & 0x3f)));
-        strbuf_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    } else {
-        strbuf_putc(sb, (char)(0xf0 | (cp >> 18)));
-        strbuf_putc(sb, (char)(0x80 | ((cp >> 12) & 0x3f)));
-        strbuf_putc(sb, (char)(0x80 | ((cp >> 6) & 0x3f)));
-        strbuf_putc(sb, (char)(0x80 | (cp & 0x3f)));
-    }
-}
-
 /* One escape after a backslash, as Python's "unicode-escape" codec decodes it (Jinja decodes
  * string literals with it). */
 static int parse_escape(struct tparser* p, struct strbuf* sb) {
@@ -234,7 +216,7 @@ static int parse_escape(struct tparser* p, struct strbuf* sb) {
         uint32_t cp = (uint32_t)(e - '0');
         for (int i = 0; i < 2 && p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '7'; i++)
             cp = cp * 8 + (uint32_t)(p->s[p->pos++] - '0');
-        put_utf8(sb, cp);
+        strbuf_put_utf8(sb, cp);
         return 0;
     }
     int ndigits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 0;
@@ -258,7 +240,7 @@ static int parse_escape(struct tparser* p, struct strbuf* sb) {
     }
     if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return teval_fail(p->ev, "invalid \\%c escape in a string literal", e);
-    put_utf8(sb, cp);
+    strbuf_put_utf8(sb, cp);
     return 0;
 }
 

@@ -230,31 +230,6 @@ static int validate_utf8(struct parser* p) {
     return 0;
 }
 
-static void put_utf8(struct strbuf* sb, uint32_t cp) {
-    char b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (char)cp;
-        n    = 1;
-    } else if (cp < 0x800) {
-        b[0] = (char)(0xc0 | (cp >> 6));
-        b[1] = (char)(0x80 | (cp & 0x3f));
-        n    = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (char)(0xe0 | (cp >> 12));
-        b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[2] = (char)(0x80 | (cp & 0x3f));
-        n    = 3;
-    } else {
-        b[0] = (char)(0xf0 | (cp >> 18));
-        b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        b[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        b[3] = (char)(0x80 | (cp & 0x3f));
-        n    = 4;
-    }
-    strbuf_append(sb, b, n);
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Strings                                                                                    */
 
@@ -286,7 +261,7 @@ static int parse_escape(struct parser* p, struct strbuf* sb) {
         }
         if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             PARSE_FAIL(p, "invalid unicode escape: U+%X is not a Unicode scalar value", cp);
-        put_utf8(sb, cp);
+        strbuf_put_utf8(sb, cp);
         return 0;
     }
     if (c < 0)
