@@ -16,7 +16,7 @@
 #include "common.h"
 #include "moat-config.h"
 
-static int coordinator_run(int argc, char** argv) {
+int command_exec_program(const char* name, const char* what, int argc, char** argv) {
     char self[PATH_MAX];
     ssize_t n                    = readlink("/proc/self/exe", self, sizeof(self) - 1);
     _cleanup_free_ char* next_to = NULL;
@@ -25,29 +25,30 @@ static int coordinator_run(int argc, char** argv) {
         char* slash = strrchr(self, '/');
         if (slash)
             *slash = '\0';
-        next_to = xasprintf("%s/moat-coordinator", self);
+        next_to = xasprintf("%s/%s", self, name);
     }
-    _cleanup_free_ char* installed = xasprintf("%s/moat-coordinator", MOAT_PKGLIBDIR);
+    _cleanup_free_ char* installed = xasprintf("%s/%s", MOAT_PKGLIBDIR, name);
     const char* const candidates[] = {next_to, installed};
     char** args                    = xcalloc((size_t)argc + 1, sizeof(char*));
-    args[0]                        = (char*)"moat-coordinator";
+    args[0]                        = (char*)name;
     for (int i = 1; i < argc; i++)
         args[i] = argv[i];
     for (size_t i = 0; i < ARRAY_SIZE(candidates); i++) {
         if (candidates[i] && access(candidates[i], X_OK) == 0) {
             execv(candidates[i], args);
-            fprintf(stderr, "moat coordinator: cannot run %s: %s\n", candidates[i],
-                    strerror(errno));
+            fprintf(stderr, "%s: cannot run %s: %s\n", what, candidates[i], strerror(errno));
             free(args);
             return MOAT_EXIT_RUNTIME;
         }
     }
     free(args);
-    fprintf(stderr,
-            "moat coordinator: cannot find moat-coordinator next to moat or in %s: reinstall "
-            "moat\n",
+    fprintf(stderr, "%s: cannot find %s next to moat or in %s: reinstall moat\n", what, name,
             MOAT_PKGLIBDIR);
     return MOAT_EXIT_RUNTIME;
+}
+
+static int coordinator_run(int argc, char** argv) {
+    return command_exec_program("moat-coordinator", "moat coordinator", argc, argv);
 }
 
 const struct moat_command cmd_coordinator = {

@@ -26,6 +26,11 @@ int command_usage_error(const struct moat_command* cmd, const char* fmt, ...)
  * true. */
 int command_wants_help(const struct moat_command* cmd, int argc, char** argv);
 
+/* Execs the program `name` (a server such as moat-coordinator) found next to moat or in
+ * MOAT_PKGLIBDIR, with argv[0] = name and argv[1..argc) as its arguments. Returns (only when it
+ * cannot run it) MOAT_EXIT_RUNTIME after a message prefixed by `what` ("moat coordinator"). */
+int command_exec_program(const char* name, const char* what, int argc, char** argv);
+
 extern const struct moat_command cmd_manifest;
 extern const struct moat_command cmd_manifest_render;
 extern const struct moat_command cmd_manifest_check;
@@ -38,3 +43,4 @@ extern const struct moat_command cmd_pf;
 extern const struct moat_command cmd_quote;
 extern const struct moat_command cmd_attest;
 extern const struct moat_command cmd_coordinator;
+extern const struct moat_command cmd_amber;

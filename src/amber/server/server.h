@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * moat-amber (`moat amber serve`): the Amber / Intel Trust Authority compatible token service
+ * (../shared/reference/attestation.md §4.1, §4.2; docs/amber.md). Internal to the program:
+ * main.c (configuration, start-up, shutdown), pki.c (the service's keys and certificates in
+ * the state directory), api.c (the REST routes).
+ */
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "appraisal.h"
+#include "collateral.h"
+#include "common.h"
+#include "net.h"
+#include "verify.h"
+
+void slog(const char* level, const char* fmt, ...) PRINTF_FMT(2, 3);
+
+struct amber_config {
+    const char* addr;
+    const char* state_dir;
+    char** api_keys; /* NULL-terminated, owned */
+    bool insecure_no_api_key;
+    const char* collateral;
+    const char* trusted_root;
+    const char* trust_simulated;
+    const char* accept_tcb;
+    const char* issuer;
+    const char* public_url;
+    const char* tls_cert;
+    const char* tls_key;
+    long nonce_validity;
+    long token_validity;
+    bool debug;
+};
+
+/* The service's keys (§4.2 "Verification": ITA's own root CA, not the SGX root). */
+struct amber_pki {
+    EVP_PKEY* root_key;
+    X509* root;
+    EVP_PKEY* signing_key; /* token signing, RSA-3072 */
+    X509* signing;         /* issued by root, names the root CRL's distribution point */
+    char kid[97];          /* hex SHA-384 of the signing certificate's DER (PS384 tokens) */
+    char kid_rs256[97];    /* hex SHA-384 of "RS256" ‖ that DER: the same key for RS256 */
+    EVP_PKEY* nonce_key;   /* nonce signing, RSA-3072 */
+    char nonce_kid[97];
+    X509_CRL* root_crl;
+    uint8_t* root_crl_der;
+    size_t root_crl_len;
+    char instance_id[MOAT_UUID_STR_SIZE];
+};
+void amber_pki_clear(struct amber_pki* p);
+
+/* Loads the token and nonce keys from `dir`, or makes them at first start (root CA and signing
+ * certificate naming `public_url`/crl/root.crl). Files 0600 in a 0700 directory, written
+ * atomically. */
+int amber_pki_load(const char* dir, const char* public_url, struct amber_pki* ret,
+                   struct moat_error* err) WARN_UNUSED;
+/* The TLS credentials: --tls-cert/--tls-key, or a self-signed P-256 certificate for
+ * localhost kept in `dir` (tls.pem, tls.key). */
+int amber_tls_load(const char* dir, const char* cert_file, const char* key_file,
+                   struct net_tls_credentials* ret, struct moat_error* err) WARN_UNUSED;
+void amber_tls_clear(struct net_tls_credentials* c);
+
+/* One trust configuration for quotes: collateral and anchor. */
+struct amber_trust {
+    bool configured;
+    struct collateral* collateral; /* NULL: none (never accepted) */
+    X509* anchor;                  /* NULL: the Intel SGX Root CA */
+    struct attest_verify_cache* cache;
+};
+
+struct amber_server {
+    struct amber_config cfg;
+    struct amber_pki pki;
+    struct amber_trust hw;  /* hardware quotes */
+    struct amber_trust sim; /* moat SIMULATED quotes: only with --trust-simulated */
+    uint32_t accepted_tcb;
+    char* public_url;
+    char* jku;
+    struct event_base* base;
+    struct net_http_server* http;
+    uint64_t tokens, refusals;
+};
+
+/* The HTTP handler (api.c). */
+int amber_api_handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx);
