@@ -247,7 +247,7 @@ static int issue_token(struct amber_server* s, const struct amber_attest_request
     char* token    = NULL;
     int r          = evaluate_policies(req, NULL, matched, unmatched, &err);
     if (r < 0) {
-        reply_error(s, resp, 400, "%s", err.msg);
+        r = reply_error(s, resp, 400, "%s", err.msg);
         goto out;
     }
     claims = amber_claims_build(req, res, &co);
