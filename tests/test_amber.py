@@ -66,9 +66,12 @@ class Server:
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout=30):
+        """SIGTERM drains and exits 0 (ASan builds: with no leak, no UBSan report)."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        assert "Sanitizer" not in self.text() and "runtime error" not in self.text(), self.text()
+        return code
 
     def kill(self):
         if self.proc.poll() is None:
@@ -140,7 +143,7 @@ def strict(moat_path, tmp_path_factory, server, state):
     """Same keys (state directory), no --trust-simulated; short nonce validity."""
     s = Server(moat_path, tmp_path_factory.mktemp("amber-logs"), state, "--nonce-validity", "1")
     yield s
-    s.kill()
+    assert s.stop() == 0, s.text()
 
 
 def quote(tool, sim, report_data: bytes, **kw) -> bytes:
