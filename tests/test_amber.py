@@ -433,6 +433,34 @@ def test_state_dir_is_private(server, state):
         assert f.stat().st_mode & 0o777 == 0o600, f
 
 
+def test_keys_sealed_at_rest(moat_path, server, state, tmp_path):
+    """Private keys are sealed with the machine's sealing key (as the Coordinator's store):
+    not PEM on disk, refused in plain mode and under another machine secret."""
+    for name in ("root_ca.key", "token_signing.key", "nonce_signing.key", "tls.key"):
+        data = (state / name).read_bytes()
+        assert data.startswith(b"MOATAMB1") and b"PRIVATE KEY" not in data, name
+    assert (state / "token_signing.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE")
+
+    def start(*args, **env):
+        return subprocess.run([str(moat_path), "amber", "serve", "--addr", "127.0.0.1:0",
+                               "--state-dir", str(state), "--api-key", KEY, *args],
+                              capture_output=True, timeout=60, env=dict(os.environ, **env))
+    r = start("--no-seal")
+    assert r.returncode == 1 and b"is sealed: run without --no-seal" in r.stderr, r.stderr
+    r = start(MOAT_MACHINE_SECRET=str(tmp_path / "other-machine.key"))
+    assert r.returncode == 1 and b"cannot unseal" in r.stderr, r.stderr
+
+
+def test_no_seal(moat_path, tmp_path):
+    s = Server(moat_path, tmp_path, tmp_path / "plain", "--no-seal")
+    try:
+        assert (tmp_path / "plain" / "token_signing.key").read_bytes().startswith(b"-----BEGIN")
+        assert "--no-seal" in s.text()
+        assert s.nonce()["val"]
+    finally:
+        assert s.stop() == 0
+
+
 def test_usage_errors(moat_path, tmp_path):
     r = subprocess.run([str(moat_path), "amber", "serve", "--state-dir", str(tmp_path)],
                        capture_output=True, timeout=60)

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/kdf.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "moat-config.h"
+#include "provider.h"
 #include "server.h"
 #include "sim.h"
 
@@ -83,6 +86,8 @@ static const char g_usage[] =
     "                           (MOAT_AMBER_PUBLIC_URL, default https://localhost:PORT)\n"
     "  --tls-cert PEM, --tls-key PEM  TLS credentials (MOAT_AMBER_TLS_CERT/_KEY; default a\n"
     "                           self-signed certificate for localhost in the state directory)\n"
+    "  --no-seal                keep the private keys in plain PEM instead of sealed with this\n"
+    "                           machine's sealing key (MOAT_AMBER_NO_SEAL=1)\n"
     "  --debug                  debug logs (MOAT_AMBER_DEBUG=1)\n"
     "  -h, --help               show this help\n"
     "\n"
@@ -152,6 +157,7 @@ enum {
     O_URL,
     O_CERT,
     O_TLSKEY,
+    O_NOSEAL,
     O_DEBUG,
 };
 
@@ -171,6 +177,7 @@ static const struct option g_opts[] = {
     {"public-url", required_argument, NULL, O_URL},
     {"tls-cert", required_argument, NULL, O_CERT},
     {"tls-key", required_argument, NULL, O_TLSKEY},
+    {"no-seal", no_argument, NULL, O_NOSEAL},
     {"debug", no_argument, NULL, O_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -207,6 +214,7 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
                           .public_url      = env_or_null("MOAT_AMBER_PUBLIC_URL"),
                           .tls_cert        = env_or_null("MOAT_AMBER_TLS_CERT"),
                           .tls_key         = env_or_null("MOAT_AMBER_TLS_KEY"),
+                          .no_seal         = env_or_null("MOAT_AMBER_NO_SEAL") != NULL,
                           .debug           = env_or_null("MOAT_AMBER_DEBUG") != NULL,
     };
     int o;
@@ -257,6 +265,9 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
                 break;
             case O_TLSKEY:
                 c->tls_key = optarg;
+                break;
+            case O_NOSEAL:
+                c->no_seal = true;
                 break;
             case O_DEBUG:
                 c->debug = true;
@@ -368,6 +379,39 @@ static void trust_clear(struct amber_trust* t) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The sealing key of the state directory                                                       */
+
+/*
+ * moat's per-machine sealing key (MRENCLAVE policy) for the token service as a product, as the
+ * Coordinator seals its store natively: the keys survive an upgrade of the binary on this
+ * machine and are unreadable on another. HKDF-SHA256 to 32 bytes, the info naming the use.
+ */
+static int state_seal_key(uint8_t out[32], struct moat_error* err) {
+    struct attest_identity id   = {0};
+    static const char product[] = "moat amber product key";
+    if (sha256_buf(product, sizeof(product) - 1, id.mrenclave) < 0)
+        return moat_error_set(err, -EIO, "sha256");
+    uint8_t k16[16];
+    int r = attest_seal_key(NULL, false, &id, k16, err);
+    if (r < 0)
+        return r;
+    EVP_KDF* kdf             = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+    EVP_KDF_CTX* ctx         = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    static const char info[] = "moat amber state key";
+    OSSL_PARAM params[]      = {
+             OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char*)"SHA256", 0),
+             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, k16, sizeof(k16)),
+             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void*)info, sizeof(info) - 1),
+             OSSL_PARAM_construct_end(),
+    };
+    int ok = ctx && EVP_KDF_derive(ctx, out, 32, params) == 1;
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    OPENSSL_cleanse(k16, sizeof(k16));
+    return ok ? 0 : moat_error_set(err, -EIO, "cannot derive the sealing key");
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Start-up and shutdown                                                                        */
 
 static void on_signal(evutil_socket_t sig, short what, void* arg) {
@@ -382,8 +426,13 @@ static int serve(struct amber_server* s) {
     struct net_tls_credentials creds = {0};
     struct event *sigterm = NULL, *sigint = NULL;
     int code = MOAT_EXIT_RUNTIME;
-    if (trust_setup(s, &err) < 0 ||
-        amber_tls_load(s->cfg.state_dir, s->cfg.tls_cert, s->cfg.tls_key, &creds, &err) < 0) {
+    uint8_t seal_key[32];
+    const uint8_t* sk = s->cfg.no_seal ? NULL : seal_key;
+    if (s->cfg.no_seal)
+        slog("warning", "--no-seal: the private keys in %s are kept in plain PEM",
+             s->cfg.state_dir);
+    if (trust_setup(s, &err) < 0 || (sk && state_seal_key(seal_key, &err) < 0) ||
+        amber_tls_load(s->cfg.state_dir, s->cfg.tls_cert, s->cfg.tls_key, sk, &creds, &err) < 0) {
         slog("error", "%s", err.msg);
         goto out;
     }
@@ -410,7 +459,7 @@ static int serve(struct amber_server* s) {
     while (ul > 0 && s->public_url[ul - 1] == '/')
         s->public_url[--ul] = '\0';
     s->jku = xasprintf("%s/certs", s->public_url);
-    if (amber_pki_load(s->cfg.state_dir, s->public_url, &s->pki, &err) < 0) {
+    if (amber_pki_load(s->cfg.state_dir, s->public_url, sk, &s->pki, &err) < 0) {
         slog("error", "%s", err.msg);
         goto out;
     }
@@ -429,6 +478,7 @@ static int serve(struct amber_server* s) {
          (unsigned long long)s->refusals);
     code = MOAT_EXIT_OK;
 out:
+    OPENSSL_cleanse(seal_key, sizeof(seal_key));
     if (sigterm)
         event_free(sigterm);
     if (sigint)

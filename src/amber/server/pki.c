@@ -54,19 +54,90 @@ static int ossl_err(struct moat_error* err, const char* what) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Sealing: private keys at rest under the machine's sealing key (as the Coordinator's store)   */
+
+#define SEAL_MAGIC     "MOATAMB1"
+#define SEAL_MAGIC_LEN 8
+#define SEAL_IV_LEN    12
+#define SEAL_TAG_LEN   16
+
+/* AES-256-GCM; the file name is the associated data, so that sealed files cannot be swapped. */
+static int seal_gcm(bool enc, const uint8_t key[32], const char* name, const uint8_t* iv,
+                    const uint8_t* in, size_t len, uint8_t* out, uint8_t tag[SEAL_TAG_LEN]) {
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int n = 0, ok = ctx && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv, enc) == 1 &&
+                    EVP_CipherUpdate(ctx, NULL, &n, (const uint8_t*)name, (int)strlen(name)) == 1 &&
+                    EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+    if (ok && !enc)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) == 1;
+    ok = ok && EVP_CipherFinal_ex(ctx, out + n, &n) == 1;
+    if (ok && enc)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 0 : -EKEYREJECTED;
+}
+
+/* magic ‖ iv ‖ tag ‖ AES-256-GCM(pem) */
+static int seal(const uint8_t key[32], const char* name, const char* pem, size_t len, uint8_t** ret,
+                size_t* ret_len) {
+    size_t total = SEAL_MAGIC_LEN + SEAL_IV_LEN + SEAL_TAG_LEN + len;
+    uint8_t* out = xmalloc(total);
+    memcpy(out, SEAL_MAGIC, SEAL_MAGIC_LEN);
+    uint8_t* iv  = out + SEAL_MAGIC_LEN;
+    uint8_t* tag = iv + SEAL_IV_LEN;
+    if (RAND_bytes(iv, SEAL_IV_LEN) != 1 ||
+        seal_gcm(true, key, name, iv, (const uint8_t*)pem, len, tag + SEAL_TAG_LEN, tag) < 0) {
+        free(out);
+        return -EIO;
+    }
+    *ret     = out;
+    *ret_len = total;
+    return 0;
+}
+
+static int unseal(const uint8_t key[32], const char* name, const uint8_t* in, size_t len,
+                  char** ret, size_t* ret_len) {
+    size_t head = SEAL_MAGIC_LEN + SEAL_IV_LEN + SEAL_TAG_LEN;
+    if (len < head || memcmp(in, SEAL_MAGIC, SEAL_MAGIC_LEN) != 0)
+        return -EBADMSG;
+    uint8_t tag[SEAL_TAG_LEN];
+    memcpy(tag, in + SEAL_MAGIC_LEN + SEAL_IV_LEN, SEAL_TAG_LEN);
+    char* out = OPENSSL_secure_zalloc(len - head + 1);
+    if (!out)
+        return -ENOMEM;
+    if (seal_gcm(false, key, name, in + SEAL_MAGIC_LEN, in + head, len - head, (uint8_t*)out, tag) <
+        0) {
+        OPENSSL_secure_clear_free(out, len - head + 1);
+        return -EKEYREJECTED;
+    }
+    *ret     = out;
+    *ret_len = len - head;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Files                                                                                        */
+
+/* The sealing key of the state (NULL: keys in plain PEM, --no-seal). */
+static const uint8_t* g_seal_key;
 
 static int save_pem(const char* dir, const char* name, X509* cert, EVP_PKEY* key,
                     struct moat_error* err) {
-    BIO* b     = BIO_new(BIO_s_secmem());
-    int ok     = b && (cert ? PEM_write_bio_X509(b, cert)
-                            : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
-    char* data = NULL;
-    long len   = ok ? BIO_get_mem_data(b, &data) : 0;
-    int r      = ok && len > 0 ? 0 : ossl_err(err, "PEM encoding");
-    if (r == 0) {
-        _cleanup_free_ char* path = path_join(dir, name);
-        r                         = write_file_atomic(path, data, (size_t)len, 0600, err);
+    BIO* b                    = BIO_new(BIO_s_secmem());
+    int ok                    = b && (cert ? PEM_write_bio_X509(b, cert)
+                                           : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
+    char* data                = NULL;
+    long len                  = ok ? BIO_get_mem_data(b, &data) : 0;
+    int r                     = ok && len > 0 ? 0 : ossl_err(err, "PEM encoding");
+    _cleanup_free_ char* path = path_join(dir, name);
+    if (r == 0 && key && g_seal_key) {
+        _cleanup_free_ uint8_t* sealed = NULL;
+        size_t sealed_len              = 0;
+        r = seal(g_seal_key, name, data, (size_t)len, &sealed, &sealed_len);
+        r = r < 0 ? moat_error_set(err, r, "cannot seal %s", path)
+                  : write_file_atomic(path, sealed, sealed_len, 0600, err);
+    } else if (r == 0) {
+        r = write_file_atomic(path, data, (size_t)len, 0600, err);
     }
     BIO_free(b); /* secure memory: wiped */
     return r;
@@ -88,8 +159,44 @@ static int load_pem_path(const char* path, X509** ret_cert, EVP_PKEY** ret_key,
     return 0;
 }
 
+/* A private key of the state directory: sealed unless --no-seal (and then plain PEM). */
+static int load_state_key(const char* dir, const char* name, EVP_PKEY** ret,
+                          struct moat_error* err) {
+    _cleanup_free_ char* path = path_join(dir, name);
+    _cleanup_free_ char* buf  = NULL;
+    size_t len                = 0;
+    int r                     = read_file(path, &buf, &len, err);
+    if (r < 0)
+        return r;
+    bool sealed = len >= SEAL_MAGIC_LEN && memcmp(buf, SEAL_MAGIC, SEAL_MAGIC_LEN) == 0;
+    if (sealed && !g_seal_key)
+        return moat_error_set(err, -EPERM, "%s is sealed: run without --no-seal", path);
+    if (!sealed && g_seal_key)
+        return moat_error_set(err, -EPERM,
+                              "%s is not sealed: it was written with --no-seal (give it again) "
+                              "or by someone else",
+                              path);
+    char* pem      = buf;
+    size_t pem_len = len;
+    if (sealed && (r = unseal(g_seal_key, name, (const uint8_t*)buf, len, &pem, &pem_len)) < 0)
+        return moat_error_set(err, r,
+                              "cannot unseal %s: sealed on another machine or with another "
+                              "machine secret, or damaged",
+                              path);
+    BIO* b = BIO_new_mem_buf(pem, (int)pem_len);
+    *ret   = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (sealed)
+        OPENSSL_secure_clear_free(pem, pem_len + 1);
+    else
+        OPENSSL_cleanse(buf, len);
+    return *ret ? 0 : moat_error_set(err, -EBADMSG, "%s: not a PEM private key", path);
+}
+
 static int load_pem(const char* dir, const char* name, X509** ret_cert, EVP_PKEY** ret_key,
                     struct moat_error* err) {
+    if (ret_key)
+        return load_state_key(dir, name, ret_key, err);
     _cleanup_free_ char* path = path_join(dir, name);
     return load_pem_path(path, ret_cert, ret_key, err);
 }
@@ -281,8 +388,9 @@ static int pki_read(const char* dir, struct amber_pki* p, struct moat_error* err
     return 0;
 }
 
-int amber_pki_load(const char* dir, const char* public_url, struct amber_pki* ret,
-                   struct moat_error* err) {
+int amber_pki_load(const char* dir, const char* public_url, const uint8_t* seal_key,
+                   struct amber_pki* ret, struct moat_error* err) {
+    g_seal_key         = seal_key;
     struct amber_pki p = {0};
     int r              = make_dir(dir, err);
     if (r == 0)
@@ -307,7 +415,9 @@ int amber_pki_load(const char* dir, const char* public_url, struct amber_pki* re
 }
 
 int amber_tls_load(const char* dir, const char* cert_file, const char* key_file,
-                   struct net_tls_credentials* ret, struct moat_error* err) {
+                   const uint8_t* seal_key, struct net_tls_credentials* ret,
+                   struct moat_error* err) {
+    g_seal_key                   = seal_key;
     struct net_tls_credentials c = {0};
     int r                        = 0;
     if (cert_file || key_file) {

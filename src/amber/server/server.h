@@ -35,6 +35,7 @@ struct amber_config {
     const char* tls_key;
     long nonce_validity;
     long token_validity;
+    bool no_seal;
     bool debug;
 };
 
@@ -57,13 +58,16 @@ void amber_pki_clear(struct amber_pki* p);
 
 /* Loads the token and nonce keys from `dir`, or makes them at first start (root CA and signing
  * certificate naming `public_url`/crl/root.crl). Files 0600 in a 0700 directory, written
- * atomically. */
-int amber_pki_load(const char* dir, const char* public_url, struct amber_pki* ret,
-                   struct moat_error* err) WARN_UNUSED;
+ * atomically; private keys sealed (AES-256-GCM) with `seal_key` (32 bytes; NULL: plain PEM).
+ * A key sealed with another key, or plain when sealing is on, is refused (-EPERM,
+ * -EKEYREJECTED). */
+int amber_pki_load(const char* dir, const char* public_url, const uint8_t* seal_key,
+                   struct amber_pki* ret, struct moat_error* err) WARN_UNUSED;
 /* The TLS credentials: --tls-cert/--tls-key, or a self-signed P-256 certificate for
- * localhost kept in `dir` (tls.pem, tls.key). */
+ * localhost kept in `dir` (tls.pem, tls.key sealed as above). */
 int amber_tls_load(const char* dir, const char* cert_file, const char* key_file,
-                   struct net_tls_credentials* ret, struct moat_error* err) WARN_UNUSED;
+                   const uint8_t* seal_key, struct net_tls_credentials* ret,
+                   struct moat_error* err) WARN_UNUSED;
 void amber_tls_clear(struct net_tls_credentials* c);
 
 /* One trust configuration for quotes: collateral and anchor. */
