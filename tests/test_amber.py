@@ -367,6 +367,19 @@ def test_tampered_quote(server, good_v1):
     assert st == 400
 
 
+@pytest.mark.parametrize("path, tee", [("sgx/phala/sgx_quote.bin", "sgx"),
+                                       ("tdx/phala/tdx_quote_v4.bin", "tdx")])
+def test_hardware_quote_without_collateral(server, shared, path, tee):
+    """A real Intel quote (testdata/attestation) without --collateral: its TCB cannot be
+    evaluated, so no token (verify.h: TcbUnverified is never accepted)."""
+    q = (shared / "attestation" / path).read_bytes()
+    st, _, body = server.attest({tee: {"quote": b64(q)}}, path="/appraisal/v2/attest")
+    assert st == 403 and b"quote verification failed" in body, body
+    other = "sgx" if tee == "tdx" else "tdx"
+    st, _, body = server.attest({other: {"quote": b64(q)}}, path="/appraisal/v2/attest")
+    assert st == 400 and b"quote" in body
+
+
 def test_wrong_or_missing_api_key_on_attest(server, good_v1):
     req, _, _ = good_v1
     assert server.attest(req, key=None)[0] == 401
