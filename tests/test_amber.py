@@ -9,6 +9,7 @@ platform (`moat attest init`) through tests' sim_quote_tool, over report data ch
 Servers bind 127.0.0.1:0, print their port in the start-up line, and are killed by PID.
 """
 import base64
+import datetime
 import hashlib
 import http.client
 import json
@@ -418,25 +419,60 @@ def test_policy_ids_not_defined_yet(server, good_v1):
 # §4.2 JWKS: x5c chain to the service's own root, and the CRL it names
 
 
+def fetch_crl(server, url):
+    prefix = f"https://localhost:{server.port}"
+    assert url.startswith(prefix + "/crl/")
+    st, h, der = server.request("GET", url[len(prefix):])
+    assert st == 200 and h["content-type"] == "application/pkix-crl"
+    return x509.load_der_x509_crl(der)
+
+
+def cdp_of(cert):
+    return cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value[0] \
+        .full_name[0].value
+
+
+def check_signed_by(cert, issuer):
+    issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                               cert.signature_hash_algorithm)
+
+
 def test_jwks_chain_and_crl(server):
+    """What client-for-go's VerifyToken does with the JWK of the token's kid (§4.2
+    "Verification"): classify the x5c certificates by CN (CA with "Root CA" = root, "Signing CA"
+    = intermediate, else leaf), check the intermediate against the root's CRL (the
+    intermediate's CDP) and the leaf against the intermediate's CRL (the leaf's CDP), CRL
+    signatures and nextUpdate, then the chain."""
     keys = server.jwks()["keys"]
     signing = [k for k in keys if "x5c" in k]
     assert {k["alg"] for k in signing} == {"PS384", "RS256"}
-    chain = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in signing[0]["x5c"]]
-    leaf, root = chain
-    assert "Root CA" in root.subject.rfc4514_string()
-    assert root.public_key().key_size == 3072 and leaf.public_key().key_size == 3072
-    root.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(),
-                             leaf.signature_hash_algorithm)
+    assert len(signing[0]["x5c"]) <= 10
+    certs = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in signing[0]["x5c"]]
+    root = inter = leaf = None
+    for c in certs:
+        cn = c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        bc = c.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if bc.ca and "Root CA" in cn:
+            root = c
+        elif "Signing CA" in cn:
+            inter = c
+        else:
+            leaf = c
+    assert root and inter and leaf and certs[0] == leaf
+    for c in (root, inter, leaf):
+        assert c.public_key().key_size == 3072
+    check_signed_by(root, root)
+    check_signed_by(inter, root)
+    check_signed_by(leaf, inter)
     assert leaf.public_key().public_numbers() == jwt.PyJWK(signing[0]).key.public_numbers()
-    cdp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    url = cdp[0].full_name[0].value
-    assert url == f"https://localhost:{server.port}/crl/root.crl"
-    st, h, der = server.request("GET", "/crl/root.crl")
-    assert st == 200 and h["content-type"] == "application/pkix-crl"
-    crl = x509.load_der_x509_crl(der)
-    assert crl.is_signature_valid(root.public_key())
-    assert len(list(crl)) == 0
+    assert cdp_of(inter) == f"https://localhost:{server.port}/crl/root.crl"
+    assert cdp_of(leaf) == f"https://localhost:{server.port}/crl/signing-ca.crl"
+    now = datetime.datetime.utcnow()
+    for cert, issuer in ((inter, root), (leaf, inter)):
+        crl = fetch_crl(server, cdp_of(cert))
+        assert crl.is_signature_valid(issuer.public_key())
+        assert crl.next_update > now
+        assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is None
     assert server.request("GET", "/crl/other.crl")[0] == 404
 
 
@@ -449,7 +485,8 @@ def test_state_dir_is_private(server, state):
 def test_keys_sealed_at_rest(moat_path, server, state, tmp_path):
     """Private keys are sealed with the machine's sealing key (as the Coordinator's store):
     not PEM on disk, refused in plain mode and under another machine secret."""
-    for name in ("root_ca.key", "token_signing.key", "nonce_signing.key", "tls.key"):
+    for name in ("root_ca.key", "signing_ca.key", "token_signing.key", "nonce_signing.key",
+                 "tls.key"):
         data = (state / name).read_bytes()
         assert data.startswith(b"MOATAMB1") and b"PRIVATE KEY" not in data, name
     assert (state / "token_signing.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE")

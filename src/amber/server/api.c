@@ -344,7 +344,8 @@ static int certs(struct amber_server* s, const struct net_http_request* req,
                  struct net_http_response* resp) {
     (void)req;
     STACK_OF(X509)* chain = sk_X509_new_null();
-    if (!chain || !sk_X509_push(chain, s->pki.signing) || !sk_X509_push(chain, s->pki.root)) {
+    if (!chain || !sk_X509_push(chain, s->pki.signing) || !sk_X509_push(chain, s->pki.ca) ||
+        !sk_X509_push(chain, s->pki.root)) {
         sk_X509_free(chain);
         return -ENOMEM;
     }
@@ -360,14 +361,24 @@ static int certs(struct amber_server* s, const struct net_http_request* req,
     return 0;
 }
 
+/* The CRLs the certificates of the x5c chain name (§4.2 "Verification"). */
 static int crl(struct amber_server* s, const struct net_http_request* req,
                struct net_http_response* resp) {
-    if (strcmp(req->path, "/crl/root.crl") != 0)
+    const uint8_t* der = NULL;
+    size_t len         = 0;
+    if (strcmp(req->path, "/crl/root.crl") == 0) {
+        der = s->pki.root_crl_der;
+        len = s->pki.root_crl_len;
+    } else if (strcmp(req->path, "/crl/signing-ca.crl") == 0) {
+        der = s->pki.ca_crl_der;
+        len = s->pki.ca_crl_len;
+    } else {
         return reply_error(s, resp, 404, "no such CRL: %s", req->path);
+    }
     resp->status       = 200;
     resp->content_type = "application/pkix-crl";
-    resp->body         = xmemdup(s->pki.root_crl_der, s->pki.root_crl_len);
-    resp->body_len     = s->pki.root_crl_len;
+    resp->body         = xmemdup(der, len);
+    resp->body_len     = len;
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The token service's own PKI (attestation.md §4.2 "Verification": the JWKS x5c chain ends at
- * ITA's root CA, and each certificate names a CRL): a root CA and a token-signing certificate,
- * both RSA-3072, a nonce-signing key, and the TLS certificate. Made at first start and kept in
+ * ITA's root CA, and each certificate names a CRL): a root CA, a Signing CA and a token-signing
+ * certificate, all RSA-3072, a nonce-signing key, and the TLS certificate. Made at first start
+ * and kept in
  * the state directory (0700; files 0600, written atomically).
  */
 #include <errno.h>
@@ -22,7 +23,10 @@
 #define LEAF_DAYS      730
 #define CRL_DAYS       30
 #define ROOT_CN        "moat Amber Attestation Token Root CA"
+#define CA_CN          "moat Amber Attestation Token Signing CA"
 #define SIGNING_CN     "moat Amber Attestation Token Signing Certificate"
+#define F_CA_CERT      "signing_ca.pem"
+#define F_CA_KEY       "signing_ca.key"
 #define F_ROOT_CERT    "root_ca.pem"
 #define F_ROOT_KEY     "root_ca.key"
 #define F_SIGNING_CERT "token_signing.pem"
@@ -35,11 +39,13 @@
 void amber_pki_clear(struct amber_pki* p) {
     EVP_PKEY_free(p->root_key);
     X509_free(p->root);
+    EVP_PKEY_free(p->ca_key);
+    X509_free(p->ca);
     EVP_PKEY_free(p->signing_key);
     X509_free(p->signing);
     EVP_PKEY_free(p->nonce_key);
-    X509_CRL_free(p->root_crl);
     OPENSSL_free(p->root_crl_der);
+    OPENSSL_free(p->ca_crl_der);
     *p = (struct amber_pki){0};
 }
 
@@ -272,7 +278,7 @@ static X509* make_cert(const char* cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* is
     return c;
 }
 
-/* An empty CRL of the root, valid CRL_DAYS from now, numbered by the time it was made. */
+/* An empty CRL of a CA, valid CRL_DAYS from now, numbered by the time it was made. */
 static X509_CRL* make_crl(X509* issuer, EVP_PKEY* key) {
     X509_CRL* crl    = X509_CRL_new();
     ASN1_TIME* now   = X509_gmtime_adj(NULL, -60);
@@ -297,6 +303,16 @@ static X509_CRL* make_crl(X509* issuer, EVP_PKEY* key) {
         return NULL;
     }
     return crl;
+}
+
+static int crl_der(X509* issuer, EVP_PKEY* key, uint8_t** ret, size_t* ret_len) {
+    X509_CRL* crl = make_crl(issuer, key);
+    int n         = crl ? i2d_X509_CRL(crl, ret) : -1;
+    X509_CRL_free(crl);
+    if (n <= 0)
+        return -EIO;
+    *ret_len = (size_t)n;
+    return 0;
 }
 
 /* ITA's key ids are 96 hex digits (§4.2): SHA-384 of the DER of what is named. */
@@ -337,27 +353,34 @@ static int pubkey_kid(EVP_PKEY* k, char out[97]) {
 static int pki_create(const char* dir, const char* public_url, struct amber_pki* p,
                       struct moat_error* err) {
     slog("info",
-         "first start: making the root CA, token-signing and nonce-signing keys "
+         "first start: making the root CA, Signing CA, token-signing and nonce-signing keys "
          "(RSA-3072) in %s",
          dir);
     p->root_key    = EVP_RSA_gen(RSA_BITS);
+    p->ca_key      = EVP_RSA_gen(RSA_BITS);
     p->signing_key = EVP_RSA_gen(RSA_BITS);
     p->nonce_key   = EVP_RSA_gen(RSA_BITS);
-    if (!p->root_key || !p->signing_key || !p->nonce_key)
+    if (!p->root_key || !p->ca_key || !p->signing_key || !p->nonce_key)
         return ossl_err(err, "RSA key generation");
-    _cleanup_free_ char* cdp = xasprintf("URI:%s/crl/root.crl", public_url);
+    _cleanup_free_ char* root_cdp = xasprintf("URI:%s/crl/root.crl", public_url);
+    _cleanup_free_ char* ca_cdp   = xasprintf("URI:%s/crl/signing-ca.crl", public_url);
     p->root    = make_cert(ROOT_CN, p->root_key, NULL, NULL, true, ROOT_DAYS, NULL, NULL, NULL);
-    p->signing = p->root ? make_cert(SIGNING_CN, p->signing_key, p->root, p->root_key, false,
-                                     LEAF_DAYS, "critical,digitalSignature", cdp, NULL)
+    p->ca      = p->root ? make_cert(CA_CN, p->ca_key, p->root, p->root_key, true, ROOT_DAYS, NULL,
+                                     root_cdp, NULL)
                          : NULL;
+    p->signing = p->ca ? make_cert(SIGNING_CN, p->signing_key, p->ca, p->ca_key, false, LEAF_DAYS,
+                                   "critical,digitalSignature", ca_cdp, NULL)
+                       : NULL;
     if (!p->signing)
         return ossl_err(err, "certificate");
     amber_uuid4(p->instance_id);
     int r;
     if ((r = save_pem(dir, F_ROOT_KEY, NULL, p->root_key, err)) < 0 ||
+        (r = save_pem(dir, F_CA_KEY, NULL, p->ca_key, err)) < 0 ||
         (r = save_pem(dir, F_SIGNING_KEY, NULL, p->signing_key, err)) < 0 ||
         (r = save_pem(dir, F_NONCE_KEY, NULL, p->nonce_key, err)) < 0 ||
         (r = save_pem(dir, F_ROOT_CERT, p->root, NULL, err)) < 0 ||
+        (r = save_pem(dir, F_CA_CERT, p->ca, NULL, err)) < 0 ||
         (r = save_pem(dir, F_SIGNING_CERT, p->signing, NULL, err)) < 0)
         return r;
     _cleanup_free_ char* ip = path_join(dir, F_INSTANCE);
@@ -367,14 +390,17 @@ static int pki_create(const char* dir, const char* public_url, struct amber_pki*
 static int pki_read(const char* dir, struct amber_pki* p, struct moat_error* err) {
     int r;
     if ((r = load_pem(dir, F_ROOT_KEY, NULL, &p->root_key, err)) < 0 ||
+        (r = load_pem(dir, F_CA_KEY, NULL, &p->ca_key, err)) < 0 ||
         (r = load_pem(dir, F_SIGNING_KEY, NULL, &p->signing_key, err)) < 0 ||
         (r = load_pem(dir, F_NONCE_KEY, NULL, &p->nonce_key, err)) < 0 ||
         (r = load_pem(dir, F_ROOT_CERT, &p->root, NULL, err)) < 0 ||
+        (r = load_pem(dir, F_CA_CERT, &p->ca, NULL, err)) < 0 ||
         (r = load_pem(dir, F_SIGNING_CERT, &p->signing, NULL, err)) < 0)
         return r;
-    if (X509_check_private_key(p->signing, p->signing_key) != 1)
-        return moat_error_set(err, -EINVAL, "%s/%s does not match %s", dir, F_SIGNING_KEY,
-                              F_SIGNING_CERT);
+    if (X509_check_private_key(p->root, p->root_key) != 1 ||
+        X509_check_private_key(p->ca, p->ca_key) != 1 ||
+        X509_check_private_key(p->signing, p->signing_key) != 1)
+        return moat_error_set(err, -EINVAL, "%s: a key does not match its certificate", dir);
     _cleanup_free_ char* ip  = path_join(dir, F_INSTANCE);
     _cleanup_free_ char* buf = NULL;
     size_t len               = 0;
@@ -398,14 +424,9 @@ int amber_pki_load(const char* dir, const char* public_url, const uint8_t* seal_
     if (r == 0 && ((r = cert_kids(p.signing, p.kid, p.kid_rs256)) < 0 ||
                    (r = pubkey_kid(p.nonce_key, p.nonce_kid)) < 0))
         moat_error_set(err, r, "key id");
-    if (r == 0) {
-        p.root_crl = make_crl(p.root, p.root_key);
-        int n      = p.root_crl ? i2d_X509_CRL(p.root_crl, &p.root_crl_der) : -1;
-        if (n <= 0)
-            r = ossl_err(err, "CRL");
-        else
-            p.root_crl_len = (size_t)n;
-    }
+    if (r == 0 && ((r = crl_der(p.root, p.root_key, &p.root_crl_der, &p.root_crl_len)) < 0 ||
+                   (r = crl_der(p.ca, p.ca_key, &p.ca_crl_der, &p.ca_crl_len)) < 0))
+        ossl_err(err, "CRL");
     if (r < 0) {
         amber_pki_clear(&p);
         return r;

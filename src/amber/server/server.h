@@ -39,19 +39,25 @@ struct amber_config {
     bool debug;
 };
 
-/* The service's keys (§4.2 "Verification": ITA's own root CA, not the SGX root). */
+/* The service's keys (§4.2 "Verification": ITA's own root CA, not the SGX root). The chain has
+ * ITA's three levels, as client-for-go's VerifyToken needs them: a root ("Root CA" in its CN),
+ * a "Signing CA" whose CRL distribution point is the root's CRL, and the token-signing
+ * certificate whose distribution point is the Signing CA's CRL. */
 struct amber_pki {
     EVP_PKEY* root_key;
     X509* root;
+    EVP_PKEY* ca_key; /* the Signing CA, RSA-3072 */
+    X509* ca;
     EVP_PKEY* signing_key; /* token signing, RSA-3072 */
-    X509* signing;         /* issued by root, names the root CRL's distribution point */
-    char kid[97];          /* hex SHA-384 of the signing certificate's DER (PS384 tokens) */
-    char kid_rs256[97];    /* hex SHA-384 of "RS256" ‖ that DER: the same key for RS256 */
-    EVP_PKEY* nonce_key;   /* nonce signing, RSA-3072 */
+    X509* signing;
+    char kid[97];        /* hex SHA-384 of the signing certificate's DER (PS384 tokens) */
+    char kid_rs256[97];  /* hex SHA-384 of "RS256" ‖ that DER: the same key for RS256 */
+    EVP_PKEY* nonce_key; /* nonce signing, RSA-3072 */
     char nonce_kid[97];
-    X509_CRL* root_crl;
-    uint8_t* root_crl_der;
+    uint8_t* root_crl_der; /* /crl/root.crl, signed by the root */
     size_t root_crl_len;
+    uint8_t* ca_crl_der; /* /crl/signing-ca.crl, signed by the Signing CA */
+    size_t ca_crl_len;
     char instance_id[MOAT_UUID_STR_SIZE];
 };
 void amber_pki_clear(struct amber_pki* p);
