@@ -309,6 +309,13 @@ def test_v2_nested(server, quote_tool, sim):
     assert c["sgx"]["sgx_is_debuggable"] is True and c["dbgstat"] == "enabled"
     assert c["sgx"]["attester_held_data"] == b64(runtime)
     assert c["verifier_nonce"] == n and "sgx_mrenclave" not in c
+    # client-for-go's GetToken: v1's flat shape to the v2 endpoint; claims nested all the same
+    n = server.nonce(2)
+    q = quote(quote_tool, sim, bind_sgx(n, runtime))
+    st, _, body = server.attest({"quote": b64(q), "verifier_nonce": n,
+                                 "runtime_data": b64(runtime)}, path="/appraisal/v2/attest")
+    assert st == 200, body
+    assert verify_token(server, json.loads(body)["token"])["sgx"]["sgx_mrenclave"] == MRENCLAVE
     # evidence under the wrong TEE
     st, _, body = server.attest({"tdx": {"quote": b64(q), "verifier_nonce": n,
                                          "runtime_data": b64(runtime)}},

@@ -304,7 +304,11 @@ int amber_attest_request_parse(const char* body, size_t len, enum amber_api api,
             r.tee    = tees[i];
             evidence = e;
         }
-        if (!r.tee || !json_is_object(evidence)) {
+        /* client-for-go's GetToken posts the flat v1 shape to /appraisal/v2/attest, its
+         * AttestEvidence the nested one */
+        if (!r.tee && json_object_get(root, "quote"))
+            evidence = root;
+        else if (!r.tee || !json_is_object(evidence)) {
             rc = moat_error_set(err, -EINVAL, "'sgx' or 'tdx' evidence object is required");
             goto out;
         }

@@ -67,7 +67,8 @@ json_t* amber_nonce_to_json(const struct amber_nonce* n);
 
 struct amber_attest_request {
     enum amber_api api;
-    const char* tee; /* v2: "sgx" or "tdx" (the key the evidence came under); else NULL */
+    const char* tee; /* v2: "sgx" or "tdx" (the key the evidence came under); NULL when the
+                        evidence is flat (beta, v1, and v1's shape sent to v2) */
     uint8_t* quote;
     size_t quote_len;
     bool has_nonce;
@@ -89,10 +90,10 @@ void amber_attest_request_clear(struct amber_attest_request* r);
 
 /*
  * Parses an attest request body of the shape `api` (§4.1 "Attest request v1", the beta
- * renames, the v2 nesting). Every []byte field must be standard base64; policy_ids UUIDs;
- * token_signing_alg "PS384" (default) or "RS256"; unknown members are ignored (as Go's
- * encoding/json does). -EINVAL with a message naming the member. *ret is written only on
- * success.
+ * renames, the v2 nesting; v2 also takes v1's flat shape, as client-for-go's GetToken sends it).
+ * Every []byte field must be standard base64; policy_ids UUIDs; token_signing_alg "PS384" (default)
+ * or "RS256"; unknown members are ignored (as Go's encoding/json does). -EINVAL with a message
+ * naming the member. *ret is written only on success.
  */
 int amber_attest_request_parse(const char* body, size_t len, enum amber_api api,
                                struct amber_attest_request* ret,

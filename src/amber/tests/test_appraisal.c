@@ -118,9 +118,16 @@ static void test_request_shapes(void** state) {
     assert_string_equal(req.policy_ids[0], "4a6e0e4e-8a3c-4b1b-9e1a-0c1d2e3f4a5b");
     assert_true(req.policy_must_match);
     amber_attest_request_clear(&req);
+    /* v2 also takes v1's flat shape (client-for-go GetToken) */
+    static const char flat[] = "{\"quote\":\"AAAA\",\"runtime_data\":\"AQID\"}";
+    assert_int_equal(amber_attest_request_parse(flat, strlen(flat), AMBER_API_V2, &req, &err), 0);
+    assert_null(req.tee);
+    assert_true(req.has_runtime_data);
+    amber_attest_request_clear(&req);
     static const char* const bad[] = {
         "{\"sgx\":{\"quote\":\"AAAA\"},\"tdx\":{\"quote\":\"AAAA\"}}", /* two TEEs */
-        "{\"quote\":\"AAAA\"}",                                        /* not nested */
+        "{\"quote\":[]}",                                              /* not bytes */
+        "{\"runtime_data\":\"AAAA\"}",                                 /* no evidence */
         "{\"sgx\":{\"quote\":\"AAAA\"},\"policy_must_match\":1}",
         "{\"sgx\":{\"quote\":\"AAAA\"},\"quote\":1,\"quote\":2}", /* duplicate key */
     };
