@@ -423,6 +423,93 @@ def test_policy_ids_not_defined_yet(server, good_v1):
 
 
 # ---------------------------------------------------------------------------------------------
+# Real Intel quotes (testdata/attestation, EXPECTED.json) with their collateral, verified as at a
+# time when that collateral was valid (--insecure-verify-at)
+
+AT = "2025-06-20T00:00:00Z"
+PHALA_SGX_MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"
+PHALA_TDX_MRTD = ("91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f2"
+                  "7428b2538873118b7")
+
+
+def test_hardware_sgx_quote(moat_path, tmp_path, state, shared):
+    att = shared / "attestation"
+    s = Server(moat_path, tmp_path, state, "--collateral", att / "sgx/phala/sgx_quote_collateral.json",
+               "--insecure-verify-at", AT)
+    try:
+        assert "--insecure-verify-at 2025-06-20T00:00:00Z" in s.text()
+        q = (att / "sgx/phala/sgx_quote.bin").read_bytes()
+        st, _, body = s.attest({"quote": b64(q)})
+        assert st == 200, body
+        c = verify_token(s, json.loads(body)["token"])
+        assert c["sgx_mrenclave"] == PHALA_SGX_MRENCLAVE
+        assert c["attester_tcb_status"] == "ConfigurationAndSWHardeningNeeded"
+        assert c["attester_advisory_ids"] == ["INTEL-SA-00289", "INTEL-SA-00615"]
+        assert c["attester_tcb_date"] == "2024-03-13T00:00:00Z"
+        assert "moat_simulated" not in c
+        assert set(c["sgx_collateral"]) == {"quotehash", "tcbinfohash", "qeidhash",
+                                            "tcbinfocerthash", "qeidcerthash", "tcbinfocrlhash",
+                                            "qeidcrlhash"}
+        coll = json.loads((att / "sgx/phala/sgx_quote_collateral.json").read_text())
+        assert c["sgx_collateral"]["tcbinfohash"] == \
+            hashlib.sha256(coll["tcb_info"].encode()).hexdigest()
+        # the report data ("Hello, world!") binds no nonce of ours
+        n = s.nonce()
+        st, _, body = s.attest({"quote": b64(q), "verifier_nonce": n})
+        assert st == 403 and b"report data does not match" in body
+    finally:
+        assert s.stop() == 0
+
+
+def test_hardware_tdx_quote_v2(moat_path, tmp_path, state, shared):
+    att = shared / "attestation"
+    s = Server(moat_path, tmp_path, state, "--collateral",
+               att / "tdx/phala/tdx_quote_v4_collateral.json", "--insecure-verify-at", AT,
+               "--accept-tcb", "UpToDate")
+    try:
+        q = (att / "tdx/phala/tdx_quote_v4.bin").read_bytes()
+        st, _, body = s.attest({"tdx": {"quote": b64(q)}, "token_signing_alg": "RS256"},
+                               path="/appraisal/v2/attest")
+        assert st == 200, body
+        c = verify_token(s, json.loads(body)["token"], alg="RS256")
+        t = c["tdx"]
+        assert t["tdx_mrtd"] == PHALA_TDX_MRTD and t["attester_type"] == "TDX"
+        assert t["attester_tcb_status"] == "UpToDate" and t["tdx_is_debuggable"] is False
+        assert t["tdx_td_attributes_septve_disable"] is True
+        assert "tdx_collateral" in t and "moat_simulated" not in c
+    finally:
+        assert s.stop() == 0
+
+
+def test_hardware_quote_with_pccs(moat_path, tmp_path, state, shared):
+    """Collateral fetched from a PCCS (a local PCS-shaped server, tests/test_pccs.py), kept
+    per platform: the second attestation asks nothing."""
+    import http.server
+    import threading
+    import test_pccs
+    Pcs = test_pccs.Pcs
+    Pcs.coll = json.loads((shared / test_pccs.VECTOR / "sgx_quote_collateral.json").read_text())
+    Pcs.requests, Pcs.tamper = [], False
+    pcs = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pcs)
+    threading.Thread(target=pcs.serve_forever, daemon=True).start()
+    s = Server(moat_path, tmp_path, state, "--pccs", f"http://127.0.0.1:{pcs.server_address[1]}",
+               "--pccs-cache", tmp_path / "pccs", "--insecure-verify-at", AT)
+    try:
+        q = (shared / test_pccs.VECTOR / "sgx_quote.bin").read_bytes()
+        for _ in range(2):
+            st, _, body = s.attest({"quote": b64(q)})
+            assert st == 200, body
+        assert len(Pcs.requests) == 4, Pcs.requests
+        c = verify_token(s, json.loads(body)["token"])
+        assert c["attester_tcb_status"] == "ConfigurationAndSWHardeningNeeded"
+        assert "fetched from http://127.0.0.1" in s.text()
+    finally:
+        assert s.stop() == 0
+        pcs.shutdown()
+        pcs.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
 # §4.2 JWKS: x5c chain to the service's own root, and the CRL it names
 
 

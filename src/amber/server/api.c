@@ -154,7 +154,7 @@ static json_t* collateral_hashes(const struct collateral* c, const uint8_t* quot
 /* The verdict on the request's quote, or an answer already written (returns 1). */
 static int verify_quote(struct amber_server* s, const struct amber_attest_request* req,
                         struct attest_verify_result* res, struct amber_trust** ret_trust,
-                        struct net_http_response* resp) {
+                        const struct collateral** ret_collateral, struct net_http_response* resp) {
     struct moat_error err = {0};
     struct quote parsed;
     if (quote_parse_input(req->quote, req->quote_len, &parsed, &err) < 0)
@@ -175,19 +175,26 @@ static int verify_quote(struct amber_server* s, const struct amber_attest_reques
                    1;
         t = &s->sim;
     }
+    const struct collateral* coll = NULL;
+    int r = amber_trust_collateral(t, req->quote, req->quote_len, &coll, &err);
+    if (r < 0)
+        return reply_error(s, resp, r == -EINVAL ? 400 : 503,
+                           "no collateral for the quote's platform: %s", err.msg),
+               1;
     struct attest_verify_opts opts = {
         .anchor      = t->anchor,
-        .at          = time(NULL),
+        .at          = s->cfg.verify_at ? s->cfg.verify_at : time(NULL),
         .allow_debug = true, /* reported in the claims; policies decide (as ITA) */
         .accepted    = s->accepted_tcb,
         .cache       = t->cache,
     };
-    int r = attest_verify(req->quote, req->quote_len, t->collateral, &opts, res, &err);
+    r = attest_verify(req->quote, req->quote_len, coll, &opts, res, &err);
     if (r < 0)
         return reply_error(s, resp, 400, "'quote' is not a DCAP quote: %s", err.msg), 1;
     if (!res->accepted)
         return reply_error(s, resp, 403, "quote verification failed: %s", res->reason), 1;
-    *ret_trust = t;
+    *ret_trust      = t;
+    *ret_collateral = coll;
     return 0;
 }
 
@@ -221,11 +228,11 @@ static void log_token(const struct amber_attest_request* req,
 
 static int issue_token(struct amber_server* s, const struct amber_attest_request* req,
                        const struct attest_verify_result* res, const struct amber_trust* t,
-                       struct net_http_response* resp) {
+                       const struct collateral* coll, struct net_http_response* resp) {
     struct moat_error err       = {0};
     json_t* matched             = json_array();
     json_t* unmatched           = json_array();
-    json_t* hashes              = collateral_hashes(t->collateral, req->quote, req->quote_len);
+    json_t* hashes              = collateral_hashes(coll, req->quote, req->quote_len);
     struct amber_claims_opts co = {
         .issuer            = s->cfg.issuer                ? s->cfg.issuer
                              : req->api == AMBER_API_BETA ? "AS Attestation Token Issuer"
@@ -293,16 +300,17 @@ static int attest(struct amber_server* s, const struct net_http_request* req,
         return reply_error(s, resp, 400, "%s", err.msg);
     struct attest_verify_result res = {0};
     struct amber_trust* trust       = NULL;
+    const struct collateral* coll   = NULL;
     int r                           = 0;
     if (parsed.has_nonce && amber_nonce_check(s->pki.nonce_key, &parsed.nonce, time(NULL),
                                               s->cfg.nonce_validity, &err) < 0)
         r = reply_error(s, resp, 403, "%s", err.msg);
-    else if (verify_quote(s, &parsed, &res, &trust, resp) == 0) {
+    else if (verify_quote(s, &parsed, &res, &trust, &coll, resp) == 0) {
         if (!binding_ok(&parsed, &res))
             r = reply_error(s, resp, 403,
                             "report data does not match the verifier nonce and runtime data");
         else
-            r = issue_token(s, &parsed, &res, trust, resp);
+            r = issue_token(s, &parsed, &res, trust, coll, resp);
     }
     attest_verify_result_clear(&res);
     amber_attest_request_clear(&parsed);

@@ -15,12 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "moat-config.h"
 #include "provider.h"
 #include "server.h"
-#include "sim.h"
+#include "tcb.h"
 
 static bool g_debug;
 
@@ -71,6 +70,10 @@ static const char g_usage[] =
     "  --insecure-no-api-key    accept requests without a valid x-api-key\n"
     "  --collateral PATH        DCAP collateral for hardware quotes: a dcap-qvl JSON file or a\n"
     "                           directory of PCS files (MOAT_AMBER_COLLATERAL)\n"
+    "  --pccs URL               fetch the collateral of each hardware quote's platform from a\n"
+    "                           PCCS or Intel PCS, kept in memory and on disk (MOAT_PCCS_URL)\n"
+    "  --pccs-cache DIR         where fetched collateral is kept (default\n"
+    "                           $XDG_CACHE_HOME/moat/pccs)\n"
     "  --trusted-root PEM       trust anchor for hardware quotes (MOAT_AMBER_TRUSTED_ROOT;\n"
     "                           default the Intel SGX Root CA)\n"
     "  --trust-simulated DIR    accept moat SIMULATED quotes of the platform in DIR (moat\n"
@@ -86,16 +89,14 @@ static const char g_usage[] =
     "                           (MOAT_AMBER_PUBLIC_URL, default https://localhost:PORT)\n"
     "  --tls-cert PEM, --tls-key PEM  TLS credentials (MOAT_AMBER_TLS_CERT/_KEY; default a\n"
     "                           self-signed certificate for localhost in the state directory)\n"
+    "  --insecure-verify-at TIME  verify quotes and collateral as at TIME\n"
+    "                           (2025-06-20T00:00:00Z or Unix seconds): tests with old data only\n"
     "  --no-seal                keep the private keys in plain PEM instead of sealed with this\n"
     "                           machine's sealing key (MOAT_AMBER_NO_SEAL=1)\n"
     "  --debug                  debug logs (MOAT_AMBER_DEBUG=1)\n"
     "  -h, --help               show this help\n"
     "\n"
     "exit codes: 0 stopped by a signal, 1 runtime failure, 2 usage error.\n";
-
-#define DEFAULT_ACCEPT                                                                            \
-    "UpToDate,SWHardeningNeeded,ConfigurationNeeded,ConfigurationAndSWHardeningNeeded,OutOfDate," \
-    "OutOfDateConfigurationNeeded"
 
 static void strv_push(char*** v, size_t* n, const char* s) {
     *v           = xrealloc(*v, (*n + 2) * sizeof(char*));
@@ -158,6 +159,9 @@ enum {
     O_CERT,
     O_TLSKEY,
     O_NOSEAL,
+    O_PCCS,
+    O_PCCS_CACHE,
+    O_VERIFY_AT,
     O_DEBUG,
 };
 
@@ -178,6 +182,9 @@ static const struct option g_opts[] = {
     {"tls-cert", required_argument, NULL, O_CERT},
     {"tls-key", required_argument, NULL, O_TLSKEY},
     {"no-seal", no_argument, NULL, O_NOSEAL},
+    {"pccs", required_argument, NULL, O_PCCS},
+    {"pccs-cache", required_argument, NULL, O_PCCS_CACHE},
+    {"insecure-verify-at", required_argument, NULL, O_VERIFY_AT},
     {"debug", no_argument, NULL, O_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -215,9 +222,11 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
                           .tls_cert        = env_or_null("MOAT_AMBER_TLS_CERT"),
                           .tls_key         = env_or_null("MOAT_AMBER_TLS_KEY"),
                           .no_seal         = env_or_null("MOAT_AMBER_NO_SEAL") != NULL,
+                          .pccs            = env_or_null("MOAT_PCCS_URL"),
                           .debug           = env_or_null("MOAT_AMBER_DEBUG") != NULL,
     };
     int o;
+    uint64_t at = 0;
     while ((o = getopt_long(argc, argv, "h", g_opts, NULL)) != -1) {
         switch (o) {
             case O_ADDR:
@@ -269,6 +278,23 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
             case O_NOSEAL:
                 c->no_seal = true;
                 break;
+            case O_PCCS:
+                c->pccs = optarg;
+                break;
+            case O_PCCS_CACHE:
+                c->pccs_cache = optarg;
+                break;
+            case O_VERIFY_AT:
+                if (parse_u64(optarg, 10, &at) == 0)
+                    c->verify_at = (time_t)at;
+                else if (iso8601_parse(optarg, &c->verify_at) < 0) {
+                    fprintf(stderr,
+                            "moat amber serve: --insecure-verify-at: '%s' is neither "
+                            "YYYY-MM-DDTHH:MM:SSZ nor Unix seconds\n",
+                            optarg);
+                    return -EINVAL;
+                }
+                break;
             case O_DEBUG:
                 c->debug = true;
                 break;
@@ -300,82 +326,18 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
             stderr);
         return -EINVAL;
     }
+    if (c->pccs && c->collateral) {
+        fputs(
+            "moat amber serve: --pccs fetches the collateral: give it or --collateral, not "
+            "both\n",
+            stderr);
+        return -EINVAL;
+    }
     if (!c->addr)
         c->addr = ":8443";
     if (!c->state_dir)
         c->state_dir = "moat-amber-data";
     return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Trust: hardware collateral and, if asked, the simulated platform                             */
-
-static int load_anchor(const char* path, X509** ret, struct moat_error* err) {
-    _cleanup_free_ char* pem = NULL;
-    size_t len               = 0;
-    int r                    = read_file(path, &pem, &len, err);
-    if (r < 0)
-        return r;
-    r = x509_parse(pem, len, ret, err);
-    return r < 0 ? moat_error_prefix(err, "%s", path) : 0;
-}
-
-/* A collateral directory has the PCS files under the names `moat attest init` writes. */
-static int load_collateral(const char* path, struct collateral** ret, struct moat_error* err) {
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return moat_error_set_errno(err, -errno, "--collateral %s", path);
-    if (!S_ISDIR(st.st_mode))
-        return collateral_load_qvl_json(path, ret, err);
-    _cleanup_free_ char *ti = path_join(path, SIM_TCB_INFO), *qi = path_join(path, SIM_QE_IDENTITY);
-    _cleanup_free_ char *tc = path_join(path, SIM_TCB_CHAIN), *rc = path_join(path, SIM_ROOT_CRL);
-    _cleanup_free_ char* pc         = path_join(path, SIM_PCK_CRL);
-    struct collateral_pcs_files pcs = {.tcb_info                 = ti,
-                                       .tcb_info_issuer_chain    = tc,
-                                       .qe_identity              = qi,
-                                       .qe_identity_issuer_chain = tc,
-                                       .root_ca_crl              = rc,
-                                       .pck_crl                  = pc};
-    return collateral_load_pcs_files(&pcs, ret, err);
-}
-
-static int trust_setup(struct amber_server* s, struct moat_error* err) {
-    const struct amber_config* c = &s->cfg;
-    int r;
-    if (c->collateral) {
-        if ((r = load_collateral(c->collateral, &s->hw.collateral, err)) < 0)
-            return moat_error_prefix(err, "--collateral %s", c->collateral);
-        slog("info", "hardware quotes are verified with the collateral in %s against %s",
-             c->collateral, c->trusted_root ? c->trusted_root : "the Intel SGX Root CA");
-    } else {
-        slog("warning", "no --collateral: hardware quotes cannot be verified and are refused");
-    }
-    if (c->trusted_root && (r = load_anchor(c->trusted_root, &s->hw.anchor, err)) < 0)
-        return r;
-    s->hw.configured = true;
-    s->hw.cache      = attest_verify_cache_new();
-    if (c->trust_simulated) {
-        r = sim_load_verifier(c->trust_simulated, &s->sim.collateral, &s->sim.anchor, err);
-        if (r < 0)
-            return moat_error_prefix(err, "--trust-simulated %s", c->trust_simulated);
-        s->sim.configured = true;
-        s->sim.cache      = attest_verify_cache_new();
-        slog("warning",
-             "--trust-simulated %s: moat SIMULATED quotes get tokens. They prove nothing about "
-             "hardware; every such token carries \"moat_simulated\": true. Never in production",
-             c->trust_simulated);
-    }
-    const char* accept = c->accept_tcb ? c->accept_tcb : DEFAULT_ACCEPT;
-    if ((r = attest_accept_parse(accept, &s->accepted_tcb, err)) < 0)
-        return moat_error_prefix(err, "--accept-tcb");
-    return 0;
-}
-
-static void trust_clear(struct amber_trust* t) {
-    collateral_free(t->collateral);
-    X509_free(t->anchor);
-    attest_verify_cache_free(t->cache);
-    *t = (struct amber_trust){0};
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -431,7 +393,7 @@ static int serve(struct amber_server* s) {
     if (s->cfg.no_seal)
         slog("warning", "--no-seal: the private keys in %s are kept in plain PEM",
              s->cfg.state_dir);
-    if (trust_setup(s, &err) < 0 || (sk && state_seal_key(seal_key, &err) < 0) ||
+    if (amber_trust_setup(s, &err) < 0 || (sk && state_seal_key(seal_key, &err) < 0) ||
         amber_tls_load(s->cfg.state_dir, s->cfg.tls_cert, s->cfg.tls_key, sk, &creds, &err) < 0) {
         slog("error", "%s", err.msg);
         goto out;
@@ -504,8 +466,8 @@ int main(int argc, char** argv) {
     slog("info", "moat-amber %s starting", MOAT_VERSION);
     int code = serve(&s);
     amber_pki_clear(&s.pki);
-    trust_clear(&s.hw);
-    trust_clear(&s.sim);
+    amber_trust_clear(&s.hw);
+    amber_trust_clear(&s.sim);
     free(s.public_url);
     free(s.jku);
     strv_free(s.cfg.api_keys);

@@ -36,6 +36,9 @@ struct amber_config {
     long nonce_validity;
     long token_validity;
     bool no_seal;
+    const char* pccs;
+    const char* pccs_cache;
+    time_t verify_at; /* --insecure-verify-at; 0: now */
     bool debug;
 };
 
@@ -77,10 +80,21 @@ int amber_tls_load(const char* dir, const char* cert_file, const char* key_file,
 void amber_tls_clear(struct net_tls_credentials* c);
 
 /* One trust configuration for quotes: collateral and anchor. */
+struct amber_pccs_entry {
+    bool tdx, processor_ca;
+    uint8_t fmspc[6];
+    time_t fetched;
+    struct collateral* collateral;
+};
+
 struct amber_trust {
     bool configured;
-    struct collateral* collateral; /* NULL: none (never accepted) */
-    X509* anchor;                  /* NULL: the Intel SGX Root CA */
+    struct collateral* collateral; /* NULL: none (never accepted), unless pccs */
+    const char* pccs;              /* fetch per platform instead */
+    const char* pccs_cache;
+    struct amber_pccs_entry* entries;
+    size_t n_entries;
+    X509* anchor; /* NULL: the Intel SGX Root CA */
     struct attest_verify_cache* cache;
 };
 
@@ -96,6 +110,13 @@ struct amber_server {
     struct net_http_server* http;
     uint64_t tokens, refusals;
 };
+
+/* trust.c: the hardware and simulated trust from the configuration (0, or -errno with `err`),
+ * and the collateral for a quote: the configured one, or its platform's from the PCCS. */
+int amber_trust_setup(struct amber_server* s, struct moat_error* err) WARN_UNUSED;
+void amber_trust_clear(struct amber_trust* t);
+int amber_trust_collateral(struct amber_trust* t, const uint8_t* quote, size_t len,
+                           const struct collateral** ret, struct moat_error* err) WARN_UNUSED;
 
 /* The HTTP handler (api.c). */
 int amber_api_handle(const struct net_http_request* req, struct net_http_response* resp, void* ctx);
