@@ -570,6 +570,16 @@ def test_jwks_chain_and_crl(server):
     assert server.request("GET", "/crl/other.crl")[0] == 404
 
 
+def test_metrics(server):
+    server.request("GET", "/appraisal/v1/nonce")  # a 401
+    st, h, body = server.request("GET", "/metrics")
+    assert st == 200 and h["content-type"].startswith("text/plain")
+    text = body.decode()
+    assert re.search(r"^moat_amber_tokens_total \d+$", text, re.M)
+    assert re.search(r"^moat_amber_nonces_total [1-9]\d*$", text, re.M)
+    assert re.search(r'^moat_amber_refusals_total\{status="401"\} [1-9]\d*$', text, re.M)
+
+
 def test_state_dir_is_private(server, state):
     assert state.stat().st_mode & 0o777 == 0o700
     for f in state.iterdir():

@@ -34,6 +34,8 @@ static int reply_error(struct amber_server* s, struct net_http_response* resp, i
         msg = NULL;
     va_end(ap);
     s->refusals++;
+    if (status >= 0 && status < 600)
+        s->refusals_by_status[status]++;
     slog("info", "refused (%d): %s", status, msg ? msg : "");
     reply_json(resp, status, json_pack("{s:s, s:i}", "error", msg ? msg : "", "status", status));
     free(msg);
@@ -344,6 +346,7 @@ static int nonce(struct amber_server* s, const struct net_http_request* req,
         slog("error", "%s", err.msg);
         return -EIO;
     }
+    s->nonces++;
     reply_json(resp, 200, n);
     return 0;
 }
@@ -399,6 +402,33 @@ static int health(struct amber_server* s, const struct net_http_request* req,
     return 0;
 }
 
+/* Prometheus text format (ARCHITECTURE.md "Services": both servers expose /metrics). */
+static int metrics(struct amber_server* s, const struct net_http_request* req,
+                   struct net_http_response* resp) {
+    (void)req;
+    struct strbuf sb = STRBUF_INIT;
+    strbuf_printf(&sb,
+                  "# HELP moat_amber_tokens_total Attestation tokens issued.\n"
+                  "# TYPE moat_amber_tokens_total counter\n"
+                  "moat_amber_tokens_total %llu\n"
+                  "# HELP moat_amber_nonces_total Verifier nonces issued.\n"
+                  "# TYPE moat_amber_nonces_total counter\n"
+                  "moat_amber_nonces_total %llu\n"
+                  "# HELP moat_amber_refusals_total Requests refused, by HTTP status.\n"
+                  "# TYPE moat_amber_refusals_total counter\n",
+                  (unsigned long long)s->tokens, (unsigned long long)s->nonces);
+    for (int st = 0; st < 600; st++)
+        if (s->refusals_by_status[st])
+            strbuf_printf(&sb, "moat_amber_refusals_total{status=\"%d\"} %llu\n", st,
+                          (unsigned long long)s->refusals_by_status[st]);
+    size_t len         = 0;
+    resp->body         = (uint8_t*)strbuf_take(&sb, &len);
+    resp->body_len     = len;
+    resp->status       = 200;
+    resp->content_type = "text/plain; version=0.0.4";
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Routes (STYLE §7)                                                                            */
 
@@ -418,6 +448,7 @@ static const struct route g_routes[] = {
     {"GET", "/certs", false, certs},
     {"GET", "/crl/", false, crl},
     {"GET", "/health", false, health},
+    {"GET", "/metrics", false, metrics},
 };
 
 static bool path_matches(const char* route, const char* path) {

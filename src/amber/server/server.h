@@ -108,7 +108,8 @@ struct amber_server {
     char* jku;
     struct event_base* base;
     struct net_http_server* http;
-    uint64_t tokens, refusals;
+    uint64_t tokens, nonces, refusals;
+    uint64_t refusals_by_status[600]; /* /metrics: by HTTP status */
 };
 
 /* trust.c: the hardware and simulated trust from the configuration (0, or -errno with `err`),
