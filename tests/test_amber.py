@@ -46,12 +46,15 @@ def unb64(s: str) -> bytes:
 
 
 class Server:
-    def __init__(self, moat_path, workdir: Path, state, *args):
+    def __init__(self, moat_path, workdir: Path, state, *args, env=None):
         self.log = workdir / f"amber-{time.monotonic_ns()}.log"
-        cmd = [str(moat_path), "amber", "serve", "--addr", "127.0.0.1:0", "--state-dir",
-               str(state), "--api-key", KEY] + [str(a) for a in args]
+        cmd = [str(moat_path), "amber", "serve"]
+        if env is None:
+            cmd += ["--addr", "127.0.0.1:0", "--state-dir", str(state), "--api-key", KEY]
+        cmd += [str(a) for a in args]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 120
         while True:
             m = STARTED.search(self.text())
@@ -611,6 +614,22 @@ def test_no_seal(moat_path, tmp_path):
         assert (tmp_path / "plain" / "token_signing.key").read_bytes().startswith(b"-----BEGIN")
         assert "--no-seal" in s.text()
         assert s.nonce()["val"]
+    finally:
+        assert s.stop() == 0
+
+
+def test_configuration_from_the_environment(moat_path, tmp_path, state):
+    """Every option has a variable: keys from MOAT_AMBER_API_KEYS and a key file together."""
+    keys = tmp_path / "keys"
+    keys.write_text("from-file\n\n")
+    s = Server(moat_path, tmp_path, None, env={
+        "MOAT_AMBER_ADDR": "127.0.0.1:0", "MOAT_AMBER_STATE_DIR": str(state),
+        "MOAT_AMBER_API_KEYS": "k-a, k-b", "MOAT_AMBER_API_KEY_FILE": str(keys),
+        "MOAT_AMBER_NONCE_VALIDITY": "60"})
+    try:
+        for k in ("k-a", "k-b", "from-file"):
+            assert s.request("GET", "/appraisal/v2/nonce", headers={"x-api-key": k})[0] == 200
+        assert s.request("GET", "/appraisal/v2/nonce", headers={"x-api-key": KEY})[0] == 401
     finally:
         assert s.stop() == 0
 
