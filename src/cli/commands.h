@@ -44,3 +44,4 @@ extern const struct moat_command cmd_quote;
 extern const struct moat_command cmd_attest;
 extern const struct moat_command cmd_coordinator;
 extern const struct moat_command cmd_marblerun;
+extern const struct moat_command cmd_amber;

@@ -211,6 +211,24 @@ static void wipe_body(const void* data, size_t len, void* extra) {
     free((void*)data);
 }
 
+const char* net_http_header(const struct net_http_request* req, const char* name) {
+    return req->headers ? evhttp_find_header(req->headers, name) : NULL;
+}
+
+/* Adds the handler's extra headers and frees their values. */
+static void add_extra_headers(struct evhttp_request* req, struct net_http_response* resp) {
+    struct evkeyvalq* out = evhttp_request_get_output_headers(req);
+    size_t n =
+        resp->n_headers < NET_HTTP_MAX_EXTRA_HEADERS ? resp->n_headers : NET_HTTP_MAX_EXTRA_HEADERS;
+    for (size_t i = 0; i < NET_HTTP_MAX_EXTRA_HEADERS; i++) {
+        char* v = resp->headers[i].value;
+        if (i < n && v && resp->headers[i].name && !strpbrk(v, "\r\n"))
+            evhttp_add_header(out, resp->headers[i].name, v);
+        free(v);
+        resp->headers[i].value = NULL;
+    }
+}
+
 /* Sends the reply; takes `body` (malloc'd or NULL). */
 static void send_reply(struct net_http_server* srv, struct evhttp_request* req, int status,
                        const char* content_type, uint8_t* body, size_t len) {
@@ -288,10 +306,12 @@ static void handle_request(struct evhttp_request* req, void* arg) {
         .body_len      = body_len,
         .peer_cert_der = der,
         .peer_cert_len = der ? (size_t)cert_len : 0,
+        .headers       = evhttp_request_get_input_headers(req),
     };
     struct net_http_response resp = {0};
     int r                         = srv->cfg.handler(&hreq, &resp, srv->cfg.ctx);
     OPENSSL_free(der);
+    add_extra_headers(req, &resp);
     if (r < 0) {
         if (resp.body)
             wipe_body(resp.body, resp.body_len, NULL);

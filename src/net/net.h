@@ -177,6 +177,17 @@ struct net_http_request {
     size_t body_len;
     const uint8_t* peer_cert_der; /* the TLS client certificate (DER), NULL: none / plain HTTP */
     size_t peer_cert_len;
+    const void* headers; /* the request's headers (libevent's); read with net_http_header() */
+};
+
+/* The value of the request header `name` (case-insensitive; the first when repeated), NULL when
+ * absent. Valid for the handler call only. */
+const char* net_http_header(const struct net_http_request* req, const char* name);
+
+#define NET_HTTP_MAX_EXTRA_HEADERS 4
+struct net_http_header {
+    const char* name; /* a static string */
+    char* value;      /* malloc'd; the server frees it (a value with CR or LF is dropped) */
 };
 
 struct net_http_response {
@@ -184,6 +195,8 @@ struct net_http_response {
     const char* content_type; /* a static string; NULL = "application/json" */
     uint8_t* body;            /* malloc'd or NULL; the server frees it */
     size_t body_len;
+    struct net_http_header headers[NET_HTTP_MAX_EXTRA_HEADERS]; /* extra response headers */
+    size_t n_headers;
 };
 
 /* A handler fills `resp` (zeroed on entry). A negative return answers 500 with an empty body

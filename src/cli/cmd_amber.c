@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * moat amber: the Amber / Intel Trust Authority compatible token service (docs/amber.md).
+ * `moat amber serve` execs moat-amber (as `moat coordinator` execs moat-coordinator), so that
+ * moat itself never maps libevent.
+ */
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+
+static int amber_run(int argc, char** argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        command_print_usage(&cmd_amber, argc < 2 ? stderr : stdout);
+        return argc < 2 ? MOAT_EXIT_USAGE : MOAT_EXIT_OK;
+    }
+    if (strcmp(argv[1], "serve") != 0)
+        return command_usage_error(&cmd_amber, "unknown subcommand '%s'", argv[1]);
+    /* moat-amber sees `serve`'s options as its own */
+    return command_exec_program("amber serve", "moat-amber", argc - 1, argv + 1);
+}
+
+const struct moat_command cmd_amber = {
+    .name    = "amber",
+    .run     = amber_run,
+    .summary = "run an Intel Trust Authority (Project Amber) compatible token service",
+    .usage   = "usage: moat amber serve [OPTIONS]   (moat amber serve --help for the options)\n",
+};
