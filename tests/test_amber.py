@@ -417,12 +417,90 @@ def test_content_negotiation(server, good_v1):
     assert server.attest(req, path="/appraisal/v2/attest", accept="application/jwt")[0] == 406
 
 
-def test_policy_ids_not_defined_yet(server, good_v1):
-    """Policies are not implemented: every requested id is unknown (docs/amber.md)."""
+def test_policy_ids_not_defined(server, good_v1):
+    """A policy id the service has no policy for is refused (400)."""
     req, _, _ = good_v1
     pid = "4a6e0e4e-8a3c-4b1b-9e1a-0c1d2e3f4a5b"
     st, _, body = server.attest(dict(req, policy_ids=[pid]))
     assert st == 400 and json.loads(body)["error"] == f"policy {pid} is not defined"
+
+
+MATCH, NO_MATCH, CUSTOM = ("1b2c3d4e-0000-4000-8000-00000000000" + c for c in "abc")
+POLICIES = {
+    # ITA's appraisal policy shape (docs/rego.md): matches the simulated quote's enclave
+    MATCH: f"""package policy
+import future.keywords.in
+default matches_sgx_policy = false
+matches_sgx_policy = true {{
+    input.sgx_mrenclave == "{MRENCLAVE}"
+    input.attester_type in ["SGX"]
+    input.sgx_is_debuggable == false
+}}
+""",
+    NO_MATCH: """default matches_sgx_policy = false
+matches_sgx_policy { input.sgx_isvsvn >= 100 }
+""",
+    # a token customization policy: its fields become policy_defined_claims
+    CUSTOM: """get_token_fields[fields] {
+    fields := {"my_mrenclave": input.sgx_mrenclave, "my_svn": input.sgx_isvsvn}
+}
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def with_policies(moat_path, tmp_path_factory, server, state, sim):
+    d = tmp_path_factory.mktemp("policies")
+    for pid, text in POLICIES.items():
+        (d / f"{pid.upper()}.rego").write_text(text)  # any case: ids are canonicalised
+    s = Server(moat_path, tmp_path_factory.mktemp("amber-logs"), state, "--trust-simulated", sim,
+               "--policy-dir", d)
+    yield s
+    assert s.stop() == 0, s.text()
+
+
+def test_policies_matched_unmatched_and_defined_claims(with_policies, quote_tool, sim):
+    s = with_policies
+    runtime = b"\x01\x00\x01\x00" + os.urandom(384)
+    n = s.nonce()
+    req = {"quote": b64(quote(quote_tool, sim, bind_sgx(n, runtime))), "verifier_nonce": n,
+           "runtime_data": b64(runtime), "policy_ids": [MATCH, NO_MATCH, CUSTOM]}
+    st, _, body = s.attest(req)
+    assert st == 200, body
+    c = verify_token(s, json.loads(body)["token"])
+    assert c["policy_ids_matched"] == [{"id": MATCH, "version": "v1"}]
+    assert c["policy_ids_unmatched"] == [{"id": NO_MATCH, "version": "v1"}]
+    assert c["policy_defined_claims"] == {"my_mrenclave": MRENCLAVE, "my_svn": c["sgx_isvsvn"]}
+    # policy_must_match: an unmatched policy gets no token
+    st, _, body = s.attest(dict(req, policy_must_match=True))
+    assert st == 403 and json.loads(body)["error"] == \
+        f"policy {NO_MATCH} did not match (policy_must_match)"
+    # a debug enclave does not match the first policy
+    n = s.nonce()
+    dbg = dict(req, verifier_nonce=n, policy_ids=[MATCH],
+               quote=b64(quote(quote_tool, sim, bind_sgx(n, runtime), debug=True)))
+    st, _, body = s.attest(dbg)
+    assert st == 200, body
+    c = verify_token(s, json.loads(body)["token"])
+    assert c["policy_ids_matched"] == [] and c["policy_ids_unmatched"][0]["id"] == MATCH
+
+
+def test_policy_outside_the_subset_stops_the_service(moat_path, tmp_path, state):
+    d = tmp_path / "policies"
+    d.mkdir()
+    (d / f"{MATCH}.rego").write_text("package policy\nallow { input.x == data.y }\n")
+    r = subprocess.run([str(moat_path), "amber", "serve", "--addr", "127.0.0.1:0", "--state-dir",
+                        str(state), "--api-key", KEY, "--policy-dir", str(d)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"policy {d / (MATCH + '.rego')}: line 2, column " in r.stderr, \
+        r.stderr
+    assert "data" in r.stderr
+    (d / f"{MATCH}.rego").unlink()
+    (d / "not-a-uuid.rego").write_text("default match = false\n")
+    r = subprocess.run([str(moat_path), "amber", "serve", "--addr", "127.0.0.1:0", "--state-dir",
+                        str(state), "--api-key", KEY, "--policy-dir", str(d)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "the name must be <policy id (a UUID)>.rego" in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,16 +99,6 @@ static bool explicitly_accepts(const char* accept, const char* type) {
  * and unmatched lists ([{id, version}]). Until then every requested id is unknown, which ITA
  * answers with 400; without policy_ids the lists stay empty.
  */
-static int evaluate_policies(const struct amber_attest_request* req, const json_t* claims,
-                             json_t* matched, json_t* unmatched, struct moat_error* err) {
-    (void)claims;
-    (void)matched;
-    (void)unmatched;
-    if (req->n_policy_ids > 0)
-        return moat_error_set(err, -ENOENT, "policy %s is not defined", req->policy_ids[0]);
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Attestation                                                                                  */
 
@@ -246,14 +236,28 @@ static int issue_token(struct amber_server* s, const struct amber_attest_request
         .policy_matched    = matched,
         .policy_unmatched  = unmatched,
     };
-    json_t* claims = NULL;
-    char* token    = NULL;
-    int r          = evaluate_policies(req, NULL, matched, unmatched, &err);
+    json_t* claims  = amber_claims_build(req, res, &co);
+    json_t* defined = json_object();
+    char* token     = NULL;
+    int status      = 400;
+    /* the policies see the claims as the token will carry them (ITA's `input`) */
+    int r = amber_policies_evaluate(s, req->policy_ids, req->n_policy_ids, claims, matched,
+                                    unmatched, defined, &status, &err);
     if (r < 0) {
-        r = reply_error(s, resp, 400, "%s", err.msg);
+        r = reply_error(s, resp, status, "%s", err.msg);
         goto out;
     }
-    claims = amber_claims_build(req, res, &co);
+    if (req->policy_must_match && json_array_size(unmatched) > 0) {
+        r = reply_error(s, resp, 403, "policy %s did not match (policy_must_match)",
+                        json_string_value(json_object_get(json_array_get(unmatched, 0), "id")));
+        goto out;
+    }
+    bool beta = req->api == AMBER_API_BETA;
+    json_object_set(claims, beta ? "amber_matched_policy_ids" : "policy_ids_matched", matched);
+    json_object_set(claims, beta ? "amber_unmatched_policy_ids" : "policy_ids_unmatched",
+                    unmatched);
+    if (json_object_size(defined) > 0)
+        json_object_set(claims, beta ? "amber_custom_policy" : "policy_defined_claims", defined);
     if (res->simulated || t == &s->sim)
         json_object_set_new(claims, "moat_simulated", json_true());
     const char* kid = req->alg == AMBER_JWT_RS256 ? s->pki.kid_rs256 : s->pki.kid;
@@ -276,6 +280,7 @@ static int issue_token(struct amber_server* s, const struct amber_attest_request
 out:
     free(token);
     json_decref(claims);
+    json_decref(defined);
     json_decref(hashes);
     json_decref(matched);
     json_decref(unmatched);

@@ -91,6 +91,9 @@ static const char g_usage[] =
     "                           self-signed certificate for localhost in the state directory)\n"
     "  --insecure-verify-at TIME  verify quotes and collateral as at TIME\n"
     "                           (2025-06-20T00:00:00Z or Unix seconds): tests with old data only\n"
+    "  --policy-dir DIR         appraisal and token customization policies: <policy id>.rego\n"
+    "                           files in moat's Rego subset (docs/rego.md) "
+    "(MOAT_AMBER_POLICY_DIR)\n"
     "  --no-seal                keep the private keys in plain PEM instead of sealed with this\n"
     "                           machine's sealing key (MOAT_AMBER_NO_SEAL=1)\n"
     "  --debug                  debug logs (MOAT_AMBER_DEBUG=1)\n"
@@ -163,6 +166,7 @@ enum {
     O_PCCS_CACHE,
     O_VERIFY_AT,
     O_DEBUG,
+    O_POLICY_DIR,
 };
 
 static const struct option g_opts[] = {
@@ -186,6 +190,7 @@ static const struct option g_opts[] = {
     {"pccs-cache", required_argument, NULL, O_PCCS_CACHE},
     {"insecure-verify-at", required_argument, NULL, O_VERIFY_AT},
     {"debug", no_argument, NULL, O_DEBUG},
+    {"policy-dir", required_argument, NULL, O_POLICY_DIR},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -224,6 +229,7 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
                           .no_seal         = env_or_null("MOAT_AMBER_NO_SEAL") != NULL,
                           .pccs            = env_or_null("MOAT_PCCS_URL"),
                           .debug           = env_or_null("MOAT_AMBER_DEBUG") != NULL,
+                          .policy_dir      = env_or_null("MOAT_AMBER_POLICY_DIR"),
     };
     int o;
     uint64_t at = 0;
@@ -297,6 +303,9 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
                 break;
             case O_DEBUG:
                 c->debug = true;
+                break;
+            case O_POLICY_DIR:
+                c->policy_dir = optarg;
                 break;
             case 'h':
                 fputs(g_usage, stdout);
@@ -464,7 +473,13 @@ int main(int argc, char** argv) {
     log_set_level(g_debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING);
     log_set_sink(log_sink);
     slog("info", "moat-amber %s starting", MOAT_VERSION);
-    int code = serve(&s);
+    struct moat_error err = {0};
+    int code              = MOAT_EXIT_USAGE;
+    if (amber_policies_load(&s, &err) < 0)
+        fprintf(stderr, "moat amber serve: %s\n", err.msg);
+    else
+        code = serve(&s);
+    amber_policies_clear(&s);
     amber_pki_clear(&s.pki);
     amber_trust_clear(&s.hw);
     amber_trust_clear(&s.sim);

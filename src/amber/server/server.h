@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
@@ -38,7 +39,8 @@ struct amber_config {
     bool no_seal;
     const char* pccs;
     const char* pccs_cache;
-    time_t verify_at; /* --insecure-verify-at; 0: now */
+    time_t verify_at;       /* --insecure-verify-at; 0: now */
+    const char* policy_dir; /* <policy id>.rego files */
     bool debug;
 };
 
@@ -108,9 +110,21 @@ struct amber_server {
     char* jku;
     struct event_base* base;
     struct net_http_server* http;
+    struct amber_policy* policies; /* sorted by id (policies.c) */
+    size_t n_policies;
     uint64_t tokens, nonces, refusals;
     uint64_t refusals_by_status[600]; /* /metrics: by HTTP status */
 };
+
+/* policies.c: load every <policy id>.rego of cfg.policy_dir (compile errors name the file,
+ * line and construct); evaluate the policies `ids` against a token's claims: each appraisal
+ * policy lands in matched or unmatched ({"id", "version"}), the claims customization policies
+ * define in `defined`. An unknown id or an evaluation error: <0, *ret_status 400. */
+int amber_policies_load(struct amber_server* s, struct moat_error* err) WARN_UNUSED;
+void amber_policies_clear(struct amber_server* s);
+int amber_policies_evaluate(struct amber_server* s, char* const* ids, size_t n_ids,
+                            const json_t* claims, json_t* matched, json_t* unmatched,
+                            json_t* defined, int* ret_status, struct moat_error* err) WARN_UNUSED;
 
 /* trust.c: the hardware and simulated trust from the configuration (0, or -errno with `err`),
  * and the collateral for a quote: the configured one, or its platform's from the PCCS. */
