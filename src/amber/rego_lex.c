@@ -221,44 +221,11 @@ void rg_tokens_free(struct rg_token* toks, size_t n) {
     free(toks);
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at
- * most U+10FFFF), 0 if there is none. */
-static size_t utf8_seq(const unsigned char* s, size_t avail) {
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n  = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n  = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n  = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
 /* Policies are UTF-8 (OPA reads Go strings; JSON output needs valid strings). */
 static int check_utf8(struct lexer* lx) {
     int line = 1, col = 1;
     for (size_t i = 0; i < lx->len;) {
-        size_t n = utf8_seq((const unsigned char*)lx->s + i, lx->len - i);
+        size_t n = utf8_seq_len((const unsigned char*)lx->s + i, lx->len - i);
         if (n == 0)
             return lex_err(lx, line, col, "invalid UTF-8");
         if (lx->s[i] == '\n') {

@@ -173,6 +173,9 @@ int hex_digit_value(int c);
 int base64_decode_alloc(const char* in, size_t in_len, uint8_t** ret, size_t* ret_len) WARN_UNUSED;
 /* base64url without padding (RFC 4648 §5; JWS/JWK, RFC 7515 Appendix C). Decoding refuses
  * padding, the standard alphabet and non-canonical trailing bits. */
+/* The length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at
+ * most U+10FFFF; `avail` bytes readable, at least 1), 0 if there is none. */
+size_t utf8_seq_len(const void* s, size_t avail);
 char* base64url_encode_alloc(const void* in, size_t len);
 int base64url_decode_alloc(const char* in, size_t in_len, uint8_t** ret,
                            size_t* ret_len) WARN_UNUSED;

@@ -162,38 +162,6 @@ static int expect_eol(struct parser* p) {
 /* ---------------------------------------------------------------------------------------- */
 /* UTF-8                                                                                      */
 
-/* Returns the length of a valid UTF-8 sequence at s (no overlongs, no surrogates), or 0. */
-static size_t utf8_len(const unsigned char* s, size_t avail) {
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-        n  = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        n  = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        n  = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static int validate_utf8(struct parser* p) {
     const unsigned char* s = (const unsigned char*)p->s;
     size_t i               = 0;
@@ -212,7 +180,7 @@ static int validate_utf8(struct parser* p) {
             i++;
             continue;
         }
-        size_t n = utf8_len(s + i, p->len - i);
+        size_t n = utf8_seq_len(s + i, p->len - i);
         if (n == 0) {
             /* the error names the line and column of the offending byte */
             for (size_t j = 0; j < i; j++)

@@ -150,6 +150,20 @@ static void test_base64url(void** state) {
         assert_int_equal(base64url_decode_alloc(bad[i], strlen(bad[i]), &d, &dl), -EINVAL);
 }
 
+static void test_utf8_seq_len(void** state) {
+    (void)state;
+    assert_int_equal(utf8_seq_len("a", 1), 1);
+    assert_int_equal(utf8_seq_len("\xc3\xa9", 2), 2);         /* é */
+    assert_int_equal(utf8_seq_len("\xe2\x82\xac", 3), 3);     /* € */
+    assert_int_equal(utf8_seq_len("\xf0\x9f\x98\x80", 4), 4); /* U+1F600 */
+    assert_int_equal(utf8_seq_len("\xc3\xa9", 1), 0);         /* cut short */
+    assert_int_equal(utf8_seq_len("\xc0\xaf", 2), 0);         /* overlong '/' */
+    assert_int_equal(utf8_seq_len("\xed\xa0\x80", 3), 0);     /* surrogate */
+    assert_int_equal(utf8_seq_len("\xf4\x90\x80\x80", 4), 0); /* above U+10FFFF */
+    assert_int_equal(utf8_seq_len("\x80", 1), 0);
+    assert_int_equal(utf8_seq_len("\xc3(", 2), 0);
+}
+
 static void test_cursor(void** state) {
     (void)state;
     const uint8_t buf[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -286,11 +300,17 @@ static void test_format_double(void** state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_double),  cmocka_unit_test(test_size_strings),
-        cmocka_unit_test(test_path_normalize), cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_base64),         cmocka_unit_test(test_base64url),
-        cmocka_unit_test(test_cursor),         cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_files),          cmocka_unit_test(test_strbuf_and_errors),
+        cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_size_strings),
+        cmocka_unit_test(test_path_normalize),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_utf8_seq_len),
+        cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_strbuf_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
