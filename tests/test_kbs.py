@@ -407,8 +407,66 @@ def test_keys_survive_restart_encrypted(broker, good, kbs_state, moat_path, logs
         assert again.stop() == 0
 
 
-def test_background_check_not_yet(broker, good):
+def test_background_check_needs_token_url(broker, good):
     k, _, _ = good
     st, _, body = broker.request("POST", f"/kbs/v1/keys/{k['id']}/transfer", b"",
                                  {"Accept": "application/json"})
     assert st == 501 and "background-check" in json.loads(body)["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# §4.3 background-check mode: the broker asks the token service for the nonce and the token
+
+
+@pytest.fixture(scope="module")
+def bg_broker(moat_path, logs, tmp_path_factory, ita, amber_state):
+    s = kbs(moat_path, logs, tmp_path_factory.mktemp("kbs-bg") / "state", ita, amber_state,
+            "--token-url", f"https://localhost:{ita.port}", "--token-api-key", API_KEY)
+    yield s
+    assert s.stop() == 0, s.text()
+
+
+def bg_transfer(broker, key_id, quote_tool, sim, runtime, mrenclave=MRENCLAVE, tee="SGX"):
+    st, h, body = broker.request("POST", f"/kbs/v1/keys/{key_id}/transfer", b"",
+                                 {"Accept": "application/json"})
+    assert st == 200, body
+    assert h["attestation-type"] == "SGX"
+    n = json.loads(body)
+    assert set(n) == {"val", "iat", "signature"}
+    rd = hashlib.sha256(unb64(n["val"]) + unb64(n["iat"]) + runtime).digest() + bytes(32)
+    q = bytes.fromhex(subprocess.check_output(
+        [str(quote_tool), str(sim), rd.hex(), f"mrenclave={mrenclave}"], timeout=60).decode().strip())
+    st, _, body = broker.request(
+        "POST", f"/kbs/v1/keys/{key_id}/transfer",
+        {"quote": b64(q), "nonce": n, "user_data": b64(runtime)},
+        {"Accept": "application/json", "Content-Type": "application/json", "Attestation-Type": tee})
+    return st, json.loads(body)
+
+
+def test_background_check(bg_broker, quote_tool, sim, rsa_key):
+    secret = os.urandom(32)
+    k = new_key(bg_broker, policy(bg_broker, mrenclave=[MRENCLAVE])["id"], secret)
+    st, resp = bg_transfer(bg_broker, k["id"], quote_tool, sim, held_data(rsa_key))
+    assert st == 200, resp
+    assert unwrap(rsa_key, resp) == secret
+    # the quote binds another key than user_data: the token service refuses, and so the broker
+    other = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    st, _, body = bg_broker.request("POST", f"/kbs/v1/keys/{k['id']}/transfer", b"",
+                                    {"Accept": "application/json"})
+    n = json.loads(body)
+    rd = hashlib.sha256(unb64(n["val"]) + unb64(n["iat"]) + held_data(rsa_key)).digest()
+    q = bytes.fromhex(subprocess.check_output(
+        [str(quote_tool), str(sim), (rd + bytes(32)).hex(), f"mrenclave={MRENCLAVE}"],
+        timeout=60).decode().strip())
+    st, _, body = bg_broker.request(
+        "POST", f"/kbs/v1/keys/{k['id']}/transfer",
+        {"quote": b64(q), "nonce": n, "user_data": b64(held_data(other))},
+        {"Accept": "application/json", "Content-Type": "application/json",
+         "Attestation-Type": "SGX"})
+    assert st == 401 and "attestation failed" in json.loads(body)["error"], body
+    # policy mismatch and the wrong TEE type
+    k2 = new_key(bg_broker, policy(bg_broker, mrenclave=["cd" * 32])["id"])
+    st, resp = bg_transfer(bg_broker, k2["id"], quote_tool, sim, held_data(rsa_key))
+    assert st == 403 and "sgx_mrenclave" in resp["error"], resp
+    st, resp = bg_transfer(bg_broker, k["id"], quote_tool, sim, held_data(rsa_key), tee="TDX")
+    assert st == 403 and "Attestation-Type" in resp["error"], resp

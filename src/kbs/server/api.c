@@ -99,14 +99,12 @@ static int verify_token(struct kbs_server* s, const char* token, struct amber_jw
     return r < 0 ? 401 : 0;
 }
 
-static int transfer_token(struct kbs_server* s, const struct kbs_stored_key* k, const json_t* body,
-                          struct net_http_response* resp) {
+/* Verifies `token`, matches the policy, wraps the key for the token's held key (§4.3). */
+static int release(struct kbs_server* s, const struct kbs_stored_key* k, const char* token,
+                   struct net_http_response* resp) {
     struct moat_error err = {0};
-    const char* token     = json_string_value(json_object_get(body, "attestation_token"));
-    if (!token)
-        return reply_error(s, resp, 400, "the body needs \"attestation_token\" (a JWT)");
-    struct amber_jwt jwt = {0};
-    int status           = verify_token(s, token, &jwt, &err);
+    struct amber_jwt jwt  = {0};
+    int status            = verify_token(s, token, &jwt, &err);
     if (status)
         return reply_error(s, resp, status, "invalid attestation token: %s", err.msg);
     const struct kbs_stored_policy* p = kbs_store_policy(&s->store, k->policy_id);
@@ -145,6 +143,97 @@ static int transfer_token(struct kbs_server* s, const struct kbs_stored_key* k, 
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Background-check mode (§4.3): the broker gets the nonce and the token itself                 */
+
+static int token_service(struct kbs_server* s, const char* path, const char* body, json_t** ret,
+                         long* ret_status, struct moat_error* err) {
+    _cleanup_free_ char* url  = xasprintf("%s%s", s->cfg.token_url, path);
+    _cleanup_free_ char* text = NULL;
+    size_t len                = 0;
+    int r =
+        kbs_http(url, s->cfg.token_ca, s->cfg.token_api_key, body, &text, &len, ret_status, err);
+    if (r < 0)
+        return r;
+    *ret = json_loadb(text, len, 0, NULL);
+    if (!json_is_object(*ret)) {
+        json_decref(*ret);
+        *ret = NULL;
+        return moat_error_set(err, -EBADMSG, "%s: HTTP %ld, not a JSON object", url, *ret_status);
+    }
+    return 0;
+}
+
+static int bgcheck_nonce(struct kbs_server* s, const struct kbs_stored_policy* p,
+                         struct net_http_response* resp) {
+    struct moat_error err = {0};
+    json_t* nonce         = NULL;
+    long status           = 0;
+    if (token_service(s, "/appraisal/v1/nonce", NULL, &nonce, &status, &err) < 0)
+        return reply_error(s, resp, 502, "the token service: %s", err.msg);
+    if (status != 200) {
+        json_decref(nonce);
+        return reply_error(s, resp, 502, "the token service answered HTTP %ld to a nonce request",
+                           status);
+    }
+    resp->headers[resp->n_headers++] =
+        (struct net_http_header){"Attestation-Type", xstrdup(kbs_tee_name(p->policy.tee))};
+    reply_json(resp, 200, nonce);
+    return 0;
+}
+
+static int bgcheck_attest(struct kbs_server* s, const struct net_http_request* req,
+                          const struct kbs_stored_key* k, const struct kbs_stored_policy* p,
+                          const json_t* body, struct net_http_response* resp) {
+    struct moat_error err = {0};
+    const char* type      = net_http_header(req, "Attestation-Type");
+    if (!type)
+        return reply_error(s, resp, 400, "a quote needs the 'Attestation-Type' header");
+    if (strcasecmp(type, kbs_tee_name(p->policy.tee)) != 0)
+        return reply_error(s, resp, 403,
+                           "Attestation-Type %s does not match the key's transfer "
+                           "policy (%s)",
+                           type, kbs_tee_name(p->policy.tee));
+    const json_t *quote = json_object_get(body, "quote"), *nonce = json_object_get(body, "nonce"),
+                 *user = json_object_get(body, "user_data"),
+                 *log  = json_object_get(body, "event_log");
+    if (!json_is_string(quote) || (nonce && !json_is_object(nonce)) ||
+        (user && !json_is_string(user)) || (log && !json_is_string(log)))
+        return reply_error(s, resp, 400,
+                           "expected {\"quote\": b64, \"nonce\": {val, iat, signature}, "
+                           "\"user_data\": b64, \"event_log\": b64}");
+    /* §4.3: the broker calls /appraisal/v1/attest itself with the policy's policy_ids */
+    json_t* ids = json_array();
+    for (size_t i = 0; i < p->policy.policy_ids.n; i++)
+        json_array_append_new(ids, json_string(p->policy.policy_ids.v[i]));
+    json_t* areq = json_pack("{s:O, s:o}", "quote", quote, "policy_ids", ids);
+    if (nonce)
+        json_object_set(areq, "verifier_nonce", (json_t*)nonce);
+    if (user)
+        json_object_set(areq, "runtime_data", (json_t*)user);
+    if (log)
+        json_object_set(areq, "event_log", (json_t*)log);
+    _cleanup_free_ char* text = json_dumps(areq, JSON_COMPACT);
+    json_decref(areq);
+    json_t* answer = NULL;
+    long status    = 0;
+    if (!text || token_service(s, "/appraisal/v1/attest", text, &answer, &status, &err) < 0)
+        return reply_error(s, resp, 502, "the token service: %s", err.msg);
+    const char* token = json_string_value(json_object_get(answer, "token"));
+    int r;
+    if (status != 200 || !token) {
+        const char* why = json_string_value(json_object_get(answer, "error"));
+        r = reply_error(s, resp, status >= 500 ? 502 : 401, "attestation failed (HTTP %ld): %s",
+                        status, why ? why : "no token");
+    } else {
+        r = release(s, k, token, resp);
+    }
+    json_decref(answer);
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
 static int transfer(struct kbs_server* s, const struct net_http_request* req, const char* id,
                     struct net_http_response* resp) {
     if (!accepts_json(net_http_header(req, "Accept")))
@@ -156,17 +245,30 @@ static int transfer(struct kbs_server* s, const struct net_http_request* req, co
     const struct kbs_stored_key* k = kbs_store_key(&s->store, id);
     if (!k)
         return reply_error(s, resp, 404, "no key %s", id);
-    if (req->body_len == 0)
+    const struct kbs_stored_policy* p = kbs_store_policy(&s->store, k->policy_id);
+    if (!p)
+        return reply_error(s, resp, 500, "the transfer policy %s of key %s is missing",
+                           k->policy_id, k->id);
+    if (req->body_len == 0 && !s->cfg.token_url)
         return reply_error(s, resp, 501,
-                           "background-check mode (an empty body) is not supported yet: send "
-                           "{\"attestation_token\": …}");
+                           "background-check mode (an empty body) needs the broker started with "
+                           "--token-url: send {\"attestation_token\": …}");
+    if (req->body_len == 0)
+        return bgcheck_nonce(s, p, resp);
     json_error_t je;
     json_t* body = json_loadb((const char*)req->body, req->body_len, 0, &je);
     if (!json_is_object(body)) {
         json_decref(body);
         return reply_error(s, resp, 400, "the body is not a JSON object: %s", je.text);
     }
-    int r = transfer_token(s, k, body, resp);
+    int r;
+    const char* token = json_string_value(json_object_get(body, "attestation_token"));
+    if (json_object_get(body, "quote") && s->cfg.token_url)
+        r = bgcheck_attest(s, req, k, p, body, resp);
+    else if (!token)
+        r = reply_error(s, resp, 400, "the body needs \"attestation_token\" (a JWT)");
+    else
+        r = release(s, k, token, resp);
     json_decref(body);
     return r;
 }

@@ -6,6 +6,7 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "server.h"
@@ -20,27 +21,60 @@ static size_t on_data(char* p, size_t size, size_t n, void* arg) {
     return size * n;
 }
 
+int kbs_http(const char* url, const char* ca, const char* api_key, const char* body, char** ret,
+             size_t* ret_len, long* ret_status, struct moat_error* err) {
+    _cleanup_strbuf_ struct strbuf sb = {0};
+    _cleanup_free_ char* key_header   = api_key ? xasprintf("x-api-key: %s", api_key) : NULL;
+    struct curl_slist* headers        = curl_slist_append(NULL, "Accept: application/json");
+    if (body)
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+    if (key_header)
+        headers = curl_slist_append(headers, key_header);
+    CURL* c = curl_easy_init();
+    if (!c || !headers) {
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(c);
+        return moat_error_set(err, -ENOMEM, "curl_easy_init");
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    if (key_header)
+        OPENSSL_cleanse(key_header, strlen(key_header));
+    if (rc != CURLE_OK)
+        return moat_error_set(err, -EIO, "%s: %s", url, curl_easy_strerror(rc));
+    *ret = strbuf_take(&sb, ret_len);
+    if (!*ret) {
+        *ret     = xstrdup("");
+        *ret_len = 0;
+    }
+    *ret_status = status;
+    return 0;
+}
+
 static int fetch(const struct kbs_jwks* j, char** ret, size_t* ret_len, struct moat_error* err) {
     if (strncmp(j->source, "https://", 8) != 0)
         return read_file(j->source, ret, ret_len, err);
-    _cleanup_strbuf_ struct strbuf sb = {0};
-    CURL* c                           = curl_easy_init();
-    if (!c)
-        return moat_error_set(err, -ENOMEM, "curl_easy_init");
-    curl_easy_setopt(c, CURLOPT_URL, j->source);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    if (j->ca)
-        curl_easy_setopt(c, CURLOPT_CAINFO, j->ca);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        return moat_error_set(err, -EIO, "cannot fetch the JWKS %s: %s", j->source,
-                              curl_easy_strerror(rc));
-    *ret = strbuf_take(&sb, ret_len);
+    long status = 0;
+    int r       = kbs_http(j->source, j->ca, NULL, NULL, ret, ret_len, &status, err);
+    if (r < 0)
+        return r;
+    if (status != 200) {
+        free(*ret);
+        return moat_error_set(err, -EIO, "cannot fetch the JWKS %s: HTTP %ld", j->source, status);
+    }
     return 0;
 }
 

@@ -59,7 +59,11 @@ static const char g_usage[] =
     "  --admin-token-file F   ... read from a file (first line)\n"
     "  --token-jwks URL|FILE  the token service's JWKS, e.g. https://localhost:8443/certs\n"
     "                         (MOAT_KBS_TOKEN_JWKS)\n"
-    "  --token-ca PEM         CA certificates for the JWKS URL's TLS (default the system store)\n"
+    "  --token-ca PEM         CA certificates for the token service's TLS (default the system\n"
+    "                         store)\n"
+    "  --token-url URL        the token service, e.g. https://localhost:8443, for background-\n"
+    "                         check mode (MOAT_KBS_TOKEN_URL; without it: passport mode only)\n"
+    "  --token-api-key KEY    its x-api-key (MOAT_KBS_TOKEN_API_KEY)\n"
     "  --tls-cert PEM, --tls-key PEM  TLS credentials (default a self-signed certificate for\n"
     "                         localhost made at each start)\n"
     "  --no-seal              keep the master key in plain form instead of sealed with this\n"
@@ -79,7 +83,9 @@ enum {
     O_CERT,
     O_KEY,
     O_NOSEAL,
-    O_DEBUG
+    O_DEBUG,
+    O_TURL,
+    O_TKEY
 };
 
 static const struct option g_opts[] = {
@@ -92,6 +98,8 @@ static const struct option g_opts[] = {
     {"tls-cert", required_argument, NULL, O_CERT},
     {"tls-key", required_argument, NULL, O_KEY},
     {"no-seal", no_argument, NULL, O_NOSEAL},
+    {"token-url", required_argument, NULL, O_TURL},
+    {"token-api-key", required_argument, NULL, O_TKEY},
     {"debug", no_argument, NULL, O_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -107,11 +115,13 @@ static const char* env_or_null(const char* name) {
 static int parse_config(int argc, char** argv, struct kbs_config* c, char** token_buf) {
     const char* token_file = NULL;
     *c                     = (struct kbs_config){
-                            .addr        = env_or_null("MOAT_KBS_ADDR"),
-                            .state_dir   = env_or_null("MOAT_KBS_STATE_DIR"),
-                            .admin_token = env_or_null("MOAT_KBS_ADMIN_TOKEN"),
-                            .token_jwks  = env_or_null("MOAT_KBS_TOKEN_JWKS"),
-                            .no_seal     = env_or_null("MOAT_KBS_NO_SEAL") != NULL,
+                            .addr          = env_or_null("MOAT_KBS_ADDR"),
+                            .state_dir     = env_or_null("MOAT_KBS_STATE_DIR"),
+                            .admin_token   = env_or_null("MOAT_KBS_ADMIN_TOKEN"),
+                            .token_jwks    = env_or_null("MOAT_KBS_TOKEN_JWKS"),
+                            .no_seal       = env_or_null("MOAT_KBS_NO_SEAL") != NULL,
+                            .token_url     = env_or_null("MOAT_KBS_TOKEN_URL"),
+                            .token_api_key = env_or_null("MOAT_KBS_TOKEN_API_KEY"),
     };
     int o;
     while ((o = getopt_long(argc, argv, "h", g_opts, NULL)) != -1) {
@@ -142,6 +152,12 @@ static int parse_config(int argc, char** argv, struct kbs_config* c, char** toke
                 break;
             case O_NOSEAL:
                 c->no_seal = true;
+                break;
+            case O_TURL:
+                c->token_url = optarg;
+                break;
+            case O_TKEY:
+                c->token_api_key = optarg;
                 break;
             case O_DEBUG:
                 c->debug = true;
@@ -181,6 +197,10 @@ static int parse_config(int argc, char** argv, struct kbs_config* c, char** toke
     }
     if (!!c->tls_cert != !!c->tls_key) {
         fputs("moat kbs serve: --tls-cert and --tls-key go together\n", stderr);
+        return -EINVAL;
+    }
+    if (c->token_url && strncmp(c->token_url, "https://", 8) != 0) {
+        fprintf(stderr, "moat kbs serve: --token-url '%s' is not an https:// URL\n", c->token_url);
         return -EINVAL;
     }
     if (!c->addr)

@@ -25,7 +25,9 @@ struct kbs_config {
     const char* state_dir;
     const char* admin_token;
     const char* token_jwks; /* https URL or file */
-    const char* token_ca;   /* PEM for the JWKS URL's TLS; NULL: the system store */
+    const char* token_ca;   /* PEM for the token service's TLS; NULL: the system store */
+    const char* token_url;  /* the token service (background-check mode); NULL: off */
+    const char* token_api_key;
     const char* tls_cert;
     const char* tls_key;
     bool no_seal;
@@ -74,6 +76,12 @@ int kbs_store_add_key(struct kbs_store* s, const char* policy_id, unsigned key_l
 int kbs_store_secret(const struct kbs_store* s, const struct kbs_stored_key* k, uint8_t** ret,
                      size_t* ret_len, struct moat_error* err) WARN_UNUSED;
 json_t* kbs_stored_key_json(const struct kbs_stored_key* k);
+
+/* An HTTPS GET (body NULL) or POST of JSON with `Accept: application/json` and, when given,
+ * `x-api-key` (jwks.c). TLS verified against `ca` or the system store. *ret is the response
+ * body (malloc'd, NUL-terminated), *ret_status its HTTP status. -EIO when no answer. */
+int kbs_http(const char* url, const char* ca, const char* api_key, const char* body, char** ret,
+             size_t* ret_len, long* ret_status, struct moat_error* err) WARN_UNUSED;
 
 /* The token service's token-signing keys (jwks.c). */
 struct kbs_jwks {
