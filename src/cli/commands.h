@@ -45,3 +45,4 @@ extern const struct moat_command cmd_attest;
 extern const struct moat_command cmd_coordinator;
 extern const struct moat_command cmd_marblerun;
 extern const struct moat_command cmd_amber;
+extern const struct moat_command cmd_kbs;

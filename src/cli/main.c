@@ -26,8 +26,9 @@ static const struct moat_command cmd_version = {
 
 /* Top-level commands, in the order `moat help` lists them. */
 static const struct moat_command* const g_commands[] = {
-    &cmd_manifest, &cmd_sign,        &cmd_sigstruct_view, &cmd_run,   &cmd_pf,   &cmd_quote,
-    &cmd_attest,   &cmd_coordinator, &cmd_marblerun,      &cmd_amber, &cmd_help, &cmd_version,
+    &cmd_manifest, &cmd_sign,   &cmd_sigstruct_view, &cmd_run,       &cmd_pf,
+    &cmd_quote,    &cmd_attest, &cmd_coordinator,    &cmd_marblerun, &cmd_amber,
+    &cmd_kbs,      &cmd_help,   &cmd_version,
 };
 
 static const char g_exit_codes[] =
