@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,4 +285,28 @@ int attest_seal_key(const char* secret_path, bool mrsigner_policy, const struct 
     OPENSSL_cleanse(secret, sizeof(secret));
     OPENSSL_cleanse(mac, sizeof(mac));
     return ok ? 0 : moat_error_set(err, -EIO, "cannot derive a sealing key");
+}
+
+int attest_product_state_key(const char* product, const char* info, uint8_t out[32],
+                             struct moat_error* err) {
+    struct attest_identity id = {0};
+    if (sha256_buf(product, strlen(product), id.mrenclave) < 0)
+        return moat_error_set(err, -EIO, "sha256");
+    uint8_t k16[16];
+    int r = attest_seal_key(NULL, false, &id, k16, err);
+    if (r < 0)
+        return r;
+    EVP_KDF* kdf        = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+    EVP_KDF_CTX* ctx    = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char*)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, k16, sizeof(k16)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void*)info, strlen(info)),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = ctx && EVP_KDF_derive(ctx, out, 32, params) == 1;
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    OPENSSL_cleanse(k16, sizeof(k16));
+    return ok ? 0 : moat_error_set(err, -EIO, "cannot derive the sealing key");
 }

@@ -65,3 +65,9 @@ char* attest_default_secret_path(void);
  * id->signer_verified (-EPERM otherwise: every unsigned app would share one key). */
 int attest_seal_key(const char* secret_path, bool mrsigner_policy, const struct attest_identity* id,
                     uint8_t out[16], struct moat_error* err) WARN_UNUSED;
+
+/* A native service's state key (moat-amber, moat-kbs): this machine's sealing key for the
+ * identity whose MRENCLAVE is SHA-256(`product`) (MRENCLAVE policy: unreadable on another
+ * machine, kept across upgrades of the binary), through HKDF-SHA256 with `info`, 32 bytes. */
+int attest_product_state_key(const char* product, const char* info, uint8_t out[32],
+                             struct moat_error* err) WARN_UNUSED;

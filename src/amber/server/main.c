@@ -358,28 +358,7 @@ static int parse_config(int argc, char** argv, struct amber_config* c) {
  * machine and are unreadable on another. HKDF-SHA256 to 32 bytes, the info naming the use.
  */
 static int state_seal_key(uint8_t out[32], struct moat_error* err) {
-    struct attest_identity id   = {0};
-    static const char product[] = "moat amber product key";
-    if (sha256_buf(product, sizeof(product) - 1, id.mrenclave) < 0)
-        return moat_error_set(err, -EIO, "sha256");
-    uint8_t k16[16];
-    int r = attest_seal_key(NULL, false, &id, k16, err);
-    if (r < 0)
-        return r;
-    EVP_KDF* kdf             = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
-    EVP_KDF_CTX* ctx         = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    static const char info[] = "moat amber state key";
-    OSSL_PARAM params[]      = {
-             OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char*)"SHA256", 0),
-             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, k16, sizeof(k16)),
-             OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void*)info, sizeof(info) - 1),
-             OSSL_PARAM_construct_end(),
-    };
-    int ok = ctx && EVP_KDF_derive(ctx, out, 32, params) == 1;
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
-    OPENSSL_cleanse(k16, sizeof(k16));
-    return ok ? 0 : moat_error_set(err, -EIO, "cannot derive the sealing key");
+    return attest_product_state_key("moat amber product key", "moat amber state key", out, err);
 }
 
 /* ------------------------------------------------------------------------------------------ */
