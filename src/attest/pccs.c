@@ -2,115 +2,43 @@
 /* Collateral from a PCCS / PCS service: see pccs.h. */
 #include "pccs.h"
 
-#include <curl/curl.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "https.h"
 #include "pck.h"
 #include "quote.h"
 
-/* libcurl is loaded when a PCCS is first asked (moat quote verify --pccs), not linked: the other
- * commands — moat run above all, whose start-up counts — do not map it and the dozen
- * libraries behind it (../shared/ARCHITECTURE.md: a command loads only what it uses). */
-static struct {
-    CURL* (*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
-    CURLcode (*easy_perform)(CURL*);
-    CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);
-    void (*easy_cleanup)(CURL*);
-    const char* (*easy_strerror)(CURLcode);
-    char* (*easy_unescape)(CURL*, const char*, int, int*);
-    void (*free)(void*);
-} g_curl;
-static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
-static bool g_curl_loaded;
-
-static void curl_load(void) {
-    void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return;
-#define CURL_SYM(f) ((*(void**)& g_curl.f = dlsym(lib, "curl_" #f)) != NULL)
-    g_curl_loaded = CURL_SYM(easy_init) && CURL_SYM(easy_setopt) && CURL_SYM(easy_perform) &&
-                    CURL_SYM(easy_getinfo) && CURL_SYM(easy_cleanup) && CURL_SYM(easy_strerror) &&
-                    CURL_SYM(easy_unescape) && CURL_SYM(free);
-#undef CURL_SYM
-}
-
-/* One response: the body, and the issuer chain from the named header (URL-encoded PEM). */
+/* One collateral response: the body, and the issuer chain from the named header (URL-encoded
+ * PEM). libcurl is loaded on first use (https.h): other commands never map it. */
 struct response {
     struct strbuf body;
     char* chain;
     const char* const* chain_headers; /* the header names to look for, NULL-terminated */
 };
 
-static size_t on_body(char* p, size_t size, size_t n, void* arg) {
-    struct response* r = arg;
-    if (r->body.len + size * n > 16 * 1024 * 1024)
-        return 0; /* no collateral is that large: stop */
-    strbuf_append(&r->body, p, size * n);
-    return size * n;
-}
-
-static size_t on_header(char* p, size_t size, size_t n, void* arg) {
-    struct response* r = arg;
-    size_t len         = size * n;
-    for (const char* const* h = r->chain_headers; h && *h; h++) {
-        size_t hl = strlen(*h);
-        if (len > hl + 1 && !strncasecmp(p, *h, hl) && p[hl] == ':' && !r->chain) {
-            const char* v = p + hl + 1;
-            size_t vl     = len - hl - 1;
-            while (vl && (*v == ' ' || *v == '\t'))
-                v++, vl--;
-            while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-                vl--;
-            int out  = 0;
-            char* un = g_curl.easy_unescape(NULL, v, (int)vl, &out);
-            if (un)
-                r->chain = xstrndup(un, (size_t)out);
-            g_curl.free(un);
-        }
-    }
-    return len;
-}
-
 static int http_get(const struct pccs_request* req, const char* url, struct response* r,
                     struct moat_error* err) {
-    pthread_once(&g_curl_once, curl_load);
-    if (!g_curl_loaded)
-        return moat_error_set(err, -ENOPKG,
-                              "cannot load libcurl (libcurl.so.4), which fetching collateral "
-                              "needs: install it (apt install libcurl4)");
-    CURL* c = g_curl.easy_init();
-    if (!c)
-        return moat_error_set(err, -ENOMEM, "cannot start libcurl");
-    char cerr[CURL_ERROR_SIZE] = "";
-    g_curl.easy_setopt(c, CURLOPT_URL, url);
-    g_curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    g_curl.easy_setopt(c, CURLOPT_WRITEDATA, r);
-    g_curl.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    g_curl.easy_setopt(c, CURLOPT_HEADERDATA, r);
-    g_curl.easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    g_curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    g_curl.easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    g_curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (req->insecure__no_tls_verify) {
-        g_curl.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        g_curl.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    struct https_request hr                                    = {.url                = url,
+                                                                  .max_response       = 16 * 1024 * 1024,
+                                                                  .allow_http         = true,
+                                                                  .follow_redirects   = true,
+                                                                  .insecure_no_verify = req->insecure__no_tls_verify};
+    _cleanup_(https_response_clear) struct https_response resp = {0};
+    int rc                                                     = https_request(&hr, &resp, err);
+    if (rc < 0)
+        return rc;
+    if (resp.status != 200)
+        return moat_error_set(err, -ENOENT, "%s: HTTP status %ld", url, resp.status);
+    strbuf_append(&r->body, resp.body, resp.body_len);
+    for (const char* const* h = r->chain_headers; h && *h && !r->chain; h++) {
+        _cleanup_free_ char* v = https_header(&resp, *h);
+        if (v)
+            r->chain = https_unescape(v, strlen(v), NULL);
     }
-    CURLcode rc = g_curl.easy_perform(c);
-    long status = 0;
-    g_curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    g_curl.easy_cleanup(c);
-    if (rc != CURLE_OK)
-        return moat_error_set(err, -EHOSTUNREACH, "%s: %s", url,
-                              cerr[0] ? cerr : g_curl.easy_strerror(rc));
-    if (status != 200)
-        return moat_error_set(err, -ENOENT, "%s: HTTP status %ld", url, status);
     return 0;
 }
 
