@@ -204,7 +204,8 @@ def unwrap(priv, resp) -> bytes:
     assert len(swk) == 32
     wk = unb64(resp["wrapped_key"])
     iv_len, tag_len, ct_len = struct.unpack("<III", wk[:12])
-    assert (iv_len, tag_len) == (12, 16) and len(wk) == 12 + iv_len + ct_len + tag_len
+    # ct_len counts the tag (§4.3's example header 0c000000 10000000 30000000 for 32 bytes)
+    assert (iv_len, tag_len) == (12, 16) and len(wk) == 12 + iv_len + ct_len
     iv = wk[12:24]
     return AESGCM(swk).decrypt(iv, wk[24:], None)
 

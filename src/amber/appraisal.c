@@ -16,15 +16,6 @@ void amber_nonce_clear(struct amber_nonce* n) {
     *n = (struct amber_nonce){0};
 }
 
-void amber_uuid4(char out[MOAT_UUID_STR_SIZE]) {
-    uint8_t u[16];
-    if (RAND_bytes(u, sizeof(u)) != 1)
-        abort();                            /* no randomness: nothing this service does is safe */
-    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* RFC 9562 version 4 */
-    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* variant 10 */
-    moat_uuid_format(u, out);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Nonces                                                                                       */
 

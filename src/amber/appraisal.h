@@ -127,5 +127,3 @@ json_t* amber_claims_build(const struct amber_attest_request* req,
                            const struct attest_verify_result* res,
                            const struct amber_claims_opts* opts);
 
-/* A random UUID v4 in canonical form. */
-void amber_uuid4(char out[MOAT_UUID_STR_SIZE]);

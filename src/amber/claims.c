@@ -94,7 +94,7 @@ static void attester_claims(json_t* o, const struct amber_attest_request* req,
 /* Claims every generation shares: the JWT and EAT ones, the verifier's. */
 static void common_claims(json_t* o, const struct amber_claims_opts* opts, bool beta) {
     char jti[MOAT_UUID_STR_SIZE];
-    amber_uuid4(jti);
+    moat_uuid4(jti);
     json_object_set_new(o, "ver", json_string(beta ? "1.0" : "1.0.0"));
     json_object_set_new(o, "iss", json_string(opts->issuer));
     json_object_set_new(o, "iat", json_integer(opts->now));

@@ -47,6 +47,7 @@ static bool curl_ready(struct moat_error* err) {
 }
 
 struct sink {
+    const volatile bool* cancel;
     struct strbuf body;
     struct strbuf headers;
     size_t max;
@@ -71,6 +72,12 @@ static size_t on_header(char* p, size_t size, size_t n, void* arg) {
     if (s->headers.len + len <= 256 * 1024)
         strbuf_append(&s->headers, p, len);
     return len;
+}
+
+static int on_progress(void* arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d) {
+    (void)a, (void)b, (void)c, (void)d;
+    const struct sink* s = arg;
+    return s->cancel && *s->cancel ? 1 : 0;
 }
 
 /* "::ADDR:" for CURLOPT_CONNECT_TO: any host and port of the URL goes to ADDR, same port. */
@@ -101,7 +108,7 @@ int https_request(const struct https_request* req, struct https_response* ret,
     CURL* c = g_curl.easy_init();
     if (!c)
         return moat_error_set(err, -ENOMEM, "cannot start libcurl");
-    struct sink s              = {.max = req->max_response ? req->max_response : 1 << 20};
+    struct sink s = {.max = req->max_response ? req->max_response : 1 << 20, .cancel = req->cancel};
     struct curl_slist* headers = NULL;
     for (const char* const* h = req->headers; h && *h; h++)
         headers = g_curl.slist_append(headers, *h);
@@ -123,7 +130,15 @@ int https_request(const struct https_request* req, struct https_response* ret,
         g_curl.easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (connect)
         g_curl.easy_setopt(c, CURLOPT_CONNECT_TO, connect);
-    if (req->cacerts && *req->cacerts) {
+    if (req->cancel) {
+        g_curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        g_curl.easy_setopt(c, CURLOPT_XFERINFODATA, &s);
+        g_curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+    struct curl_blob blob = {(void*)req->cacerts_pem, req->cacerts_pem_len, CURL_BLOB_COPY};
+    if (req->cacerts_pem)
+        g_curl.easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+    else if (req->cacerts && *req->cacerts) {
         struct stat st;
         bool dir = stat(req->cacerts, &st) == 0 && S_ISDIR(st.st_mode);
         g_curl.easy_setopt(c, dir ? CURLOPT_CAPATH : CURLOPT_CAINFO, req->cacerts);
@@ -147,7 +162,9 @@ int https_request(const struct https_request* req, struct https_response* ret,
     g_curl.slist_free_all(headers);
     g_curl.slist_free_all(connect);
     int r = 0;
-    if (s.too_big)
+    if (req->cancel && *req->cancel)
+        r = moat_error_set(err, -ECANCELED, "%s: cancelled", url);
+    else if (s.too_big)
         r = moat_error_set(err, -EFBIG, "%s: the response is larger than %zu bytes", url, s.max);
     else if (rc != CURLE_OK)
         r = moat_error_set(err, -EHOSTUNREACH, "%s: %s", url,

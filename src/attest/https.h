@@ -24,9 +24,12 @@ struct https_request {
      * host for the request and the TLS peer name (Gramine's sgx.amber_ip: an enclave has no
      * resolver). NULL or "": resolve. A numeric IPv4 or IPv6 address. */
     const char* connect_ip;
-    const char* cacerts;        /* PEM file or hashed directory of trusted CAs; NULL: system */
-    const char* const* headers; /* "Name: value" lines, NULL-terminated; may be NULL */
-    const char* body;           /* may be NULL */
+    const char* cacerts;     /* PEM file or hashed directory of trusted CAs; NULL: system */
+    const char* cacerts_pem; /* or the PEM text itself (takes precedence); NULL: none */
+    size_t cacerts_pem_len;
+    const volatile bool* cancel; /* when it turns true, the exchange ends (-ECANCELED) */
+    const char* const* headers;  /* "Name: value" lines, NULL-terminated; may be NULL */
+    const char* body;            /* may be NULL */
     size_t body_len;
     size_t max_response; /* bytes of body kept at most (larger: an error); 0: 1 MiB */
     long timeout_ms;     /* the whole exchange; 0: 30 s */

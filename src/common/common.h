@@ -186,6 +186,8 @@ int base64url_decode_alloc(const char* in, size_t in_len, uint8_t** ret,
 #define MOAT_UUID_STR_SIZE 37
 int moat_uuid_parse(const char* s, uint8_t ret_uuid[16], struct moat_error* err) WARN_UNUSED;
 void moat_uuid_format(const uint8_t uuid[16], char out[MOAT_UUID_STR_SIZE]);
+/* A random UUID v4 (RFC 9562) in canonical form. */
+void moat_uuid4(char out[MOAT_UUID_STR_SIZE]);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Paths                                                                                      */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* UUIDs as github.com/google/uuid Parse/String: see common.h. */
 #include <errno.h>
+#include <openssl/rand.h>
 #include <string.h>
 #include <strings.h>
 
@@ -53,4 +54,13 @@ void moat_uuid_format(const uint8_t uuid[16], char out[MOAT_UUID_STR_SIZE]) {
         out[n++] = hex[uuid[i] & 15];
     }
     out[n] = '\0';
+}
+
+void moat_uuid4(char out[MOAT_UUID_STR_SIZE]) {
+    uint8_t u[16];
+    if (RAND_bytes(u, sizeof(u)) != 1)
+        abort();                            /* no randomness: no identifier can be trusted */
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* RFC 9562 version 4 */
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* variant 10 */
+    moat_uuid_format(u, out);
 }

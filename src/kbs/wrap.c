@@ -129,10 +129,11 @@ int kbs_wrap(EVP_PKEY* pub, const uint8_t* secret, size_t len, uint8_t** ret_key
     _cleanup_free_ uint8_t* ws      = NULL;
     size_t ws_len                   = 0;
     int r                           = -EIO;
-    /* §4.3: u32 LE iv_len ‖ u32 LE tag_len ‖ u32 LE ct_len ‖ IV ‖ ciphertext ‖ tag */
+    /* §4.3: u32 LE iv_len ‖ u32 LE tag_len ‖ u32 LE ct_len ‖ IV ‖ ciphertext ‖ tag, ct_len
+     * counting the tag (Go's aes-gcm Seal output; §4.3's example: 0x30 for a 32-byte key) */
     put_u32le(wrapped, KBS_WRAP_IV_LEN);
     put_u32le(wrapped + 4, KBS_WRAP_TAG_LEN);
-    put_u32le(wrapped + 8, (uint32_t)len);
+    put_u32le(wrapped + 8, (uint32_t)(len + KBS_WRAP_TAG_LEN));
     uint8_t* iv = wrapped + KBS_WRAP_HEAD_LEN;
     uint8_t* ct = iv + KBS_WRAP_IV_LEN;
     if (RAND_bytes(swk, sizeof(swk)) != 1 || RAND_bytes(iv, KBS_WRAP_IV_LEN) != 1 ||
@@ -162,12 +163,13 @@ int kbs_unwrap(EVP_PKEY* priv, const uint8_t* key, size_t key_len, const uint8_t
     uint32_t iv_len = 0, tag_len = 0, ct_len = 0;
     const uint8_t *iv = NULL, *ct = NULL, *tagp = NULL;
     if (cur_u32le(&c, &iv_len) < 0 || cur_u32le(&c, &tag_len) < 0 || cur_u32le(&c, &ct_len) < 0 ||
-        iv_len != KBS_WRAP_IV_LEN || tag_len != KBS_WRAP_TAG_LEN || ct_len == 0 ||
-        ct_len > KBS_MAX_SECRET_LEN || cur_ptr(&c, iv_len, &iv) < 0 ||
-        cur_ptr(&c, ct_len, &ct) < 0 || cur_ptr(&c, tag_len, &tagp) < 0 || c.len != 0)
+        iv_len != KBS_WRAP_IV_LEN || tag_len != KBS_WRAP_TAG_LEN || ct_len <= tag_len ||
+        ct_len - tag_len > KBS_MAX_SECRET_LEN || cur_ptr(&c, iv_len, &iv) < 0 ||
+        cur_ptr(&c, ct_len - tag_len, &ct) < 0 || cur_ptr(&c, tag_len, &tagp) < 0 || c.len != 0)
         return moat_error_set(err, -EBADMSG,
                               "'wrapped_key' is not iv_len ‖ tag_len ‖ ct_len ‖ "
-                              "IV ‖ ciphertext ‖ tag");
+                              "IV ‖ ciphertext ‖ tag (ct_len counting the tag)");
+    ct_len -= tag_len; /* the secret's length */
     uint8_t k[1024]; /* OpenSSL wants room for a modulus-size result */
     size_t k_len      = sizeof(k);
     EVP_PKEY_CTX* ctx = oaep_ctx(priv, false);

@@ -283,6 +283,26 @@ static void build_sgx(struct build* b, struct manifest* m) {
     m->sgx.amx    = cpu_feature(b, "sgx.cpu_features.amx", "unspecified");
     m->sgx.mpx    = cpu_feature(b, "sgx.cpu_features.mpx", "disabled");
     m->sgx.pkru   = cpu_feature(b, "sgx.cpu_features.pkru", "disabled");
+    struct {
+        const char* key;
+        char** field;
+    } amber[] = {
+        {"sgx.amber_url", &m->sgx.amber_url},
+        {"sgx.amber_ip", &m->sgx.amber_ip},
+        {"sgx.amber_apikey", &m->sgx.amber_apikey},
+        {"sgx.amber_userdata", &m->sgx.amber_userdata},
+        {"sgx.amber_cacerts", &m->sgx.amber_cacerts},
+        {"sgx.kbs_url", &m->sgx.kbs_url},
+        {"sgx.kbs_ip", &m->sgx.kbs_ip},
+        {"sgx.kbs_keyid", &m->sgx.kbs_keyid},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(amber); i++) {
+        const char* v = get_str(b, amber[i].key, NULL);
+        if (v) {
+            *amber[i].field         = xstrdup(v);
+            m->sgx.amber_configured = true;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -387,5 +407,15 @@ void manifest_free(struct manifest* m) {
     for (size_t i = 0; i < m->sgx.nallowed; i++)
         uri_free(&m->sgx.allowed_files[i]);
     free(m->sgx.allowed_files);
+    free(m->sgx.amber_url);
+    free(m->sgx.amber_ip);
+    if (m->sgx.amber_apikey)
+        OPENSSL_cleanse(m->sgx.amber_apikey, strlen(m->sgx.amber_apikey));
+    free(m->sgx.amber_apikey);
+    free(m->sgx.amber_userdata);
+    free(m->sgx.amber_cacerts);
+    free(m->sgx.kbs_url);
+    free(m->sgx.kbs_ip);
+    free(m->sgx.kbs_keyid);
     free(m);
 }

@@ -146,6 +146,11 @@ struct manifest {
         bool use_exinfo;
         bool insecure_allow_memfaults_without_exinfo;
         enum manifest_cpu_feature avx, avx512, amx, mpx, pkru;
+        /* sgx.amber_* and sgx.kbs_* (/dev/amber, docs/amber.md): NULL when not set;
+         * amber_configured when any of them is (then /dev/amber exists) */
+        bool amber_configured;
+        char *amber_url, *amber_ip, *amber_apikey, *amber_userdata, *amber_cacerts;
+        char *kbs_url, *kbs_ip, *kbs_keyid;
     } sgx;
 };
 

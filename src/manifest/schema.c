@@ -4,8 +4,10 @@
  * (reference/gramine.md §1.3) and every Graphene-era key (§1.4). Messages reuse Gramine's
  * text where Gramine has one; every message names the key.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <string.h>
+#include <strings.h>
 
 #include "schema.h"
 
@@ -253,6 +255,94 @@ static void v_remote_attestation(struct check_ctx* c, const struct checked* k) {
             "\"dcap\"): \"%s\"%s",
             k->v->u.str.ptr,
             strcmp(k->v->u.str.ptr, "epid") == 0 ? " (EPID was removed in Gramine v1.9)" : "");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sgx.amber_* and sgx.kbs_*: /dev/amber (reference/attestation.md §4.4, docs/amber.md)        */
+
+#define AMBER_URL_MAX 2048
+
+static void v_amber_url(struct check_ctx* c, const struct checked* k) {
+    const char* v = k->v->u.str.ptr;
+    if (!*v)
+        return; /* set at run time through /dev/amber */
+    if (strncasecmp(v, "https://", 8) != 0 || !v[8])
+        check_report(c, DIAG_ERROR, k,
+                     "'%s' = \"%s\" is not an https:// URL (/dev/amber speaks TLS only, verified "
+                     "against sgx.amber_cacerts or the system's CAs)",
+                     k->key, v);
+    else if (strlen(v) > AMBER_URL_MAX)
+        check_report(c, DIAG_ERROR, k, "'%s' is longer than %d characters", k->key, AMBER_URL_MAX);
+    const struct toml_value* ra = toml_get_path(c->root, "sgx.remote_attestation");
+    if (!strcmp(k->key, "sgx.amber_url") &&
+        !(ra && ra->type == TOML_STRING && !strcmp(ra->u.str.ptr, "dcap")))
+        check_report(c, DIAG_ERROR, k,
+                     "'sgx.amber_url' needs sgx.remote_attestation = \"dcap\": /dev/amber/token "
+                     "sends the service a DCAP quote");
+}
+
+static void v_amber_ip(struct check_ctx* c, const struct checked* k) {
+    const char* v = k->v->u.str.ptr;
+    unsigned char a[16];
+    if (*v && inet_pton(AF_INET, v, a) != 1 && inet_pton(AF_INET6, v, a) != 1)
+        check_report(c, DIAG_ERROR, k,
+                     "'%s' = \"%s\" is not a numeric IPv4 or IPv6 address (the address to "
+                     "connect to; the URL names the host for TLS)",
+                     k->key, v);
+}
+
+static void v_amber_apikey(struct check_ctx* c, const struct checked* k) {
+    if (strlen(k->v->u.str.ptr) > 256)
+        check_report(c, DIAG_ERROR, k, "'%s' is longer than 256 characters", k->key);
+}
+
+static void v_amber_userdata(struct check_ctx* c, const struct checked* k) {
+    const char* v = k->v->u.str.ptr;
+    uint8_t* out  = NULL;
+    size_t len    = 0;
+    if (*v && base64_decode_alloc(v, strlen(v), &out, &len) < 0)
+        check_report(c, DIAG_WARNING, k,
+                     "'%s' is not base64: /dev/amber/token will fail until the app writes "
+                     "base64 to /dev/amber/userdata (the seed's dummy value is such a string)",
+                     k->key);
+    else if (len > 8192)
+        check_report(c, DIAG_ERROR, k, "'%s' decodes to %zu bytes (at most 8192)", k->key, len);
+    free(out);
+}
+
+static void v_kbs_keyid(struct check_ctx* c, const struct checked* k) {
+    uint8_t id[16];
+    if (*k->v->u.str.ptr && moat_uuid_parse(k->v->u.str.ptr, id, NULL) < 0)
+        check_report(c, DIAG_ERROR, k, "'%s' = \"%s\" is not a UUID", k->key, k->v->u.str.ptr);
+}
+
+/* PEM certificates in the manifest itself (measured with it), or a file: URI that is one of
+ * sgx.trusted_files (so its hash is measured): a CA file the host could swap would let it
+ * impersonate the token service and the key broker. */
+static void v_amber_cacerts(struct check_ctx* c, const struct checked* k) {
+    const char* v = k->v->u.str.ptr;
+    if (!*v || strstr(v, "-----BEGIN CERTIFICATE-----"))
+        return;
+    if (strncmp(v, "file:", 5) != 0) {
+        check_report(c, DIAG_ERROR, k,
+                     "'%s' is neither PEM certificates (-----BEGIN CERTIFICATE-----) nor a "
+                     "'file:' URI",
+                     k->key);
+        return;
+    }
+    const struct toml_value* tf = toml_get_path(c->root, "sgx.trusted_files");
+    for (size_t i = 0; tf && tf->type == TOML_ARRAY && i < tf->u.arr.len; i++) {
+        const struct toml_value* e = tf->u.arr.items[i];
+        if (e->type == TOML_TABLE)
+            e = toml_get_path(e, "uri");
+        if (e && e->type == TOML_STRING && !strcmp(e->u.str.ptr, v))
+            return;
+    }
+    check_report(c, DIAG_ERROR, k,
+                 "'%s' = \"%s\" is not one of sgx.trusted_files: list it there, so that its hash "
+                 "is part of the measurement (a CA file the host could change would let it "
+                 "impersonate the token service), or put the PEM text in the manifest",
+                 k->key, v);
 }
 
 static void v_file_check_policy(struct check_ctx* c, const struct checked* k) {
@@ -675,6 +765,14 @@ const struct schema_key g_schema[] = {
     KEY("sgx.isvprodid", VT_INT, v_u16),
     KEY("sgx.isvsvn", VT_INT, v_u16),
     KEY("sgx.remote_attestation", VT_STRING | VT_BOOL | VT_INT, v_remote_attestation),
+    KEY("sgx.amber_url", VT_STRING, v_amber_url),
+    KEY("sgx.amber_ip", VT_STRING, v_amber_ip),
+    KEY("sgx.amber_apikey", VT_STRING, v_amber_apikey),
+    KEY("sgx.amber_userdata", VT_STRING, v_amber_userdata),
+    KEY("sgx.amber_cacerts", VT_STRING, v_amber_cacerts),
+    KEY("sgx.kbs_url", VT_STRING, v_amber_url),
+    KEY("sgx.kbs_ip", VT_STRING, v_amber_ip),
+    KEY("sgx.kbs_keyid", VT_STRING, v_kbs_keyid),
     KEY("sgx.use_exinfo", VT_BOOL, NULL),
     KEY("sgx.insecure__allow_memfaults_without_exinfo", VT_BOOL, NULL),
     KEY("sgx.cpu_features.avx", VT_STRING, v_cpu_feature3),

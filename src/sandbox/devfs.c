@@ -333,6 +333,28 @@ static int load_attestation(struct devfs* d, fuse_req_t req, fuse_ino_t ino, str
     return 0; /* user_report_data, target_info: nothing at open */
 }
 
+int devfs_quote(struct devfs* d, const uint8_t report_data[64], uint8_t** ret_quote,
+                size_t* ret_len, struct moat_error* err) {
+    const struct attest_identity* id = identity(d);
+    if (!id)
+        return moat_error_set(err, -EACCES, "the app's measurement cannot be computed");
+    if (!d->remote_dcap || attest_provider_kind(d->provider) == ATTEST_NONE)
+        return moat_error_set(err, -EACCES, "no quotes: %s",
+                              !d->remote_dcap ? "sgx.remote_attestation is not \"dcap\""
+                                              : "no attestation provider (moat attest init "
+                                                "makes a SIMULATED one)");
+    int r = attest_provider_quote(d->provider, id, report_data, ret_quote, ret_len, err);
+    return r < 0 ? r : 0;
+}
+
+bool devfs_quote_is_vm(const struct devfs* d) {
+    return attest_provider_kind(d->provider) == ATTEST_TSM;
+}
+
+bool devfs_quote_is_simulated(const struct devfs* d) {
+    return attest_provider_kind(d->provider) == ATTEST_SIM;
+}
+
 static int load_key(struct devfs* d, fuse_ino_t ino, int flags, struct handle* h) {
     uint8_t key[16];
     int set = 0;

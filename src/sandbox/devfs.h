@@ -39,6 +39,14 @@ struct encfs;
 struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
                         const struct attest_identity* id, bool measured, const char* manifest,
                         size_t manifest_len, bool remote_dcap, struct moat_error* err);
+/* A quote of the app over `report_data` from the provider (as /dev/attestation/quote makes it);
+ * /dev/amber asks for one per token. Thread-safe. -EACCES (err says why) when there is none. */
+int devfs_quote(struct devfs* d, const uint8_t report_data[64], uint8_t** ret_quote,
+                size_t* ret_len, struct moat_error* err) WARN_UNUSED;
+/* Whether the provider's quotes are a confidential VM's (TDX: SHA-512 report-data binding). */
+bool devfs_quote_is_vm(const struct devfs* d);
+/* Whether they are the SIMULATED platform's (proving nothing about hardware). */
+bool devfs_quote_is_simulated(const struct devfs* d);
 /* The sandbox's init (moat's pid namespace): the per-process state finds a thread's process
  * through it. */
 void devfs_set_sandbox(struct devfs* d, pid_t init);

@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "amberfs.h"
 #include "check.h"
 #include "confine.h"
 #include "devfs.h"
@@ -64,6 +65,9 @@ struct sandbox {
     bool mrenclave_set;               /* id.mrenclave is their measurement */
     bool remote_dcap;                 /* sgx.remote_attestation = "dcap" */
     struct attest_provider* provider; /* where quotes come from */
+    bool amber;                       /* /dev/amber: an sgx.amber_* or sgx.kbs_* key is set */
+    char* amber_cacerts;              /* sgx.amber_cacerts' PEM text (checked), or NULL */
+    size_t amber_cacerts_len;
     /* confinement (docs/security.md) */
     bool privileged;  /* moat runs as root: the app's users are SANDBOX_HOST_ID on the host */
     int userns_fd;    /* privileged: the app's user namespace (its user is SANDBOX_HOST_ID) */
@@ -142,6 +146,7 @@ static int send_msg(int sock, const char* msg) {
 static char g_child_err[1024];
 
 #define STAGING_ATTESTATION "/tmp/attestation"
+#define STAGING_AMBER       "/tmp/amber"
 
 PRINTF_FMT(1, 2) static int child_fail(const char* fmt, ...) {
     va_list ap;
@@ -220,6 +225,10 @@ static int mount_dev(const struct sandbox* sb) {
     _cleanup_free_ char* att = in_root(sb, "/dev/attestation");
     if (mkdir(att, 0755) < 0 || mount(STAGING_ATTESTATION, att, NULL, MS_MOVE, NULL) < 0)
         return child_fail("cannot mount /dev/attestation: %s", strerror(errno));
+    _cleanup_free_ char* amber = in_root(sb, "/dev/amber");
+    if (sb->amber &&
+        (mkdir(amber, 0755) < 0 || mount(STAGING_AMBER, amber, NULL, MS_MOVE, NULL) < 0))
+        return child_fail("cannot mount /dev/amber: %s", strerror(errno));
     return 0;
 }
 
@@ -452,7 +461,8 @@ static int bind_allowed(const struct sandbox* sb) {
 static int make_staging(struct sandbox* sb) {
     _cleanup_free_ char* opts = tmpfs_opts(sb, "size=64k");
     if (mount("moat-staging", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0 ||
-        mkdir("/tmp/root", 0755) < 0 || mkdir(STAGING_ATTESTATION, 0755) < 0)
+        mkdir("/tmp/root", 0755) < 0 || mkdir(STAGING_ATTESTATION, 0755) < 0 ||
+        (sb->amber && mkdir(STAGING_AMBER, 0755) < 0))
         return child_fail("cannot create the sandbox staging directory: %s", strerror(errno));
     snprintf(sb->root, sizeof(sb->root), "/tmp/root");
     return 0;
@@ -681,7 +691,9 @@ static int mount_fuse(const struct sandbox* sb, int sock, const char* source, co
     int r = 0;
     if (mount(source, target, "fuse.moat", flags, opts) < 0)
         r = child_fail("cannot mount %s: %s",
-                       !strcmp(source, "moat") ? "the FUSE view" : "/dev/attestation",
+                       !strcmp(source, "moat")         ? "the FUSE view"
+                       : !strcmp(source, "moat-amber") ? "/dev/amber"
+                                                       : "/dev/attestation",
                        strerror(errno));
     else if (send_fd(sock, fuse_fd) < 0)
         r = child_fail("cannot pass the FUSE connection to the supervisor");
@@ -733,6 +745,9 @@ static int child_main(struct sandbox* sb) {
     /* a second connection for /dev/attestation, moved under /dev once that is mounted */
     if (r == 0)
         r = mount_fuse(sb, sock, "moat-dev", STAGING_ATTESTATION, MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    /* and a third for /dev/amber, when the manifest configures it */
+    if (r == 0 && sb->amber)
+        r = mount_fuse(sb, sock, "moat-amber", STAGING_AMBER, MS_NOSUID | MS_NODEV | MS_NOEXEC);
     if (r == 0 && (mount_plan_entries(sb) < 0 || set_uts_names(sb) < 0 ||
                    recv_userns(sb, sock) < 0 || bind_allowed(sb) < 0 || enter_root(sb) < 0 ||
                    apply_limits(sb) < 0 || become_app_identity(sb, sock) < 0))
@@ -903,6 +918,45 @@ static int load_keys(struct sandbox* sb, struct moat_error* err) {
     return sealing_keys(sb, err);
 }
 
+/* /dev/amber's CA certificates (sgx.amber_cacerts): PEM text from the manifest, or a file that
+ * must be one of the trusted files (schema.c) and is read here once, checked against its
+ * measured hash, and kept: the host cannot swap it later. */
+static int load_amber(struct sandbox* sb, struct moat_error* err) {
+    const struct manifest* m = sb->manifest;
+    const char* ca           = m->sgx.amber_cacerts;
+    sb->amber                = true;
+    if (!ca || !*ca)
+        return 0;
+    if (strncmp(ca, "file:", 5) != 0) {
+        sb->amber_cacerts     = xstrdup(ca);
+        sb->amber_cacerts_len = strlen(ca);
+        return 0;
+    }
+    for (size_t i = 0; i < m->sgx.ntrusted; i++) {
+        const struct manifest_trusted_file* t = &m->sgx.trusted_files[i];
+        if (strcmp(t->uri.text, ca) != 0)
+            continue;
+        char* text = NULL;
+        size_t len = 0;
+        uint8_t h[32];
+        if (read_file(t->uri.path, &text, &len, err) < 0)
+            return moat_error_prefix(err, "sgx.amber_cacerts");
+        if (sha256_buf(text, len, h) < 0 || !t->has_sha256 ||
+            CRYPTO_memcmp(h, t->sha256, 32) != 0) {
+            free(text);
+            return moat_error_set(err, -EACCES,
+                                  "sgx.amber_cacerts: %s does not match its hash in "
+                                  "sgx.trusted_files (changed since the manifest was rendered)",
+                                  ca);
+        }
+        sb->amber_cacerts     = text;
+        sb->amber_cacerts_len = len;
+        return 0;
+    }
+    return moat_error_set(err, -EINVAL, "sgx.amber_cacerts: %s is not one of sgx.trusted_files",
+                          ca);
+}
+
 static int load(struct sandbox* sb, struct moat_error* err) {
     _cleanup_free_ char* path = NULL;
     _cleanup_free_ char* text = NULL;
@@ -937,6 +991,8 @@ static int load(struct sandbox* sb, struct moat_error* err) {
         r = load_keys(sb, err);
     if (r == 0 && sb->remote_dcap) /* quotes exist only then */
         r = attest_provider_open(NULL, NULL, &sb->provider, err);
+    if (r == 0 && m->sgx.amber_configured)
+        r = load_amber(sb, err);
     if (r < 0)
         return r;
     mount_plan_add_interpreter(&sb->plan);
@@ -1131,6 +1187,7 @@ int sandbox_run(const struct run_opts* opts) {
     int status                = MOAT_EXIT_USAGE;
     struct fusefs* fs         = NULL;
     struct devfs* dev         = NULL;
+    struct amberfs* amber     = NULL;
     struct stdio_proxy* stdio = NULL;
     bool served               = false;
     if (ret < 0) {
@@ -1219,6 +1276,26 @@ int sandbox_run(const struct run_opts* opts) {
     }
     devfs_set_sandbox(dev, pid);
     devfs_set_owner(dev, mount_uid(&sb), mount_gid(&sb));
+    if (sb.amber) {
+        const struct manifest* m     = sb.manifest;
+        struct amberfs_config config = {.url             = m->sgx.amber_url,
+                                        .ip              = m->sgx.amber_ip,
+                                        .apikey          = m->sgx.amber_apikey,
+                                        .userdata        = m->sgx.amber_userdata,
+                                        .kbs_url         = m->sgx.kbs_url,
+                                        .kbs_ip          = m->sgx.kbs_ip,
+                                        .kbs_keyid       = m->sgx.kbs_keyid,
+                                        .cacerts_pem     = sb.amber_cacerts,
+                                        .cacerts_pem_len = sb.amber_cacerts_len};
+        amber                        = amberfs_new(dev, &config, &err);
+        if (!amber) {
+            log_error("%s", err.msg);
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            goto out;
+        }
+        amberfs_set_owner(amber, mount_uid(&sb), mount_gid(&sb));
+    }
     char msg[1024] = {0};
     int fuse_fd    = recv_fd(sb.sock[0], msg, sizeof(msg));
     served         = fuse_fd >= 0 && fusefs_start(fs, fuse_fd, &err) == 0;
@@ -1233,6 +1310,14 @@ int sandbox_run(const struct run_opts* opts) {
             kill(pid, SIGKILL);
         }
         fuse_fd = dev_fd; /* < 0: the child's error is in msg */
+        if (amber && dev_fd >= 0) {
+            int amber_fd = recv_fd(sb.sock[0], msg, sizeof(msg));
+            if (amber_fd >= 0 && amberfs_start(amber, amber_fd, &err) < 0) {
+                log_error("%s", err.msg);
+                kill(pid, SIGKILL);
+            }
+            fuse_fd = amber_fd;
+        }
     }
     /* the child reports "S" once the app is about to start, or "E<message>" */
     ssize_t n = msg[0] == 'E' ? (ssize_t)strlen(msg) : 0;
@@ -1270,6 +1355,7 @@ out:
     fusefs_stop(fs);
     fusefs_wait(fs);
     devfs_wait(dev);
+    amberfs_wait(amber);
     if (served && opts->learn) {
         if (fusefs_write_learned(fs, opts->learn, &err) < 0)
             log_error("%s", err.msg);
@@ -1277,6 +1363,7 @@ out:
             fprintf(stderr, "moat: wrote the files the app used to %s\n", opts->learn);
     }
     fusefs_free(fs);
+    amberfs_free(amber); /* before the devfs its quotes come from */
     devfs_free(dev);
     verifier_stop(ver);
     if (order && served && verifier_save_order(ver, order, &err) < 0)
@@ -1286,6 +1373,7 @@ out:
     verifier_free(ver);
     free(order);
     free(sb.manifest_path);
+    free(sb.amber_cacerts);
     if (sb.userns_fd >= 0)
         close(sb.userns_fd);
     if (sb.idmap_fd >= 0)

@@ -474,7 +474,7 @@ int amber_api_handle(const struct net_http_request* req, struct net_http_respons
                      void* ctx) {
     struct amber_server* s = ctx;
     char trace[MOAT_UUID_STR_SIZE];
-    amber_uuid4(trace);
+    moat_uuid4(trace);
     add_header(resp, "trace-id", trace);
     const char* rid = net_http_header(req, "request-id");
     if (rid && printable_id(rid))

@@ -373,7 +373,7 @@ static int pki_create(const char* dir, const char* public_url, struct amber_pki*
                        : NULL;
     if (!p->signing)
         return ossl_err(err, "certificate");
-    amber_uuid4(p->instance_id);
+    moat_uuid4(p->instance_id);
     int r;
     if ((r = save_pem(dir, F_ROOT_KEY, NULL, p->root_key, err)) < 0 ||
         (r = save_pem(dir, F_CA_KEY, NULL, p->ca_key, err)) < 0 ||

@@ -83,8 +83,9 @@ static void test_wrap_format(void** state) {
     uint8_t *wk = NULL, *ws = NULL, *out = NULL;
     size_t wk_len = 0, ws_len = 0, out_len = 0;
     assert_int_equal(kbs_wrap(g_rsa, secret, sizeof(secret), &wk, &wk_len, &ws, &ws_len, &err), 0);
-    /* §4.3 example header 0c000000 10000000 20000000 for a 32-byte key; then IV, ct, tag */
-    static const uint8_t head[12] = {0x0c, 0, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 0};
+    /* §4.3's example header 0c000000 10000000 30000000 for a 32-byte key (ct_len counts the
+     * tag: 32 + 16); then IV, ciphertext, tag */
+    static const uint8_t head[12] = {0x0c, 0, 0, 0, 0x10, 0, 0, 0, 0x30, 0, 0, 0};
     assert_int_equal(wk_len, 12 + 12 + 32 + 16);
     assert_memory_equal(wk, head, sizeof(head));
     assert_int_equal(ws_len, 384);
