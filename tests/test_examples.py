@@ -24,11 +24,13 @@ ARCH = "/lib/x86_64-linux-gnu"
 
 
 @pytest.mark.parametrize("example", ["helloworld", "bash", "python", "redis", "nginx", "sqlite",
-                                     "attestation", "coordinator"])
+                                     "attestation", "coordinator", "amber"])
 def test_example(example, tmp_path):
     need = {"redis": ["/usr/bin/redis-server"], "nginx": ["/usr/sbin/nginx"],
             "sqlite": ["/usr/bin/sqlite3", "/usr/bin/xxd"],
             "coordinator": ["/usr/bin/curl", str(moat_binary().parent / "moat-coordinator")],
+            "amber": ["/usr/bin/curl", str(moat_binary().parent / "moat-amber"),
+                      str(moat_binary().parent / "moat-kbs")],
             }.get(example, [])
     for path in need:
         if not Path(path).exists():

@@ -274,8 +274,10 @@ static void v_amber_url(struct check_ctx* c, const struct checked* k) {
     else if (strlen(v) > AMBER_URL_MAX)
         check_report(c, DIAG_ERROR, k, "'%s' is longer than %d characters", k->key, AMBER_URL_MAX);
     const struct toml_value* ra = toml_get_path(c->root, "sgx.remote_attestation");
-    if (!strcmp(k->key, "sgx.amber_url") &&
-        !(ra && ra->type == TOML_STRING && !strcmp(ra->u.str.ptr, "dcap")))
+    /* a Graphene-era true / 1 has its own error ('moat manifest migrate' makes it "dcap") */
+    bool dcap = ra && (ra->type == TOML_STRING ? !strcmp(ra->u.str.ptr, "dcap")
+                                               : ra->type == TOML_BOOL || ra->type == TOML_INTEGER);
+    if (!strcmp(k->key, "sgx.amber_url") && !dcap)
         check_report(c, DIAG_ERROR, k,
                      "'sgx.amber_url' needs sgx.remote_attestation = \"dcap\": /dev/amber/token "
                      "sends the service a DCAP quote");
@@ -331,8 +333,13 @@ static void v_amber_cacerts(struct check_ctx* c, const struct checked* k) {
         return;
     }
     const struct toml_value* tf = toml_get_path(c->root, "sgx.trusted_files");
-    for (size_t i = 0; tf && tf->type == TOML_ARRAY && i < tf->u.arr.len; i++) {
-        const struct toml_value* e = tf->u.arr.items[i];
+    size_t n                    = !tf                      ? 0
+                                  : tf->type == TOML_ARRAY ? tf->u.arr.len
+                                  : tf->type == TOML_TABLE ? tf->u.tab.len /* Graphene's sgx.trusted_files.<id> */
+                                                           : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct toml_value* e =
+            tf->type == TOML_ARRAY ? tf->u.arr.items[i] : tf->u.tab.items[i].value;
         if (e->type == TOML_TABLE)
             e = toml_get_path(e, "uri");
         if (e && e->type == TOML_STRING && !strcmp(e->u.str.ptr, v))

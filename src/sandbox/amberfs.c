@@ -117,7 +117,7 @@ PRINTF_FMT(3, 4) static void status(struct amberfs* a, bool error, const char* f
         msg = NULL;
     va_end(ap);
     char* line = xasprintf("[%s] %s\n", error ? "ERROR" : "INFO", msg ? msg : "");
-    moat_log(error ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG, "/dev/amber: %s", msg ? msg : "");
+    moat_log(error ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG, "/dev/amber: %s", msg ? msg : "");
     free(msg);
     pthread_mutex_lock(&a->lock);
     free(a->status[a->status_next]);
