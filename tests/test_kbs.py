@@ -245,7 +245,7 @@ def test_transfer_and_unwrap(broker, good, rsa_key):
     assert st == 200, resp
     assert set(resp) == {"wrapped_key", "wrapped_swk"}
     wk = unb64(resp["wrapped_key"])
-    assert wk[:12] == bytes.fromhex("0c000000" "10000000" "20000000")  # §4.3 example header
+    assert wk[:12] == bytes.fromhex("0c000000" "10000000" "30000000")  # §4.3 example header
     assert len(unb64(resp["wrapped_swk"])) == 384
     assert unwrap(rsa_key, resp) == secret
     # a fresh SWK and IV each time
