@@ -166,13 +166,13 @@ static json_t* attest_body(const struct amber_token_request* req, json_t* nonce,
     return body;
 }
 
-/* The token of an attest answer: beta, the body itself; v1/v2, its "token". */
-static int token_of(const struct amber_token_request* req, const char* url,
-                    const struct https_response* r, char** ret, struct moat_error* err) {
-    const char* t = r->body;
-    json_t* doc   = NULL;
-    if (req->api != AMBER_CLIENT_BETA || (r->body_len && r->body[0] == '{')) {
-        doc = json_loadb(r->body, r->body_len, 0, NULL);
+int amber_client_parse_token(enum amber_client_api api, const char* body, size_t len,
+                             char** ret_token, struct moat_error* err) {
+    _cleanup_free_ char* copy = xstrndup(body, len); /* a NUL in the body ends the token */
+    const char* t             = copy;
+    json_t* doc               = NULL;
+    if (api != AMBER_CLIENT_BETA || (len && body[0] == '{')) {
+        doc = json_loadb(body, len, 0, NULL);
         t   = json_string_value(json_object_get(doc, "token"));
     }
     size_t n = t ? strlen(t) : 0;
@@ -189,12 +189,40 @@ static int token_of(const struct amber_token_request* req, const char* url,
     }
     if (!ok || dots != 2) {
         json_decref(doc);
-        return moat_error_set(err, -EPROTO, "%s answered no token (%s)", url,
-                              req->api == AMBER_CLIENT_BETA ? "expected a JWT as the body"
-                                                            : "expected {\"token\": \"<JWT>\"}");
+        return moat_error_set(err, -EPROTO, "no token in the answer (%s)",
+                              api == AMBER_CLIENT_BETA ? "expected a JWT as the body"
+                                                       : "expected {\"token\": \"<JWT>\"}");
     }
-    *ret = xstrndup(t, n);
+    *ret_token = xstrndup(t, n);
     json_decref(doc);
+    return 0;
+}
+
+int amber_client_parse_nonce(const char* body, size_t len, void** ret_nonce, uint8_t** ret_val,
+                             size_t* ret_val_len, uint8_t** ret_iat, size_t* ret_iat_len,
+                             struct moat_error* err) {
+    json_t* nonce = json_loadb(body, len, 0, NULL);
+    uint8_t *val = NULL, *iat = NULL;
+    size_t val_len = 0, iat_len = 0;
+    int r = 0;
+    if (!json_is_object(nonce))
+        r = moat_error_set(err, -EPROTO, "the verifier nonce is not a JSON object");
+    if (r == 0 && (b64_field(nonce, "val", &val, &val_len, err) < 0 ||
+                   b64_field(nonce, "iat", &iat, &iat_len, err) < 0))
+        r = -EPROTO;
+    if (r == 0 && !json_is_string(json_object_get(nonce, "signature")))
+        r = moat_error_set(err, -EPROTO, "the verifier nonce has no 'signature'");
+    if (r < 0) {
+        free(val);
+        free(iat);
+        json_decref(nonce);
+        return r;
+    }
+    *ret_nonce   = nonce;
+    *ret_val     = val;
+    *ret_val_len = val_len;
+    *ret_iat     = iat;
+    *ret_iat_len = iat_len;
     return 0;
 }
 
@@ -209,20 +237,13 @@ int amber_client_token(const struct amber_token_request* req, char** ret_token,
         exchange(ep, "verifier nonce", nurl, "application/json", NULL, MAX_NONCE_BYTES, &nr, err);
     if (r < 0)
         return r;
-    json_t* nonce               = json_loadb(nr.body, nr.body_len, 0, NULL);
+    void* parsed                = NULL;
     _cleanup_free_ uint8_t *val = NULL, *iat = NULL;
     size_t val_len = 0, iat_len = 0;
-    if (!json_is_object(nonce)) {
-        json_decref(nonce);
-        return moat_error_set(err, -EPROTO, "%s answered no verifier nonce JSON object", nurl);
-    }
-    if (b64_field(nonce, "val", &val, &val_len, err) < 0 ||
-        b64_field(nonce, "iat", &iat, &iat_len, err) < 0 ||
-        !json_is_string(json_object_get(nonce, "signature"))) {
-        json_decref(nonce);
-        return err->code ? err->code
-                         : moat_error_set(err, -EPROTO, "the verifier nonce has no 'signature'");
-    }
+    if ((r = amber_client_parse_nonce(nr.body, nr.body_len, &parsed, &val, &val_len, &iat, &iat_len,
+                                      err)) < 0)
+        return moat_error_prefix(err, "%s", nurl);
+    json_t* nonce = parsed;
     uint8_t rd[64];
     report_data(nonce, val, val_len, iat, iat_len, req, rd);
     uint8_t* quote = NULL;
@@ -244,7 +265,8 @@ int amber_client_token(const struct amber_token_request* req, char** ret_token,
                                                                         MAX_TOKEN_BYTES, &ar, err);
     if (r < 0)
         return r;
-    return token_of(req, aurl, &ar, ret_token, err);
+    r = amber_client_parse_token(req->api, ar.body, ar.body_len, ret_token, err);
+    return r < 0 ? moat_error_prefix(err, "%s", aurl) : 0;
 }
 
 char* amber_client_transfer_url(const char* url, const char* key_id, struct moat_error* err) {

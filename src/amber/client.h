@@ -69,6 +69,17 @@ struct amber_token_request {
 int amber_client_token(const struct amber_token_request* req, char** ret_token,
                        struct moat_error* err) WARN_UNUSED;
 
+/* The parsers of the services' answers (exposed for the fuzzer):
+ * a verifier nonce {"val", "iat", "signature"} — val and iat decoded into *ret_val and *ret_iat
+ * (malloc'd), *ret_nonce the JSON object as received (a new reference, sent back verbatim);
+ * and the token of an attest answer (beta: the body itself; v1/v2: {"token": ...}), checked to be
+ * a JWS compact serialization, malloc'd. -EPROTO with err naming what is wrong. */
+int amber_client_parse_nonce(const char* body, size_t len, void** ret_nonce, uint8_t** ret_val,
+                             size_t* ret_val_len, uint8_t** ret_iat, size_t* ret_iat_len,
+                             struct moat_error* err) WARN_UNUSED;
+int amber_client_parse_token(enum amber_client_api api, const char* body, size_t len,
+                             char** ret_token, struct moat_error* err) WARN_UNUSED;
+
 /* The transfer URL of key `key_id` at a key broker `url`: Gramine's
  * "https://host:9443/kbs/v1/keys/" form takes "{id}/transfer"; a service root takes
  * "/kbs/v1/keys/{id}/transfer". NULL (err set) when key_id is not a UUID. */
