@@ -495,3 +495,25 @@ def test_broker_checks_the_chain(moat_path, logs, tmp_path, ita, amber_state, tl
         assert "x5c chain and CRLs of the token service's keys are not checked" in s.text()
     finally:
         assert s.stop() == 0
+
+
+def test_client_is_a_program_of_its_own(moat_path):
+    """moat never maps libcurl or libevent; moat-amber-client loads libcurl only when it makes a
+    request (attest's https.c) and never maps libevent."""
+    for prog in (moat_path, moat_path.parent / "moat-amber-client"):
+        libs = subprocess.run(["ldd", str(prog)], capture_output=True, text=True).stdout
+        assert "libcurl" not in libs and "libevent" not in libs, (prog, libs)
+    r = subprocess.run([str(moat_path), "amber", "frobnicate"], capture_output=True, text=True)
+    assert r.returncode == USAGE and "unknown subcommand 'frobnicate'" in r.stderr
+    r = subprocess.run([str(moat_path), "kbs", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "moat kbs get-key" in r.stdout
+
+
+def test_kid_with_control_characters(moat, ita, token, tls, root_ca):
+    h, c, s = token.split(".")
+    header = json.loads(unb64url(h))
+    header["kid"] = "\x1b[31mred"
+    t = f"{b64url(json.dumps(header).encode())}.{c}.{s}"
+    r = verify(moat, t, tls=tls[0], root=root_ca)
+    assert r.returncode == INVALID and "\x1b" not in r.stdout + r.stderr
+    assert "kid" in r.stdout

@@ -169,6 +169,14 @@ static void format_time(json_int_t t, char out[32]) {
         snprintf(out, 32, "%lld", (long long)t);
 }
 
+static bool printable(const char* s, size_t max) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return n > 0 && n <= max;
+}
+
 struct verified {
     json_t* jwks;
     const json_t* jwk; /* borrowed from jwks */
@@ -272,6 +280,11 @@ int cli_verify_token(int argc, char** argv) {
     const char* source       = o.jwks ? o.jwks : jku;
     if (!alg || !kid) {
         r = invalid(CLI_EXIT_INVALID, "the token's header has no \"alg\" or no \"kid\"");
+        goto out;
+    }
+    /* the kid and alg reach the terminal: printable ASCII only */
+    if (!printable(kid, 256) || !printable(alg, 32)) {
+        r = invalid(CLI_EXIT_INVALID, "the token's \"kid\" or \"alg\" is not printable ASCII");
         goto out;
     }
     if (!source) {
