@@ -291,7 +291,7 @@ int cli_verify_token(int argc, char** argv) {
         r = cli_fail(ME, CLI_EXIT_USAGE, "the token's header has no \"jku\": give --jwks");
         goto out;
     }
-    if (!o.jwks && strncmp(source, "https://", 8) != 0) {
+    if (!o.jwks && (strncmp(source, "https://", 8) != 0 || !printable(source, 2048))) {
         r = invalid(CLI_EXIT_INVALID, "the token's jku is not an https:// URL: give --jwks");
         goto out;
     }
