@@ -4,65 +4,44 @@
  * fetched over HTTPS (attest's https.c; TLS verified against --token-ca or the system store) or
  * read from a file. Refreshed when a token names an unknown kid, at most every 10 seconds. With
  * --token-root-ca, each key's x5c chain and CRLs are checked (src/amber/jwks.c) and only the
- * keys that pass are used. kbs_http (background-check mode) keeps libcurl linked.
+ * keys that pass are used. kbs_http (background-check mode) goes through the same https.c, so
+ * that moat-kbs loads libcurl only when it makes a request.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "https.h"
 #include "server.h"
 
-#define JWKS_MAX_BYTES (1024 * 1024)
-
-static size_t on_data(char* p, size_t size, size_t n, void* arg) {
-    struct strbuf* sb = arg;
-    if (sb->len + size * n > JWKS_MAX_BYTES)
-        return 0;
-    strbuf_append(sb, p, size * n);
-    return size * n;
-}
+#define HTTP_MAX_BYTES (1024 * 1024)
 
 int kbs_http(const char* url, const char* ca, const char* api_key, const char* body, char** ret,
              size_t* ret_len, long* ret_status, struct moat_error* err) {
-    _cleanup_strbuf_ struct strbuf sb = {0};
-    _cleanup_free_ char* key_header   = api_key ? xasprintf("x-api-key: %s", api_key) : NULL;
-    struct curl_slist* headers        = curl_slist_append(NULL, "Accept: application/json");
+    _cleanup_free_ char* key_header = api_key ? xasprintf("x-api-key: %s", api_key) : NULL;
+    const char* headers[4]          = {"Accept: application/json", NULL, NULL, NULL};
+    size_t n                        = 1;
     if (body)
-        headers = curl_slist_append(headers, "Content-Type: application/json");
+        headers[n++] = "Content-Type: application/json";
     if (key_header)
-        headers = curl_slist_append(headers, key_header);
-    CURL* c = curl_easy_init();
-    if (!c || !headers) {
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(c);
-        return moat_error_set(err, -ENOMEM, "curl_easy_init");
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (ca)
-        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
+        headers[n++] = key_header;
+    struct https_request req   = {.url          = url,
+                                  .cacerts      = ca,
+                                  .headers      = headers,
+                                  .body         = body,
+                                  .body_len     = body ? strlen(body) : 0,
+                                  .max_response = HTTP_MAX_BYTES};
+    struct https_response resp = {0};
+    int r                      = https_request(&req, &resp, err);
     if (key_header)
         OPENSSL_cleanse(key_header, strlen(key_header));
-    if (rc != CURLE_OK)
-        return moat_error_set(err, -EIO, "%s: %s", url, curl_easy_strerror(rc));
-    *ret = strbuf_take(&sb, ret_len);
-    if (!*ret) {
-        *ret     = xstrdup("");
-        *ret_len = 0;
-    }
-    *ret_status = status;
+    if (r < 0) /* err names the URL and curl's reason */
+        return err ? (err->code = -EIO) : -EIO;
+    *ret        = resp.body;
+    *ret_len    = resp.body_len;
+    *ret_status = resp.status;
+    resp.body   = NULL;
+    https_response_clear(&resp);
     return 0;
 }
 
