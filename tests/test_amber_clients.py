@@ -517,3 +517,99 @@ def test_kid_with_control_characters(moat, ita, token, tls, root_ca):
     r = verify(moat, t, tls=tls[0], root=root_ca)
     assert r.returncode == INVALID and "\x1b" not in r.stdout + r.stderr
     assert "kid" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# get-key against a key broker played here: responses wrapped by python3-cryptography (§4.3),
+# intact and tampered
+
+
+@pytest.fixture
+def fake_kbs(tls):
+    import ssl
+    import struct
+
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    state = {"requests": []}
+
+    def wrap(pub, secret, iv_len=12, tag_len=16):
+        swk, iv = os.urandom(32), os.urandom(12)
+        ct = AESGCM(swk).encrypt(iv, secret, None)
+        ws = pub.encrypt(swk, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                           algorithm=hashes.SHA256(), label=None))
+        wk = struct.pack("<III", iv_len, tag_len, len(secret)) + iv + ct
+        return bytearray(wk), ws
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state["requests"].append((self.path, dict(self.headers), json.loads(body)))
+            out = json.dumps(state["response"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls[0], tls[1])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    state["url"] = f"https://localhost:{srv.server_address[1]}"
+    state["wrap"] = wrap
+    yield state
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_get_key_unwraps_what_python_wraps(moat_path, fake_kbs, token, key_pem, rsa_key, tls):
+    secret = os.urandom(48)
+    wk, ws = fake_kbs["wrap"](rsa_key.public_key(), secret)
+    fake_kbs["response"] = {"wrapped_key": base64.b64encode(bytes(wk)).decode(),
+                            "wrapped_swk": base64.b64encode(ws).decode()}
+    r = get_key(moat_path, None, tls, "k-1", "--token", token, "--private-key", key_pem,
+                url=fake_kbs["url"])
+    assert r.returncode == 0 and r.stdout == secret, r.stderr
+    path, headers, body = fake_kbs["requests"][-1]
+    assert path == "/kbs/v1/keys/k-1/transfer"
+    assert body == {"attestation_token": token}
+    assert headers["Accept"] == "application/json"
+    assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("how,message", [
+    ("ciphertext", b"'wrapped_key' does not decrypt with the key in 'wrapped_swk' (AES-GCM tag "
+                   b"mismatch"),
+    ("iv_len", b"'wrapped_key' header: iv_len is 13, not 12"),
+    ("tag_len", b"'wrapped_key' header: tag_len is 12, not 16"),
+    ("truncated", b"but its header says 12 + 12 + 32 + 16"),
+    ("other_key", b"'wrapped_swk' does not decrypt with this private key"),
+    ("no_swk", b"the response has no 'wrapped_swk'"),
+])
+def test_get_key_tampered_response(moat_path, fake_kbs, token, key_pem, rsa_key, tls, tmp_path,
+                                   how, message):
+    pub = rsa_key.public_key()
+    if how == "other_key":
+        pub = rsa.generate_private_key(public_exponent=65537, key_size=3072).public_key()
+    wk, ws = fake_kbs["wrap"](pub, os.urandom(32), iv_len=13 if how == "iv_len" else 12,
+                              tag_len=12 if how == "tag_len" else 16)
+    if how == "ciphertext":
+        wk[30] ^= 1
+    if how == "truncated":
+        wk = wk[:-1]
+    resp = {"wrapped_key": base64.b64encode(bytes(wk)).decode(),
+            "wrapped_swk": base64.b64encode(ws).decode()}
+    if how == "no_swk":
+        del resp["wrapped_swk"]
+    fake_kbs["response"] = resp
+    out = tmp_path / "secret"
+    r = get_key(moat_path, None, tls, "k-1", "--token", token, "--private-key", key_pem,
+                "--out", out, url=fake_kbs["url"])
+    assert r.returncode == RUNTIME and message in r.stderr, r.stderr
+    assert not out.exists()  # nothing written, not even a partial file
