@@ -95,3 +95,21 @@ int kbs_unwrap(EVP_PKEY* priv, const uint8_t* key, size_t key_len, const uint8_t
  * 0, -EBADMSG (tag mismatch on decryption) or -EIO. */
 int kbs_gcm(bool enc, const uint8_t key[32], const uint8_t iv[12], const void* aad, size_t aad_len,
             const uint8_t* in, size_t len, uint8_t* out, uint8_t tag[16]) WARN_UNUSED;
+
+/* A transfer response (§4.3): {"wrapped_key": b64, "wrapped_swk": b64}, decoded. Owned. */
+struct kbs_wrapped {
+    uint8_t* key;
+    size_t key_len;
+    uint8_t* swk;
+    size_t swk_len;
+};
+void kbs_wrapped_clear(struct kbs_wrapped* w);
+
+#define KBS_MAX_RESPONSE (1024 * 1024)
+
+/* Parses a transfer response body (at most KBS_MAX_RESPONSE bytes): a JSON object whose
+ * "wrapped_key" and "wrapped_swk" are standard base64 (other members are ignored). -EBADMSG
+ * naming the field that is missing, not a string or not base64; the wrapped_key's header is
+ * checked by kbs_unwrap. */
+int kbs_transfer_response_parse(const char* body, size_t len, struct kbs_wrapped* ret,
+                                struct moat_error* err) WARN_UNUSED;

@@ -4,6 +4,7 @@
  * "Key-release convention", §4.3 "Response").
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/param_build.h>
@@ -157,19 +158,47 @@ out:
     return 0;
 }
 
+/* §4.3 wrapped_key: u32 LE iv_len (12) ‖ u32 LE tag_len (16) ‖ u32 LE ct_len ‖ IV ‖ ct ‖ tag,
+ * ct_len counting the ciphertext and the tag (§4.3's example 0x30 for a 32-byte key); *ct_len
+ * is returned as the ciphertext's (the secret's) length */
+static int wrapped_key_parse(const uint8_t* key, size_t key_len, const uint8_t** iv,
+                             const uint8_t** ct, uint32_t* ct_len, const uint8_t** tag,
+                             struct moat_error* err) {
+    struct cursor c = cursor_init(key, key_len);
+    uint32_t iv_len = 0, tag_len = 0;
+    if (cur_u32le(&c, &iv_len) < 0 || cur_u32le(&c, &tag_len) < 0 || cur_u32le(&c, ct_len) < 0)
+        return moat_error_set(err, -EBADMSG,
+                              "'wrapped_key' is %zu bytes, shorter than its %d-byte header",
+                              key_len, KBS_WRAP_HEAD_LEN);
+    if (iv_len != KBS_WRAP_IV_LEN)
+        return moat_error_set(err, -EBADMSG, "'wrapped_key' header: iv_len is %" PRIu32 ", not %d",
+                              iv_len, KBS_WRAP_IV_LEN);
+    if (tag_len != KBS_WRAP_TAG_LEN)
+        return moat_error_set(err, -EBADMSG, "'wrapped_key' header: tag_len is %" PRIu32 ", not %d",
+                              tag_len, KBS_WRAP_TAG_LEN);
+    if (*ct_len <= tag_len || *ct_len - tag_len > KBS_MAX_SECRET_LEN)
+        return moat_error_set(err, -EBADMSG,
+                              "'wrapped_key' header: ct_len is %" PRIu32
+                              " (the ciphertext and the %d-byte tag: %d to %d)",
+                              *ct_len, KBS_WRAP_TAG_LEN, KBS_WRAP_TAG_LEN + 1,
+                              KBS_WRAP_TAG_LEN + KBS_MAX_SECRET_LEN);
+    if (cur_ptr(&c, iv_len, iv) < 0 || cur_ptr(&c, *ct_len - tag_len, ct) < 0 ||
+        cur_ptr(&c, tag_len, tag) < 0 || c.len != 0)
+        return moat_error_set(err, -EBADMSG,
+                              "'wrapped_key' is %zu bytes, but its header says %d + %" PRIu32
+                              " + %" PRIu32,
+                              key_len, KBS_WRAP_HEAD_LEN, iv_len, *ct_len);
+    *ct_len -= tag_len;
+    return 0;
+}
+
 int kbs_unwrap(EVP_PKEY* priv, const uint8_t* key, size_t key_len, const uint8_t* swk,
                size_t swk_len, uint8_t** ret, size_t* ret_len, struct moat_error* err) {
-    struct cursor c = cursor_init(key, key_len);
-    uint32_t iv_len = 0, tag_len = 0, ct_len = 0;
+    uint32_t ct_len   = 0;
     const uint8_t *iv = NULL, *ct = NULL, *tagp = NULL;
-    if (cur_u32le(&c, &iv_len) < 0 || cur_u32le(&c, &tag_len) < 0 || cur_u32le(&c, &ct_len) < 0 ||
-        iv_len != KBS_WRAP_IV_LEN || tag_len != KBS_WRAP_TAG_LEN || ct_len <= tag_len ||
-        ct_len - tag_len > KBS_MAX_SECRET_LEN || cur_ptr(&c, iv_len, &iv) < 0 ||
-        cur_ptr(&c, ct_len - tag_len, &ct) < 0 || cur_ptr(&c, tag_len, &tagp) < 0 || c.len != 0)
-        return moat_error_set(err, -EBADMSG,
-                              "'wrapped_key' is not iv_len ‖ tag_len ‖ ct_len ‖ "
-                              "IV ‖ ciphertext ‖ tag (ct_len counting the tag)");
-    ct_len -= tag_len; /* the secret's length */
+    int r = wrapped_key_parse(key, key_len, &iv, &ct, &ct_len, &tagp, err);
+    if (r < 0)
+        return r;
     uint8_t k[1024]; /* OpenSSL wants room for a modulus-size result */
     size_t k_len      = sizeof(k);
     EVP_PKEY_CTX* ctx = oaep_ctx(priv, false);
@@ -177,19 +206,72 @@ int kbs_unwrap(EVP_PKEY* priv, const uint8_t* key, size_t key_len, const uint8_t
     EVP_PKEY_CTX_free(ctx);
     if (!ok) {
         OPENSSL_cleanse(k, sizeof(k));
-        return moat_error_set(err, -EBADMSG, "'wrapped_swk' does not decrypt with the key");
+        return moat_error_set(err, -EBADMSG,
+                              "'wrapped_swk' does not decrypt with this private key (RSA-OAEP "
+                              "SHA-256): the key was wrapped for another key");
     }
     uint8_t tag[16];
     memcpy(tag, tagp, sizeof(tag));
     uint8_t* out = xmalloc(ct_len);
-    int r        = kbs_gcm(false, k, iv, NULL, 0, ct, ct_len, out, tag);
+    r            = kbs_gcm(false, k, iv, NULL, 0, ct, ct_len, out, tag);
     OPENSSL_cleanse(k, sizeof(k));
     if (r < 0) {
         OPENSSL_cleanse(out, ct_len);
         free(out);
-        return moat_error_set(err, -EBADMSG, "'wrapped_key' does not decrypt (tampered?)");
+        return moat_error_set(err, -EBADMSG,
+                              "'wrapped_key' does not decrypt with the key in "
+                              "'wrapped_swk' (AES-GCM tag mismatch: tampered in transit)");
     }
     *ret     = out;
     *ret_len = ct_len;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The transfer response                                                                        */
+
+void kbs_wrapped_clear(struct kbs_wrapped* w) {
+    free(w->key);
+    free(w->swk);
+    *w = (struct kbs_wrapped){0};
+}
+
+static int b64_field(const json_t* o, const char* name, uint8_t** ret, size_t* ret_len,
+                     struct moat_error* err) {
+    const json_t* v = json_object_get(o, name);
+    if (!v)
+        return moat_error_set(err, -EBADMSG, "the response has no '%s'", name);
+    if (!json_is_string(v))
+        return moat_error_set(err, -EBADMSG, "the response's '%s' is not a string", name);
+    if (base64_decode_alloc(json_string_value(v), json_string_length(v), ret, ret_len) < 0 ||
+        *ret_len == 0) {
+        free(*ret);
+        *ret = NULL;
+        return moat_error_set(err, -EBADMSG, "the response's '%s' is not base64", name);
+    }
+    return 0;
+}
+
+int kbs_transfer_response_parse(const char* body, size_t len, struct kbs_wrapped* ret,
+                                struct moat_error* err) {
+    if (len > KBS_MAX_RESPONSE)
+        return moat_error_set(err, -EBADMSG, "the response is %zu bytes, more than %d", len,
+                              KBS_MAX_RESPONSE);
+    json_error_t e = {0};
+    json_t* doc    = json_loadb(body, len, 0, &e);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return moat_error_set(err, -EBADMSG, "the response is not a JSON object");
+    }
+    struct kbs_wrapped w = {0};
+    int r                = b64_field(doc, "wrapped_key", &w.key, &w.key_len, err);
+    if (r == 0)
+        r = b64_field(doc, "wrapped_swk", &w.swk, &w.swk_len, err);
+    json_decref(doc);
+    if (r < 0) {
+        kbs_wrapped_clear(&w);
+        return r;
+    }
+    *ret = w;
     return 0;
 }

@@ -28,7 +28,8 @@ static const char g_usage[] =
     "'moat attest init'; its tokens prove nothing about hardware and say so).\n"
     "\n"
     "The URL decides the protocol: .../appraisal/v1/ is Amber beta (Gramine's form),\n"
-    ".../appraisal/v2/ is ITA v2, a service root (https://api.trustauthority.intel.com) is ITA v1.\n"
+    ".../appraisal/v2/ is ITA v2, a service root (https://api.trustauthority.intel.com) is ITA "
+    "v1.\n"
     "\n"
     "options:\n"
     "  --url URL               the token service (env MOAT_AMBER_URL)\n"
@@ -212,8 +213,8 @@ static int make_quote(void* arg, const uint8_t report_data[64], uint8_t** ret, s
 
 /* The claims of a token, unverified, pretty-printed on stderr. */
 static void print_claims(const char* token) {
-    const char* p = strchr(token, '.');
-    const char* q = p ? strchr(p + 1, '.') : NULL;
+    const char* p    = strchr(token, '.');
+    const char* q    = p ? strchr(p + 1, '.') : NULL;
     uint8_t* payload = NULL;
     size_t len       = 0;
     if (!q || base64url_decode_alloc(p + 1, (size_t)(q - p - 1), &payload, &len) < 0)
@@ -247,8 +248,7 @@ int cli_token(int argc, char** argv) {
                base64_decode_alloc(o.runtime_arg, strlen(o.runtime_arg), &rdata, &rdata_len) < 0)
         return cli_usage_error(ME, "--runtime-data: not base64 (or give @FILE)");
     if (rdata_len > MAX_RUNTIME)
-        return cli_usage_error(ME, "--runtime-data: %zu bytes, at most %d", rdata_len,
-                               MAX_RUNTIME);
+        return cli_usage_error(ME, "--runtime-data: %zu bytes, at most %d", rdata_len, MAX_RUNTIME);
     struct attest_provider* provider = NULL;
     if (attest_provider_open(o.sim_dir, NULL, &provider, &err) < 0)
         return cli_fail(ME, CLI_EXIT_RUNTIME, "%s", err.msg);
@@ -261,8 +261,8 @@ int cli_token(int argc, char** argv) {
                         o.sim_dir ? "" : " or give --sim-dir");
     }
     fprintf(stderr, "%s: evidence from %s\n", ME, attest_provider_describe(provider));
-    struct amber_endpoint ep       = {.url = o.url, .ip = o.ip, .api_key = key, .cacerts = o.cacerts};
-    struct quote_ctx qc            = {provider, &o.id};
+    struct amber_endpoint ep = {.url = o.url, .ip = o.ip, .api_key = key, .cacerts = o.cacerts};
+    struct quote_ctx qc      = {provider, &o.id};
     struct amber_token_request req = {
         .service           = &ep,
         .api               = o.api_set ? o.api : amber_client_api_of(o.url),
@@ -288,7 +288,7 @@ int cli_token(int argc, char** argv) {
     if (o.claims)
         print_claims(token);
     if (kind == ATTEST_SIM)
-        fprintf(stderr,
-                "%s: the quote is SIMULATED: this token proves nothing about hardware\n", ME);
+        fprintf(stderr, "%s: the quote is SIMULATED: this token proves nothing about hardware\n",
+                ME);
     return CLI_EXIT_OK;
 }

@@ -1,100 +1,105 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The token service's JWKS (attestation.md §4.2 "Verification": select the key by `kid`):
- * fetched over HTTPS with libcurl (TLS verified against --token-ca or the system store) or read
- * from a file. Refreshed when a token names an unknown kid, at most every 10 seconds.
+ * fetched over HTTPS (attest's https.c; TLS verified against --token-ca or the system store) or
+ * read from a file. Refreshed when a token names an unknown kid, at most every 10 seconds. With
+ * --token-root-ca, each key's x5c chain and CRLs are checked (src/amber/jwks.c) and only the
+ * keys that pass are used. kbs_http (background-check mode) goes through the same https.c, so
+ * that moat-kbs loads libcurl only when it makes a request.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "https.h"
 #include "server.h"
 
-#define JWKS_MAX_BYTES (1024 * 1024)
-
-static size_t on_data(char* p, size_t size, size_t n, void* arg) {
-    struct strbuf* sb = arg;
-    if (sb->len + size * n > JWKS_MAX_BYTES)
-        return 0;
-    strbuf_append(sb, p, size * n);
-    return size * n;
-}
+#define HTTP_MAX_BYTES (1024 * 1024)
 
 int kbs_http(const char* url, const char* ca, const char* api_key, const char* body, char** ret,
              size_t* ret_len, long* ret_status, struct moat_error* err) {
-    _cleanup_strbuf_ struct strbuf sb = {0};
-    _cleanup_free_ char* key_header   = api_key ? xasprintf("x-api-key: %s", api_key) : NULL;
-    struct curl_slist* headers        = curl_slist_append(NULL, "Accept: application/json");
+    _cleanup_free_ char* key_header = api_key ? xasprintf("x-api-key: %s", api_key) : NULL;
+    const char* headers[4]          = {"Accept: application/json", NULL, NULL, NULL};
+    size_t n                        = 1;
     if (body)
-        headers = curl_slist_append(headers, "Content-Type: application/json");
+        headers[n++] = "Content-Type: application/json";
     if (key_header)
-        headers = curl_slist_append(headers, key_header);
-    CURL* c = curl_easy_init();
-    if (!c || !headers) {
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(c);
-        return moat_error_set(err, -ENOMEM, "curl_easy_init");
-    }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (ca)
-        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
+        headers[n++] = key_header;
+    struct https_request req   = {.url          = url,
+                                  .cacerts      = ca,
+                                  .headers      = headers,
+                                  .body         = body,
+                                  .body_len     = body ? strlen(body) : 0,
+                                  .max_response = HTTP_MAX_BYTES};
+    struct https_response resp = {0};
+    int r                      = https_request(&req, &resp, err);
     if (key_header)
         OPENSSL_cleanse(key_header, strlen(key_header));
-    if (rc != CURLE_OK)
-        return moat_error_set(err, -EIO, "%s: %s", url, curl_easy_strerror(rc));
-    *ret = strbuf_take(&sb, ret_len);
-    if (!*ret) {
-        *ret     = xstrdup("");
-        *ret_len = 0;
-    }
-    *ret_status = status;
+    if (r < 0) /* err names the URL and curl's reason */
+        return err ? (err->code = -EIO) : -EIO;
+    *ret        = resp.body;
+    *ret_len    = resp.body_len;
+    *ret_status = resp.status;
+    resp.body   = NULL;
+    https_response_clear(&resp);
     return 0;
 }
 
-static int fetch(const struct kbs_jwks* j, char** ret, size_t* ret_len, struct moat_error* err) {
-    if (strncmp(j->source, "https://", 8) != 0)
-        return read_file(j->source, ret, ret_len, err);
-    long status = 0;
-    int r       = kbs_http(j->source, j->ca, NULL, NULL, ret, ret_len, &status, err);
-    if (r < 0)
-        return r;
-    if (status != 200) {
-        free(*ret);
-        return moat_error_set(err, -EIO, "cannot fetch the JWKS %s: HTTP %ld", j->source, status);
+#define REVERIFY_SECONDS 3600
+
+/* With roots: the keys whose x5c chain ends at one of them and whose CRLs are good (§4.2);
+ * the others are logged and dropped. */
+static int verified_keys(struct kbs_jwks* j, json_t* keys, json_t** ret, time_t* ret_until,
+                         struct moat_error* err) {
+    json_t* good                = json_array();
+    time_t until                = time(NULL) + REVERIFY_SECONDS;
+    struct amber_x5c_options xo = {.roots = j->roots, .cacerts = j->ca};
+    struct moat_error last      = {0};
+    size_t i;
+    json_t* k;
+    json_array_foreach(keys, i, k) {
+        const char* kid             = json_string_value(json_object_get(k, "kid"));
+        struct amber_x5c_result res = {0};
+        if (amber_jwk_verify_x5c(k, &xo, &res, &last) < 0) {
+            slog("warning", "JWKS %s: key '%s' is not used: %s", j->source, kid ? kid : "?",
+                 last.msg);
+            continue;
+        }
+        if (res.next_update && res.next_update < until)
+            until = res.next_update;
+        json_array_append(good, k);
     }
+    if (json_array_size(good) == 0 && json_array_size(keys) > 0) {
+        json_decref(good);
+        return moat_error_set(err, last.code ? last.code : -EPERM,
+                              "no key of the JWKS %s has a valid x5c chain to --token-root-ca: %s",
+                              j->source, last.msg);
+    }
+    *ret       = good;
+    *ret_until = until;
     return 0;
 }
 
 int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) {
-    _cleanup_free_ char* text = NULL;
-    size_t len                = 0;
-    int r                     = fetch(j, &text, &len, err);
+    json_t* doc = NULL;
+    j->fetched  = time(NULL);
+    int r       = amber_jwks_load(j->source, j->ca, NULL, &doc, err);
     if (r < 0)
         return r;
-    j->fetched     = time(NULL);
-    json_error_t e = {0};
-    json_t* doc    = json_loadb(text, len, 0, &e);
-    json_t* keys   = json_object_get(doc, "keys");
-    if (!json_is_array(keys)) {
-        json_decref(doc);
-        return moat_error_set(err, -EINVAL, "%s is not a JWKS ({\"keys\": [...]})", j->source);
+    json_t* keys = json_incref(json_object_get(doc, "keys"));
+    time_t until = 0;
+    json_decref(doc);
+    if (j->roots) {
+        json_t* good = NULL;
+        r            = verified_keys(j, keys, &good, &until, err);
+        json_decref(keys);
+        if (r < 0)
+            return r;
+        keys = good;
     }
     json_decref(j->keys);
-    j->keys = json_incref(keys);
-    json_decref(doc);
+    j->keys        = keys;
+    j->valid_until = until;
     return 0;
 }
 
@@ -106,8 +111,7 @@ static int find(const struct kbs_jwks* j, const char* kid, EVP_PKEY** ret,
         const char* id = json_string_value(json_object_get(k, "kid"));
         if (!id || strcmp(id, kid) != 0)
             continue;
-        const char* alg = json_string_value(json_object_get(k, "alg"));
-        int r           = amber_jwt_alg_parse(alg ? alg : "PS384", ret_alg, err);
+        int r = amber_jwk_alg(k, ret_alg, err);
         if (r < 0 || (r = amber_jwk_key(k, ret, err)) < 0)
             return r;
         return 0;
@@ -117,8 +121,22 @@ static int find(const struct kbs_jwks* j, const char* kid, EVP_PKEY** ret,
 
 int kbs_jwks_find(struct kbs_jwks* j, const char* kid, EVP_PKEY** ret, enum amber_jwt_alg* ret_alg,
                   struct moat_error* err) {
+    time_t now = time(NULL);
+    /* verified keys are verified again when a CRL's nextUpdate (or an hour) has passed; until
+     * that succeeds no token is accepted (a revoked key must not outlive its CRL) */
+    if (j->roots && now >= j->valid_until) {
+        struct moat_error e = {0};
+        if (now - j->fetched < 10 || kbs_jwks_load(j, &e) < 0) {
+            if (e.msg[0])
+                slog("warning", "%s", e.msg);
+            return moat_error_set(err, -ESTALE,
+                                  "the token service's keys could not be verified again (JWKS, "
+                                  "x5c chain or CRLs): %s",
+                                  e.msg[0] ? e.msg : "retrying shortly");
+        }
+    }
     int r = find(j, kid, ret, ret_alg, err);
-    if (r != -ENOKEY || time(NULL) - j->fetched < 10)
+    if (r != -ENOKEY || now - j->fetched < 10)
         return r == -ENOKEY ? moat_error_set(err, r, "no key '%s' in the token service's JWKS", kid)
                             : r;
     struct moat_error e = {0};
@@ -132,4 +150,6 @@ int kbs_jwks_find(struct kbs_jwks* j, const char* kid, EVP_PKEY** ret, enum ambe
 void kbs_jwks_clear(struct kbs_jwks* j) {
     json_decref(j->keys);
     j->keys = NULL;
+    sk_X509_pop_free(j->roots, X509_free);
+    j->roots = NULL;
 }

@@ -61,6 +61,10 @@ static const char g_usage[] =
     "                         (MOAT_KBS_TOKEN_JWKS)\n"
     "  --token-ca PEM         CA certificates for the token service's TLS (default the system\n"
     "                         store)\n"
+    "  --token-root-ca PEM    the token service's root CA certificate(s): only JWKS keys whose\n"
+    "                         x5c chain ends there and whose certificates no CRL revokes are\n"
+    "                         used (MOAT_KBS_TOKEN_ROOT_CA; without it the chain is not\n"
+    "                         checked, and a warning says so)\n"
     "  --token-url URL        the token service, e.g. https://localhost:8443, for background-\n"
     "                         check mode (MOAT_KBS_TOKEN_URL; without it: passport mode only)\n"
     "  --token-api-key KEY    its x-api-key (MOAT_KBS_TOKEN_API_KEY)\n"
@@ -85,7 +89,8 @@ enum {
     O_NOSEAL,
     O_DEBUG,
     O_TURL,
-    O_TKEY
+    O_TKEY,
+    O_TROOT
 };
 
 static const struct option g_opts[] = {
@@ -100,6 +105,7 @@ static const struct option g_opts[] = {
     {"no-seal", no_argument, NULL, O_NOSEAL},
     {"token-url", required_argument, NULL, O_TURL},
     {"token-api-key", required_argument, NULL, O_TKEY},
+    {"token-root-ca", required_argument, NULL, O_TROOT},
     {"debug", no_argument, NULL, O_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -122,6 +128,7 @@ static int parse_config(int argc, char** argv, struct kbs_config* c, char** toke
                             .no_seal       = env_or_null("MOAT_KBS_NO_SEAL") != NULL,
                             .token_url     = env_or_null("MOAT_KBS_TOKEN_URL"),
                             .token_api_key = env_or_null("MOAT_KBS_TOKEN_API_KEY"),
+                            .token_root_ca = env_or_null("MOAT_KBS_TOKEN_ROOT_CA"),
     };
     int o;
     while ((o = getopt_long(argc, argv, "h", g_opts, NULL)) != -1) {
@@ -158,6 +165,9 @@ static int parse_config(int argc, char** argv, struct kbs_config* c, char** toke
                 break;
             case O_TKEY:
                 c->token_api_key = optarg;
+                break;
+            case O_TROOT:
+                c->token_root_ca = optarg;
                 break;
             case O_DEBUG:
                 c->debug = true;
@@ -275,6 +285,15 @@ static int serve(struct kbs_server* s) {
     if (s->cfg.no_seal)
         slog("warning", "--no-seal: the master key in %s is kept in plain form", s->cfg.state_dir);
     s->jwks = (struct kbs_jwks){.source = s->cfg.token_jwks, .ca = s->cfg.token_ca};
+    if (!s->cfg.token_root_ca)
+        slog("warning",
+             "no --token-root-ca: the x5c chain and CRLs of the token service's keys are not "
+             "checked; the JWKS is trusted as %s serves it",
+             s->cfg.token_jwks);
+    if (s->cfg.token_root_ca && amber_roots_load(s->cfg.token_root_ca, &s->jwks.roots, &err) < 0) {
+        slog("error", "--token-root-ca: %s", err.msg);
+        goto out;
+    }
     if ((sk && state_seal_key(seal_key, &err) < 0) ||
         kbs_store_open(&s->store, s->cfg.state_dir, sk, &err) < 0 ||
         kbs_jwks_load(&s->jwks, &err) < 0 || tls_load(&s->cfg, &creds, &err) < 0) {

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "jwks.h"
 #include "jwt.h"
 #include "kbs.h"
 #include "net.h"
@@ -24,9 +25,10 @@ struct kbs_config {
     const char* addr;
     const char* state_dir;
     const char* admin_token;
-    const char* token_jwks; /* https URL or file */
-    const char* token_ca;   /* PEM for the token service's TLS; NULL: the system store */
-    const char* token_url;  /* the token service (background-check mode); NULL: off */
+    const char* token_jwks;    /* https URL or file */
+    const char* token_ca;      /* PEM for the token service's TLS; NULL: the system store */
+    const char* token_root_ca; /* PEM: the root the JWKS keys' x5c must end at; NULL: unchecked */
+    const char* token_url;     /* the token service (background-check mode); NULL: off */
     const char* token_api_key;
     const char* tls_cert;
     const char* tls_key;
@@ -83,16 +85,20 @@ json_t* kbs_stored_key_json(const struct kbs_stored_key* k);
 int kbs_http(const char* url, const char* ca, const char* api_key, const char* body, char** ret,
              size_t* ret_len, long* ret_status, struct moat_error* err) WARN_UNUSED;
 
-/* The token service's token-signing keys (jwks.c). */
+/* The token service's token-signing keys (jwks.c). With `roots`, only the keys whose x5c chain
+ * ends at one of them and whose certificates no CRL revokes are kept (§4.2, src/amber/jwks.h),
+ * and they are verified again when the earliest CRL's nextUpdate (or an hour) has passed. */
 struct kbs_jwks {
     const char* source;
     const char* ca;
-    json_t* keys; /* the "keys" array */
+    STACK_OF(X509) * roots; /* owned; NULL: the chain is not checked */
+    json_t* keys;           /* the "keys" array (only the verified ones with roots) */
     time_t fetched;
+    time_t valid_until; /* with roots: when the keys must be verified again */
 };
 int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) WARN_UNUSED;
 /* The key the token's `kid` names with its algorithm; refreshes the JWKS once when the kid is
- * unknown (at most every 10 s). -ENOKEY when none. */
+ * unknown (at most every 10 s) or the verification is due. -ENOKEY when none. */
 int kbs_jwks_find(struct kbs_jwks* j, const char* kid, EVP_PKEY** ret, enum amber_jwt_alg* ret_alg,
                   struct moat_error* err) WARN_UNUSED;
 void kbs_jwks_clear(struct kbs_jwks* j);

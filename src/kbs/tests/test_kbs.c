@@ -267,10 +267,89 @@ static void test_policy_parse_errors(void** state) {
     json_decref(j);
 }
 
+/* What a client (moat kbs get-key) reports for a tampered or misdirected transfer response:
+ * each failure names the field (§4.3 wrapped_key header, wrapped_swk, the GCM tag). */
+static void test_unwrap_errors(void** state) {
+    (void)state;
+    struct moat_error err   = {0};
+    const uint8_t secret[5] = {'h', 'e', 'l', 'l', 'o'};
+    uint8_t *wk = NULL, *ws = NULL, *out = NULL;
+    size_t wk_len = 0, ws_len = 0, out_len = 0;
+    assert_int_equal(kbs_wrap(g_rsa, secret, sizeof(secret), &wk, &wk_len, &ws, &ws_len, &err), 0);
+    char* b64k = base64_encode_alloc(wk, wk_len);
+    char* b64s = base64_encode_alloc(ws, ws_len);
+    char* body =
+        xasprintf("{\"wrapped_key\": \"%s\", \"wrapped_swk\": \"%s\", \"x\": 1}", b64k, b64s);
+    struct kbs_wrapped w = {0};
+    assert_int_equal(kbs_transfer_response_parse(body, strlen(body), &w, &err), 0);
+    assert_int_equal(w.key_len, wk_len);
+    assert_memory_equal(w.key, wk, wk_len);
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     0);
+    assert_int_equal(out_len, sizeof(secret));
+    assert_memory_equal(out, secret, sizeof(secret));
+    free(out);
+
+    /* a flipped ciphertext byte: the tag does not match */
+    w.key[KBS_WRAP_HEAD_LEN + KBS_WRAP_IV_LEN] ^= 0x80;
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_non_null(strstr(err.msg, "tag mismatch"));
+    w.key[KBS_WRAP_HEAD_LEN + KBS_WRAP_IV_LEN] ^= 0x80;
+    /* header fields */
+    w.key[0] = 13;
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_string_equal(err.msg, "'wrapped_key' header: iv_len is 13, not 12");
+    w.key[0] = 12;
+    w.key[4] = 8;
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_string_equal(err.msg, "'wrapped_key' header: tag_len is 8, not 16");
+    w.key[4] = 16;
+    w.key[8] = 22; /* ct_len counts the tag: 5 + 16 = 21 is right */
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_non_null(strstr(err.msg, "but its header says 12 + 12 + 22"));
+    w.key[8] = 16; /* no ciphertext at all */
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_non_null(strstr(err.msg, "ct_len is 16"));
+    w.key[8] = 21;
+    assert_int_equal(kbs_unwrap(g_rsa, w.key, 7, w.swk, w.swk_len, &out, &out_len, &err), -EBADMSG);
+    assert_non_null(strstr(err.msg, "shorter than its 12-byte header"));
+    /* another private key */
+    EVP_PKEY* other = EVP_RSA_gen(3072);
+    assert_int_equal(kbs_unwrap(other, w.key, w.key_len, w.swk, w.swk_len, &out, &out_len, &err),
+                     -EBADMSG);
+    assert_non_null(strstr(err.msg, "'wrapped_swk' does not decrypt with this private key"));
+    EVP_PKEY_free(other);
+    kbs_wrapped_clear(&w);
+
+    /* the response itself */
+    static const char* const bad[][2] = {
+        {"[]", "not a JSON object"},
+        {"{\"wrapped_swk\": \"AAAA\"}", "no 'wrapped_key'"},
+        {"{\"wrapped_key\": \"AAAA\", \"wrapped_swk\": 3}", "'wrapped_swk' is not a string"},
+        {"{\"wrapped_key\": \"A!AA\", \"wrapped_swk\": \"AAAA\"}", "'wrapped_key' is not base64"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(kbs_transfer_response_parse(bad[i][0], strlen(bad[i][0]), &w, &err),
+                         -EBADMSG);
+        assert_non_null(strstr(err.msg, bad[i][1]));
+    }
+    free(body);
+    free(b64k);
+    free(b64s);
+    free(wk);
+    free(ws);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_held_key),
         cmocka_unit_test(test_wrap_format),
+        cmocka_unit_test(test_unwrap_errors),
         cmocka_unit_test(test_policy_match),
         cmocka_unit_test(test_policy_parse_errors),
     };
