@@ -56,6 +56,23 @@ def shared() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="module")
+def sim(moat, tmp_path_factory):
+    """A SIMULATED attestation platform of the module's own (`moat attest init`)."""
+    d = tmp_path_factory.mktemp("sim") / "sim"
+    moat("attest", "init", "--dir", d, check=0)
+    return d
+
+
+@pytest.fixture(scope="module")
+def quote_tool(moat_path):
+    """The build's sim_quote_tool: SIM_DIR REPORT_DATA_HEX [mrenclave=HEX] [debug=1] -> quote."""
+    p = moat_path.parent.parent / "coordinator" / "sim_quote_tool"
+    if not p.exists():
+        pytest.skip(f"{p} not built")
+    return p
+
+
 @pytest.fixture(scope="session")
 def moat(moat_path):
     """moat(*args, input=None, cwd=None, env=None, check=None) -> CompletedProcess (text)."""

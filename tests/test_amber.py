@@ -116,21 +116,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def sim(moat, tmp_path_factory):
-    d = tmp_path_factory.mktemp("amber") / "sim"
-    moat("attest", "init", "--dir", d, check=0)
-    return d
-
-
-@pytest.fixture(scope="module")
-def quote_tool(moat_path):
-    p = moat_path.parent.parent / "coordinator" / "sim_quote_tool"
-    if not p.exists():
-        pytest.skip(f"{p} not built")
-    return p
-
-
-@pytest.fixture(scope="module")
 def state(tmp_path_factory):
     return tmp_path_factory.mktemp("amber-state") / "state"
 

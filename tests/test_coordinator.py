@@ -62,21 +62,6 @@ U1, U2, S1 = "11" * 32, "22" * 32, "33" * 32
 # Fixtures: the simulated platform, the gRPC stubs, certificates
 
 
-@pytest.fixture(scope="module")
-def sim(moat, tmp_path_factory):
-    d = tmp_path_factory.mktemp("coord") / "sim"
-    moat("attest", "init", "--dir", d, check=0)
-    return d
-
-
-@pytest.fixture(scope="module")
-def quote_tool(moat_path):
-    p = moat_path.parent.parent / "coordinator" / "sim_quote_tool"
-    if not p.exists():
-        pytest.skip(f"{p} not built")
-    return p
-
-
 def openssl_cert(d: Path, name: str):
     key, crt = d / f"{name}.key", d / f"{name}.crt"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",

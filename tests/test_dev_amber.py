@@ -12,18 +12,14 @@ import errno
 import hashlib
 import json
 import os
-import re
-import signal
-import ssl
-import http.client
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import build_app
+from test_kbs import ADMIN, API_KEY, amber, kbs
 
 try:
     import jwt
@@ -34,71 +30,21 @@ except ImportError as e:  # pragma: no cover
     pytest.skip(f"python3-jwt / python3-cryptography missing (scripts/install-deps): {e}",
                 allow_module_level=True)
 
-API_KEY = "dev-amber-api-key"
-ADMIN = "dev-amber-admin-token-0123456789"
-AMBER_STARTED = re.compile(r"token service started on \S+ \(port (\d+)\)")
-KBS_STARTED = re.compile(r"key broker started on \S+ \(port (\d+)\)")
 ARCH_LIBDIR = "/lib/" + subprocess.run(["gcc", "-dumpmachine"], capture_output=True,
                                       text=True).stdout.strip()
 
 
-class Server:
-    def __init__(self, cmd, started, log: Path):
-        self.log = log
-        with open(log, "wb") as f:
-            self.proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=f)
-        deadline = time.monotonic() + 120
-        while not (m := started.search(self.text())):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(kill=True)
-                raise AssertionError(f"{cmd[1:3]} did not start:\n{self.text()}")
-            time.sleep(0.05)
-        self.port = int(m.group(1))
-
-    def text(self):
-        return self.log.read_text(errors="replace")
-
-    def stop(self, kill=False):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        code = self.proc.wait(30)
-        assert kill or "Sanitizer" not in self.text(), self.text()
-        return code
-
-    def request(self, method, path, body=None, headers=None):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=60)
-        try:
-            c.request(method, path, body=json.dumps(body).encode() if body else None,
-                      headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-
 @pytest.fixture(scope="module")
-def env(moat, tmp_path_factory):
-    """The SIMULATED platform, the token service and the key broker (sharing the token
-    service's TLS certificate for localhost, which is ca.pem for the apps)."""
+def env(moat_path, sim, tmp_path_factory):
+    """The token service and the key broker on the module's SIMULATED platform (the broker
+    shares the token service's TLS certificate for localhost, which is ca.pem for the apps)."""
     base = tmp_path_factory.mktemp("dev-amber")
-    sim = base / "sim"
-    moat("attest", "init", "--dir", sim, check=0)
-    moat_path = moat("--version").args[0]
-    amber = Server([moat_path, "amber", "serve", "--addr", "127.0.0.1:0", "--state-dir",
-                    base / "amber", "--api-key", API_KEY, "--no-seal", "--trust-simulated", sim],
-                   AMBER_STARTED, base / "amber.log")
+    ita = amber(moat_path, base, base / "amber", sim)
     tls = base / "amber" / "tls.pem"
-    kbs = Server([moat_path, "kbs", "serve", "--addr", "127.0.0.1:0", "--state-dir",
-                  base / "kbs", "--admin-token", ADMIN, "--no-seal",
-                  "--token-jwks", f"https://localhost:{amber.port}/certs", "--token-ca", tls,
-                  "--tls-cert", tls, "--tls-key", base / "amber" / "tls.key"],
-                 KBS_STARTED, base / "kbs.log")
-    yield {"sim": sim, "amber": amber, "kbs": kbs, "ca": tls.read_text()}
-    for s in (kbs, amber):
+    broker = kbs(moat_path, base, base / "kbs", ita, base / "amber", "--tls-cert", tls,
+                 "--tls-key", base / "amber" / "tls.key")
+    yield {"sim": sim, "amber": ita, "kbs": broker, "ca": tls.read_text(), "state": base / "amber"}
+    for s in (broker, ita):
         assert s.stop() == 0, s.text()
 
 
@@ -175,7 +121,7 @@ def service(env, path="/appraisal/v1/", host="localhost"):
 def claims_of(env, token: str, alg="PS384"):
     """python3-jwt with the JWK the header names, from the service's /certs (§4.2)."""
     header = jwt.get_unverified_header(token)
-    st, body = env["amber"].request("GET", "/certs")
+    st, _, body = env["amber"].request("GET", "/certs")
     jwk = next(k for k in json.loads(body)["keys"] if k["kid"] == header["kid"])
     return jwt.decode(token, key=jwt.PyJWK(jwk).key, algorithms=[alg],
                       options={"require": ["exp", "iat", "nbf"]})
@@ -317,8 +263,8 @@ def test_no_dev_amber_without_its_keys(make, env):
 
 
 def admin(env, method, path, body=None):
-    st, out = env["kbs"].request(method, path, body, {"Authorization": f"Bearer {ADMIN}",
-                                                      "Content-Type": "application/json"})
+    st, _, out = env["kbs"].request(method, path, body, {"Authorization": f"Bearer {ADMIN}",
+                                                         "Content-Type": "application/json"})
     return st, json.loads(out) if out else None
 
 
@@ -417,7 +363,7 @@ def test_migrate_keeps_the_keys_of_a_graphene_era_manifest(moat, tmp_path):
 
 
 def amber_token(moat, env, *args, url_path="", key=API_KEY, check=0):
-    tls = Path(env["amber"].log).parent / "amber" / "tls.pem"
+    tls = env["state"] / "tls.pem"
     return moat("amber", "token", "--url", f"https://localhost:{env['amber'].port}{url_path}",
                 "--cacerts", tls, "--api-key", key, "--sim-dir", env["sim"], *args, check=check)
 
@@ -442,7 +388,7 @@ def test_amber_token_cli(moat, env, url_path, nested):
     bound = hashlib.sha256(base64.b64decode(n["val"]) + base64.b64decode(n["iat"]) + runtime)
     assert rd == bound.hexdigest() + "00" * 32
     # and moat amber verify-token accepts it against the service's own root, labelled SIMULATED
-    state = Path(env["amber"].log).parent / "amber"
+    state = env["state"]
     v = moat("amber", "verify-token", "--cacerts", state / "tls.pem", "--root-ca",
              state / "root_ca.pem", "-", input=token, check=0)
     assert "verdict: valid (SIMULATED)" in v.stdout, v.stdout + v.stderr

@@ -109,21 +109,6 @@ def kbs(moat_path, workdir, state, amber_srv, amber_state, *args):
 
 
 @pytest.fixture(scope="module")
-def sim(moat, tmp_path_factory):
-    d = tmp_path_factory.mktemp("kbs") / "sim"
-    moat("attest", "init", "--dir", d, check=0)
-    return d
-
-
-@pytest.fixture(scope="module")
-def quote_tool(moat_path):
-    p = moat_path.parent.parent / "coordinator" / "sim_quote_tool"
-    if not p.exists():
-        pytest.skip(f"{p} not built")
-    return p
-
-
-@pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     return tmp_path_factory.mktemp("kbs-logs")
 

@@ -100,13 +100,6 @@ def same_cert(a, b):
 
 
 @pytest.fixture(scope="module")
-def sim(moat, tmp_path_factory):
-    d = tmp_path_factory.mktemp("mr") / "sim"
-    moat("attest", "init", "--dir", d, check=0)
-    return d
-
-
-@pytest.fixture(scope="module")
 def era(moat_path, tmp_path_factory):
     """MarbleRun's coordinator-era.json for this build: natively the Coordinator's UniqueID is
     the SHA-256 of moat-coordinator (docs/coordinator.md)."""

@@ -36,13 +36,6 @@ def premain(build_dir):
 
 
 @pytest.fixture(scope="module")
-def sim(moat, tmp_path_factory):
-    d = tmp_path_factory.mktemp("premain-sim") / "sim"
-    moat("attest", "init", "--dir", d, check=0)
-    return d
-
-
-@pytest.fixture(scope="module")
 def app(tmp_path_factory):
     return build_app(tmp_path_factory, "marble_app")
 
