@@ -45,7 +45,8 @@
 # A missed target is reported, not an error: the script fails only when a tool fails (a server
 # that does not start, a refused request, a missing binary).
 # usage: bench/amber.sh BUILD_DIR   THREADS (4), LOAD_SECONDS (5), ROUNDS (3),
-#        PERF_OUT (a file prefix: perf record -g of each server during the first round)
+#        PERF_OUT (a file prefix: perf record of each server during the first round; PERF_ARGS,
+#        default -g)
 set -euo pipefail
 build=${1:-build}
 moat=$(realpath "$build/src/cli/moat")
@@ -143,9 +144,9 @@ openssl pkeyutl -decrypt -inkey "$tmp/held.pem" -in "$tmp/swk.bin" -pkeyopt rsa_
 speed() { $pin_srv openssl speed -elapsed -seconds 1 rsa3072 ecdsap256 2>/dev/null |
   awk '/^rsa 3072 bits/ {s = $(NF-1); v = $NF} /nistp256\)/ && NF > 5 {ev = $NF}
        END {printf "{\"rsa_sign\": %s, \"rsa_verify\": %s, \"ecdsa_verify\": %s}\n", s, v, ev}'; }
-# PERF_OUT=prefix: perf record -g of the loaded server during the first round
+# PERF_OUT=prefix: perf record (PERF_ARGS) of the loaded server during the first round
 perf_start() { [ -n "${PERF_OUT:-}" ] && [ "$2" = 1 ] || return 0
-  perf record -q -g -o "$PERF_OUT.$1" -p "$3" 2>/dev/null & perf_pid=$!; }
+  perf record -q ${PERF_ARGS:--g} -o "$PERF_OUT.$1" -p "$3" 2>/dev/null & perf_pid=$!; }
 perf_stop() { [ -n "${perf_pid:-}" ] || return 0; kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=; }
 check() { grep -q '"errors": 0' "$1" && ! grep -q '"ops": 0,' "$1" ||
   { echo "amber: requests failed: $(cat "$1")" >&2; tail -5 "$tmp/amber.log" "$tmp/kbs.log" >&2; exit 1; }; }

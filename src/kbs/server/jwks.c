@@ -92,9 +92,18 @@ int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) {
         json_decref(doc);
         return moat_error_set(err, -EINVAL, "%s is not a JWKS ({\"keys\": [...]})", j->source);
     }
-    json_decref(j->keys);
+    kbs_jwks_clear(j);
     j->keys = json_incref(keys);
     json_decref(doc);
+    /* each key made once: building an RSA key from n and e, and its Montgomery context at its
+     * first use, cost more than the PS384 verification itself */
+    j->n_pkeys = json_array_size(keys);
+    j->pkeys   = xcalloc(j->n_pkeys ? j->n_pkeys : 1, sizeof(*j->pkeys));
+    for (size_t i = 0; i < j->n_pkeys; i++) {
+        struct moat_error ignored = {0}; /* reported by find() for the kid that names it */
+        if (amber_jwk_key(json_array_get(keys, i), &j->pkeys[i], &ignored) < 0)
+            j->pkeys[i] = NULL;
+    }
     return 0;
 }
 
@@ -108,9 +117,13 @@ static int find(const struct kbs_jwks* j, const char* kid, EVP_PKEY** ret,
             continue;
         const char* alg = json_string_value(json_object_get(k, "alg"));
         int r           = amber_jwt_alg_parse(alg ? alg : "PS384", ret_alg, err);
-        if (r < 0 || (r = amber_jwk_key(k, ret, err)) < 0)
+        if (r < 0)
             return r;
-        return 0;
+        if (i < j->n_pkeys && j->pkeys[i] && EVP_PKEY_up_ref(j->pkeys[i]) == 1) {
+            *ret = j->pkeys[i];
+            return 0;
+        }
+        return amber_jwk_key(k, ret, err); /* not an RSA key: its error */
     }
     return -ENOKEY;
 }
@@ -130,6 +143,11 @@ int kbs_jwks_find(struct kbs_jwks* j, const char* kid, EVP_PKEY** ret, enum ambe
 }
 
 void kbs_jwks_clear(struct kbs_jwks* j) {
+    for (size_t i = 0; i < j->n_pkeys; i++)
+        EVP_PKEY_free(j->pkeys[i]);
+    free(j->pkeys);
+    j->pkeys   = NULL;
+    j->n_pkeys = 0;
     json_decref(j->keys);
     j->keys = NULL;
 }

@@ -87,7 +87,9 @@ int kbs_http(const char* url, const char* ca, const char* api_key, const char* b
 struct kbs_jwks {
     const char* source;
     const char* ca;
-    json_t* keys; /* the "keys" array */
+    json_t* keys;     /* the "keys" array */
+    EVP_PKEY** pkeys; /* keys[i] as a key (made once per load, not per token), NULL if not RSA */
+    size_t n_pkeys;
     time_t fetched;
 };
 int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) WARN_UNUSED;
