@@ -150,6 +150,13 @@ static int split(const char* token, const char** dot1, const char** dot2, struct
     return 0;
 }
 
+int amber_jwt_decode_header(const char* token, json_t** ret, struct moat_error* err) {
+    *ret           = NULL;
+    const char *d1 = NULL, *d2 = NULL;
+    int r = split(token, &d1, &d2, err);
+    return r < 0 ? r : decode_part(token, (size_t)(d1 - token), "header", ret, err);
+}
+
 int amber_jwt_decode(const char* token, struct amber_jwt* ret, struct moat_error* err) {
     *ret           = (struct amber_jwt){0};
     const char *d1 = NULL, *d2 = NULL;

@@ -38,6 +38,9 @@ void amber_jwt_clear(struct amber_jwt* t);
 /* The header and claims of a token, unverified (to find the key by "kid"). Every part must
  * decode and the header and claims must be JSON objects. */
 int amber_jwt_decode(const char* token, struct amber_jwt* ret, struct moat_error* err) WARN_UNUSED;
+/* The header alone, unverified (the claims part is not decoded): what a verifier needs to pick
+ * the key, without parsing the claims twice. */
+int amber_jwt_decode_header(const char* token, json_t** ret, struct moat_error* err) WARN_UNUSED;
 
 /* Decodes and verifies: the header's alg must be `alg`, the signature good under `key` (RSA),
  * and at `now` the token neither expired ("exp", required) nor not yet valid ("nbf"), each with

@@ -168,6 +168,16 @@ static void test_refusals(void** state) {
         assert_int_equal(amber_jwt_decode(bad[i][0], &t, &err), -EINVAL);
         assert_string_equal(err.msg, bad[i][1]);
     }
+    /* the header alone: the same refusals for the header and the dots, the claims not read */
+    json_t* h = NULL;
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(amber_jwt_decode_header(bad[i][0], &h, &err), -EINVAL);
+        assert_string_equal(err.msg, bad[i][1]);
+        assert_null(h);
+    }
+    assert_int_equal(amber_jwt_decode_header("e30.bnVsbA.", &h, &err), 0);
+    assert_true(json_is_object(h) && json_object_size(h) == 0);
+    json_decref(h);
     /* claims without exp are refused by verify */
     json_t* claims = json_pack("{s:s}", "a", "b");
     char* tok      = NULL;

@@ -80,6 +80,14 @@ static int verified_keys(struct kbs_jwks* j, json_t* keys, json_t** ret, time_t*
     return 0;
 }
 
+static void pkeys_clear(struct kbs_jwks* j) {
+    for (size_t i = 0; i < j->n_pkeys; i++)
+        EVP_PKEY_free(j->pkeys[i]);
+    free(j->pkeys);
+    j->pkeys   = NULL;
+    j->n_pkeys = 0;
+}
+
 int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) {
     json_t* doc = NULL;
     j->fetched  = time(NULL);
@@ -97,9 +105,19 @@ int kbs_jwks_load(struct kbs_jwks* j, struct moat_error* err) {
             return r;
         keys = good;
     }
+    pkeys_clear(j);
     json_decref(j->keys);
     j->keys        = keys;
     j->valid_until = until;
+    /* each key made once: building an RSA key from n and e, and its Montgomery context at its
+     * first use, cost more than the PS384 verification itself */
+    j->n_pkeys = json_array_size(keys);
+    j->pkeys   = xcalloc(j->n_pkeys ? j->n_pkeys : 1, sizeof(*j->pkeys));
+    for (size_t i = 0; i < j->n_pkeys; i++) {
+        struct moat_error ignored = {0}; /* reported by find() for the kid that names it */
+        if (amber_jwk_key(json_array_get(keys, i), &j->pkeys[i], &ignored) < 0)
+            j->pkeys[i] = NULL;
+    }
     return 0;
 }
 
@@ -112,9 +130,13 @@ static int find(const struct kbs_jwks* j, const char* kid, EVP_PKEY** ret,
         if (!id || strcmp(id, kid) != 0)
             continue;
         int r = amber_jwk_alg(k, ret_alg, err);
-        if (r < 0 || (r = amber_jwk_key(k, ret, err)) < 0)
+        if (r < 0)
             return r;
-        return 0;
+        if (i < j->n_pkeys && j->pkeys[i] && EVP_PKEY_up_ref(j->pkeys[i]) == 1) {
+            *ret = j->pkeys[i];
+            return 0;
+        }
+        return amber_jwk_key(k, ret, err); /* not an RSA key: its error */
     }
     return -ENOKEY;
 }
@@ -148,6 +170,7 @@ int kbs_jwks_find(struct kbs_jwks* j, const char* kid, EVP_PKEY** ret, enum ambe
 }
 
 void kbs_jwks_clear(struct kbs_jwks* j) {
+    pkeys_clear(j);
     json_decref(j->keys);
     j->keys = NULL;
     sk_X509_pop_free(j->roots, X509_free);

@@ -93,6 +93,8 @@ struct kbs_jwks {
     const char* ca;
     STACK_OF(X509) * roots; /* owned; NULL: the chain is not checked */
     json_t* keys;           /* the "keys" array (only the verified ones with roots) */
+    EVP_PKEY** pkeys;       /* keys[i] as a key (made once per load, not per token), or NULL */
+    size_t n_pkeys;
     time_t fetched;
     time_t valid_until; /* with roots: when the keys must be verified again */
 };
