@@ -45,6 +45,20 @@ row() { printf '%-56s %10s %10s %9s  %s\n' "$@"; }
 read -r n m < <(cd "$work/helloworld" && best_pair ./helloworld -- "$moat" run helloworld)
 row "helloworld start-up (ms, best of $runs)" "$n" "$m" \
     "+$(awk -v a="$m" -v b="$n" 'BEGIN {printf "%.1f ms", a - b}')" "<= +30 ms"
+# the floor of a namespace sandbox (issue 15): bubblewrap with every namespace, no FUSE, no
+# verification, no seccomp; moat's start-up against it, alternating in the same run
+if command -v bwrap >/dev/null; then
+  read -r b m < <(cd "$work/helloworld" && best_pair bwrap --ro-bind / / --proc /proc --dev /dev \
+                  --unshare-all ./helloworld -- "$moat" run helloworld)
+  row "  against bubblewrap --unshare-all (ms, bwrap / moat)" "$b" "$m" \
+      "$(awk -v a="$m" -v b="$b" 'BEGIN {printf "%.2fx", a / b}')" "<= 1.5x bwrap"
+else
+  row "  against bubblewrap" "-" "-" "-" "(bwrap missing: apt install bubblewrap)"
+fi
+# loading the binary alone (issue 15: <= 2x /bin/true)
+read -r n m < <(best_pair /bin/true -- "$moat" --version)
+row "moat --version against /bin/true (ms)" "$n" "$m" \
+    "$(awk -v a="$m" -v b="$n" 'BEGIN {printf "%.2fx", a / b}')" "<= 2x"
 
 # python imports. The target's configuration: the interpreter, its standard library and the
 # libraries they load are trusted files (1.4k entries). The examples/python manifest trusts
