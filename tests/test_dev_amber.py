@@ -248,6 +248,11 @@ def test_settings_are_validated_and_read_back(make, env):
     assert "endpoint_url: the value written is not an https:// URL" in status
     assert "http://localhost" not in status  # values are not echoed (one may be a key)
     assert out[10][1:] == ("err", errno.EACCES) and out[11][1:] == ("err", errno.EACCES)
+    # control characters (a terminal escape in moat's log, a header split) are refused
+    esc = r.run("w", "endpoint_url", "https://x/\x1b[2J", "w", "endpoint_apikey", "k\r\nX-Evil: 1",
+                "r", "status")
+    assert [o[1:] for o in esc[:2]] == [("err", errno.EINVAL)] * 2
+    assert "\x1b" not in esc[2][2].decode() and "not printable ASCII" in esc[2][2].decode()
     assert out[12][1:] == ("endpoint_url", "endpoint_ip", "endpoint_apikey", "kbs_url", "kbs_ip",
                            "kbs_keyid", "userdata", "renew", "token", "secret", "status")
 

@@ -116,6 +116,9 @@ PRINTF_FMT(3, 4) static void status(struct amberfs* a, bool error, const char* f
     if (vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
     va_end(ap);
+    for (char* p = msg; p && *p; p++) /* the far side's words reach a terminal: no escapes */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     char* line = xasprintf("[%s] %s\n", error ? "ERROR" : "INFO", msg ? msg : "");
     moat_log(error ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG, "/dev/amber: %s", msg ? msg : "");
     free(msg);
@@ -155,7 +158,10 @@ static const char* setting_invalid(fuse_ino_t ino, const char* v) {
     uint8_t id[16], *out = NULL;
     size_t len = 0;
     if (!*v)
-        return NULL; /* unset */
+        return NULL;                 /* unset */
+    for (const char* p = v; *p; p++) /* printable ASCII: values reach moat's log and headers */
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            return "not printable ASCII without spaces";
     switch (ino) {
         case INO_URL:
         case INO_KBS_URL:
@@ -595,7 +601,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
     if (ino == INO_RENEW) {
         bool ok = !strcmp(v, "token") || !strcmp(v, "secret");
         if (!ok) {
-            status(a, true, "renew: write \"token\" or \"secret\", not \"%.32s\"", v);
+            status(a, true, "renew: write \"token\" or \"secret\"");
             fuse_reply_err(req, EINVAL);
         } else {
             struct work* w = xcalloc(1, sizeof(*w));
