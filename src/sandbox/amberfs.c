@@ -11,13 +11,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "amberfs.h"
 #include "client.h"
 #include "devfs.h"
+#include "pseudofs.h"
 
 enum {
     INO_ROOT = 1,
@@ -501,8 +501,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
                        struct fuse_file_info* fi) {
     (void)attr;
     (void)fi;
-    if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-                   FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) {
+    if (!pseudofs_setattr_ok(to_set)) {
         fuse_reply_err(req, EPERM);
         return;
     }
@@ -696,30 +695,9 @@ void amberfs_set_owner(struct amberfs* a, uid_t uid, gid_t gid) {
     a->owner_gid = gid;
 }
 
-static ssize_t io_read(int fd, void* buf, size_t len, void* userdata) {
-    (void)userdata;
-    return read(fd, buf, len);
-}
-
-static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata) {
-    (void)userdata;
-    return writev(fd, iov, count);
-}
-
-static void* serve(void* arg) {
-    struct amberfs* a = arg;
-    (void)fuse_session_loop(a->se);
-    return NULL;
-}
-
 int amberfs_start(struct amberfs* a, int fuse_fd, struct moat_error* err) {
-    static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
-    if (fuse_session_custom_io(a->se, &io, fuse_fd) != 0) {
-        close(fuse_fd);
-        return moat_error_set(err, -EIO, "cannot attach to the /dev/amber FUSE connection");
-    }
-    if (pthread_create(&a->thread, NULL, serve, a) != 0)
-        return moat_error_set(err, -EAGAIN, "cannot start the /dev/amber server");
+    if (pseudofs_start(a->se, fuse_fd, &a->thread, "/dev/amber", err) < 0)
+        return err->code;
     a->started = true;
     return 0;
 }

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "devfs.h"
 #include "encfs.h"
+#include "pseudofs.h"
 #include "sigstruct.h"
 
 enum {
@@ -166,8 +166,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
                        struct fuse_file_info* fi) {
     (void)attr;
     (void)fi;
-    if (to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-                   FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME)) {
+    if (!pseudofs_setattr_ok(to_set)) {
         fuse_reply_err(req, EPERM);
         return;
     }
@@ -578,22 +577,6 @@ struct devfs* devfs_new(struct encfs* keys, struct attest_provider* provider,
     return d;
 }
 
-static ssize_t io_read(int fd, void* buf, size_t len, void* userdata) {
-    (void)userdata;
-    return read(fd, buf, len);
-}
-
-static ssize_t io_writev(int fd, struct iovec* iov, int count, void* userdata) {
-    (void)userdata;
-    return writev(fd, iov, count);
-}
-
-static void* serve(void* arg) {
-    struct devfs* d = arg;
-    (void)fuse_session_loop(d->se); /* ends with the connection (ENODEV) */
-    return NULL;
-}
-
 void devfs_set_owner(struct devfs* d, uid_t uid, gid_t gid) {
     d->owner_uid = uid;
     d->owner_gid = gid;
@@ -604,13 +587,8 @@ void devfs_set_sandbox(struct devfs* d, pid_t init) {
 }
 
 int devfs_start(struct devfs* d, int fuse_fd, struct moat_error* err) {
-    static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
-    if (fuse_session_custom_io(d->se, &io, fuse_fd) != 0) {
-        close(fuse_fd);
-        return moat_error_set(err, -EIO, "cannot attach to the /dev/attestation FUSE connection");
-    }
-    if (pthread_create(&d->thread, NULL, serve, d) != 0)
-        return moat_error_set(err, -EAGAIN, "cannot start the /dev/attestation server");
+    if (pseudofs_start(d->se, fuse_fd, &d->thread, "/dev/attestation", err) < 0)
+        return err->code;
     d->started = true;
     return 0;
 }
