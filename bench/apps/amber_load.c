@@ -37,34 +37,21 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "loadgen.h"
 #include "sim.h"
 
 enum mode { MODE_FLOW, MODE_ATTEST, MODE_TRANSFER };
-
-struct sample {
-    double start, end;
-};
 
 struct worker {
     pthread_t thread;
     CURL* curl;
     struct curl_slist* headers;
     struct strbuf body; /* the answer */
-    struct sample* samples;
-    size_t n_samples, cap;
+    struct samples samples;
     unsigned errors;
 };
 
-static _Noreturn void die(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("amber_load: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
+#define die(...) loadgen_die("amber_load", __VA_ARGS__)
 
 static enum mode g_mode;
 static const char* g_url;
@@ -75,11 +62,7 @@ static char* g_transfer_url;
 static pthread_barrier_t g_barrier;
 static atomic_bool g_stop;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define now_s loadgen_now
 
 static size_t on_data(char* p, size_t size, size_t n, void* arg) {
     strbuf_append(arg, p, size * n);
@@ -198,44 +181,9 @@ static void* worker_main(void* arg) {
             why = NULL;
             continue;
         }
-        if (w->n_samples == w->cap) {
-            w->cap     = w->cap ? 2 * w->cap : 1024;
-            w->samples = xrealloc(w->samples, w->cap * sizeof(*w->samples));
-        }
-        w->samples[w->n_samples++] = (struct sample){t0, now_s()};
+        loadgen_push(&w->samples, t0, now_s());
     }
     return NULL;
-}
-
-static double proc_cpu(long pid) {
-    if (pid <= 0)
-        return -1;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    _cleanup_free_ char* s = NULL;
-    size_t len             = 0;
-    struct moat_error err  = {0};
-    if (read_file(path, &s, &len, &err) < 0)
-        return -1;
-    const char* p    = strrchr(s, ')');
-    unsigned long ut = 0, st = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-     */
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char** argv) {
@@ -305,52 +253,46 @@ int main(int argc, char** argv) {
             die("pthread_create failed");
     }
     pthread_barrier_wait(&g_barrier);
-    double c0 = self_cpu(), s0 = proc_cpu(pid), t0 = now_s();
+    double c0 = loadgen_self_cpu(), s0 = loadgen_proc_cpu(pid), t0 = now_s();
     struct timespec d = {.tv_sec  = (time_t)seconds,
                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
     while (nanosleep(&d, &d) < 0 && errno == EINTR) {
     }
-    double c1 = self_cpu(), s1 = proc_cpu(pid), t1 = now_s();
+    double c1 = loadgen_self_cpu(), s1 = loadgen_proc_cpu(pid), t1 = now_s();
     atomic_store(&g_stop, true);
-    size_t total    = 0;
     unsigned errors = 0;
     long conns      = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(w[i].thread, NULL);
-        total += w[i].n_samples;
         errors += w[i].errors;
         long c = 0;
         if (curl_easy_getinfo(w[i].curl, CURLINFO_NUM_CONNECTS, &c) == CURLE_OK)
             conns += c;
     }
     /* the operations that ended inside the window (in a steady state, the throughput) */
-    double* lat = xcalloc(total + 1, sizeof(double));
-    size_t k    = 0;
+    const struct samples** sets = xcalloc((size_t)n, sizeof(*sets));
     for (int i = 0; i < n; i++)
-        for (size_t j = 0; j < w[i].n_samples; j++)
-            if (w[i].samples[j].end >= t0 && w[i].samples[j].end <= t1)
-                lat[k++] = w[i].samples[j].end - w[i].samples[j].start;
-    qsort(lat, k, sizeof(double), cmp_double);
-#define PCT(p) \
-    (k ? lat[(size_t)((p) * (double)k) < k ? (size_t)((p) * (double)k) : k - 1] * 1000 : 0)
+        sets[i] = &w[i].samples;
+    struct latency l = loadgen_latency(sets, (size_t)n, t0, t1);
+    free(sets);
+    size_t k    = l.n;
     double wall = t1 - t0, cpu = c1 - c0;
     printf(
         "{\"ops\": %zu, \"errors\": %u, \"seconds\": %.6f, \"rate\": %.3f, \"p50_ms\": %.3f, "
         "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"client_cpu_s\": %.3f, "
         "\"client_cpu_per_op_ms\": %.4f, \"new_connections_last_op\": %ld",
-        k, errors, wall, (double)k / wall, PCT(0.50), PCT(0.99), k ? lat[k - 1] * 1000 : 0, cpu,
+        k, errors, wall, (double)k / wall, l.p50_ms, l.p99_ms, l.max_ms, cpu,
         k ? cpu / (double)k * 1000 : 0, conns);
     if (s0 >= 0 && s1 >= 0)
         printf(", \"server_cpu_per_op_ms\": %.4f", k ? (s1 - s0) / (double)k * 1000 : 0);
     printf("}\n");
     for (int i = 0; i < n; i++) {
-        free(w[i].samples);
+        free(w[i].samples.v);
         strbuf_free(&w[i].body);
         curl_slist_free_all(w[i].headers);
         curl_easy_cleanup(w[i].curl);
     }
     free(w);
-    free(lat);
     free(g_api_key_header);
     free(g_transfer_body);
     free(g_transfer_url);

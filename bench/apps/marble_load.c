@@ -30,6 +30,7 @@
 
 #include "common.h"
 #include "grpc_client.h"
+#include "loadgen.h"
 #include "marblerun.pb-c.h"
 
 struct marble {
@@ -40,28 +41,14 @@ struct marble {
     size_t quote_len;
 };
 
-struct sample {
-    double start, end;
-};
-
 struct worker {
     pthread_t thread;
     int index;
-    struct sample* samples;
-    size_t n_samples, cap;
+    struct samples samples;
     unsigned errors;
 };
 
-static _Noreturn void die(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-static void die(const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("marble_load: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
+#define die(...) loadgen_die("marble_load", __VA_ARGS__)
 
 static struct marble* g_marbles;
 static const char* g_addr;
@@ -70,11 +57,7 @@ static double g_rate;
 static pthread_barrier_t g_barrier;
 static atomic_bool g_stop;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define now_s loadgen_now
 
 static void sleep_until(double t) {
     double d = t - now_s();
@@ -172,44 +155,9 @@ static void* worker_main(void* arg) {
             why = NULL;
             continue;
         }
-        if (w->n_samples == w->cap) {
-            w->cap     = w->cap ? 2 * w->cap : 256;
-            w->samples = xrealloc(w->samples, w->cap * sizeof(*w->samples));
-        }
-        w->samples[w->n_samples++] = (struct sample){t0, now_s()};
+        loadgen_push(&w->samples, t0, now_s());
     }
     return NULL;
-}
-
-static double proc_cpu(long pid) {
-    if (pid <= 0)
-        return -1;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    _cleanup_free_ char* s = NULL;
-    size_t len             = 0;
-    struct moat_error err  = {0};
-    if (read_file(path, &s, &len, &err) < 0)
-        return -1;
-    const char* p    = strrchr(s, ')');
-    unsigned long ut = 0, st = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
-     */
-    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp_double(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
 }
 
 static char* slurp(const char* dir, int i, const char* name, size_t* len) {
@@ -266,46 +214,40 @@ int main(int argc, char** argv) {
             die("pthread_create failed");
     }
     pthread_barrier_wait(&g_barrier);
-    double c0 = self_cpu(), s0 = proc_cpu(pid), t0 = now_s();
+    double c0 = loadgen_self_cpu(), s0 = loadgen_proc_cpu(pid), t0 = now_s();
     sleep_until(t0 + seconds);
-    double c1 = self_cpu(), s1 = proc_cpu(pid), t1 = now_s();
+    double c1 = loadgen_self_cpu(), s1 = loadgen_proc_cpu(pid), t1 = now_s();
     atomic_store(&g_stop, true);
-    size_t total    = 0;
     unsigned errors = 0;
     for (int i = 0; i < g_n; i++) {
         pthread_join(w[i].thread, NULL);
-        total += w[i].n_samples;
         errors += w[i].errors;
     }
     /* the activations that ended inside the window (in a steady state, the throughput) */
-    double* lat = xcalloc(total + 1, sizeof(double));
-    size_t n    = 0;
+    const struct samples** sets = xcalloc((size_t)g_n, sizeof(*sets));
     for (int i = 0; i < g_n; i++)
-        for (size_t k = 0; k < w[i].n_samples; k++)
-            if (w[i].samples[k].end >= t0 && w[i].samples[k].end <= t1)
-                lat[n++] = w[i].samples[k].end - w[i].samples[k].start;
-    qsort(lat, n, sizeof(double), cmp_double);
-#define PCT(p) \
-    (n ? lat[(size_t)((p) * (double)n) < n ? (size_t)((p) * (double)n) : n - 1] * 1000 : 0)
+        sets[i] = &w[i].samples;
+    struct latency l = loadgen_latency(sets, (size_t)g_n, t0, t1);
+    free(sets);
+    size_t n    = l.n;
     double wall = t1 - t0, cpu = c1 - c0;
     printf(
         "{\"activations\": %zu, \"errors\": %u, \"seconds\": %.6f, \"rate\": %.3f, "
         "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"offered_rate\": %.3f, "
         "\"client_cpu_s\": %.3f, \"client_cpu_per_activation_ms\": %.4f",
-        n, errors, wall, (double)n / wall, PCT(0.50), PCT(0.99), n ? lat[n - 1] * 1000 : 0, g_rate,
-        cpu, n ? cpu / (double)n * 1000 : 0);
+        n, errors, wall, (double)n / wall, l.p50_ms, l.p99_ms, l.max_ms, g_rate, cpu,
+        n ? cpu / (double)n * 1000 : 0);
     if (s0 >= 0 && s1 >= 0)
         printf(", \"server_cpu_per_activation_ms\": %.4f", n ? (s1 - s0) / (double)n * 1000 : 0);
     printf("}\n");
     for (int i = 0; i < g_n; i++) {
-        free(w[i].samples);
+        free(w[i].samples.v);
         SSL_CTX_free(g_marbles[i].ctx);
         free(g_marbles[i].csr);
         free(g_marbles[i].quote);
     }
     free(w);
     free(g_marbles);
-    free(lat);
     pthread_barrier_destroy(&g_barrier);
     return fflush(stdout) == 0 ? 0 : 1;
 }
