@@ -70,6 +70,7 @@ int cli_read_arg(const char* arg, size_t max, const char* what, char** ret,
     return 0;
 }
 
+PRINTF_FMT(3, 0)
 static void vreport(const char* display, const char* level, const char* fmt, va_list ap) {
     fprintf(stderr, "%s: %s%s", display, level, level[0] ? ": " : "");
     vfprintf(stderr, fmt, ap);
