@@ -73,7 +73,7 @@ static char* json_str(const char* json, const char* name) {
 }
 
 static unsigned char* unb64(const char* s, int* len) {
-    size_t n          = strlen(s);
+    size_t n           = strlen(s);
     unsigned char* out = malloc(n * 3 / 4 + 3);
     int r              = EVP_DecodeBlock(out, (const unsigned char*)s, (int)n);
     if (r < 0) {
@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
     unsigned char* wk  = wk64 ? unb64(wk64, &wk_len) : NULL;
     unsigned char* swk = swk64 ? unb64(swk64, &swk_len) : NULL;
     if (!wk || !swk || wk_len < 12 + 12 + 16) {
-        fprintf(stderr, "the broker's answer is not {\"wrapped_key\", \"wrapped_swk\"}: %s\n", answer);
+        fprintf(stderr, "the broker's answer is not {\"wrapped_key\", \"wrapped_swk\"}: %s\n",
+                answer);
         return 1;
     }
     /* the SWK: RSA-OAEP, SHA-256 and MGF1-SHA-256, no label */
