@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             free(iat);
         }
     } else {
-        char* token = NULL;
+        char* token               = NULL;
         enum amber_client_api api = (enum amber_client_api)((data[0] >> 1) % 3);
         if (amber_client_parse_token(api, body, len, &token, &err) == 0) {
             size_t dots = 0;

@@ -20,11 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
     if (!g_key)
         g_key = EVP_RSA_gen(2048);
-    char* text = strndup((const char*)data + 1, size - 1);
+    char* text            = strndup((const char*)data + 1, size - 1);
     struct moat_error err = {0};
     if (data[0] & 1) {
-        json_t* jwk  = json_loads(text, 0, NULL);
-        EVP_PKEY* k  = NULL;
+        json_t* jwk = json_loads(text, 0, NULL);
+        EVP_PKEY* k = NULL;
         if (jwk && amber_jwk_key(jwk, &k, &err) == 0 && !k)
             abort();
         EVP_PKEY_free(k);
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             (!json_is_object(t.header) || !json_is_object(t.claims)))
             abort();
         amber_jwt_clear(&t);
-        struct amber_jwt v = {0};
+        struct amber_jwt v     = {0};
         enum amber_jwt_alg alg = data[0] & 2 ? AMBER_JWT_RS256 : AMBER_JWT_PS384;
         if (amber_jwt_verify(text, alg, g_key, 1700000000, 60, &v, &err) == 0)
             abort(); /* a signature the fuzzer cannot have made */
