@@ -126,4 +126,3 @@ struct amber_claims_opts {
 json_t* amber_claims_build(const struct amber_attest_request* req,
                            const struct attest_verify_result* res,
                            const struct amber_claims_opts* opts);
-
