@@ -37,6 +37,9 @@ struct verifier* verifier_new(size_t copy_max);
 /* Starts hashing, in the background, the files listed in `order_file` (host paths, one a line,
  * as written by verifier_save_order). A missing or unreadable list is not an error. */
 void verifier_prefetch(struct verifier* v, const char* order_file);
+/* Takes verdicts from, and stores them in, the verify cache (vcache.h) unless `on` is false
+ * or there is no private runtime directory (logged); before verifier_prefetch. */
+void verifier_use_cache(struct verifier* v, bool on);
 /* The manifest's trusted files (`policy` must outlive the verifier); before verifier_open. */
 void verifier_set_policy(struct verifier* v, const struct file_policy* policy);
 /* Verifies `t` unless done (using or waiting for the prefetcher's hash) and marks it used by
