@@ -9,7 +9,8 @@
  * sandbox starts; its results are compared with the manifest when the app opens the file. What
  * the app reads is always verified bytes: files up to a size limit are copied into a sealed
  * memfd while they are hashed; larger ones keep an AES-GMAC tag per 16 KiB chunk and every
- * chunk is re-read and re-checked when it is served.
+ * chunk is re-read and re-checked when it is served. A file the verify cache (vcache.h) knows
+ * unchanged since an earlier run is read the same way but not hashed.
  */
 #pragma once
 
