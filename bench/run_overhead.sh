@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `moat run` against native on this machine, in one run (issue: moat run benchmarks):
 #   helloworld start-up (target: <= +30 ms), python3 importing the standard library
-#   (target: <= 1.25x wall time), redis-benchmark SET/GET with 50 clients (target: >= 0.95x),
+#   (target: <= 1.15x wall time from the second run on, issue 15; the first run is reported), redis-benchmark SET/GET with 50 clients (target: >= 0.95x),
 #   nginx serving a 10 KiB file to wrk (target: >= 0.95x).
 # usage: bench/run_overhead.sh BUILD_DIR   RUNS (default 20) start-up pairs, ROUNDS (default 5)
 #        server rounds; see bench/README.md
@@ -91,10 +91,16 @@ mkdir -p "$work/stdlib"
 imports='import json, email, http.client, asyncio, decimal, sqlite3, ssl'
 "$moat" run "$work/stdlib/stdlib" -c "$imports" >/dev/null 2>&1 ||
   { echo "python under moat failed" >&2; exit 1; }  # also records the order for prefetching
+# the run above also filled the verify cache (docs/security.md): from here on, as every run
+# after the first one since boot; the first run hashes every file, as --no-verify-cache does
 read -r n m < <(cd "$work/python" &&
                 best_pair "$py" -c "$imports" -- "$moat" run "$work/stdlib/stdlib" -c "$imports")
 row "python3 stdlib imports (ms, best of $runs)" "$n" "$m" \
-    "$(awk -v a="$m" -v b="$n" 'BEGIN {printf "%.2fx", a / b}')" "<= 1.25x"
+    "$(awk -v a="$m" -v b="$n" 'BEGIN {printf "%.2fx", a / b}')" "<= 1.15x"
+read -r n m < <(cd "$work/python" && best_pair "$py" -c "$imports" -- \
+                "$moat" run --no-verify-cache "$work/stdlib/stdlib" -c "$imports")
+row "  same, first run (every file hashed: --no-verify-cache)" "$n" "$m" \
+    "$(awk -v a="$m" -v b="$n" 'BEGIN {printf "%.2fx", a / b}')" "(reported)"
 "$moat" run "$work/python/python" -c "$imports" >/dev/null 2>&1 || true
 read -r n m < <(cd "$work/python" && best_pair "$py" -c "$imports" -- "$moat" run python -c "$imports")
 n_entries=$(grep -c '^\[\[sgx.trusted_files\]\]' "$work/python/python.manifest" || true)

@@ -25,6 +25,10 @@ if "XDG_CACHE_HOME" not in os.environ:
 if "XDG_DATA_HOME" not in os.environ:
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="moat-test-data-")
     atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
+# ... and the verdicts of the verify cache ($XDG_RUNTIME_DIR/moat, else /run/moat as root) out of
+# the developer's runtime directory: always (a developer's own $XDG_RUNTIME_DIR is set)
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="moat-test-run-")
+atexit.register(shutil.rmtree, os.environ["XDG_RUNTIME_DIR"], True)
 for var in ("MOAT_SIM_DIR", "MOAT_MACHINE_SECRET"):
     os.environ.pop(var, None)
 

@@ -32,6 +32,9 @@ const struct moat_command cmd_run = {
         "                      apply sgx.enclave_size as the address-space limit and\n"
         "                      sgx.max_threads as the thread limit, to find the sizes the app\n"
         "                      needs before deploying to SGX\n"
+        "      --no-verify-cache\n"
+        "                      hash every trusted file in this run, as if no earlier run had\n"
+        "                      verified it (as moat.verify_cache = false; docs/security.md)\n"
         "      --print-seccomp [STEM]\n"
         "                      print the seccomp profile of the sandbox (one rule a line)\n"
         "                      and exit; with STEM, its manifest's own rules too\n"
@@ -48,6 +51,7 @@ static int run_run(int argc, char** argv) {
     const char* learn  = NULL;
     bool learn_default = false;
     bool emulate       = false;
+    bool no_vcache     = false;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             command_print_usage(&cmd_run, stdout);
@@ -60,6 +64,10 @@ static int run_run(int argc, char** argv) {
         }
         if (!strcmp(argv[i], "--emulate-sgx-limits")) {
             emulate = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-verify-cache")) {
+            no_vcache = true;
             continue;
         }
         if (!strcmp(argv[i], "--learn")) {
@@ -88,6 +96,7 @@ static int run_run(int argc, char** argv) {
                    .stem               = trimmed,
                    .learn              = learn ? learn : learn_file,
                    .emulate_sgx_limits = emulate,
+                   .no_verify_cache    = no_vcache,
                    .argv               = (const char* const*)argv + i,
                    .argc               = (size_t)(argc - i),
     };

@@ -219,6 +219,7 @@ static void build_sys(struct build* b, struct manifest* m) {
     m->sys.experimental_enable_flock = get_bool(b, "sys.experimental__enable_flock", false);
     m->sys.enable_extra_runtime_domain_names_conf =
         get_bool(b, "sys.enable_extra_runtime_domain_names_conf", false);
+    m->moat.verify_cache = get_bool(b, "moat.verify_cache", true);
 
     const struct toml_value* mocks = get(b, "sys.debug__mock_syscalls");
     size_t n                       = mocks && mocks->type == TOML_ARRAY ? mocks->u.arr.len : 0;

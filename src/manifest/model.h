@@ -152,6 +152,9 @@ struct manifest {
         char *amber_url, *amber_ip, *amber_apikey, *amber_userdata, *amber_cacerts;
         char *kbs_url, *kbs_ip, *kbs_keyid;
     } sgx;
+    struct {
+        bool verify_cache; /* moat.verify_cache, default true (docs/manifest.md) */
+    } moat;
 };
 
 struct manifest_load_opts {

@@ -798,6 +798,8 @@ const struct schema_key g_schema[] = {
     KEY("sgx.profile.mode", VT_STRING, v_profile_mode),
     KEY("sgx.profile.with_stack", VT_BOOL, NULL),
     KEY("sgx.profile.frequency", VT_INT, v_nonneg),
+    /* moat.* (moat's own: no Gramine counterpart) */
+    KEY("moat.verify_cache", VT_BOOL, NULL),
 
     /* Graphene-era keys (reference §1.4) */
     LEGACY("loader.argv0_override", VT_STRING, "loader.argv = [ \"<argv0>\", ... ]"),

@@ -1253,6 +1253,7 @@ int sandbox_run(const struct run_opts* opts) {
     stdio_proxy_start(stdio);
     /* while the child sets up: verify ahead, and have the FUSE workers ready for its first
      * request */
+    verifier_use_cache(ver, !opts->no_verify_cache && sb.manifest->moat.verify_cache);
     verifier_prefetch(ver, order);
     verifier_set_policy(ver, &sb.policy);
     fs = fusefs_new(&sb.plan, &sb.policy, ver, &err);

@@ -133,6 +133,7 @@ struct run_opts {
     size_t argc;
     const char* learn;       /* --learn[=FILE]: allow and record every file (NULL: off) */
     bool emulate_sgx_limits; /* sgx.enclave_size -> RLIMIT_AS, sgx.max_threads -> NPROC */
+    bool no_verify_cache;    /* --no-verify-cache: hash every trusted file (verify.h) */
 };
 
 /* Runs the app; returns its exit status (128+signal if killed) or MOAT_EXIT_* on errors

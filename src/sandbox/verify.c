@@ -4,12 +4,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 
 #include "hostpath.h"
+#include "vcache.h"
 #include "verify.h"
 
 #define CHUNK_SIZE  (16 * 1024)           /* TRUSTED_CHUNK_SIZE = 4 pages */
@@ -25,6 +28,7 @@ struct hashed {
     int copy;              /* sealed memfd, or -1 */
     uint8_t (*chunks)[16]; /* or chunk tags */
     uint32_t tag_id;
+    bool cached; /* digest from the verify cache (the bytes were read, not hashed) */
 };
 
 /* One line of the order file: hashed by the prefetcher (under `lock`), or by the first open
@@ -50,8 +54,9 @@ struct verifier {
     char* hints_text; /* ... and as read */
     struct prefetched* pre;
     size_t npre;
+    struct vcache* cache; /* NULL: every file is hashed */
     /* statistics */
-    size_t hashed, prefetched;
+    size_t hashed, prefetched, cached;
     uint64_t hash_ns, wait_ns;
 };
 
@@ -116,9 +121,39 @@ static void hashed_discard(struct verifier* v, struct hashed* h) {
     h->chunks = NULL;
 }
 
+/* What the verify cache says about the file open as `fd`, before it is read: *hit with the
+ * digest it stored, or whether a verdict from this reading may be stored (*settled). */
+struct cache_probe {
+    bool keyed, hit, settled;
+    struct vcache_key key;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    const char* why;   /* no hit: why */
+    const char* unfit; /* no store: why (NULL: not needed or stored) */
+};
+
+static void cache_probe(struct verifier* v, int fd, struct cache_probe* p) {
+    *p = (struct cache_probe){.why = "the verify cache is off"};
+    if (!v->cache)
+        return;
+    p->keyed = vcache_key_of(fd, &p->key, &p->why) == 0;
+    p->hit   = p->keyed && vcache_lookup(v->cache, &p->key, p->digest, &p->why);
+    /* judged before the bytes are read: a write from now on gets another ctime */
+    p->settled = p->keyed && !p->hit && vcache_settled(fd, &p->key, &p->unfit);
+}
+
+/* True if the identity of `fd` is still the one probed (the bytes read are those it names). */
+static bool cache_unchanged(int fd, const struct cache_probe* p) {
+    struct vcache_key now;
+    const char* why;
+    return p->keyed && vcache_key_of(fd, &now, &why) == 0 && !memcmp(&now, &p->key, sizeof(now));
+}
+
 /* SHA-256 of the host file at `path`, keeping its bytes in a sealed memfd (up to copy_max) or
- * a tag per chunk. */
-static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
+ * a tag per chunk. With `use_cache`, a digest the verify cache holds for the file's identity
+ * replaces the SHA-256: the bytes are still read into the copy (or tagged) and the identity
+ * is checked again after the last byte was read, so what the app gets is what the verdict
+ * was about. */
+static void hash_file_ex(struct verifier* v, const char* path, struct hashed* h, bool use_cache) {
     uint64_t start = time_now_ns();
     *h             = (struct hashed){.copy = -1};
     int fd         = open(path, O_RDONLY | O_CLOEXEC);
@@ -129,6 +164,9 @@ static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
             close(fd);
         return;
     }
+    struct cache_probe probe = {.why = "the cached digest is not the manifest's"};
+    if (use_cache)
+        cache_probe(v, fd, &probe);
     size_t size = (size_t)st.st_size;
     bool keep   = size <= v->copy_max &&
                 __atomic_add_fetch(&v->copy_bytes, size, __ATOMIC_RELAXED) <= COPY_BUDGET;
@@ -147,15 +185,24 @@ static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
         h->chunks = xcalloc(nchunks + 1, 16);
     uint8_t* buf          = xmalloc(BLOCK_SIZE);
     struct sha256_ctx ctx = {0};
-    int r                 = sha256_init(&ctx);
-    for (size_t off = 0; r == 0 && off < size; off += BLOCK_SIZE) {
+    int r                 = probe.hit ? 0 : sha256_init(&ctx);
+    size_t done           = 0;
+    /* a hit needs the bytes in the copy, not in moat: the kernel copies them (one copy, not
+     * read() and write()'s two) */
+    for (off_t in = 0; r == 0 && probe.hit && keep && done < size; done = (size_t)in) {
+        ssize_t n = sendfile(h->copy, fd, &in, size - done);
+        if (n <= 0)
+            r = n < 0 ? -errno : -EIO; /* shorter than at fstat: changed while read */
+    }
+    for (size_t off = done; r == 0 && off < size; off += BLOCK_SIZE) {
         size_t want = size - off < BLOCK_SIZE ? size - off : BLOCK_SIZE;
         ssize_t got = read_full(fd, buf, want);
         if (got != (ssize_t)want) {
             r = got < 0 ? (int)got : -EIO; /* shorter than at fstat: changed while hashed */
             break;
         }
-        r = sha256_update(&ctx, buf, want);
+        if (!probe.hit)
+            r = sha256_update(&ctx, buf, want);
         for (size_t c = 0; r == 0 && !keep && c * CHUNK_SIZE < want; c++) {
             size_t clen = want - c * CHUNK_SIZE < CHUNK_SIZE ? want - c * CHUNK_SIZE : CHUNK_SIZE;
             r           = chunk_tag(v, h->tag_id, off / CHUNK_SIZE + c, buf + c * CHUNK_SIZE, clen,
@@ -164,7 +211,9 @@ static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
         if (r == 0 && keep)
             r = write_all(h->copy, buf, want);
     }
-    if (r == 0)
+    if (r == 0 && probe.hit)
+        memcpy(h->digest, probe.digest, sizeof(h->digest));
+    else if (r == 0)
         r = sha256_final(&ctx, h->digest);
     else if (ctx.md)
         sha256_ctx_free(&ctx);
@@ -172,14 +221,40 @@ static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
         fcntl(h->copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
         r = -errno;
     free(buf);
+    bool unchanged = r == 0 && (probe.hit || probe.settled) && cache_unchanged(fd, &probe);
     close(fd);
     if (r < 0) {
         /* a read error or a file that changed while it was hashed: it cannot be verified */
         hashed_discard(v, h);
         memset(h->digest, 0, sizeof(h->digest));
     }
+    if (probe.hit && !unchanged) {
+        /* changed while it was copied: the bytes are not those the entry names */
+        moat_log(LOG_LEVEL_DEBUG, "verify cache: '%s' changed while it was read: verified", path);
+        hashed_discard(v, h);
+        hash_file_ex(v, path, h, false);
+        return;
+    }
+    h->cached = probe.hit;
+    if (probe.hit) {
+        moat_log(LOG_LEVEL_DEBUG, "verify cache: '%s' cached (identity unchanged)", path);
+        __atomic_add_fetch(&v->cached, 1, __ATOMIC_RELAXED);
+    } else {
+        if (unchanged)
+            vcache_store(v->cache, &probe.key, h->digest);
+        else if (probe.settled)
+            probe.unfit = "changed while it was hashed";
+        moat_log(LOG_LEVEL_DEBUG, "verify cache: '%s' verified: %s%s%s%s", path,
+                 r < 0 ? "it could not be read whole" : probe.why,
+                 probe.unfit ? " (not stored: " : "", probe.unfit ? probe.unfit : "",
+                 probe.unfit ? ")" : "");
+    }
     __atomic_add_fetch(&v->hashed, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&v->hash_ns, time_now_ns() - start, __ATOMIC_RELAXED);
+}
+
+static void hash_file(struct verifier* v, const char* path, struct hashed* h) {
+    hash_file_ex(v, path, h, true);
 }
 
 /* The verdict on file i from a hash: its state becomes VF_OK (taking the copy or tags) or
@@ -209,6 +284,28 @@ static int adopt(struct verifier* v, size_t i, struct hashed* h) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* The manifest's files                                                                       */
+
+void verifier_use_cache(struct verifier* v, bool on) {
+    struct moat_error err = {0};
+    if (!on) {
+        moat_log(LOG_LEVEL_DEBUG,
+                 "verify cache: off (--no-verify-cache or "
+                 "moat.verify_cache = false): every trusted file is hashed");
+        return;
+    }
+    v->cache = vcache_open(&err);
+    if (!v->cache) {
+        /* a directory someone else owns or could write is refused, loudly */
+        moat_log(err.code == -EPERM ? LOG_LEVEL_WARNING : LOG_LEVEL_DEBUG,
+                 "verify cache: not used: %s", err.msg);
+        return;
+    }
+    /* vcache_settled's read lease: a writer opening the file right then breaks it, and the
+     * break notification (SIGIO, whose default action is to terminate) must not kill moat.
+     * The sandbox's processes were cloned before this */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGIO, &ign, NULL);
+}
 
 void verifier_set_policy(struct verifier* v, const struct file_policy* policy) {
     v->policy = policy;
@@ -245,6 +342,12 @@ int verifier_open(struct verifier* v, const struct trusted_entry* t, struct vfil
             h          = &p->h;
         } else {
             hash_file(v, t->path, &fresh);
+        }
+        if (!h->err && h->cached && CRYPTO_memcmp(h->digest, t->sha256, SHA256_DIGEST_SIZE) != 0) {
+            /* the entry names other bytes than the manifest (an old manifest, or a corrupt
+             * entry): only a hash may condemn a file */
+            hashed_discard(v, h);
+            hash_file_ex(v, t->path, h, false);
         }
         r = h->err ? h->err : adopt(v, i, h); /* an unreadable file gets no verdict */
         if (h->err)
@@ -413,6 +516,11 @@ void verifier_free(struct verifier* v) {
         hashed_discard(v, &v->pre[k].h);
         pthread_mutex_destroy(&v->pre[k].lock);
     }
+    if (v->cache)
+        moat_log(LOG_LEVEL_DEBUG,
+                 "verify cache: %zu trusted files taken from the cache, %zu hashed", v->cached,
+                 v->hashed - v->cached);
+    vcache_free(v->cache);
     free(v->pre);
     free(v->files);
     free(v->hints);

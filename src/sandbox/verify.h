@@ -9,7 +9,8 @@
  * sandbox starts; its results are compared with the manifest when the app opens the file. What
  * the app reads is always verified bytes: files up to a size limit are copied into a sealed
  * memfd while they are hashed; larger ones keep an AES-GMAC tag per 16 KiB chunk and every
- * chunk is re-read and re-checked when it is served.
+ * chunk is re-read and re-checked when it is served. A file the verify cache (vcache.h) knows
+ * unchanged since an earlier run is read the same way but not hashed.
  */
 #pragma once
 
@@ -37,6 +38,9 @@ struct verifier* verifier_new(size_t copy_max);
 /* Starts hashing, in the background, the files listed in `order_file` (host paths, one a line,
  * as written by verifier_save_order). A missing or unreadable list is not an error. */
 void verifier_prefetch(struct verifier* v, const char* order_file);
+/* Takes verdicts from, and stores them in, the verify cache (vcache.h) unless `on` is false
+ * or there is no private runtime directory (logged); before verifier_prefetch. */
+void verifier_use_cache(struct verifier* v, bool on);
 /* The manifest's trusted files (`policy` must outlive the verifier); before verifier_open. */
 void verifier_set_policy(struct verifier* v, const struct file_policy* policy);
 /* Verifies `t` unless done (using or waiting for the prefetcher's hash) and marks it used by
