@@ -344,8 +344,9 @@ void fs_owner_attr(const struct fusefs* fs, struct stat* st) {
 }
 
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
+    (void)ino; /* the app sees fs_app_ino(n), not the kernel's node id */
     if (!n->host_path) {
-        synthetic_attr(fs, st, ino);
+        synthetic_attr(fs, st, fs_app_ino(n));
         if (n->synthetic_file) {
             st->st_mode  = S_IFREG | 0644;
             st->st_nlink = 1;
@@ -358,7 +359,7 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
     if (n->unlinked)
         *st = n->unlinked_st; /* its host path may name a new file now */
     fs_owner_attr(fs, st);
-    st->st_ino      = ino;
+    st->st_ino      = fs_app_ino(n);
     struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
     if (f)
         st->st_size = f->size;
@@ -406,7 +407,7 @@ static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* 
     if (exists) {
         e->attr = st;
         fs_owner_attr(fs, &e->attr);
-        e->attr.st_ino  = ino;
+        e->attr.st_ino  = fs_app_ino(n);
         struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
         if (f)
             e->attr.st_size = f->size;

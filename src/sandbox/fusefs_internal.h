@@ -150,6 +150,12 @@ const char* fs_base_name(const char* path);
 /* Registers a verified file's sealed copy for passthrough (verifier_locked callback). */
 void fs_register_backing(void* arg, struct vfile* f);
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st);
+/* The inode number the app sees (st_ino): never the same for two nodes in one run, where the
+ * kernel's inode numbers (FUSE node ids) are reused once forgotten. A file the kernel forgot
+ * and looks up again gets a new one, as on a network file system. */
+static inline ino_t fs_app_ino(const struct node* n) {
+    return (ino_t)n->generation + 1;
+}
 /* Rewrites st's owner as the app sees it (fusefs_set_owner). */
 void fs_owner_attr(const struct fusefs* fs, struct stat* st);
 /* How long the kernel may cache a node's entry and attributes. */
