@@ -81,6 +81,8 @@ wait "$pid" || { echo "fuse_soak failed:"; cat soak.err; exit 1; }
 t1=$(date +%s%N)
 sleep "$sample"
 peak=$(cat peak); final=$(cat last)
+# moat may have exited before the last progress line was read: its last sample stands for it
+for p in 10 50 100; do [ "${at[$p]:-0}" -gt 0 ] || at[$p]=$final; done
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 secs=$(awk -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", t / 1e9}')
 echo "moat's RSS (VmRSS of the moat process) over $ops FUSE lookups/opens in ${secs} s" \
