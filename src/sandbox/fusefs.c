@@ -48,7 +48,14 @@ struct node* fs_node_get(struct fusefs* fs, fuse_ino_t ino) {
     return n;
 }
 
-/* Finds or creates the node for an app path; returns its inode number. */
+/* ---------------------------------------------------------------------------------------- */
+/* The node table: inode number -> node, and an index app path -> inode number. A node lives
+ * while the kernel may name it (its lookups not all forgotten), while an operation in progress
+ * counts a lookup on it (fs_node_intern), and while its encrypted file is open; then its
+ * number is reused with a new generation. Workers read nodes and their paths without the lock
+ * (the kernel holds the inode of each request), so what is freed or replaced is retired and
+ * freed only once every worker has moved on to another request (fs_retire). */
+
 static size_t path_hash(const char* s) {
     size_t h = 1469598103934665603ULL;
     for (; *s; s++)
@@ -56,12 +63,131 @@ static size_t path_hash(const char* s) {
     return h;
 }
 
-void fs_index_insert(struct fusefs* fs, size_t ino) {
+void fs_index_insert(struct fusefs* fs, struct node* n) {
     size_t mask = fs->nindex - 1;
-    size_t i    = path_hash(fs->nodes[ino - 1]->app_path) & mask;
+    n->hash     = path_hash(n->app_path);
+    size_t i    = n->hash & mask;
     while (fs->index[i])
         i = (i + 1) & mask;
-    fs->index[i] = ino;
+    fs->index[i] = n->ino;
+}
+
+struct node* fs_index_find(struct fusefs* fs, const char* app_path) {
+    if (!fs->nindex)
+        return NULL;
+    size_t mask = fs->nindex - 1, h = path_hash(app_path);
+    for (size_t i = h & mask; fs->index[i]; i = (i + 1) & mask) {
+        struct node* n = fs->nodes[fs->index[i] - 1];
+        if (n->hash == h && !strcmp(n->app_path, app_path))
+            return n;
+    }
+    return NULL;
+}
+
+/* Linear probing without tombstones: the entries after the hole that could not sit in their
+ * own slot move back into it (Knuth's algorithm R). */
+void fs_index_remove(struct fusefs* fs, struct node* n) {
+    size_t mask = fs->nindex - 1, i = n->hash & mask;
+    while (fs->index[i] && fs->index[i] != n->ino)
+        i = (i + 1) & mask;
+    if (!fs->index[i])
+        return;
+    for (size_t j = (i + 1) & mask; fs->index[j]; j = (j + 1) & mask) {
+        size_t k = fs->nodes[fs->index[j] - 1]->hash & mask;
+        /* the entry at j stays unless its home k lies cyclically in (i, j] */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        fs->index[i] = fs->index[j];
+        i            = j;
+    }
+    fs->index[i] = 0;
+}
+
+static void index_rebuild(struct fusefs* fs, size_t nindex) {
+    free(fs->index);
+    fs->nindex = nindex;
+    fs->index  = xcalloc(fs->nindex, sizeof(*fs->index));
+    for (size_t i = 0; i < fs->nnodes; i++)
+        if (fs->nodes[i])
+            fs_index_insert(fs, fs->nodes[i]);
+}
+
+static void node_destroy(struct node* n) {
+    free(n->app_path);
+    free(n->host_path);
+    if (n->ef) /* still open when the sandbox went: flushed now */
+        (void)encfile_close(n->ef);
+    free(n->bind);
+    pthread_mutex_destroy(&n->enc_lock);
+    free(n);
+}
+
+/* Frees what was retired before every worker's current request began. Amortized: runs when
+ * the list has doubled since the last pass. */
+static void reclaim(struct fusefs* fs, bool all) {
+    uint64_t oldest = UINT64_MAX;
+    for (size_t w = 0; w < FUSE_WORKERS && !all; w++) {
+        uint64_t s = __atomic_load_n(&fs->seen[w], __ATOMIC_SEQ_CST);
+        oldest     = s < oldest ? s : oldest;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < fs->nretired; i++) {
+        struct retired r = fs->retired[i];
+        if (r.epoch > oldest) /* a worker that began in an earlier epoch may still hold it */
+            fs->retired[kept++] = r;
+        else if (r.node)
+            node_destroy(r.p);
+        else
+            free(r.p);
+    }
+    fs->nretired   = kept;
+    fs->reclaim_at = 2 * kept > 64 ? 2 * kept : 64;
+}
+
+static void retire(struct fusefs* fs, void* p, bool node) {
+    if (!p)
+        return;
+    uint64_t e  = __atomic_add_fetch(&fs->epoch, 1, __ATOMIC_SEQ_CST);
+    fs->retired = xgrow(fs->retired, &fs->retired_cap, fs->nretired + 1, sizeof(*fs->retired));
+    fs->retired[fs->nretired++] = (struct retired){p, e, node};
+    if (fs->nretired >= fs->reclaim_at)
+        reclaim(fs, false);
+}
+
+void fs_retire(struct fusefs* fs, void* p) {
+    retire(fs, p, false);
+}
+
+/* Under fs->lock: frees n if nothing uses it any more. */
+static void node_maybe_free(struct fusefs* fs, struct node* n) {
+    if (n->nlookup || n->ino == FUSE_ROOT_ID || fs->nodes[n->ino - 1] != n)
+        return;
+    pthread_mutex_lock(&n->enc_lock); /* fs->lock, then enc_lock: never the other way */
+    bool open = n->ef != NULL;
+    pthread_mutex_unlock(&n->enc_lock);
+    if (open) /* freed when closed (fs_node_closed) */
+        return;
+    fs_index_remove(fs, n);
+    fs->nodes[n->ino - 1] = NULL;
+    fs->free_inos = xgrow(fs->free_inos, &fs->free_cap, fs->nfree + 1, sizeof(*fs->free_inos));
+    fs->free_inos[fs->nfree++] = n->ino;
+    fs->nlive--;
+    fs->nfreed++;
+    retire(fs, n, true);
+}
+
+void fs_node_forget(struct fusefs* fs, struct node* n, uint64_t count) {
+    pthread_mutex_lock(&fs->lock);
+    n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+    node_maybe_free(fs, n);
+    pthread_mutex_unlock(&fs->lock);
+}
+
+void fs_node_closed(struct fusefs* fs, struct node* n) {
+    pthread_mutex_lock(&fs->lock);
+    node_maybe_free(fs, n);
+    pthread_mutex_unlock(&fs->lock);
 }
 
 /* Sets a node's paths (taking them) and what follows from them: its class under the file
@@ -86,35 +212,34 @@ void fs_node_place(struct fusefs* fs, struct node* n, char* app_path, char* host
     }
 }
 
-fuse_ino_t fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
+struct node* fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
     pthread_mutex_lock(&fs->lock);
-    if (fs->nindex) {
-        size_t mask = fs->nindex - 1;
-        for (size_t i = path_hash(app_path) & mask; fs->index[i]; i = (i + 1) & mask) {
-            if (!strcmp(fs->nodes[fs->index[i] - 1]->app_path, app_path)) {
-                fuse_ino_t ino = fs->index[i];
-                pthread_mutex_unlock(&fs->lock);
-                return ino;
-            }
-        }
+    struct node* n = fs_index_find(fs, app_path);
+    if (n) {
+        n->nlookup++;
+        pthread_mutex_unlock(&fs->lock);
+        return n;
     }
-    struct node* n = xcalloc(1, sizeof(*n));
+    n = xcalloc(1, sizeof(*n));
     pthread_mutex_init(&n->enc_lock, NULL);
     fs_node_place(fs, n, xstrdup(app_path), host_path ? xstrdup(host_path) : NULL);
-    fs->nodes               = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
-    fs->nodes[fs->nnodes++] = n;
-    fuse_ino_t ino          = fs->nnodes;
-    if (2 * fs->nnodes > fs->nindex) {
-        free(fs->index);
-        fs->nindex = fs->nindex ? fs->nindex * 4 : 1024;
-        fs->index  = xcalloc(fs->nindex, sizeof(*fs->index));
-        for (size_t i = 1; i <= fs->nnodes; i++)
-            fs_index_insert(fs, i);
+    n->nlookup    = 1;
+    n->generation = fs->next_generation++;
+    if (fs->nfree) {
+        n->ino = fs->free_inos[--fs->nfree];
     } else {
-        fs_index_insert(fs, ino);
+        fs->nodes = xgrow(fs->nodes, &fs->cap, fs->nnodes + 1, sizeof(*fs->nodes));
+        n->ino    = ++fs->nnodes;
     }
+    fs->nodes[n->ino - 1] = n;
+    if (++fs->nlive > fs->peak_live)
+        fs->peak_live = fs->nlive;
+    if (2 * fs->nlive > fs->nindex)
+        index_rebuild(fs, fs->nindex ? fs->nindex * 4 : 1024);
+    else
+        fs_index_insert(fs, n);
     pthread_mutex_unlock(&fs->lock);
-    return ino;
+    return n;
 }
 
 /* The mount whose mount point is exactly app, or NULL. */
@@ -219,8 +344,9 @@ void fs_owner_attr(const struct fusefs* fs, struct stat* st) {
 }
 
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st) {
+    (void)ino; /* the app sees fs_app_ino(n), not the kernel's node id */
     if (!n->host_path) {
-        synthetic_attr(fs, st, ino);
+        synthetic_attr(fs, st, fs_app_ino(n));
         if (n->synthetic_file) {
             st->st_mode  = S_IFREG | 0644;
             st->st_nlink = 1;
@@ -233,7 +359,7 @@ int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat*
     if (n->unlinked)
         *st = n->unlinked_st; /* its host path may name a new file now */
     fs_owner_attr(fs, st);
-    st->st_ino      = ino;
+    st->st_ino      = fs_app_ino(n);
     struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
     if (f)
         st->st_size = f->size;
@@ -248,7 +374,8 @@ double fs_timeout_for(const struct node* n) {
 }
 
 /* The entry for `name` in directory `p` (what LOOKUP answers, and READDIRPLUS for each name):
- * e->ino = 0 for a name that does not exist (a negative entry). Counts a lookup on success. */
+ * e->ino = 0 for a name that does not exist (a negative entry). Counts a lookup on success:
+ * the caller replies with the entry or gives the lookup back (fs_node_forget). */
 static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* name,
                            struct fuse_entry_param* e) {
     _cleanup_free_ char* app    = path_join(p->app_path, name);
@@ -269,30 +396,31 @@ static int fs_lookup_entry(struct fusefs* fs, const struct node* p, const char* 
         e->entry_timeout = 1.0; /* negative entry, cached briefly */
         return 0;
     }
-    fuse_ino_t ino = fs_node_intern(fs, app, exists ? host : NULL);
-    struct node* n = fs_node_get(fs, ino);
+    struct node* n = fs_node_intern(fs, app, exists ? host : NULL);
+    fuse_ino_t ino = n->ino;
     if (mp && mp->type == MOUNT_PSEUDO_FILE)
         n->synthetic_file = true;
     e->ino           = ino;
+    e->generation    = n->generation;
     e->attr_timeout  = fs_timeout_for(n);
     e->entry_timeout = fs_timeout_for(n);
     if (exists) {
         e->attr = st;
         fs_owner_attr(fs, &e->attr);
-        e->attr.st_ino  = ino;
+        e->attr.st_ino  = fs_app_ino(n);
         struct vfile* f = __atomic_load_n(&n->verified, __ATOMIC_ACQUIRE);
         if (f)
             e->attr.st_size = f->size;
         enc_attr(fs, n, &e->attr);
     } else {
         int r = fs_node_attr(fs, n, ino, &e->attr);
-        if (r < 0)
+        if (r < 0) {
+            fs_node_forget(fs, n, 1);
+            memset(e, 0, sizeof(*e));
             return r;
+        }
     }
-    pthread_mutex_lock(&fs->lock);
-    n->nlookup++;
-    pthread_mutex_unlock(&fs->lock);
-    return 0;
+    return 0; /* the lookup fs_node_intern counted is the reply's */
 }
 
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -303,8 +431,8 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     int r = p ? fs_lookup_entry(fs, p, name, &e) : -ENOENT;
     if (r < 0)
         fuse_reply_err(req, -r);
-    else
-        fuse_reply_entry(req, &e);
+    else if (fuse_reply_entry(req, &e) == -ENOENT && e.ino) /* the request was interrupted */
+        fs_node_forget(fs, fs_node_get(fs, e.ino), 1);      /* and the kernel counted nothing */
     fs_account(fs, ST_LOOKUP, t);
 }
 
@@ -321,14 +449,27 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
         fuse_reply_readlink(req, link);
 }
 
-static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    struct fusefs* fs = fs_of(req);
-    struct node* n    = fs_node_get(fs, ino);
+/* FORGET: the kernel dropped its inode; the node goes when nothing else uses it. */
+static void forget_one(struct fusefs* fs, fuse_ino_t ino, uint64_t nlookup) {
+    pthread_mutex_lock(&fs->lock);
+    struct node* n = ino >= 1 && ino <= fs->nnodes ? fs->nodes[ino - 1] : NULL;
     if (n) {
-        pthread_mutex_lock(&fs->lock);
         n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
-        pthread_mutex_unlock(&fs->lock);
+        node_maybe_free(fs, n);
     }
+    pthread_mutex_unlock(&fs->lock);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    forget_one(fs_of(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+/* BATCH_FORGET: what the kernel sends when it evicts many inodes at once (memory pressure). */
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+    struct fusefs* fs = fs_of(req);
+    for (size_t i = 0; i < count; i++)
+        forget_one(fs, forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
 }
 
@@ -460,12 +601,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
             }
             need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)i + 1);
             if (need > size - used) {
-                if (e.ino) { /* did not fit: the kernel will not count this lookup */
-                    struct node* n = fs_node_get(fs, e.ino);
-                    pthread_mutex_lock(&fs->lock);
-                    n->nlookup--;
-                    pthread_mutex_unlock(&fs->lock);
-                }
+                if (e.ino) /* did not fit: the kernel will not count this lookup */
+                    fs_node_forget(fs, fs_node_get(fs, e.ino), 1);
                 break;
             }
         } else {
@@ -514,15 +651,16 @@ static void op_init(void* userdata, struct fuse_conn_info* conn) {
 /* The directory half of the view's operations; fusefs_file_ops() adds the file half. */
 static void view_ops(struct fuse_lowlevel_ops* ops) {
     *ops = (struct fuse_lowlevel_ops){
-        .init        = op_init,
-        .lookup      = fs_op_lookup,
-        .forget      = op_forget,
-        .getattr     = op_getattr,
-        .readlink    = op_readlink,
-        .opendir     = op_opendir,
-        .readdir     = op_readdir,
-        .readdirplus = op_readdirplus,
-        .releasedir  = op_releasedir,
+        .init         = op_init,
+        .lookup       = fs_op_lookup,
+        .forget       = op_forget,
+        .forget_multi = op_forget_multi,
+        .getattr      = op_getattr,
+        .readlink     = op_readlink,
+        .opendir      = op_opendir,
+        .readdir      = op_readdir,
+        .readdirplus  = op_readdirplus,
+        .releasedir   = op_releasedir,
     };
     fusefs_file_ops(ops);
 }
@@ -541,6 +679,8 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     fs->fuse_fd       = -1;
     pthread_mutex_init(&fs->park_lock, NULL);
     pthread_cond_init(&fs->park_cond, NULL);
+    for (size_t w = 0; w < FUSE_WORKERS; w++)
+        fs->seen[w] = UINT64_MAX; /* a worker that never starts holds nothing */
     char* argv[]          = {(char*)"moat", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, argv);
     struct fuse_lowlevel_ops ops;
@@ -566,7 +706,7 @@ struct fusefs* fusefs_new(const struct mount_plan* plan, const struct file_polic
     fs->host_uid = fs->owner_uid = geteuid();
     fs->host_gid = fs->owner_gid = getegid();
     pthread_mutex_init(&fs->lock, NULL);
-    fs_node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1 */
+    fs_node_intern(fs, "/", plan->items[0].host); /* FUSE_ROOT_ID = 1, never freed */
     return fs;
 }
 
@@ -618,9 +758,11 @@ static void* worker_main(void* arg) {
     pthread_mutex_lock(&fs->park_lock);
     while (!fs->go)
         pthread_cond_wait(&fs->park_cond, &fs->park_lock);
+    size_t w = fs->nstarted++; /* this worker's slot in fs->seen */
     pthread_mutex_unlock(&fs->park_lock);
     struct fuse_buf buf = {0};
     while (fs->fuse_fd >= 0 && !fuse_session_exited(fs->se)) {
+        __atomic_store_n(&fs->seen[w], UINT64_MAX, __ATOMIC_SEQ_CST); /* idle: holds nothing */
         int r = fuse_session_receive_buf(fs->se, &buf);
         if (r == -EINTR || r == -EAGAIN)
             continue;
@@ -628,8 +770,11 @@ static void* worker_main(void* arg) {
             fuse_session_exit(fs->se);
             break;
         }
+        __atomic_store_n(&fs->seen[w], __atomic_load_n(&fs->epoch, __ATOMIC_SEQ_CST),
+                         __ATOMIC_SEQ_CST);
         fuse_session_process_buf(fs->se, &buf);
     }
+    __atomic_store_n(&fs->seen[w], UINT64_MAX, __ATOMIC_SEQ_CST);
     free(buf.mem);
     return NULL;
 }
@@ -733,6 +878,8 @@ void fusefs_free(struct fusefs* fs) {
                  "use), the app waited %.1f ms; passthrough %s",
                  sb.buf ? sb.buf : " none", hashed, hash_ms, prefetched, wait_ms,
                  fs->passthrough ? "on" : "off");
+        moat_log(LOG_LEVEL_DEBUG, "FUSE nodes: %zu live, %zu freed (at most %zu live at once)",
+                 fs->nlive, fs->nfreed, fs->peak_live);
         strbuf_free(&sb);
     }
     if (fs->se) {
@@ -741,19 +888,13 @@ void fusefs_free(struct fusefs* fs) {
     }
     pthread_mutex_destroy(&fs->park_lock);
     pthread_cond_destroy(&fs->park_cond);
-    for (size_t i = 0; i < fs->nnodes; i++) {
-        free(fs->nodes[i]->app_path);
-        free(fs->nodes[i]->host_path);
-        if (fs->nodes[i]->ef) /* still open when the sandbox went: flushed now */
-            (void)encfile_close(fs->nodes[i]->ef);
-        free(fs->nodes[i]->bind);
-        pthread_mutex_destroy(&fs->nodes[i]->enc_lock);
-        free(fs->nodes[i]);
-    }
+    for (size_t i = 0; i < fs->nnodes; i++)
+        if (fs->nodes[i])
+            node_destroy(fs->nodes[i]);
     free(fs->nodes);
+    free(fs->free_inos);
     free(fs->index);
-    for (size_t i = 0; i < fs->nretired; i++)
-        free(fs->retired[i]);
+    reclaim(fs, true); /* the workers have ended */
     free(fs->retired);
     for (size_t i = 0; i < fs->nlearned; i++)
         free(fs->learned[i].host_path);

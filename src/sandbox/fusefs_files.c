@@ -41,13 +41,17 @@ static int enc_acquire(struct fusefs* fs, struct node* n, bool create, bool writ
     return r;
 }
 
-static void enc_release(struct node* n) {
+static void enc_release(struct fusefs* fs, struct node* n) {
     pthread_mutex_lock(&n->enc_lock);
+    bool closed = false;
     if (n->ef_refs && --n->ef_refs == 0) {
         (void)encfile_close(n->ef); /* a failed flush is logged; the app has closed the file */
-        n->ef = NULL;
+        n->ef  = NULL;
+        closed = true;
     }
     pthread_mutex_unlock(&n->enc_lock);
+    if (closed) /* its lookups may all have been forgotten while it was open */
+        fs_node_closed(fs, n);
 }
 
 static bool wants_write(int flags) {
@@ -230,7 +234,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t siz
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     struct node* n = fs_node_get(fs_of(req), ino);
     if (n && n->enc)
-        enc_release(n);
+        enc_release(fs_of(req), n);
     else if (fi->fh != (uint64_t)-1)
         close((int)fi->fh);
     fuse_reply_err(req, 0);
@@ -327,37 +331,44 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_
         return;
     }
     fs_learn(fs, host, true);
-    fuse_ino_t ino = fs_node_intern(fs, app, host);
-    struct node* n = fs_node_get(fs, ino);
+    struct node* n = fs_node_intern(fs, app, host); /* its lookup is the reply's */
+    fuse_ino_t ino = n->ino;
     if (enc) {
         struct stat st;
         bool exists = hostpath_stat(fs->hp, host, &st) == 0;
         if (exists && (fi->flags & O_EXCL)) {
+            fs_node_forget(fs, n, 1);
             fuse_reply_err(req, EEXIST);
             return;
         }
         r = enc_acquire(fs, n, !exists, true, exists && (fi->flags & O_TRUNC));
         if (r < 0) {
+            fs_node_forget(fs, n, 1);
             fuse_reply_err(req, -r);
             return;
         }
         if (hostpath_chmod(fs->hp, host, mode & 07777) < 0) /* the mode is a wish here */
             moat_log(LOG_LEVEL_DEBUG, "cannot set the mode of '%s'", host);
     }
-    struct fuse_entry_param e = {.ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0};
+    struct fuse_entry_param e = {
+        .ino = ino, .generation = n->generation, .attr_timeout = 1.0, .entry_timeout = 1.0};
     if (fs_node_attr(fs, n, ino, &e.attr) < 0) {
         if (enc)
-            enc_release(n);
+            enc_release(fs, n);
         else
             close(fd);
+        fs_node_forget(fs, n, 1);
         fuse_reply_err(req, EIO);
         return;
     }
-    pthread_mutex_lock(&fs->lock);
-    n->nlookup++;
-    pthread_mutex_unlock(&fs->lock);
     fi->fh = (uint64_t)fd;
-    fuse_reply_create(req, &e, fi);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) { /* interrupted: the kernel has no file */
+        if (enc)
+            enc_release(fs, n);
+        else
+            close(fd);
+        fs_node_forget(fs, n, 1);
+    }
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -380,7 +391,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
             pthread_mutex_lock(&n->enc_lock);
             r = encfile_set_size(n->ef, (uint64_t)attr->st_size);
             pthread_mutex_unlock(&n->enc_lock);
-            enc_release(n);
+            enc_release(fs, n);
         }
         if (r < 0) {
             fuse_reply_err(req, -r);
@@ -404,26 +415,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to
         fuse_reply_attr(req, &st, fs_timeout_for(n));
 }
 
-static void retire(struct fusefs* fs, char* s);
-
 /* After the name `app` was removed: its node (an open file may still use it, as an encrypted
  * file does its shared state) is no longer found by name, and keeps the attributes it had
  * (with no links), so that a file created under that name is a new node, as on Linux. */
 static void node_unlinked(struct fusefs* fs, const char* app, const struct stat* st) {
     pthread_mutex_lock(&fs->lock);
-    for (size_t i = 0; i < fs->nnodes; i++) {
-        struct node* n = fs->nodes[i];
-        if (strcmp(n->app_path, app))
-            continue;
-        retire(fs, n->app_path);
-        n->app_path             = xasprintf("//unlinked/%zu", i + 1);
+    struct node* n = fs_index_find(fs, app);
+    if (n) {
+        fs_index_remove(fs, n);
+        fs_retire(fs, n->app_path);
+        n->app_path             = xasprintf("//unlinked/%zu", (size_t)n->ino);
         n->unlinked_st          = *st;
         n->unlinked_st.st_nlink = 0;
         n->unlinked             = true;
-        memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
-        for (size_t j = 1; j <= fs->nnodes; j++)
-            fs_index_insert(fs, j);
-        break;
+        fs_index_insert(fs, n);
     }
     pthread_mutex_unlock(&fs->lock);
 }
@@ -470,13 +475,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t
 }
 
 /* rename: both names must be creatable (allowed, or unknown under allow_all_but_log). */
-static void retire(struct fusefs* fs, char* s) {
-    if (!s)
-        return;
-    fs->retired = xgrow(fs->retired, &fs->retired_cap, fs->nretired + 1, sizeof(*fs->retired));
-    fs->retired[fs->nretired++] = s;
-}
-
 static bool path_under(const char* path, const char* dir, size_t dir_len) {
     return !strncmp(path, dir, dir_len) && (path[dir_len] == '\0' || path[dir_len] == '/');
 }
@@ -489,27 +487,28 @@ static void nodes_renamed(struct fusefs* fs, const char* from, const char* to) {
     pthread_mutex_lock(&fs->lock);
     for (size_t i = 0; i < fs->nnodes; i++) {
         struct node* n = fs->nodes[i];
-        if (path_under(n->app_path, to, to_len) && !path_under(n->app_path, from, from_len)) {
-            retire(fs, n->app_path); /* replaced: its open files go on, its name is gone */
+        if (n && path_under(n->app_path, to, to_len) && !path_under(n->app_path, from, from_len)) {
+            fs_index_remove(fs, n);
+            fs_retire(fs, n->app_path); /* replaced: its open files go on, its name is gone */
             n->app_path = xasprintf("//replaced/%zu", i + 1);
+            fs_index_insert(fs, n);
         }
     }
     for (size_t i = 0; i < fs->nnodes; i++) {
         struct node* n = fs->nodes[i];
-        if (!path_under(n->app_path, from, from_len))
+        if (!n || !path_under(n->app_path, from, from_len))
             continue;
         char* app  = xasprintf("%s%s", to, n->app_path + from_len);
         char* host = NULL;
         if (!mount_plan_resolve(fs->plan, app, &host))
             host = n->host_path ? xstrdup(n->host_path) : NULL;
-        retire(fs, n->app_path);
-        retire(fs, n->host_path);
-        retire(fs, n->bind);
+        fs_index_remove(fs, n);
+        fs_retire(fs, n->app_path);
+        fs_retire(fs, n->host_path);
+        fs_retire(fs, n->bind);
         fs_node_place(fs, n, app, host);
+        fs_index_insert(fs, n);
     }
-    memset(fs->index, 0, fs->nindex * sizeof(*fs->index));
-    for (size_t i = 1; i <= fs->nnodes; i++)
-        fs_index_insert(fs, i);
     pthread_mutex_unlock(&fs->lock);
 }
 
@@ -556,15 +555,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
     if (r == 0 && from->type == MOUNT_ENCRYPTED && hostpath_stat(fs->hp, host, &st) == 0 &&
         S_ISREG(st.st_mode)) {
         /* the file is bound to its path: rebind it first (pf_rename), then move it */
-        struct node* src = fs_node_get(fs, fs_node_intern(fs, app, host));
-        struct node* dst = fs_node_get(fs, fs_node_intern(fs, newapp, newhost));
+        struct node* src = fs_node_intern(fs, app, host);
+        struct node* dst = fs_node_intern(fs, newapp, newhost);
         r                = enc_acquire(fs, src, false, true, false);
         if (r == 0) {
             pthread_mutex_lock(&src->enc_lock);
             r = encfile_rename(src->ef, dst->bind);
             pthread_mutex_unlock(&src->enc_lock);
-            enc_release(src);
+            enc_release(fs, src);
         }
+        fs_node_forget(fs, dst, 1);
+        fs_node_forget(fs, src, 1);
     }
     if (r == 0)
         r = hostpath_rename(fs->hp, host, newhost, flags);
@@ -577,11 +578,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_
     }
     if (r == 0 && from->type == MOUNT_ENCRYPTED) {
         /* a file the app still has open follows its host file (and its recovery file) */
-        struct node* moved = fs_node_get(fs, fs_node_intern(fs, newapp, newhost));
+        struct node* moved = fs_node_intern(fs, newapp, newhost);
         pthread_mutex_lock(&moved->enc_lock);
         if (moved->ef)
             encfile_moved(moved->ef, newhost);
         pthread_mutex_unlock(&moved->enc_lock);
+        fs_node_forget(fs, moved, 1);
     }
     if (r == 0)
         fs_learn(fs, newhost, true);

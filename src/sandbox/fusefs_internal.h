@@ -41,10 +41,13 @@ struct pt_backing_map {
 #define PT_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
 
 struct node {
+    fuse_ino_t ino;
+    uint64_t generation; /* inode numbers are reused once the kernel forgot them */
+    size_t hash;         /* of app_path, as it is in the index */
     char* app_path;
     char* host_path; /* NULL: synthetic directory (or file, see synthetic_file) */
     bool synthetic_file;
-    uint64_t nlookup;
+    uint64_t nlookup; /* the kernel's lookups, and uses by an operation in progress */
     enum file_class cls;
     const struct trusted_entry* trusted;
     struct vfile* verified; /* trusted, once opened and verified */
@@ -92,16 +95,28 @@ struct fusefs {
     const struct file_policy* policy;
     struct hostpath* hp;  /* every host path goes through it (hostpath.h) */
     pthread_mutex_t lock; /* the node table */
-    struct node** nodes;  /* index = ino - 1 */
+    struct node** nodes;  /* index = ino - 1; NULL: free (its number is in free_inos) */
     size_t nnodes, cap;
-    size_t* index; /* open addressing: app path -> ino, 0 = empty */
+    fuse_ino_t* free_inos;
+    size_t nfree, free_cap;
+    uint64_t next_generation;
+    size_t nlive, nfreed, peak_live; /* for loader.log_level = "debug" */
+    size_t* index;                   /* open addressing: app path -> ino, 0 = empty */
     size_t nindex;
-    /* paths a rename replaced: other threads may still read them, so they live to the end */
-    char** retired;
-    size_t nretired, retired_cap;
+    /* freed nodes and paths a rename or unlink replaced: a worker still serving a request may
+     * read them, so each is freed once every worker has started a new request or is idle
+     * (epoch-based reclamation: seen[w] is the epoch worker w's request started in) */
+    struct retired {
+        void* p;
+        uint64_t epoch;
+        bool node;
+    } * retired;
+    size_t nretired, retired_cap, reclaim_at;
+    uint64_t epoch;
+    uint64_t seen[FUSE_WORKERS];
     struct fuse_session* se;
     pthread_t workers[FUSE_WORKERS];
-    size_t nworkers;
+    size_t nworkers, nstarted;
     bool go;
     pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
@@ -110,18 +125,37 @@ struct fusefs {
 /* fusefs.c */
 struct fusefs* fs_of(fuse_req_t req);
 void fs_account(struct fusefs* fs, int kind, uint64_t start_ns);
+/* The node of an inode number the kernel holds (it holds it for the whole request). */
 struct node* fs_node_get(struct fusefs* fs, fuse_ino_t ino);
-/* Finds or creates the node for an app path; returns its inode number. */
-fuse_ino_t fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path);
+/* Finds or creates the node for an app path, counting one lookup on it: the caller either
+ * replies with its entry (the kernel now counts that lookup) or gives it back with
+ * fs_node_forget(fs, n, 1). Until then the node cannot be freed. */
+struct node* fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path);
+/* Drops `count` lookups; a node nothing uses any more is freed (its number reused later). */
+void fs_node_forget(struct fusefs* fs, struct node* n, uint64_t count);
+/* Frees a node whose lookups were all forgotten once its encrypted file is closed. */
+void fs_node_closed(struct fusefs* fs, struct node* n);
 /* Sets a node's paths (taking them) and what follows from them (class, encrypted mount). */
 void fs_node_place(struct fusefs* fs, struct node* n, char* app_path, char* host_path);
-void fs_index_insert(struct fusefs* fs, size_t ino);
+/* Under fs->lock: the index entry of a node whose app_path is about to change, and back. */
+void fs_index_remove(struct fusefs* fs, struct node* n);
+void fs_index_insert(struct fusefs* fs, struct node* n);
+/* Under fs->lock: the node of an app path, or NULL. */
+struct node* fs_index_find(struct fusefs* fs, const char* app_path);
+/* Under fs->lock: frees p once no worker can still be reading it. */
+void fs_retire(struct fusefs* fs, void* p);
 /* --learn: records a file the app used (`written`: it wrote it). */
 void fs_learn(struct fusefs* fs, const char* host_path, bool written);
 const char* fs_base_name(const char* path);
 /* Registers a verified file's sealed copy for passthrough (verifier_locked callback). */
 void fs_register_backing(void* arg, struct vfile* f);
 int fs_node_attr(struct fusefs* fs, struct node* n, fuse_ino_t ino, struct stat* st);
+/* The inode number the app sees (st_ino): never the same for two nodes in one run, where the
+ * kernel's inode numbers (FUSE node ids) are reused once forgotten. A file the kernel forgot
+ * and looks up again gets a new one, as on a network file system. */
+static inline ino_t fs_app_ino(const struct node* n) {
+    return (ino_t)n->generation + 1;
+}
 /* Rewrites st's owner as the app sees it (fusefs_set_owner). */
 void fs_owner_attr(const struct fusefs* fs, struct stat* st);
 /* How long the kernel may cache a node's entry and attributes. */
