@@ -195,21 +195,26 @@ void fs_node_closed(struct fusefs* fs, struct node* n) {
 void fs_node_place(struct fusefs* fs, struct node* n, char* app_path, char* host_path) {
     n->app_path  = app_path;
     n->host_path = host_path;
-    n->cls  = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
-    n->enc  = NULL;
-    n->bind = NULL;
-    const struct mount_entry* m = host_path ? mount_plan_resolve(fs->plan, app_path, NULL) : NULL;
+    n->cls = host_path ? file_policy_classify(fs->policy, host_path, &n->trusted) : FILE_ALLOWED;
+    const struct mount_entry* m   = host_path ? mount_plan_resolve(fs->plan, app_path, NULL) : NULL;
+    const struct mount_entry* enc = NULL;
+    char* bind                    = NULL;
     if (m && m->type == MOUNT_ENCRYPTED) {
         /* encrypted files follow their own rules, not sgx.trusted_files / allowed_files */
         size_t l         = strlen(m->path);
         const char* rest = !strcmp(m->path, "/") ? app_path + 1 : app_path + l;
         rest += *rest == '/';
         _cleanup_free_ char* joined = *rest ? path_join(m->bind, rest) : xstrdup(m->bind);
-        n->enc                      = m;
-        n->bind                     = path_normalize(joined);
+        enc                         = m;
+        bind                        = path_normalize(joined);
         n->cls                      = FILE_ALLOWED;
         n->trusted                  = NULL;
     }
+    /* a rename re-places a node other workers may be reading (without the table lock): each
+     * field goes from its old value to its new one, never through NULL (the old bind path is
+     * retired by the caller, freed once no worker can hold it) */
+    __atomic_store_n(&n->bind, bind, __ATOMIC_RELEASE);
+    __atomic_store_n(&n->enc, enc, __ATOMIC_RELEASE);
 }
 
 struct node* fs_node_intern(struct fusefs* fs, const char* app_path, const char* host_path) {
@@ -305,7 +310,8 @@ static void synthetic_attr(const struct fusefs* fs, struct stat* st, fuse_ino_t 
 
 /* An encrypted file's size is its plaintext size (the host size when it cannot be opened). */
 static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
-    if (!n->enc || !S_ISREG(st->st_mode))
+    const struct mount_entry* enc = __atomic_load_n(&n->enc, __ATOMIC_ACQUIRE);
+    if (!enc || !S_ISREG(st->st_mode))
         return;
     pthread_mutex_lock(&n->enc_lock);
     uint64_t size;
@@ -317,7 +323,7 @@ static void enc_attr(struct fusefs* fs, struct node* n, struct stat* st) {
         st->st_size = (off_t)encfile_size(n->ef);
     } else if (same) { /* the host file has not changed since its metadata was read */
         st->st_size = (off_t)n->peek_size;
-    } else if (encfile_peek_size(fs->encfs, n->enc, n->host_path, n->bind, &size) == 0) {
+    } else if (encfile_peek_size(fs->encfs, enc, n->host_path, n->bind, &size) == 0) {
         n->peek_host  = *st;
         n->peek_size  = size;
         n->peek_valid = true;

@@ -24,9 +24,11 @@
  * (flushed) by the last release. Called with nothing locked. */
 static int enc_acquire(struct fusefs* fs, struct node* n, bool create, bool write, bool trunc) {
     pthread_mutex_lock(&n->enc_lock);
-    int r = 0;
-    if (!n->ef)
-        r = encfile_open(fs->encfs, n->enc, n->host_path, n->bind, create, &n->ef);
+    /* read once: a rename may move the node out of the encrypted mount meanwhile */
+    const struct mount_entry* enc = __atomic_load_n(&n->enc, __ATOMIC_ACQUIRE);
+    int r                         = enc ? 0 : -EACCES;
+    if (r == 0 && !n->ef)
+        r = encfile_open(fs->encfs, enc, n->host_path, n->bind, create, &n->ef);
     if (r == 0 && write && !encfile_writable(n->ef))
         r = -EACCES;
     if (r == 0 && trunc)
