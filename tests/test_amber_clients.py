@@ -31,6 +31,7 @@ except ImportError as e:  # pragma: no cover
     pytest.skip(f"python3-jwt / python3-cryptography missing (scripts/install-deps): {e}",
                 allow_module_level=True)
 
+from test_kbs import amber_state, ita, logs  # noqa: E402,F401 (module-scoped fixtures, shared)
 from test_kbs import (MRENCLAVE, admin, amber, get_token, held_data, kbs, new_key,  # noqa: E402
                       policy)
 
@@ -47,23 +48,6 @@ def unb64url(s: str) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # fixtures: a token service, a key broker that checks the chain, a token for an RSA key
-
-
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("clients-logs")
-
-
-@pytest.fixture(scope="module")
-def amber_state(tmp_path_factory):
-    return tmp_path_factory.mktemp("clients-amber") / "state"
-
-
-@pytest.fixture(scope="module")
-def ita(moat_path, logs, amber_state, sim):
-    s = amber(moat_path, logs, amber_state, sim)
-    yield s
-    assert s.stop() == 0, s.text()
 
 
 @pytest.fixture(scope="module")
