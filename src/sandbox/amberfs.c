@@ -17,6 +17,7 @@
 #include "amberfs.h"
 #include "client.h"
 #include "devfs.h"
+#include "jwt.h"
 #include "pseudofs.h"
 
 enum {
@@ -231,16 +232,11 @@ static int errno_of(int r) {
 
 /* The `exp` of a JWT (unverified: only to know when to fetch a new one), 0 if none. */
 static long token_exp(const char* token) {
-    const char* p    = strchr(token, '.');
-    const char* q    = p ? strchr(p + 1, '.') : NULL;
-    uint8_t* payload = NULL;
-    size_t len       = 0;
-    if (!q || base64url_decode_alloc(p + 1, (size_t)(q - p - 1), &payload, &len) < 0)
-        return 0;
-    json_t* doc = json_loadb((const char*)payload, len, 0, NULL);
-    free(payload);
-    long exp = (long)json_integer_value(json_object_get(doc, "exp"));
-    json_decref(doc);
+    struct amber_jwt t = {0};
+    long exp           = 0;
+    if (amber_jwt_decode(token, &t, NULL) == 0)
+        exp = (long)json_integer_value(json_object_get(t.claims, "exp"));
+    amber_jwt_clear(&t);
     return exp;
 }
 

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "jwt.h"
 #include "provider.h"
 
 #define ME           "moat amber token"
@@ -213,19 +214,14 @@ static int make_quote(void* arg, const uint8_t report_data[64], uint8_t** ret, s
 
 /* The claims of a token, unverified, pretty-printed on stderr. */
 static void print_claims(const char* token) {
-    const char* p    = strchr(token, '.');
-    const char* q    = p ? strchr(p + 1, '.') : NULL;
-    uint8_t* payload = NULL;
-    size_t len       = 0;
-    if (!q || base64url_decode_alloc(p + 1, (size_t)(q - p - 1), &payload, &len) < 0)
-        return;
-    json_t* doc = json_loadb((const char*)payload, len, 0, NULL);
-    free(payload);
-    char* text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    struct amber_jwt t = {0};
+    char* text         = amber_jwt_decode(token, &t, NULL) == 0
+                             ? json_dumps(t.claims, JSON_INDENT(2) | JSON_SORT_KEYS)
+                             : NULL;
     if (text)
         fprintf(stderr, "claims (not verified here: moat amber verify-token does):\n%s\n", text);
     free(text);
-    json_decref(doc);
+    amber_jwt_clear(&t);
 }
 
 int cli_token(int argc, char** argv) {
