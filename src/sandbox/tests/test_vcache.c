@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vcache.h"
@@ -85,12 +86,46 @@ static void test_not_private_refused(void** state) {
     assert_int_equal(chmod(moat, 0700), 0);
 }
 
+/* Without a read lease (not root, not the file's owner) nothing tells that no writer holds a
+ * dirty shared mapping: no verdict may be stored. */
+static void test_no_lease_no_verdict(void** state) {
+    (void)state;
+    if (geteuid() != 0) {
+        skip();
+    }
+    _cleanup_free_ char* path = xasprintf("%s/leased", g_dir);
+    int fd                    = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct vcache_key k;
+    const char* why = NULL;
+    assert_int_equal(vcache_key_of(fd, &k, &why), 0);
+    k.ctime_s = 1;                             /* past the racy window, so the lease decides */
+    assert_true(vcache_settled(fd, &k, &why)); /* root: the lease is granted */
+    pid_t pid = fork();
+    if (pid == 0) { /* an ordinary user over root's file: the lease is refused */
+        const char* w = NULL;
+        if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+            _exit(2);
+        bool settled = vcache_settled(fd, &k, &w);
+        _exit(!settled && w && strstr(w, "no read lease") ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(fd);
+}
+
 int main(void) {
     if (!mkdtemp(g_dir) || setenv("XDG_RUNTIME_DIR", g_dir, 1) < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entries),
         cmocka_unit_test(test_not_private_refused),
+        cmocka_unit_test(test_no_lease_no_verdict),
     };
     int r                     = cmocka_run_group_tests(tests, NULL, NULL);
     _cleanup_free_ char* rmrf = xasprintf("rm -rf '%s'", g_dir);
